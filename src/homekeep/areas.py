@@ -1,0 +1,12 @@
+"""The one list of areas that exist. Add an area here, and only here."""
+
+from __future__ import annotations
+
+from homekeep.core.area import Area
+
+AREAS: tuple[Area, ...] = ()
+
+
+def by_name() -> dict[str, Area]:
+    """Return the areas keyed by name."""
+    return {area.name: area for area in AREAS}

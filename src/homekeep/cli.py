@@ -1,0 +1,257 @@
+"""The one CLI: global options, core commands, and one group per area."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from homekeep import __version__
+from homekeep.areas import AREAS, by_name
+from homekeep.core.config import CORE_SECTIONS, Section, default_config_text
+from homekeep.core.errors import Conflict, HomekeepError
+from homekeep.core.paths import default_config_path
+from homekeep.core.runtime import Runtime, pass_runtime
+from homekeep.core.server import serve as serve_app
+
+
+def _sections() -> dict[str, type[Section]]:
+    return {**CORE_SECTIONS, **{area.name: area.config for area in AREAS}}
+
+
+class _Root(click.Group):
+    """The root group: core commands first, then the areas, loaded only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(area.name for area in AREAS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        area = by_name().get(cmd_name)
+        if area is not None:
+            return area.cli()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="homekeep")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="HOMEKEEP_CONFIG",
+    help="Config file (default: ~/.config/homekeep/config.toml if present).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="HOMEKEEP_DATA_DIR",
+    help="Data directory (default: ~/.local/share/homekeep).",
+)
+@click.option("-v", "--verbose", count=True, help="More output: -v info, -vv debug.")
+@click.option("--debug", is_flag=True, help="Debug logging, and tracebacks on errors.")
+@click.pass_context
+def cli(
+    ctx: click.Context, config_path: Path | None, data_dir: Path | None, verbose: int, debug: bool
+) -> None:
+    """homekeep: a home server's file and media chores in one tool."""
+    _state["debug"] = debug
+    ctx.obj = Runtime(
+        sections=_sections(),
+        area_names=tuple(area.name for area in AREAS),
+        config_path=config_path,
+        data_dir=data_dir,
+        verbose=verbose,
+        debug=debug,
+    )
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default from [server] host: 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="TCP port (default 8080; 0: any).")
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@pass_runtime
+def serve(
+    rt: Runtime,
+    host: str | None,
+    port: int | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
+    """Start the web server: every area's API under /api/, its pages, and /docs."""
+    from homekeep.app import create_app  # the web stack loads only for this command
+
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "host": host,
+            "port": port,
+            "tls_cert": tls_cert,
+            "tls_key": tls_key,
+        }.items()
+        if value is not None
+    }
+    settings = rt.settings.with_section("server", rt.settings.server.model_copy(update=overrides))
+    rt.settings = settings
+    rt.setup_logging()
+    server = settings.server
+    app = create_app(settings)
+    serve_app(
+        app,
+        host=server.host,
+        port=server.port,
+        tls_cert=server.tls_cert,
+        tls_key=server.tls_key,
+        on_ready=lambda url: click.echo(f"homekeep {__version__} serving at {url}/ (Ctrl-C stops)"),
+    )
+
+
+@cli.group()
+def config() -> None:
+    """Write, and show, the configuration file."""
+
+
+@config.command("init")
+@click.argument("path", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def config_init(path: Path | None, force: bool) -> None:
+    """Write a commented config file with every key at its default."""
+    target = path or default_config_path()
+    if target.exists() and not force:
+        raise Conflict(f"{target} already exists; pass --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(default_config_text(_sections()), encoding="utf-8")
+    tmp.replace(target)
+    click.echo(f"wrote {target}")
+
+
+@config.command("show")
+@pass_runtime
+def config_show(rt: Runtime) -> None:
+    """Print the effective config as TOML (file, environment and defaults; secrets masked)."""
+    settings = rt.settings
+    source = settings.path or "embedded defaults"
+    click.echo(f"# effective config; file: {source}; data dir: {settings.data.root}")
+    click.echo(settings.to_toml(), nl=False)
+
+
+@cli.group()
+def token() -> None:
+    """Create, list and revoke API tokens."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    metavar="AREA",
+    help="An area this token may write to; repeat for more, or 'all'.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_runtime
+def token_create(rt: Runtime, name: str, scopes: tuple[str, ...], as_json: bool) -> None:
+    """Create a token; its secret is printed once and stored only as a hash."""
+    store = rt.tokens()
+    try:
+        secret = store.create(name, scopes, rt.area_names)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps({"name": name, "scopes": list(scopes), "token": secret}))
+        return
+    click.echo(secret)
+    click.echo(
+        f"token {name!r} for {', '.join(scopes)}: store it now, it is not shown again", err=True
+    )
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_runtime
+def token_list(rt: Runtime, as_json: bool) -> None:
+    """List tokens (never their secrets)."""
+    store = rt.tokens()
+    try:
+        tokens = store.list()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": t.name,
+                        "scopes": list(t.scopes),
+                        "created_at": t.created_at,
+                        "last_used_at": t.last_used_at,
+                        "revoked_at": t.revoked_at,
+                    }
+                    for t in tokens
+                ],
+                indent=2,
+            )
+        )
+        return
+    table = Table("name", "scopes", "created", "last used", "state")
+    for t in tokens:
+        state = f"revoked {t.revoked_at}" if t.revoked_at else "active"
+        table.add_row(t.name, ",".join(t.scopes), t.created_at, t.last_used_at or "-", state)
+    Console().print(table)
+
+
+@token.command("revoke")
+@click.argument("name")
+@pass_runtime
+def token_revoke(rt: Runtime, name: str) -> None:
+    """Revoke a token: requests that present it get 401 from now on."""
+    store = rt.tokens()
+    try:
+        store.revoke(name)
+    finally:
+        store.close()
+    click.echo(f"revoked {name}")
+
+
+_state: dict[str, bool] = {"debug": False}
+
+
+def main() -> None:
+    """Entry point: one top-level handler turns every error into one line and an exit code."""
+    try:
+        cli.main(prog_name="homekeep", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(130)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "homekeep"
+        click.echo(f"error: {exc.format_message()}; see '{where} --help'", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except HomekeepError as exc:
+        if _state["debug"]:
+            raise
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        click.echo(
+            f"error: internal error: {type(exc).__name__}: {exc}; "
+            "rerun with --debug for the traceback",
+            err=True,
+        )
+        sys.exit(1)

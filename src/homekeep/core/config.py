@@ -1,0 +1,286 @@
+"""One TOML file, a section per area, every key defaulted and validated at start.
+
+Precedence, lowest first: embedded defaults, the config file, then environment
+variables named ``HOMEKEEP_<SECTION>_<KEY>`` (values in TOML syntax, or a bare string).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import tomli_w
+import tomlkit
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+
+from homekeep.core.errors import ConfigError
+from homekeep.core.paths import DataDir, default_config_path, default_data_dir
+
+ENV_PREFIX = "HOMEKEEP_"
+# Variables the CLI reads itself (click envvars), not config overrides.
+_CLI_ENV = {"HOMEKEEP_CONFIG", "HOMEKEEP_DATA_DIR"}
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class CoreSection(Section):
+    """Where homekeep keeps its state."""
+
+    data_dir: Path | None = Field(
+        default=None,
+        description="Data directory (databases, logs, area files). "
+        "Default: $XDG_DATA_HOME/homekeep.",
+    )
+
+
+class ServerSection(Section):
+    """The web server started by `homekeep serve`."""
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    tls_cert: Path | None = Field(default=None, description="PEM certificate file; enables HTTPS.")
+    tls_key: Path | None = Field(default=None, description="PEM private key for tls_cert.")
+    public_url: str = Field(
+        default="",
+        description="Base URL clients use to reach this server, e.g. https://home.example; "
+        "default: built from host and port.",
+    )
+
+    def base_url(self, port: int | None = None) -> str:
+        """Return the public base URL, without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls_cert else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port if port is None else port}"
+
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class LoggingSection(Section):
+    """Console and log-file output."""
+
+    level: LogLevel = Field(default="info", description="Level written to the log file.")
+    file: Path | None = Field(
+        default=None, description="Log file. Default: <data_dir>/logs/homekeep.log."
+    )
+    max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Rotate the log file at this size."
+    )
+    backup_count: int = Field(default=5, ge=0, le=1000, description="Rotated files to keep.")
+
+
+CORE_SECTIONS: dict[str, type[Section]] = {
+    "core": CoreSection,
+    "server": ServerSection,
+    "logging": LoggingSection,
+}
+
+S = TypeVar("S", bound=Section)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration: every section validated."""
+
+    sections: Mapping[str, Section]
+    path: Path | None = None
+    data_dir_override: Path | None = field(default=None, compare=False)
+
+    @property
+    def core(self) -> CoreSection:
+        return self.section("core", CoreSection)
+
+    @property
+    def server(self) -> ServerSection:
+        return self.section("server", ServerSection)
+
+    @property
+    def logging(self) -> LoggingSection:
+        return self.section("logging", LoggingSection)
+
+    @property
+    def data(self) -> DataDir:
+        """The data directory: --data-dir, else [core] data_dir, else the XDG default."""
+        root = self.data_dir_override or self.core.data_dir or default_data_dir()
+        return DataDir(root.expanduser())
+
+    def section(self, name: str, model: type[S]) -> S:
+        """Return one section, typed as the model that defines it."""
+        value = self.sections[name]
+        if not isinstance(value, model):
+            raise TypeError(f"section [{name}] is {type(value).__name__}, not {model.__name__}")
+        return value
+
+    def with_section(self, name: str, value: Section) -> Settings:
+        """Return a copy with one section replaced (command-line overrides)."""
+        return Settings(
+            {**self.sections, name: value}, path=self.path, data_dir_override=self.data_dir_override
+        )
+
+    def to_toml(self) -> str:
+        """Render the effective config as TOML, with secrets masked."""
+        doc: dict[str, Any] = {}
+        for name, section in self.sections.items():
+            doc[name] = _drop_none(section.model_dump(mode="json"))
+        return tomli_w.dumps(doc)
+
+
+def load_settings(
+    path: Path | None,
+    sections: Mapping[str, type[Section]],
+    *,
+    env: Mapping[str, str] | None = None,
+    data_dir: Path | None = None,
+) -> Settings:
+    """Load and validate the config.
+
+    ``path`` None means the default location if a file is there, else the embedded
+    defaults. ``sections`` maps every known section name to its model.
+    """
+    env = os.environ if env is None else env
+    explicit = path is not None
+    if path is None:
+        candidate = default_config_path()
+        path = candidate if candidate.is_file() else None
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_toml(path, explicit=explicit)
+    where = str(path) if path is not None else "the embedded defaults"
+    for name in raw:
+        if name not in sections:
+            known = ", ".join(f"[{s}]" for s in sections)
+            raise ConfigError(f"{where}: unknown section [{name}]; known sections: {known}")
+    values: dict[str, Section] = {}
+    overrides = _env_overrides(env, sections)
+    for name, model in sections.items():
+        data = raw.get(name, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table of keys, not a single value")
+        merged = {**data, **overrides.get(name, {})}
+        try:
+            values[name] = model.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(_describe(where, name, exc.errors()[0], overrides)) from exc
+    return Settings(values, path=path, data_dir_override=data_dir)
+
+
+def _read_toml(path: Path, *, explicit: bool) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        hint = "create it with 'homekeep config init'" if explicit else ""
+        raise ConfigError(f"config file {path} does not exist; {hint}".rstrip("; ")) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
+
+
+def _env_overrides(
+    env: Mapping[str, str], sections: Mapping[str, type[Section]]
+) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    # Longest names first, so a section named "a_b" wins over "a".
+    names = sorted(sections, key=len, reverse=True)
+    for var, raw in env.items():
+        if not var.startswith(ENV_PREFIX) or var in _CLI_ENV:
+            continue
+        rest = var[len(ENV_PREFIX) :].lower()
+        for name in names:
+            if rest.startswith(name + "_"):
+                key = rest[len(name) + 1 :]
+                if key not in sections[name].model_fields:
+                    known = ", ".join(sections[name].model_fields)
+                    raise ConfigError(
+                        f"environment variable {var}: [{name}] has no key '{key}'; "
+                        f"known keys: {known}"
+                    )
+                out.setdefault(name, {})[key] = _parse_env_value(raw)
+                break
+    return out
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _describe(
+    where: str, section: str, error: ErrorDetails, overrides: Mapping[str, Mapping[str, Any]]
+) -> str:
+    loc = [str(p) for p in error["loc"]]
+    key = ".".join(loc) if loc else "(section)"
+    origin = where
+    if loc and loc[0] in overrides.get(section, {}):
+        origin = f"environment variable {ENV_PREFIX}{section.upper()}_{loc[0].upper()}"
+    if error["type"] == "extra_forbidden":
+        return f"{origin}: [{section}] unknown key '{key}'; remove it or check its spelling"
+    if error["type"] == "missing":
+        return f"{origin}: [{section}] {key} is required"
+    got = error.get("input")
+    return f"{origin}: [{section}] {key}: {error['msg'].lower()}, got {got!r}"
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def default_config_text(sections: Mapping[str, type[Section]]) -> str:
+    """Return a commented config file that states every key with its default."""
+    lines = [
+        "# homekeep configuration. Every key is optional: the values shown are the defaults.",
+        "# Uncomment a line to change it. Any key can also be set in the environment as",
+        "# HOMEKEEP_<SECTION>_<KEY>, e.g. HOMEKEEP_SERVER_PORT=8081.",
+        "",
+    ]
+    for name, model in sections.items():
+        if model.__doc__:
+            lines.append(f"# {model.__doc__.strip().splitlines()[0]}")
+        lines.append(f"[{name}]")
+        for key, info in model.model_fields.items():
+            if info.description:
+                lines.append(f"# {info.description}")
+            default = info.get_default(call_default_factory=True)
+            if default is None:
+                lines.append(f"# {key} =")
+            else:
+                dumped = model.model_construct(**{key: default}).model_dump(mode="json")[key]
+                rendered = tomli_w.dumps({key: dumped}).strip()
+                lines.extend(f"# {line}" for line in rendered.splitlines())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def save_section(path: Path, name: str, values: Mapping[str, Any]) -> None:
+    """Replace one section of the config file, keeping every comment elsewhere.
+
+    The file is rewritten atomically (temp file, fsync, rename).
+    """
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    doc = tomlkit.parse(text)
+    doc[name] = _drop_none(dict(values))
+    tmp = path.with_name(f".{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(tomlkit.dumps(doc))
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)

@@ -1,0 +1,66 @@
+"""What every CLI command is handed: the global options, the settings, loaded once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import click
+
+from homekeep.core.area import AreaContext
+from homekeep.core.auth import TokenStore
+from homekeep.core.config import Section, Settings, load_settings
+from homekeep.core.logs import level_from_name, setup_logging
+
+
+@dataclass
+class Runtime:
+    """Global CLI state; settings load on first use so ``--help`` never reads a file."""
+
+    sections: Mapping[str, type[Section]]
+    area_names: tuple[str, ...]
+    config_path: Path | None = None
+    data_dir: Path | None = None
+    verbose: int = 0
+    debug: bool = False
+    _logging_ready: bool = field(default=False, repr=False)
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.config_path, self.sections, data_dir=self.data_dir)
+
+    def setup_logging(self) -> None:
+        """Console at WARNING (INFO with -v, DEBUG with -vv or --debug) plus the log file."""
+        if self._logging_ready:
+            return
+        settings = self.settings
+        console = logging.WARNING
+        if self.verbose == 1:
+            console = logging.INFO
+        if self.verbose >= 2 or self.debug:
+            console = logging.DEBUG
+        settings.data.ensure()
+        setup_logging(
+            console_level=console,
+            file=settings.logging.file or settings.data.logs / "homekeep.log",
+            file_level=logging.DEBUG if self.debug else level_from_name(settings.logging.level),
+            max_bytes=settings.logging.max_bytes,
+            backup_count=settings.logging.backup_count,
+        )
+        self._logging_ready = True
+
+    def tokens(self) -> TokenStore:
+        """Open the token store in the data directory."""
+        self.settings.data.ensure()
+        return TokenStore(self.settings.data.core_db)
+
+    def area(self, name: str) -> AreaContext:
+        """Return the context handed to one area's commands."""
+        self.setup_logging()
+        return AreaContext(name=name, settings=self.settings)
+
+
+pass_runtime = click.make_pass_decorator(Runtime)

@@ -1,0 +1,94 @@
+"""Web helpers shared by the areas: the one JSON error shape, and page templates."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from homekeep.core.errors import HomekeepError
+
+log = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+    422: "invalid_input",
+    429: "rate_limited",
+    500: "internal",
+    503: "unavailable",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """Return ``{"error": {"code", "message"}}`` with ``status``."""
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error, ours and the framework's, answer in the one JSON shape."""
+
+    async def on_ours(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HomekeepError)
+        if exc.status_code >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, exc.message)
+        return error_response(exc.status_code, exc.code, exc.message, exc.headers())
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        status = exc.status_code
+        code = _STATUS_CODES.get(status, "error")
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+        return error_response(status, code, detail, dict(exc.headers or {}))
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(422, "invalid_input", _validation_message(exc))
+
+    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal", "internal server error; see the server log")
+
+    app.add_exception_handler(HomekeepError, on_ours)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(Exception, on_crash)
+
+
+def templates(area_templates: Path | None = None) -> Jinja2Templates:
+    """Return page templates: the area's own folder first, then core's ``base.html``."""
+    loaders = [FileSystemLoader(str(TEMPLATES_DIR))]
+    if area_templates is not None:
+        loaders.insert(0, FileSystemLoader(str(area_templates)))
+    env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(default=True))
+    return Jinja2Templates(env=env)
