@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +98,7 @@ def running(
     verify: bool | str = True,
     timeout: float = 30,
 ) -> Iterator[Server]:
-    """Start ``homekeep [--data-dir D] ARGS`` (a server that prints its URL) and wait until it answers.
+    """Start ``homekeep [--data-dir D] ARGS``, a server that prints its URL; wait for it.
 
     The command must print a line with its URL on stdout, as ``homekeep serve --port 0``
     does; the server is stopped with SIGTERM on exit.
@@ -148,9 +148,11 @@ def running(
                 stream.close()
 
 
-def serve(data_dir: Path, *extra: str | Path, env: Mapping[str, str] | None = None) -> Iterator[Server]:
+def serve(
+    data_dir: Path, *extra: str | Path, env: Mapping[str, str] | None = None
+) -> AbstractContextManager[Server]:
     """Shorthand: ``homekeep serve --port 0`` on a data dir."""
-    return running(["serve", "--port", "0", *extra], data_dir=data_dir, env=env)  # type: ignore[return-value]
+    return running(["serve", "--port", "0", *extra], data_dir=data_dir, env=env)
 
 
 def create_token(data_dir: Path, name: str, *scopes: str) -> str:

@@ -18,7 +18,7 @@ from homekeep.core.web import install_error_handlers, templates
 
 
 async def _any_token(request: Request) -> Token:
-    record = await authenticate(request, "core")
+    record = await authenticate(request, None)
     assert record is not None
     return record
 

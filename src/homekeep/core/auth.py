@@ -149,10 +149,13 @@ def bearer_token(conn: HTTPConnection) -> str | None:
     return value.strip()
 
 
-async def authenticate(conn: HTTPConnection, area: str, *, required: bool = True) -> Token | None:
+async def authenticate(
+    conn: HTTPConnection, area: str | None, *, required: bool = True
+) -> Token | None:
     """Check the request's bearer token for ``area``: 401 if missing or bad, 403 if out of scope.
 
-    With ``required=False`` a request without a token is let through as anonymous (None).
+    ``area`` None accepts a valid token of any scope. With ``required=False`` a request
+    without a token is let through as anonymous (None).
     """
     store: TokenStore = conn.app.state.tokens
     token = bearer_token(conn)
@@ -161,7 +164,7 @@ async def authenticate(conn: HTTPConnection, area: str, *, required: bool = True
             raise AuthError("missing token: send 'Authorization: Bearer <token>'")
         return None
     record = await store.db.run(store.verify, token)
-    if not record.allows(area):
+    if area is not None and not record.allows(area):
         raise Forbidden(f"token {record.name!r} has no access to {area}")
     return record
 

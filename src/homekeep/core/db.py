@@ -74,7 +74,7 @@ class Database:
         except sqlite3.DatabaseError as exc:
             raise DatabaseError(
                 f"cannot open database {self.path}: {exc}; "
-                "move the file aside to start afresh, or restore it from a backup"
+                "move it aside to start afresh, or restore it from a backup"
             ) from exc
         return conn
 

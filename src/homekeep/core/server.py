@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -80,8 +83,19 @@ def serve(
     if on_ready is not None:
         on_ready(url)
     log.info("%s listening on %s", name, url)
+    # uvicorn re-raises the stop signal once it has shut down gracefully; with these
+    # handlers in place that is a no-op, so a clean stop exits 0 and cleanup below runs.
+    previous = _quiet_stop_signals()
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     log.info("%s stopped", name)
+
+
+def _quiet_stop_signals() -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}

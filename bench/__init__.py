@@ -1,0 +1,1 @@
+"""Benchmarks: each area runs homekeep and the reference tool on the same data."""

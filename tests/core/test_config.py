@@ -1,0 +1,79 @@
+"""Config loading in-process: precedence, env parsing, masking, and rewriting a section."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from pydantic import Field, SecretStr
+
+from homekeep.core.config import (
+    CORE_SECTIONS,
+    Section,
+    default_config_text,
+    load_settings,
+    save_section,
+)
+from homekeep.core.errors import ConfigError
+
+
+class DemoSection(Section):
+    """A demo area."""
+
+    password: SecretStr = Field(default=SecretStr("hunter2"), description="A secret.")
+    roots: list[str] = Field(default_factory=list, description="Folders.")
+    ratio: float = Field(default=0.5, description="A ratio.")
+
+
+SECTIONS: dict[str, type[Section]] = {**CORE_SECTIONS, "demo": DemoSection}
+
+
+def test_defaults_then_file_then_env(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\nport = 9000\n[demo]\nroots = ["/a"]\n')
+    env = {"HOMEKEEP_DEMO_ROOTS": '["/b", "/c"]', "HOMEKEEP_SERVER_HOST": "::1", "OTHER": "x"}
+    settings = load_settings(path, SECTIONS, env=env)
+    assert settings.server.port == 9000
+    assert settings.server.host == "::1"
+    assert settings.server.base_url() == "http://[::1]:9000"
+    assert settings.section("demo", DemoSection).roots == ["/b", "/c"]
+    assert settings.logging.backup_count == 5
+
+
+def test_secrets_are_masked_in_show() -> None:
+    settings = load_settings(None, SECTIONS, env={"HOMEKEEP_DEMO_PASSWORD": "s3cret"})
+    text = settings.to_toml()
+    assert "s3cret" not in text
+    assert "hunter2" not in text
+    assert "password = " in text
+    assert settings.section("demo", DemoSection).password.get_secret_value() == "s3cret"
+
+
+def test_default_config_text_parses_back_to_the_defaults(tmp_path: Path) -> None:
+    text = default_config_text(SECTIONS)
+    assert tomllib.loads(text) == {name: {} for name in SECTIONS}
+    uncommented = "\n".join(
+        line[2:] if line.startswith("# ") and " = " in line else line for line in text.splitlines()
+    )
+    data = tomllib.loads(uncommented)
+    assert data["server"]["port"] == 8080
+    assert data["demo"]["ratio"] == 0.5
+
+
+def test_save_section_keeps_comments_and_other_sections(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("# my notes\n[server]\nport = 9000  # my port\n\n[demo]\nratio = 0.1\n")
+    save_section(path, "demo", {"ratio": 0.9, "roots": ["/x"], "password": None})
+    text = path.read_text()
+    assert "# my notes" in text
+    assert "# my port" in text
+    settings = load_settings(path, SECTIONS, env={})
+    assert settings.server.port == 9000
+    assert settings.section("demo", DemoSection).ratio == 0.9
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_wrong_float_names_key() -> None:
+    with pytest.raises(ConfigError, match=r"HOMEKEEP_DEMO_RATIO: \[demo\] ratio"):
+        load_settings(None, SECTIONS, env={"HOMEKEEP_DEMO_RATIO": "half"})
