@@ -163,3 +163,15 @@ def create_token(data_dir: Path, name: str, *scopes: str) -> str:
     result = run_cli(*args, data_dir=data_dir)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import swagger_ui
 from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -15,6 +18,8 @@ from homekeep.core.area import Area, AreaContext, WebParts
 from homekeep.core.auth import Token, TokenStore, authenticate
 from homekeep.core.config import Settings
 from homekeep.core.web import install_error_handlers, templates
+
+SWAGGER_UI_DIR = Path(swagger_ui.__file__).parent / "static"
 
 
 async def _any_token(request: Request) -> Token:
@@ -54,6 +59,7 @@ def create_app(settings: Settings, areas: Sequence[Area] = AREAS) -> FastAPI:
         version=__version__,
         summary="A home server's file and media chores behind one API.",
         lifespan=lifespan,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -71,6 +77,19 @@ def create_app(settings: Settings, areas: Sequence[Area] = AREAS) -> FastAPI:
     async def whoami(token: Token = Depends(_any_token)) -> dict[str, object]:  # noqa: B008
         """The calling token's name and scopes."""
         return {"name": token.name, "scopes": list(token.scopes)}
+
+    # Swagger UI from the installed package, not a CDN: a home server may be offline.
+    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="homekeep API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def landing(request: Request) -> HTMLResponse:

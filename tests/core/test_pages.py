@@ -1,0 +1,28 @@
+"""The landing page in a real headless Chromium."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.support import CHROMIUM, CHROMIUM_ARGS, serve
+
+pytestmark = pytest.mark.browser
+
+
+def test_landing_page_links_docs_and_health(data_dir: Path) -> None:
+    with serve(data_dir) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            assert page.title() == "homekeep"
+            assert page.locator("h1").inner_text() == "homekeep"
+            page.get_by_role("link", name="API reference").click()
+            page.wait_for_url("**/docs")
+            page.wait_for_selector(".swagger-ui")
+            assert "homekeep" in page.content()
+        finally:
+            browser.close()
