@@ -69,7 +69,9 @@ def gif_with_big_later_frame(width: int, height: int) -> bytes:
     head = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
     control = b"\x21\xf9\x04\x00\x00\x00\x00\x00"
     first = control + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
-    later = control + b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00"
+    later = (
+        control + b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00"
+    )
     return head + first + later + b";"
 
 

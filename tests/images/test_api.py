@@ -162,7 +162,9 @@ def test_list_is_the_callers_own_uploads_paginated(hosted: Hosted) -> None:
     with hosted.server.client(other) as client:
         for seed in range(5):
             response = client.post(
-                "/api/images", content=samples.png(seed=100 + seed), headers={"Content-Type": "image/png"}
+                "/api/images",
+                content=samples.png(seed=100 + seed),
+                headers={"Content-Type": "image/png"},
             )
             ids.append(response.json()["id"])
         first = client.get("/api/images", params={"limit": 3}).json()
@@ -211,7 +213,9 @@ def test_owner_token_may_delete_but_another_token_may_not(hosted: Hosted) -> Non
 
 
 def test_delete_url_confirms_on_get_and_deletes_on_post_only(hosted: Hosted) -> None:
-    body = upload_json(hosted, samples.png(seed=9), "image/png", "<img src=x onerror=alert(1)>.png").json()
+    body = upload_json(
+        hosted, samples.png(seed=9), "image/png", "<img src=x onerror=alert(1)>.png"
+    ).json()
     page = httpx.get(body["delete_url"])
     assert page.status_code == 200
     assert "Delete it" in page.text
