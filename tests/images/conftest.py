@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Server, create_token, serve
+from tests.support import Server, create_token, running
 
 FAST = {"HOMEKEEP_IMAGES_RATE_LIMIT_PER_MINUTE": "0"}
 
@@ -49,7 +49,7 @@ class Hosted:
 def start(tmp: Path, env: dict[str, str]) -> Iterator[Hosted]:
     data_dir = tmp / "data"
     token = create_token(data_dir, "uploader", "images")
-    with serve(data_dir, env=env) as server:
+    with running(["serve", "--port", "0"], data_dir=data_dir, env=env) as server:
         yield Hosted(server, token, data_dir)
 
 

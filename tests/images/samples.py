@@ -85,5 +85,8 @@ def corrupt_png() -> bytes:
 
 
 HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>"
-SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><rect width="10" height="10"/></svg>'
+SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)">'
+    b'<rect width="10" height="10"/></svg>'
+)
 ZIP_TAIL = b"PK\x05\x06" + b"\x00" * 18

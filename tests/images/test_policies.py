@@ -15,10 +15,10 @@ from tests.images.conftest import FAST, Hosted, start
 PNG = samples.png(seed=70)
 
 
-def post(h: Hosted, data: bytes = PNG, token: str | None = "default", **kw: str) -> httpx.Response:
+def post(h: Hosted, data: bytes = PNG, *, anonymous: bool = False, **kw: str) -> httpx.Response:
     headers = {"Content-Type": "image/png"}
-    if token:
-        headers["Authorization"] = f"Bearer {h.token if token == 'default' else token}"
+    if not anonymous:
+        headers["Authorization"] = f"Bearer {kw.pop('token', h.token)}"
     return httpx.post(f"{h.server.url}/api/images", content=data, headers=headers, params=kw)
 
 
@@ -31,7 +31,7 @@ def custom(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Hosted]:
     "custom", [{**FAST, "HOMEKEEP_IMAGES_OPEN_UPLOADS": "true"}], indirect=True
 )
 def test_open_uploads_take_anonymous_images(custom: Hosted) -> None:
-    response = post(custom, token=None)
+    response = post(custom, anonymous=True)
     assert response.status_code == 201
     assert custom.row(response.json()["id"])["owner"] is None  # type: ignore[index]
     assert httpx.get(response.json()["url"]).content == PNG
