@@ -63,6 +63,11 @@ class ImagesConfig(Section):
     sweep_interval_seconds: float = Field(
         default=60, gt=0, description="How often the server removes expired images."
     )
+    accel_redirect: str = Field(
+        default="",
+        description="Behind nginx: an internal location prefix such as /_images/; image "
+        "links then answer with X-Accel-Redirect and nginx sends the file.",
+    )
     file_name_max: int = Field(
         default=255, ge=1, le=4096, description="Longest original file name kept (characters)."
     )
@@ -75,6 +80,13 @@ class ImagesConfig(Section):
                 raise ValueError(f"unknown type {mime!r}; choose from {', '.join(KNOWN_TYPES)}")
         if not value:
             raise ValueError("allow at least one type")
+        return value
+
+    @field_validator("accel_redirect")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value and not (value.startswith("/") and value.endswith("/")):
+            raise ValueError("must start and end with '/', e.g. /_images/")
         return value
 
     @field_validator("id_alphabet")

@@ -16,6 +16,8 @@ from homekeep.images.ratelimit import RateLimiter
 from homekeep.images.store import MIGRATIONS, ImageRecord, ImageStore
 
 CACHE_SIZE = 4096
+BLOB_MAX = 512 * 1024  # files up to this size are kept in memory once served
+BLOB_BUDGET = 64 * 1024 * 1024
 
 
 def open_store(ctx: AreaContext, config: ImagesConfig) -> ImageStore:
@@ -37,6 +39,8 @@ class Images:
     limiter: RateLimiter
     allowed: tuple[str, ...]
     records: OrderedDict[str, ImageRecord] = field(default_factory=OrderedDict)
+    blobs: OrderedDict[str, tuple[int, bytes]] = field(default_factory=OrderedDict)
+    blob_bytes: int = 0
 
     @classmethod
     def open(cls, ctx: AreaContext) -> Images:
@@ -68,6 +72,28 @@ class Images:
 
     def forget(self, image_id: str) -> None:
         self.records.pop(image_id, None)
+        self.forget_blob(image_id)
+
+    def blob(self, image_id: str, stamp: int) -> bytes | None:
+        """Return a small file's bytes from memory if the file has not changed since."""
+        kept = self.blobs.get(image_id)
+        if kept is None or kept[0] != stamp:
+            return None
+        self.blobs.move_to_end(image_id)
+        return kept[1]
+
+    def keep_blob(self, image_id: str, stamp: int, data: bytes) -> None:
+        """Keep a small file's bytes, dropping the least recently served past the budget."""
+        self.forget_blob(image_id)
+        self.blobs[image_id] = (stamp, data)
+        self.blob_bytes += len(data)
+        while self.blob_bytes > BLOB_BUDGET:
+            _, (_, old) = self.blobs.popitem(last=False)
+            self.blob_bytes -= len(old)
+
+    def forget_blob(self, image_id: str) -> None:
+        _, blob = self.blobs.pop(image_id, (0, b""))
+        self.blob_bytes -= len(blob)
 
     def view(self, record: ImageRecord, base: str) -> dict[str, Any]:
         """The JSON of one image: its record and its public URL."""
