@@ -148,7 +148,9 @@ def running(
                 stream.close()
 
 
-def serve(data_dir: Path, *extra: str | Path, env: Mapping[str, str] | None = None) -> Iterator[Server]:
+def serve(
+    data_dir: Path, *extra: str | Path, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
     """Shorthand: ``homekeep serve --port 0`` on a data dir."""
     return running(["serve", "--port", "0", *extra], data_dir=data_dir, env=env)  # type: ignore[return-value]
 

@@ -29,6 +29,7 @@ FIELDS = {
     "created_at",
     "expires_at",
     "ext",
+    "thumbnail_url",
 }
 
 
@@ -83,6 +84,7 @@ def test_each_form_and_format_is_stored_and_served_byte_for_byte(
     created = datetime.fromisoformat(body["created_at"])
     assert abs((datetime.now(UTC) - created).total_seconds()) < 60
     assert body["expires_at"] is None
+    assert body["thumbnail_url"] == f"{hosted.server.url}/api/images/{body['id']}/thumbnail"
     served = httpx.get(body["url"])
     assert served.status_code == 200
     assert served.content == data
@@ -280,3 +282,27 @@ def test_file_name_is_metadata_only(hosted: Hosted) -> None:
     assert long.json()["file_name"] == "n" * 255
     lying = upload_json(hosted, samples.png(seed=13), "image/png", "evil.html")
     assert lying.json()["url"].endswith(".png")
+
+
+@pytest.mark.parametrize(
+    ("data", "mime", "size"),
+    [
+        (samples.png(seed=400, size=(1000, 500)), "image/png", (320, 160)),
+        (samples.encode("JPEG", size=(300, 900), seed=400), "image/jpeg", (107, 320)),
+        (samples.animated_gif(), "image/gif", (64, 48)),
+    ],
+)
+def test_thumbnail_is_a_small_webp_removed_with_the_image(
+    hosted: Hosted, data: bytes, mime: str, size: tuple[int, int]
+) -> None:
+    body = upload_raw(hosted, data, mime).json()
+    thumb = httpx.get(body["thumbnail_url"])
+    assert thumb.status_code == 200
+    assert thumb.headers["content-type"] == "image/webp"
+    assert thumb.headers["x-content-type-options"] == "nosniff"
+    assert Image.open(io.BytesIO(thumb.content)).size == size
+    assert httpx.get(body["thumbnail_url"]).content == thumb.content  # kept, not remade
+    assert (hosted.data_dir / "images" / "thumbs" / f"{body['id']}.webp").exists()
+    assert httpx.post(body["delete_url"]).status_code == 200
+    assert httpx.get(body["thumbnail_url"]).status_code == 404
+    assert not (hosted.data_dir / "images" / "thumbs" / f"{body['id']}.webp").exists()

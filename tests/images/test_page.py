@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import httpx
@@ -50,8 +51,22 @@ def test_upload_page(hosted: Hosted, tmp_path: Path) -> None:
                 arg=image_id,
                 timeout=10_000,
             )
+            dropped = samples.png(seed=301, size=(30, 20))
+            page.evaluate(
+                """b64 => {
+                    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                    const dt = new DataTransfer();
+                    dt.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+                    document.getElementById("drop").dispatchEvent(
+                        new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+                }""",
+                base64.b64encode(dropped).decode(),
+            )
+            page.wait_for_selector("figure:has-text('dropped.png')", timeout=10_000)
+            assert page.locator("#count").inner_text() == "(2)"
             page.reload()
             page.wait_for_selector(f'figure[data-id="{image_id}"]', timeout=10_000)
+            assert page.locator("#grid figure").count() == 2
             response = page.goto(url)
             assert response is not None
             assert response.status == 200

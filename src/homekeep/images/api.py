@@ -19,6 +19,7 @@ from homekeep.core.auth import authenticate
 from homekeep.core.db import utcnow
 from homekeep.core.errors import Forbidden, NotFound
 from homekeep.core.web import templates
+from homekeep.images import thumbnails
 from homekeep.images.ingest import ingest
 from homekeep.images.service import BLOB_MAX, Images
 from homekeep.images.store import ImageRecord
@@ -139,6 +140,16 @@ def build(ctx: AreaContext) -> WebParts:
     async def info(image_id: str, request: Request) -> dict[str, Any]:
         """One image's metadata."""
         return images.view(await lookup(image_id), base(request))
+
+    @api.get("/{image_id}/thumbnail", response_class=Response)
+    async def thumbnail(image_id: str) -> Response:
+        """A WebP preview of at most 320x320 pixels (the first frame of an animation)."""
+        record = await lookup(image_id)
+        data = await anyio.to_thread.run_sync(
+            thumbnails.make, store.path(record), record.ext, store.thumb_path(record.id)
+        )
+        headers = {**SAFE_HEADERS, "Cache-Control": "public, max-age=86400"}
+        return Response(data, media_type="image/webp", headers=headers)
 
     async def remove(record: ImageRecord) -> None:
         await db.run(store.delete, record.id)

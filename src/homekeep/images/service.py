@@ -97,4 +97,8 @@ class Images:
 
     def view(self, record: ImageRecord, base: str) -> dict[str, Any]:
         """The JSON of one image: its record and its public URL."""
-        return {**record.to_dict(), "url": f"{base}/i/{record.file}"}
+        return {
+            **record.to_dict(),
+            "url": f"{base}/i/{record.file}",
+            "thumbnail_url": f"{base}/api/images/{record.id}/thumbnail",
+        }

@@ -98,6 +98,9 @@ class ImageStore:
     def path(self, record: ImageRecord) -> Path:
         return self.files / record.file
 
+    def thumb_path(self, image_id: str) -> Path:
+        return self.files.parent / "thumbs" / f"{image_id}.webp"
+
     def add(
         self,
         data: bytes,
@@ -211,6 +214,7 @@ class ImageStore:
                 return False
             conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
             self.path(_record(row)).unlink(missing_ok=True)
+            self.thumb_path(image_id).unlink(missing_ok=True)
         return True
 
     def sweep(self, now: str | None = None) -> list[str]:
