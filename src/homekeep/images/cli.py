@@ -138,7 +138,12 @@ def list_(rt: Runtime, limit: int, offset: int, as_json: bool) -> None:
     table = Table("id", "type", "size", "pixels", "name", "created", title=f"{total} images")
     for r in records:
         table.add_row(
-            r.file, r.mime_type, str(r.size), f"{r.width}x{r.height}", r.file_name, r.created_at
+            r.file,
+            r.mime_type,
+            str(r.size),
+            f"{r.width}x{r.height}",
+            r.file_name,
+            r.created_at[:16].replace("T", " "),
         )
     Console().print(table)
 
