@@ -40,7 +40,7 @@ def free_port() -> int:
 
 def sample_png(target: int = 100_000) -> bytes:
     """A PNG of about ``target`` bytes: random pixels do not compress."""
-    rng = random.Random(7)  # noqa: S311 - test data, not a secret
+    rng = random.Random(7)
     side = int((target / 3) ** 0.5)
     im = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
     path = Path(tempfile.mkstemp(suffix=".png")[1])
@@ -170,7 +170,8 @@ def main() -> None:
         boundary = "hkbench7d3f"
         multipart = (
             (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="bench.png"\r\n'
+                f"--{boundary}\r\n"
+                'Content-Disposition: form-data; name="file"; filename="bench.png"\r\n'
                 "Content-Type: image/png\r\n\r\n"
             ).encode()
             + png

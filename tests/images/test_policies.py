@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -115,6 +116,21 @@ def test_public_url_id_alphabet_allowed_types_and_default_expiry(custom: Hosted)
     )
     assert jpeg.status_code == 415
     assert "image/png" in jpeg.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "custom", [{**FAST, "HOMEKEEP_IMAGES_MAX_EXPIRY_SECONDS": "600"}], indirect=True
+)
+def test_max_expiry_caps_and_defaults(custom: Hosted) -> None:
+    before = custom.state()
+    too_long = post(custom, expires_in="601")
+    assert too_long.status_code == 422
+    assert "600" in too_long.json()["error"]["message"]
+    assert custom.state() == before
+    capped = post(custom).json()
+    assert capped["expires_at"] is not None
+    left = datetime.fromisoformat(capped["expires_at"]) - datetime.now(UTC)
+    assert 500 < left.total_seconds() <= 600
 
 
 def test_server_public_url_is_the_fallback(tmp_path: Path) -> None:

@@ -7,12 +7,14 @@ a file nor a row. The id's uniqueness is the table's PRIMARY KEY; a taken id is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
 import sqlite3
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +46,7 @@ MIGRATIONS = (
     """,
 )
 MAX_ATTEMPTS = 64
+STALE_TEMP_SECONDS = 3600  # an upload's temp file older than this was left by a crash
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,12 @@ class ImageStore:
         return True
 
     def sweep(self, now: str | None = None) -> list[str]:
-        """Delete every expired image; return their ids."""
+        """Delete every expired image, and temp files a crash left; return the ids deleted."""
+        stale = time.time() - STALE_TEMP_SECONDS
+        for tmp in self.files.glob(".upload-*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                if tmp.stat().st_mtime < stale:
+                    tmp.unlink()
         rows = self.db.query(
             "SELECT id FROM images WHERE expires_at IS NOT NULL AND expires_at <= ?",
             (now or utcnow(),),

@@ -25,7 +25,9 @@ from homekeep.images.formats import normalize_mime
 
 _DATA_URL = re.compile(r"^data:([A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+)((?:;[^,;]*)*?);base64,")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_UNDECLARED = {"", "application/octet-stream"}
+# Types that say nothing about an image: the bytes alone decide (curl --data-binary sends
+# application/x-www-form-urlencoded unless told otherwise).
+_UNDECLARED = {"", "application/octet-stream", "application/x-www-form-urlencoded"}
 FORM_ROOM = 64 * 1024  # bytes allowed around the image: JSON keys, multipart headers
 
 
