@@ -76,7 +76,7 @@ def homekeep(data_dir: Path, port: int, **extra: str) -> Iterator[str]:
 @contextmanager
 def nginx(conf: Path, ready: str) -> Iterator[None]:
     proc = subprocess.Popen(
-        ["nginx", "-c", str(conf), "-g", "daemon off;"],
+        ["nginx", "-e", str(conf.parent / "nginx-error.log"), "-c", str(conf), "-g", "daemon off;"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -66,7 +66,8 @@ def test_x_accel_redirect_front(tmp_path: Path) -> None:
             CONF.format(tmp=tmp_path, port=port, files=hosted.files, upstream=hosted.server.url)
         )
         proc = subprocess.Popen(
-            ["nginx", "-c", str(conf), "-g", "daemon off;"], stderr=subprocess.PIPE
+            ["nginx", "-e", str(tmp_path / "error.log"), "-c", str(conf), "-g", "daemon off;"],
+            stderr=subprocess.PIPE,
         )
         try:
             front = f"http://127.0.0.1:{port}"
