@@ -161,6 +161,13 @@ CASES: list[tuple[str, tuple[bytes, str], int, str]] = [
     ("json-array", as_json([b64(PNG)]), 422, "invalid_input"),
     ("json-null", as_json(None), 422, "invalid_input"),
     ("not-json", (b"{not json", "application/json"), 400, "bad_request"),
+    ("deeply-nested-json", (b"[" * 100_000, "application/json"), 400, "bad_request"),
+    (
+        "json-huge-number",
+        (b'{"data": 1' + b"0" * 5000 + b"}", "application/json"),
+        400,
+        "bad_request",
+    ),
     ("not-utf8-json", (b"\xff\xfe{}", "application/json"), 400, "bad_request"),
     (
         "data-url-disagrees",

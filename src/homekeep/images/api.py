@@ -145,9 +145,13 @@ def build(ctx: AreaContext) -> WebParts:
     async def thumbnail(image_id: str) -> Response:
         """A WebP preview of at most 320x320 pixels (the first frame of an animation)."""
         record = await lookup(image_id)
-        data = await anyio.to_thread.run_sync(
-            thumbnails.make, store.path(record), record.ext, store.thumb_path(record.id)
-        )
+        try:
+            data = await anyio.to_thread.run_sync(
+                thumbnails.make, store.path(record), record.ext, store.thumb_path(record.id)
+            )
+        except FileNotFoundError:
+            images.forget(record.id)
+            raise NotFound(f"image {image_id!r} is gone") from None
         headers = {**SAFE_HEADERS, "Cache-Control": "public, max-age=86400"}
         return Response(data, media_type="image/webp", headers=headers)
 

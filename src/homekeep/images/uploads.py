@@ -101,6 +101,8 @@ def parse_json(body: bytes, name_limit: int) -> Upload:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise UsageError("the body is JSON nested too deeply") from exc
     try:
         parsed = UploadJSON.model_validate(doc)
     except ValidationError as exc:
