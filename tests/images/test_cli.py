@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import httpx
 
 from tests.images import samples
 from tests.images.conftest import Hosted
-from tests.support import run_cli
+from tests.support import HOMEKEEP, clean_env, run_cli
 
 
 def test_upload_prints_each_link_and_local_commands_see_them(
@@ -69,6 +70,22 @@ def test_upload_json_output(hosted: Hosted, tmp_path: Path) -> None:
     body = json.loads(result.stdout)
     assert body["mime_type"] == "image/gif"
     assert body["expires_at"] is not None
+
+
+def test_upload_from_standard_input(hosted: Hosted) -> None:
+    data = samples.encode("WEBP", seed=210)
+    proc = subprocess.run(
+        [*HOMEKEEP, "images", "upload", "-", "--server", hosted.server.url],
+        input=data,
+        capture_output=True,
+        env=clean_env({"HOMEKEEP_TOKEN": hosted.token}),
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    url = proc.stdout.decode().strip()
+    assert url.endswith(".webp")
+    assert httpx.get(url).content == data
 
 
 def test_upload_errors_are_one_line_each(hosted: Hosted, tmp_path: Path) -> None:

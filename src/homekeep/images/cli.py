@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def group() -> None:
 
 
 @group.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
 @click.option("--server", metavar="URL", help="Server to upload to (default: this one).")
 @click.option("--token", envvar="HOMEKEEP_TOKEN", help="API token with scope images.")
 @click.option("--expires-in", type=click.IntRange(min=1), help="Delete after N seconds.")
@@ -84,14 +85,14 @@ def upload(
     expires_in: int | None,
     as_json: bool,
 ) -> None:
-    """Upload FILES and print the link of each."""
+    """Upload FILES and print the link of each; '-' reads one image from standard input."""
     base = _server(rt, server)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     failed: HomekeepError | None = None
     with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
         for path in files:
             try:
-                data = path.read_bytes()
+                data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
             except OSError as exc:
                 failed = UsageError(f"{path}: cannot read: {exc.strerror}")
                 click.echo(f"error: {failed.message}", err=True)
