@@ -1,8 +1,9 @@
-"""A thousand uploads at once against a real server: every id unique, every image served."""
+"""A thousand uploads at once (raw, JSON, multipart) on a real server: unique ids, all served."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 
 import httpx
@@ -25,10 +26,13 @@ async def _upload_all(h: Hosted) -> list[tuple[bytes, dict[str, object]]]:
         async def one(i: int) -> tuple[bytes, dict[str, object]]:
             data = samples.png(seed=i, size=(24, 16 + i % 7))
             async with gate:
-                if i % 2:
+                if i % 3 == 0:
                     response = await client.post(
                         "/api/images", content=data, headers={"Content-Type": "image/png"}
                     )
+                elif i % 3 == 1:
+                    doc = {"mime_type": "image/png", "data": base64.b64encode(data).decode()}
+                    response = await client.post("/api/images", json=doc)
                 else:
                     response = await client.post(
                         "/api/images", files={"file": (f"n{i}.png", data, "image/png")}
