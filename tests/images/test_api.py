@@ -259,14 +259,20 @@ def test_gps_is_stripped_from_png_and_webp(hosted: Hosted, fmt: str) -> None:
     )
 
 
-def test_orientation_is_applied(hosted: Hosted) -> None:
-    data = samples.with_gps("JPEG", orientation=6, size=(40, 20))
-    body = upload_raw(hosted, data, "image/jpeg").json()
+@pytest.mark.parametrize(
+    ("fmt", "options"), [("JPEG", {}), ("PNG", {}), ("WEBP", {"lossless": True})]
+)
+def test_orientation_is_applied(hosted: Hosted, fmt: str, options: dict[str, Any]) -> None:
+    data = samples.encode(fmt, (40, 20), exif=samples.gps_exif(orientation=6), **options)
+    body = upload_raw(hosted, data, f"image/{fmt.lower()}").json()
     assert (body["width"], body["height"]) == (20, 40)
     served = Image.open(io.BytesIO(httpx.get(body["url"]).content))
     assert served.size == (20, 40)
     assert served.getexif().get(ExifTags.Base.Orientation, 1) == 1
     assert ExifTags.IFD.GPSInfo not in served.getexif()
+    if fmt != "JPEG":  # lossless: the very pixels, turned
+        original = Image.open(io.BytesIO(data)).convert("RGB").transpose(Image.Transpose.ROTATE_270)
+        assert served.convert("RGB").tobytes() == original.tobytes()
 
 
 def test_file_name_is_metadata_only(hosted: Hosted) -> None:

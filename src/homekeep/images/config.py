@@ -39,7 +39,8 @@ class ImagesConfig(Section):
     strip_gps: bool = Field(default=True, description="Remove EXIF GPS location on upload.")
     apply_orientation: bool = Field(
         default=True,
-        description="Rotate JPEGs by their EXIF orientation on upload (re-encodes those).",
+        description="Rotate JPEGs, still PNGs and lossless WebPs upright by their EXIF "
+        "orientation on upload (re-encodes those).",
     )
     dedup: bool = Field(
         default=False,

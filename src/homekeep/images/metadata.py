@@ -3,7 +3,8 @@
 Only what must change is rewritten. A JPEG's GPS is removed by rewriting its Exif segment
 alone (the pixels are not touched); only a rotated JPEG is re-encoded, with its own
 quantisation tables. PNG and WebP carry EXIF in one chunk, which is dropped whole when it
-holds a location.
+holds a location; a still PNG or lossless WebP with an orientation is re-encoded upright,
+losslessly.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ def clean(data: bytes, fmt: Format, *, strip_gps: bool, apply_orientation: bool)
     """Return ``data`` without location metadata and upright, or unchanged if nothing to do."""
     if fmt.mime == "image/jpeg":
         return _clean_jpeg(data, strip_gps=strip_gps, apply_orientation=apply_orientation)
+    if apply_orientation and fmt.mime in ("image/png", "image/webp"):
+        rotated = _rotate_lossless(data, fmt, strip_gps=strip_gps)
+        if rotated is not None:
+            return rotated
     if not strip_gps:
         return data
     if fmt.mime == "image/png":
@@ -91,6 +96,34 @@ def _rotate_jpeg(data: bytes, *, strip_gps: bool) -> bytes:
             exif=exif.tobytes(),
             **extra,
         )
+    return out.getvalue()
+
+
+def _rotate_lossless(data: bytes, fmt: Format, *, strip_gps: bool) -> bytes | None:
+    """Rotate a still PNG, or a lossless WebP, by its EXIF orientation; None if not needed.
+
+    Lossy WebP is left as it is: re-encoding would cost quality, and browsers apply the
+    orientation tag themselves.
+    """
+    with Image.open(io.BytesIO(data), formats=[fmt.pil]) as im:
+        exif = im.getexif()
+        if exif.get(_ORIENTATION, 1) not in range(2, 9) or getattr(im, "n_frames", 1) > 1:
+            return None
+        lossless = fmt.mime == "image/png" or b"VP8L" in data[12:64]
+        if not lossless:
+            return None
+        upright = ImageOps.exif_transpose(im)
+        exif = upright.getexif()
+        exif.pop(_ORIENTATION, None)
+        if strip_gps:
+            exif.pop(_GPS, None)
+        options: dict[str, object] = {"exif": exif.tobytes()}
+        if icc := im.info.get("icc_profile"):
+            options["icc_profile"] = icc
+        if fmt.mime == "image/webp":
+            options["lossless"] = True
+        out = io.BytesIO()
+        upright.save(out, fmt.pil, **options)
     return out.getvalue()
 
 
