@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -76,6 +77,12 @@ def test_expired_images_are_swept(custom: Hosted) -> None:
     keep = post(custom).json()
     body = post(custom, samples.png(seed=72), expires_in="1").json()
     assert body["expires_at"] is not None
+    doc = {"mime_type": "image/png", "data": base64.b64encode(samples.png(seed=73)).decode()}
+    headers = {"Authorization": f"Bearer {custom.token}"}
+    by_json = httpx.post(
+        f"{custom.server.url}/api/images", json={**doc, "expires_in": 1}, headers=headers
+    ).json()
+    assert by_json["expires_at"] is not None
     served = httpx.get(body["url"])
     assert served.status_code == 200
     assert int(served.headers["cache-control"].split("max-age=")[1].split(",")[0]) <= 1
@@ -83,6 +90,7 @@ def test_expired_images_are_swept(custom: Hosted) -> None:
     while custom.row(body["id"]) is not None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert custom.row(body["id"]) is None
+    assert custom.row(by_json["id"]) is None
     assert not (custom.files / f"{body['id']}.png").exists()
     assert httpx.get(body["url"]).status_code == 404
     assert httpx.get(keep["url"]).status_code == 200
