@@ -98,7 +98,7 @@ def running(
     verify: bool | str = True,
     timeout: float = 30,
 ) -> Iterator[Server]:
-    """Start ``homekeep [--data-dir D] ARGS`` (a server that prints its URL) and wait until it answers.
+    """Start ``homekeep [--data-dir D] ARGS``, a server that prints its URL; wait until it answers.
 
     The command must print a line with its URL on stdout, as ``homekeep serve --port 0``
     does; the server is stopped with SIGTERM on exit.
