@@ -83,10 +83,13 @@ def _hash(token: str) -> str:
 
 
 def expiry(seconds: int | None) -> str | None:
-    """Return the ISO time ``seconds`` from now, or None for never."""
+    """Return the ISO time ``seconds`` from now, rounded up to a whole second, or None."""
     if not seconds:
         return None
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+    when = datetime.now(UTC) + timedelta(seconds=seconds)
+    if when.microsecond:
+        when += timedelta(microseconds=1_000_000 - when.microsecond)
+    return when.isoformat(timespec="seconds")
 
 
 class ImageStore:
