@@ -109,6 +109,7 @@ def test_upload_errors_are_one_line_each(hosted: Hosted, tmp_path: Path) -> None
     assert lines[0].startswith(f"error: {bad}: ")
     assert "not an image we host" in lines[0]
     assert lines[1].startswith(f"error: {tmp_path / 'missing.png'}: cannot read")
+    assert lines[2] == "error: 2 of 3 files failed; see the lines above"
     assert "Traceback" not in result.stderr
 
 

@@ -88,14 +88,14 @@ def upload(
     """Upload FILES and print the link of each; '-' reads one image from standard input."""
     base = _server(rt, server)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    failed: HomekeepError | None = None
+    failures: list[HomekeepError] = []
     with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
         for path in files:
             try:
                 data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
             except OSError as exc:
-                failed = UsageError(f"{path}: cannot read: {exc.strerror}")
-                click.echo(f"error: {failed.message}", err=True)
+                failures.append(UsageError(f"{path}: cannot read: {exc.strerror}"))
+                click.echo(f"error: {failures[-1].message}", err=True)
                 continue
             mime = sniff(data) or "application/octet-stream"
             form = {"expires_in": str(expires_in)} if expires_in else {}
@@ -108,13 +108,18 @@ def upload(
                     f"cannot reach {base}: {exc}; start it with 'homekeep serve' or pass --server"
                 ) from exc
             if response.status_code not in (200, 201):
-                failed = _error(response, str(path))
-                click.echo(f"error: {failed.message}", err=True)
+                failures.append(_error(response, str(path)))
+                click.echo(f"error: {failures[-1].message}", err=True)
                 continue
             body = response.json()
             click.echo(json.dumps(body) if as_json else body["url"])
-    if failed is not None:
-        raise type(failed)(f"{failed.message.split(': ', 1)[0]} and maybe others failed; see above")
+    if failures:
+        last = failures[-1]
+        if isinstance(last, RateLimited):
+            raise RateLimited(
+                f"{len(failures)} of {len(files)} failed", retry_after=last.retry_after
+            )
+        raise type(last)(f"{len(failures)} of {len(files)} files failed; see the lines above")
 
 
 def _row(record: ImageRecord, base: str) -> dict[str, Any]:
