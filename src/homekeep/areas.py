@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from homekeep import images
 from homekeep.core.area import Area
 
-AREAS: tuple[Area, ...] = ()
+AREAS: tuple[Area, ...] = (images.AREA,)
 
 
 def by_name() -> dict[str, Area]:

@@ -1,0 +1,73 @@
+"""From received bytes to a stored image: type, structure, decode, privacy, dedup, store."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from homekeep.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from homekeep.images.config import ImagesConfig
+from homekeep.images.formats import check_structure, check_type, decode, dimensions, sniff
+from homekeep.images.metadata import clean
+from homekeep.images.store import ImageRecord, ImageStore, expiry
+from homekeep.images.uploads import Upload
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The outcome of an upload: the record, its delete token, and whether it is new."""
+
+    record: ImageRecord
+    delete_token: str | None
+    created: bool
+
+
+def ingest(
+    store: ImageStore,
+    config: ImagesConfig,
+    allowed: tuple[str, ...],
+    upload: Upload,
+    owner: str | None,
+) -> Stored:
+    """Check an upload completely, then store it; raise 413, 415 or 422 on any problem."""
+    data = upload.data
+    if len(data) > config.max_bytes:
+        raise PayloadTooLarge(
+            f"the image is {len(data)} bytes; the limit is {config.max_bytes} ([images] max_bytes)"
+        )
+    if not data:
+        raise InvalidInput("the image is empty")
+    declared = upload.declared or sniff(data)
+    if declared is None:
+        raise UnsupportedMedia(f"not an image we host; send one of: {', '.join(allowed)}")
+    fmt = check_type(data, declared, allowed)
+    check_structure(data, fmt)
+    decoded = decode(data, fmt, max_pixels=config.max_pixels, max_frames=config.max_frames)
+    width, height = decoded.width, decoded.height
+    stored = clean(
+        data, fmt, strip_gps=config.strip_gps, apply_orientation=config.apply_orientation
+    )
+    if stored is not data:
+        width, height = dimensions(stored, fmt)
+    if config.dedup:
+        existing = store.duplicate(owner, hashlib.sha256(stored).hexdigest())
+        if existing is not None:
+            return Stored(existing, None, created=False)
+    seconds = upload.expires_in or config.default_expiry_seconds
+    if config.max_expiry_seconds and seconds > config.max_expiry_seconds:
+        raise InvalidInput(
+            f"expires_in {seconds} is over the limit of {config.max_expiry_seconds} seconds"
+        )
+    if config.max_expiry_seconds and not seconds:
+        seconds = config.max_expiry_seconds
+    record, token = store.add(
+        stored,
+        ext=fmt.ext,
+        mime_type=fmt.mime,
+        file_name=upload.file_name,
+        width=width,
+        height=height,
+        owner=owner,
+        expires_at=expiry(seconds),
+    )
+    return Stored(record, token, created=True)

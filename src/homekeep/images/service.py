@@ -1,0 +1,104 @@
+"""The images area at run time: config, store, limiter and a cache of served records."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from homekeep.core.area import AreaContext
+from homekeep.core.config import Settings
+from homekeep.images.config import ImagesConfig
+from homekeep.images.formats import supported_types
+from homekeep.images.ids import IdGenerator
+from homekeep.images.ratelimit import RateLimiter
+from homekeep.images.store import MIGRATIONS, ImageRecord, ImageStore
+
+CACHE_SIZE = 4096
+BLOB_MAX = 512 * 1024  # files up to this size are kept in memory once served
+BLOB_BUDGET = 64 * 1024 * 1024
+
+
+def open_store(ctx: AreaContext, config: ImagesConfig) -> ImageStore:
+    """Open the area's database and files folder."""
+    return ImageStore(
+        ctx.database(MIGRATIONS),
+        ctx.dir / "files",
+        IdGenerator(config.id_alphabet, config.id_length),
+    )
+
+
+@dataclass
+class Images:
+    """Everything the routes share."""
+
+    config: ImagesConfig
+    settings: Settings
+    store: ImageStore
+    limiter: RateLimiter
+    allowed: tuple[str, ...]
+    records: OrderedDict[str, ImageRecord] = field(default_factory=OrderedDict)
+    blobs: OrderedDict[str, tuple[int, bytes]] = field(default_factory=OrderedDict)
+    blob_bytes: int = 0
+
+    @classmethod
+    def open(cls, ctx: AreaContext) -> Images:
+        config = ctx.config(ImagesConfig)
+        return cls(
+            config=config,
+            settings=ctx.settings,
+            store=open_store(ctx, config),
+            limiter=RateLimiter(config.rate_limit_per_minute, config.rate_limit_burst),
+            allowed=supported_types(config.allowed_types),
+        )
+
+    @property
+    def folder(self) -> Path:
+        return self.store.files
+
+    def base_url(self, request_base: str) -> str:
+        """The public base URL: [images] public_url, [server] public_url, else the request's."""
+        for configured in (self.config.public_url, self.settings.server.public_url):
+            if configured:
+                return configured.rstrip("/")
+        return request_base.rstrip("/")
+
+    def remember(self, record: ImageRecord) -> None:
+        self.records[record.id] = record
+        self.records.move_to_end(record.id)
+        while len(self.records) > CACHE_SIZE:
+            self.records.popitem(last=False)
+
+    def forget(self, image_id: str) -> None:
+        self.records.pop(image_id, None)
+        self.forget_blob(image_id)
+
+    def blob(self, image_id: str, stamp: int) -> bytes | None:
+        """Return a small file's bytes from memory if the file has not changed since."""
+        kept = self.blobs.get(image_id)
+        if kept is None or kept[0] != stamp:
+            return None
+        self.blobs.move_to_end(image_id)
+        return kept[1]
+
+    def keep_blob(self, image_id: str, stamp: int, data: bytes) -> None:
+        """Keep a small file's bytes, dropping the least recently served past the budget."""
+        self.forget_blob(image_id)
+        self.blobs[image_id] = (stamp, data)
+        self.blob_bytes += len(data)
+        while self.blob_bytes > BLOB_BUDGET:
+            _, (_, old) = self.blobs.popitem(last=False)
+            self.blob_bytes -= len(old)
+
+    def forget_blob(self, image_id: str) -> None:
+        _, blob = self.blobs.pop(image_id, (0, b""))
+        self.blob_bytes -= len(blob)
+
+    def view(self, record: ImageRecord, base: str) -> dict[str, Any]:
+        """The JSON of one image: its record and its public URL."""
+        return {
+            **record.to_dict(),
+            "url": f"{base}/i/{record.file}",
+            "thumbnail_url": f"{base}/api/images/{record.id}/thumbnail",
+        }

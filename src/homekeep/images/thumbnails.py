@@ -1,0 +1,40 @@
+"""Small WebP previews for the upload page, made on first request and kept on disk."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from homekeep.images.formats import BY_EXT
+
+SIDE = 320
+
+
+def make(source: Path, ext: str, target: Path) -> bytes:
+    """Return the thumbnail of ``source``, writing it to ``target`` if not there yet."""
+    try:
+        return target.read_bytes()
+    except FileNotFoundError:
+        pass
+    with Image.open(source, formats=[BY_EXT[ext].pil]) as im:
+        im.draft("RGB", (SIDE, SIDE))  # JPEG decodes at a reduced scale: much faster
+        frame = ImageOps.exif_transpose(im)
+        frame.thumbnail((SIDE, SIDE))
+        if frame.mode not in ("RGB", "RGBA"):
+            frame = frame.convert("RGBA")
+        out = io.BytesIO()
+        frame.save(out, "WEBP", quality=80)
+    data = out.getvalue()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".thumb-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        Path(tmp).replace(target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return data

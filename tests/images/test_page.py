@@ -1,0 +1,77 @@
+"""The upload page in a real headless Chromium: upload, see it listed, open its link."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.images import samples
+from tests.images.conftest import Hosted
+
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+def test_upload_page(hosted: Hosted, tmp_path: Path) -> None:
+    picture = tmp_path / "<b>sunset<i>.png"
+    picture.write_bytes(samples.png(seed=300, size=(90, 60)))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{hosted.server.url}/images/")
+            assert page.title() == "Images · homekeep"
+            page.fill("#token", hosted.token)
+            page.click("#save-token")
+            page.set_input_files("#picker", str(picture))
+            link = page.wait_for_selector("#last-url", timeout=20_000)
+            assert link is not None
+            url = link.get_attribute("href")
+            assert url is not None
+            assert url.startswith(f"{hosted.server.url}/i/")
+            image_id = url.rsplit("/", 1)[1].split(".")[0]
+            card = page.wait_for_selector(f'figure[data-id="{image_id}"]', timeout=10_000)
+            assert card is not None
+            assert "<b>sunset<i>.png · 90×60" in card.inner_text()  # shown as text
+            assert page.locator("figure b").count() == 0  # ... never as markup
+            page.wait_for_function(
+                "id => document.querySelector(`figure[data-id='${id}'] img`).naturalWidth === 90",
+                arg=image_id,
+                timeout=10_000,
+            )
+            dropped = samples.png(seed=301, size=(30, 20))
+            page.evaluate(
+                """b64 => {
+                    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                    const dt = new DataTransfer();
+                    dt.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+                    document.getElementById("drop").dispatchEvent(
+                        new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+                }""",
+                base64.b64encode(dropped).decode(),
+            )
+            page.wait_for_selector("figure:has-text('dropped.png')", timeout=10_000)
+            assert page.locator("#count").inner_text() == "(2)"
+            page.reload()
+            page.wait_for_selector(f'figure[data-id="{image_id}"]', timeout=10_000)
+            assert page.locator("#grid figure").count() == 2
+            response = page.goto(url)
+            assert response is not None
+            assert response.status == 200
+            assert response.headers["content-type"] == "image/png"
+            assert response.body() == picture.read_bytes()
+        finally:
+            browser.close()
+    assert httpx.get(url).content == picture.read_bytes()

@@ -1,0 +1,168 @@
+"""Configured behaviour on a real server: open uploads, rate limits, dedup, expiry, URLs."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.images import samples
+from tests.images.conftest import FAST, Hosted, start
+
+PNG = samples.png(seed=70)
+
+
+def post(h: Hosted, data: bytes = PNG, *, anonymous: bool = False, **kw: str) -> httpx.Response:
+    headers = {"Content-Type": "image/png"}
+    if not anonymous:
+        headers["Authorization"] = f"Bearer {kw.pop('token', h.token)}"
+    return httpx.post(f"{h.server.url}/api/images", content=data, headers=headers, params=kw)
+
+
+@pytest.fixture
+def custom(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Hosted]:
+    yield from start(tmp_path, request.param)
+
+
+@pytest.mark.parametrize(
+    "custom", [{**FAST, "HOMEKEEP_IMAGES_OPEN_UPLOADS": "true"}], indirect=True
+)
+def test_open_uploads_take_anonymous_images(custom: Hosted) -> None:
+    response = post(custom, anonymous=True)
+    assert response.status_code == 201
+    assert custom.row(response.json()["id"])["owner"] is None  # type: ignore[index]
+    assert httpx.get(response.json()["url"]).content == PNG
+    assert post(custom, token="hk_bad").status_code == 401  # a bad token is still refused
+
+
+@pytest.mark.parametrize(
+    "custom",
+    [{"HOMEKEEP_IMAGES_RATE_LIMIT_PER_MINUTE": "60", "HOMEKEEP_IMAGES_RATE_LIMIT_BURST": "3"}],
+    indirect=True,
+)
+def test_rate_limit_answers_429_with_retry_after(custom: Hosted) -> None:
+    codes = [post(custom, samples.png(seed=i)).status_code for i in range(3)]
+    assert codes == [201, 201, 201]
+    before = custom.state()
+    limited = post(custom, samples.png(seed=9))
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= 2
+    assert custom.state() == before
+    time.sleep(int(limited.headers["retry-after"]) + 0.1)
+    assert post(custom, samples.png(seed=10)).status_code == 201
+
+
+@pytest.mark.parametrize("custom", [{**FAST, "HOMEKEEP_IMAGES_DEDUP": "true"}], indirect=True)
+def test_dedup_gives_back_the_same_image(custom: Hosted) -> None:
+    first = post(custom)
+    again = post(custom)
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["delete_url"] is None
+    assert len(custom.state()[1]) == 1
+    assert post(custom, samples.png(seed=71)).json()["id"] != first.json()["id"]
+
+
+@pytest.mark.parametrize(
+    "custom", [{**FAST, "HOMEKEEP_IMAGES_SWEEP_INTERVAL_SECONDS": "0.3"}], indirect=True
+)
+def test_expired_images_are_swept(custom: Hosted) -> None:
+    keep = post(custom).json()
+    body = post(custom, samples.png(seed=72), expires_in="1").json()
+    assert body["expires_at"] is not None
+    served = httpx.get(body["url"])
+    assert served.status_code == 200  # expiry rounds up: never gone before a full second
+    assert int(served.headers["cache-control"].split("max-age=")[1].split(",")[0]) <= 2
+    doc = {"mime_type": "image/png", "data": base64.b64encode(samples.png(seed=73)).decode()}
+    headers = {"Authorization": f"Bearer {custom.token}"}
+    by_json = httpx.post(
+        f"{custom.server.url}/api/images", json={**doc, "expires_in": 1}, headers=headers
+    ).json()
+    assert by_json["expires_at"] is not None
+    deadline = time.monotonic() + 10
+    while (custom.row(body["id"]) or custom.row(by_json["id"])) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert custom.row(body["id"]) is None
+    assert custom.row(by_json["id"]) is None
+    assert not (custom.files / f"{body['id']}.png").exists()
+    assert httpx.get(body["url"]).status_code == 404
+    assert httpx.get(keep["url"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "custom",
+    [
+        {
+            **FAST,
+            "HOMEKEEP_IMAGES_PUBLIC_URL": "https://img.example.net/",
+            "HOMEKEEP_IMAGES_ID_ALPHABET": "abcdef",
+            "HOMEKEEP_IMAGES_ID_LENGTH": "6",
+            "HOMEKEEP_IMAGES_ALLOWED_TYPES": '["image/png"]',
+            "HOMEKEEP_IMAGES_DEFAULT_EXPIRY_SECONDS": "3600",
+        }
+    ],
+    indirect=True,
+)
+def test_public_url_id_alphabet_allowed_types_and_default_expiry(custom: Hosted) -> None:
+    body = post(custom).json()
+    assert body["url"] == f"https://img.example.net/i/{body['id']}.png"
+    assert body["delete_url"].startswith(f"https://img.example.net/images/delete/{body['id']}/")
+    assert len(body["id"]) == 6
+    assert set(body["id"]) <= set("abcdef")
+    assert body["expires_at"] is not None
+    jpeg = httpx.post(
+        f"{custom.server.url}/api/images",
+        content=samples.encode("JPEG"),
+        headers={"Content-Type": "image/jpeg", "Authorization": f"Bearer {custom.token}"},
+    )
+    assert jpeg.status_code == 415
+    assert "image/png" in jpeg.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "custom", [{**FAST, "HOMEKEEP_IMAGES_MAX_EXPIRY_SECONDS": "600"}], indirect=True
+)
+def test_max_expiry_caps_and_defaults(custom: Hosted) -> None:
+    before = custom.state()
+    too_long = post(custom, expires_in="601")
+    assert too_long.status_code == 422
+    assert "600" in too_long.json()["error"]["message"]
+    assert custom.state() == before
+    capped = post(custom).json()
+    assert capped["expires_at"] is not None
+    left = datetime.fromisoformat(capped["expires_at"]) - datetime.now(UTC)
+    assert 500 < left.total_seconds() <= 601  # rounded up to the whole second
+
+
+def test_server_public_url_is_the_fallback(tmp_path: Path) -> None:
+    env = {**FAST, "HOMEKEEP_SERVER_PUBLIC_URL": "http://home.example:8080"}
+    for hosted in start(tmp_path, env):
+        body = post(hosted).json()
+        assert body["url"] == f"http://home.example:8080/i/{body['id']}.png"
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("HOMEKEEP_IMAGES_ID_LENGTH", "5"),
+        ("HOMEKEEP_IMAGES_ID_ALPHABET", '"a/b"'),
+        ("HOMEKEEP_IMAGES_ALLOWED_TYPES", '["image/svg+xml"]'),
+        ("HOMEKEEP_IMAGES_MAX_BYTES", "0"),
+    ],
+)
+def test_bad_config_is_refused_at_start_with_the_key_named(
+    tmp_path: Path, var: str, value: str
+) -> None:
+    from tests.support import run_cli
+
+    result = run_cli("serve", "--port", "0", data_dir=tmp_path, env={var: value}, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: environment variable " + var)
+    assert "Traceback" not in result.stderr
