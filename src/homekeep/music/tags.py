@@ -1,0 +1,431 @@
+"""Reading one audio file with mutagen: its tags, stream facts and embedded pictures.
+
+Runs in worker processes, so everything here takes and returns plain picklable values;
+picture bytes never travel back to the parent: they are stored by content hash here.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from homekeep.core.hashing import hash_bytes
+from homekeep.music.images import MAX_IMAGE_BYTES, ImageStore, sniff_mime
+
+SAMPLE_BYTES = 1 << 20
+FRONT_COVER = 3
+_NUMBER_RE = re.compile(r"^\s*(\d+)\s*(?:/\s*(\d+))?")
+_YEAR_RE = re.compile(r"(\d{4})")
+
+# Tag names per tag system, mapped to our field names.
+_VORBIS = {
+    "title": ("title",),
+    "artist": ("artist",),
+    "album": ("album",),
+    "album_artist": ("albumartist", "album artist", "album_artist"),
+    "track": ("tracknumber",),
+    "track_total": ("tracktotal", "totaltracks"),
+    "disc": ("discnumber",),
+    "disc_total": ("disctotal", "totaldiscs"),
+    "date": ("date", "originaldate", "year"),
+    "genre": ("genre",),
+    "compilation": ("compilation",),
+    "release_type": ("releasetype", "musicbrainz_albumtype"),
+    "mb_track_id": ("musicbrainz_releasetrackid",),
+    "mb_recording_id": ("musicbrainz_trackid",),
+    "mb_album_id": ("musicbrainz_albumid",),
+    "mb_artist_id": ("musicbrainz_artistid",),
+    "mb_album_artist_id": ("musicbrainz_albumartistid",),
+    "mb_release_group_id": ("musicbrainz_releasegroupid",),
+}
+_ID3 = {
+    "title": ("TIT2",),
+    "artist": ("TPE1",),
+    "album": ("TALB",),
+    "album_artist": ("TPE2",),
+    "track": ("TRCK",),
+    "disc": ("TPOS",),
+    "date": ("TDRC", "TDOR", "TYER"),
+    "genre": ("TCON",),
+    "compilation": ("TCMP",),
+    "release_type": ("TXXX:MusicBrainz Album Type", "TXXX:RELEASETYPE"),
+    "mb_track_id": ("TXXX:MusicBrainz Release Track Id",),
+    "mb_album_id": ("TXXX:MusicBrainz Album Id",),
+    "mb_artist_id": ("TXXX:MusicBrainz Artist Id",),
+    "mb_album_artist_id": ("TXXX:MusicBrainz Album Artist Id",),
+    "mb_release_group_id": ("TXXX:MusicBrainz Release Group Id",),
+}
+_ITUNES = "----:com.apple.iTunes:"
+_MP4 = {
+    "title": ("\xa9nam",),
+    "artist": ("\xa9ART",),
+    "album": ("\xa9alb",),
+    "album_artist": ("aART",),
+    "date": ("\xa9day",),
+    "genre": ("\xa9gen",),
+    "release_type": (_ITUNES + "MusicBrainz Album Type", _ITUNES + "RELEASETYPE"),
+    "mb_track_id": (_ITUNES + "MusicBrainz Release Track Id",),
+    "mb_recording_id": (_ITUNES + "MusicBrainz Track Id",),
+    "mb_album_id": (_ITUNES + "MusicBrainz Album Id",),
+    "mb_artist_id": (_ITUNES + "MusicBrainz Artist Id",),
+    "mb_album_artist_id": (_ITUNES + "MusicBrainz Album Artist Id",),
+    "mb_release_group_id": (_ITUNES + "MusicBrainz Release Group Id",),
+}
+_APE = {
+    "title": ("title",),
+    "artist": ("artist",),
+    "album": ("album",),
+    "album_artist": ("album artist", "albumartist"),
+    "track": ("track",),
+    "disc": ("disc", "discnumber"),
+    "date": ("year", "date"),
+    "genre": ("genre",),
+    "compilation": ("compilation",),
+    "release_type": ("musicbrainz_albumtype", "releasetype"),
+    "mb_track_id": ("musicbrainz_releasetrackid",),
+    "mb_recording_id": ("musicbrainz_trackid",),
+    "mb_album_id": ("musicbrainz_albumid",),
+    "mb_artist_id": ("musicbrainz_artistid",),
+    "mb_album_artist_id": ("musicbrainz_albumartistid",),
+    "mb_release_group_id": ("musicbrainz_releasegroupid",),
+}
+_ASF = {
+    "title": ("Title",),
+    "artist": ("Author",),
+    "album": ("WM/AlbumTitle",),
+    "album_artist": ("WM/AlbumArtist",),
+    "track": ("WM/TrackNumber",),
+    "disc": ("WM/PartOfSet",),
+    "date": ("WM/Year",),
+    "genre": ("WM/Genre",),
+    "compilation": ("WM/IsCompilation",),
+    "release_type": ("MusicBrainz/Album Type",),
+    "mb_track_id": ("MusicBrainz/Release Track Id",),
+    "mb_recording_id": ("MusicBrainz/Track Id",),
+    "mb_album_id": ("MusicBrainz/Album Id",),
+    "mb_artist_id": ("MusicBrainz/Artist Id",),
+    "mb_album_artist_id": ("MusicBrainz/Album Artist Id",),
+    "mb_release_group_id": ("MusicBrainz/Release Group Id",),
+}
+_APE_PICTURE_TYPES = {"cover art (front)": 3, "cover art (back)": 4, "cover art (artist)": 8}
+
+
+@dataclass
+class Picture:
+    """One embedded picture: its ID3/FLAC picture type and where its bytes were stored."""
+
+    type: int
+    mime: str
+    description: str
+    hash: str
+    size: int
+
+
+@dataclass
+class ReadResult:
+    """The outcome of reading one file: tags and facts, or the reason it failed."""
+
+    file_id: int
+    fingerprint: str | None = None
+    detected: str | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
+    pictures: list[Picture] = field(default_factory=list)
+    error: str | None = None
+    vanished: bool = False
+
+
+def fingerprint(path: Path, size: int) -> str:
+    """Return the content hash used to recognise moved files.
+
+    Whole files up to 2 MiB; beyond that the size plus the first and last MiB, where
+    every tag format keeps its tags and stream headers, so a cold scan does not read
+    whole libraries just to detect renames.
+    """
+    with path.open("rb") as fh:
+        if size <= 2 * SAMPLE_BYTES:
+            data = fh.read()
+        else:
+            head = fh.read(SAMPLE_BYTES)
+            fh.seek(-SAMPLE_BYTES, 2)
+            data = head + fh.read(SAMPLE_BYTES)
+    return hash_bytes(size.to_bytes(8, "little") + data)
+
+
+def read_batch(items: list[tuple[int, str, int]], images_root: str) -> list[ReadResult]:
+    """Read a chunk of files (id, path, size) in a worker; never raises for a bad file."""
+    store = ImageStore(Path(images_root))
+    return [read_file(file_id, Path(path), size, store) for file_id, path, size in items]
+
+
+def read_file(file_id: int, path: Path, size: int, store: ImageStore) -> ReadResult:
+    """Read one file's tags, stream facts and pictures."""
+    import mutagen
+
+    result = ReadResult(file_id)
+    try:
+        result.fingerprint = fingerprint(path, size)
+        if size == 0:
+            result.error = "empty file (0 bytes)"
+            return result
+        audio = mutagen.File(path)
+    except FileNotFoundError:
+        result.vanished = True
+        return result
+    except Exception as exc:  # mutagen raises many types for broken files
+        result.error = _describe(exc)
+        return result
+    if audio is None:
+        result.error = "not a recognised audio file (unknown format or no audio header)"
+        return result
+    try:
+        result.detected = detected_format(audio)
+        result.tags = _facts(audio)
+        result.tags.update(_tags(audio))
+        result.pictures = [
+            Picture(ptype, mime, desc, store.save(data), len(data))
+            for ptype, mime, desc, data in _pictures(audio)
+            if 0 < len(data) <= MAX_IMAGE_BYTES
+        ]
+    except Exception as exc:
+        result.error = _describe(exc)
+    return result
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def detected_format(audio: Any) -> str:
+    """Return the format mutagen found: mp3, flac, vorbis, opus, ape, aac, alac..."""
+    name = type(audio).__name__
+    if name == "MP4":
+        codec = str(getattr(audio.info, "codec", ""))
+        return "alac" if codec == "alac" else "aac" if codec.startswith("mp4a") else "mp4"
+    return {
+        "MP3": "mp3",
+        "EasyMP3": "mp3",
+        "FLAC": "flac",
+        "OggFLAC": "flac",
+        "OggVorbis": "vorbis",
+        "OggOpus": "opus",
+        "MonkeysAudio": "ape",
+        "WavPack": "wavpack",
+        "ASF": "wma",
+        "AIFF": "aiff",
+        "WAVE": "wav",
+    }.get(name, name.lower())
+
+
+def _facts(audio: Any) -> dict[str, Any]:
+    info = audio.info
+    length = getattr(info, "length", None)
+    bitrate = getattr(info, "bitrate", None)
+    return {
+        "duration": round(float(length), 3) if length else None,
+        "bitrate": int(bitrate) if bitrate else None,
+        "sample_rate": getattr(info, "sample_rate", None) or None,
+        "channels": getattr(info, "channels", None) or None,
+        "bits_per_sample": getattr(info, "bits_per_sample", None) or None,
+    }
+
+
+def _first(values: Any) -> str | None:
+    if values is None:
+        return None
+    if isinstance(values, list | tuple):
+        for value in values:
+            text = _text(value)
+            if text:
+                return text
+        return None
+    return _text(values)
+
+
+def _text(value: Any) -> str | None:
+    if hasattr(value, "text"):  # ID3 frames
+        return _first(value.text)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if hasattr(value, "value") and not isinstance(value, str | int):  # APE, ASF values
+        value = value.value
+        if isinstance(value, bytes):
+            return None
+    text = str(value).replace("\x00", "").strip()
+    return text or None
+
+
+def _lookup(tags: Any, names: tuple[str, ...]) -> str | None:
+    # Vorbis comment and APEv2 lookups in mutagen ignore case; ID3, MP4, ASF keys are exact.
+    for name in names:
+        try:
+            values = tags.get(name)
+        except (KeyError, ValueError):
+            continue
+        text = _first(values)
+        if text:
+            return text
+    return None
+
+
+def _tags(audio: Any) -> dict[str, Any]:
+    tags = audio.tags
+    raw: dict[str, str | None] = {}
+    name = type(audio).__name__
+    if tags is None:
+        return _normalise(raw)
+    kind = type(tags).__name__
+    if kind in ("ID3", "EasyID3", "_WaveID3", "AIFFID3") or name in ("MP3", "AIFF", "WAVE"):
+        if hasattr(tags, "getall"):
+            for field_name, keys in _ID3.items():
+                raw[field_name] = _lookup(tags, keys)
+            ufid = tags.get("UFID:http://musicbrainz.org")
+            if ufid is not None:
+                raw["mb_recording_id"] = ufid.data.decode("ascii", "replace")
+    elif name == "MP4":
+        for field_name, keys in _MP4.items():
+            raw[field_name] = _lookup(tags, keys)
+        for key, total_key, pair in (("track", "track_total", "trkn"), ("disc", "disc_total", "disk")):
+            values = tags.get(pair)
+            if values:
+                number, total = values[0]
+                raw[key] = str(number) if number else None
+                raw[total_key] = str(total) if total else None
+        if tags.get("cpil"):
+            raw["compilation"] = "1"
+        if not raw.get("genre") and tags.get("gnre"):
+            raw["genre"] = _first(tags.get("gnre"))
+    elif kind == "ASFTags" or name == "ASF":
+        for field_name, keys in _ASF.items():
+            raw[field_name] = _lookup(tags, keys)
+    elif kind == "APEv2":
+        for field_name, keys in _APE.items():
+            raw[field_name] = _lookup(tags, keys)
+    else:  # Vorbis comments: FLAC, Ogg Vorbis, Opus, Ogg FLAC
+        for field_name, keys in _VORBIS.items():
+            raw[field_name] = _lookup(tags, keys)
+    return _normalise(raw)
+
+
+def _number(text: str | None) -> tuple[int | None, int | None]:
+    if not text:
+        return None, None
+    match = _NUMBER_RE.match(text)
+    if not match:
+        return None, None
+    number = int(match[1]) if int(match[1]) < 100_000 else None
+    total = int(match[2]) if match[2] and int(match[2]) < 100_000 else None
+    return number or None, total or None
+
+
+def _normalise(raw: dict[str, str | None]) -> dict[str, Any]:
+    track, track_total = _number(raw.get("track"))
+    disc, disc_total = _number(raw.get("disc"))
+    date = raw.get("date")
+    year_match = _YEAR_RE.search(date) if date else None
+    compilation = (raw.get("compilation") or "").strip().lower() in ("1", "true", "yes")
+    release_type = raw.get("release_type")
+    out: dict[str, Any] = {
+        key: raw.get(key)
+        for key in (
+            "title",
+            "artist",
+            "album",
+            "album_artist",
+            "genre",
+            "mb_track_id",
+            "mb_recording_id",
+            "mb_album_id",
+            "mb_artist_id",
+            "mb_album_artist_id",
+            "mb_release_group_id",
+        )
+    }
+    out.update(
+        track=track,
+        track_total=track_total or _number(raw.get("track_total"))[0],
+        disc=disc,
+        disc_total=disc_total or _number(raw.get("disc_total"))[0],
+        date=date,
+        year=int(year_match[1]) if year_match else None,
+        compilation=compilation,
+        release_type=release_type.lower() if release_type else None,
+    )
+    return out
+
+
+def _pictures(audio: Any) -> list[tuple[int, str, str, bytes]]:
+    """Return every embedded picture as (type, mime, description, bytes)."""
+    found: list[tuple[int, str, str, bytes]] = []
+    tags = audio.tags
+    for picture in getattr(audio, "pictures", None) or ():  # FLAC PICTURE blocks
+        found.append((int(picture.type), picture.mime, picture.desc, bytes(picture.data)))
+    if tags is None:
+        return found
+    if hasattr(tags, "getall"):  # ID3
+        for frame in tags.getall("APIC"):
+            found.append((int(frame.type), frame.mime, frame.desc, bytes(frame.data)))
+        return found
+    kind = type(tags).__name__
+    name = type(audio).__name__
+    if name == "MP4":
+        for cover in tags.get("covr") or ():
+            found.append((FRONT_COVER, sniff_mime(bytes(cover)), "", bytes(cover)))
+    elif kind == "APEv2":
+        for key in tags.keys():  # noqa: SIM118
+            ptype = _APE_PICTURE_TYPES.get(key.lower())
+            value = tags[key]
+            if ptype is None or getattr(value, "kind", None) != 1:  # 1: binary item
+                continue
+            filename, _, data = bytes(value.value).partition(b"\x00")
+            found.append((ptype, sniff_mime(data), filename.decode("utf-8", "replace"), data))
+    elif kind == "ASFTags" or name == "ASF":
+        for value in tags.get("WM/Picture") or ():
+            parsed = _asf_picture(bytes(value.value))
+            if parsed is not None:
+                found.append(parsed)
+    else:
+        found.extend(_vorbis_pictures(tags))
+    return found
+
+
+def _vorbis_pictures(tags: Any) -> list[tuple[int, str, str, bytes]]:
+    from mutagen.flac import Picture as FlacPicture
+
+    found: list[tuple[int, str, str, bytes]] = []
+    for encoded in tags.get("metadata_block_picture") or ():
+        try:
+            picture = FlacPicture(base64.b64decode(encoded))
+        except Exception:  # noqa: S112 - a broken block is skipped, the rest still count
+            continue
+        found.append((int(picture.type), picture.mime, picture.desc, bytes(picture.data)))
+    for encoded in tags.get("coverart") or ():  # the old unofficial field
+        try:
+            data = base64.b64decode(encoded)
+        except ValueError:
+            continue
+        found.append((FRONT_COVER, sniff_mime(data), "", data))
+    return found
+
+
+def _asf_picture(blob: bytes) -> tuple[int, str, str, bytes] | None:
+    """Parse WM/Picture: type byte, data length, UTF-16 mime and description, data."""
+    try:
+        ptype, length = struct.unpack_from("<BI", blob)
+        pos = 5
+        strings = []
+        for _ in range(2):
+            end = pos
+            while blob[end : end + 2] != b"\x00\x00":
+                end += 2
+                if end >= len(blob):
+                    return None
+            strings.append(blob[pos:end].decode("utf-16-le", "replace"))
+            pos = end + 2
+        return ptype, strings[0], strings[1], blob[pos : pos + length]
+    except (struct.error, IndexError):
+        return None
