@@ -1,3 +1,4 @@
+# mypy: disable-error-code="no-untyped-call, attr-defined"
 """Real audio files for the music tests and benchmark: ffmpeg clips tagged with mutagen.
 
 APE cannot be encoded by ffmpeg, so ``ape`` clips are a hand-built Monkey's Audio 3.99
@@ -225,7 +226,7 @@ def _tag_mp4(path: Path, tags: dict[str, Any], pictures: tuple[tuple[int, bytes]
 
 
 def _tag_ape(path: Path, tags: dict[str, Any], pictures: tuple[tuple[int, bytes], ...]) -> None:
-    from mutagen.apev2 import APEv2, APEValue, BINARY
+    from mutagen.apev2 import BINARY, APEv2, APEValue
 
     ape = APEv2()
     keys = {

@@ -166,10 +166,15 @@ def rebuild(conn: sqlite3.Connection, cover_priority: list[str]) -> None:
         "INSERT INTO artists (id, name, mb_artist_id, track_count, album_count)"
         " VALUES (?, ?, ?, ?, ?)",
         [
-            (aid, names.most_common(1)[0][0], artist_mbids.get(aid), artist_tracks[aid],
-             album_counts[aid])
+            (
+                aid,
+                names.most_common(1)[0][0],
+                artist_mbids.get(aid),
+                artist_tracks[aid],
+                album_counts[aid],
+            )
             for aid, names in artist_names.items()
-        ],  # fmt: skip
+        ],
     )
 
 

@@ -54,8 +54,7 @@ def _console() -> Console:
 
 
 def _table(*columns: str) -> Table:
-    table = Table(*columns, box=None, pad_edge=False, header_style="bold")
-    return table
+    return Table(*columns, box=None, pad_edge=False, header_style="bold")
 
 
 @click.group("music")
@@ -137,9 +136,7 @@ def report_types(rt: Runtime, as_json: bool) -> None:
 
 
 @report.command("missing-tags")
-@click.option(
-    "--fields", help="Comma-separated critical tags (default: [music] critical_tags)."
-)
+@click.option("--fields", help="Comma-separated critical tags (default: [music] critical_tags).")
 @json_option
 @pass_runtime
 def report_missing(rt: Runtime, fields: str | None, as_json: bool) -> None:
@@ -182,7 +179,9 @@ def report_artwork(rt: Runtime, min_size: int | None, as_json: bool) -> None:
         return
     table = _table("problem", "album", "album artist", "reason", "folder")
     for row in rows:
-        table.add_row(row["problem"], row["album"], row["album_artist"], row["reason"], row["folder"])
+        table.add_row(
+            row["problem"], row["album"], row["album_artist"], row["reason"], row["folder"]
+        )
     _console().print(table)
     click.echo(f"{len(rows)} albums with cover problems (minimum {size} px)")
 

@@ -9,8 +9,16 @@ from homekeep.core.db import Database
 from homekeep.core.errors import UsageError
 
 TAG_FIELDS = (
-    "title", "artist", "album", "album_artist", "track", "disc", "date", "year", "genre",
-)  # fmt: skip
+    "title",
+    "artist",
+    "album",
+    "album_artist",
+    "track",
+    "disc",
+    "date",
+    "year",
+    "genre",
+)
 WARN_FIELDS = ("album_artist", "track")
 
 

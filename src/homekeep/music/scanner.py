@@ -35,11 +35,31 @@ STEPS = ("walk", "stat_diff", "tag_read", "artwork", "database")
 CHUNK = 32
 _MIN_POOL_FILES = 2 * CHUNK  # fewer files than this: a pool costs more than it saves
 _TRACK_COLUMNS = (
-    "title", "artist", "album", "album_artist", "track", "track_total", "disc", "disc_total",
-    "date", "year", "genre", "duration", "bitrate", "sample_rate", "channels",
-    "bits_per_sample", "compilation", "release_type", "mb_track_id", "mb_recording_id",
-    "mb_album_id", "mb_artist_id", "mb_album_artist_id", "mb_release_group_id",
-)  # fmt: skip
+    "title",
+    "artist",
+    "album",
+    "album_artist",
+    "track",
+    "track_total",
+    "disc",
+    "disc_total",
+    "date",
+    "year",
+    "genre",
+    "duration",
+    "bitrate",
+    "sample_rate",
+    "channels",
+    "bits_per_sample",
+    "compilation",
+    "release_type",
+    "mb_track_id",
+    "mb_recording_id",
+    "mb_album_id",
+    "mb_artist_id",
+    "mb_album_artist_id",
+    "mb_release_group_id",
+)
 _INSERT_TRACK = (
     f"INSERT OR REPLACE INTO tracks (file_id, {', '.join(_TRACK_COLUMNS)},"  # noqa: S608
     f" artist_id, album_artist_id, album_id) VALUES ({', '.join('?' * (len(_TRACK_COLUMNS) + 4))})"
@@ -170,18 +190,32 @@ class Scanner:
         started = utcnow()
         clock = _Clock()
         counts = dict.fromkeys(
-            ("files", "audio", "new", "changed", "moved", "deleted", "unchanged", "tags_read",
-             "errors", "images_new", "albums", "artists", "tracks"),
+            (
+                "files",
+                "audio",
+                "new",
+                "changed",
+                "moved",
+                "deleted",
+                "unchanged",
+                "tags_read",
+                "errors",
+                "images_new",
+                "albums",
+                "artists",
+                "tracks",
+            ),
             0,
-        )  # fmt: skip
+        )
         root_ids = [self._root_id(root) for root in roots]
         seen: list[Seen] = []
         with clock.step("walk"):
             walk_bar = display.task("walking folders")
             entries = [
-                entry for root_id, root in zip(root_ids, roots, strict=True)
+                entry
+                for root_id, root in zip(root_ids, roots, strict=True)
                 for entry in self._walk(root_id, root, walk_bar)
-            ]  # fmt: skip
+            ]
         with clock.step("stat_diff"):
             stat_bar = display.task("checking files", total=len(entries))
             seen = self._stat(entries, stat_bar)
@@ -213,9 +247,7 @@ class Scanner:
         next_id = self._next_id()
         for item in fresh:
             item.id, next_id = next_id, next_id + 1
-        to_read = [
-            s for s in (seen if full else [*fresh, *changed]) if kind_of(s.ext) == "audio"
-        ]
+        to_read = [s for s in (seen if full else [*fresh, *changed]) if kind_of(s.ext) == "audio"]
         dirty = bool(fresh or changed or moved or deleted or full)
         with clock.step("database"):
             self._write_files(fresh, changed, moved, deleted)
@@ -384,20 +416,39 @@ class Scanner:
                     "UPDATE files SET root_id = ?, path = ?, dir = ?, ext = ?, size = ?,"
                     " mtime_ns = ?, ctime_ns = ?, inode = ? WHERE id = ?",
                     [
-                        (s.root_id, s.rel, s.dir, s.ext, s.size, s.mtime_ns, s.ctime_ns, s.inode,
-                         s.id)
+                        (
+                            s.root_id,
+                            s.rel,
+                            s.dir,
+                            s.ext,
+                            s.size,
+                            s.mtime_ns,
+                            s.ctime_ns,
+                            s.inode,
+                            s.id,
+                        )
                         for s in batch
-                    ],  # fmt: skip
+                    ],
                 )
         for batch in self._batches([*fresh, *changed]):
             with self.db.transaction() as conn:
                 conn.executemany(
                     _UPSERT_FILE,
                     [
-                        (s.id, s.root_id, s.rel, s.dir, s.ext, kind_of(s.ext), s.size,
-                         s.mtime_ns, s.ctime_ns, s.inode)
+                        (
+                            s.id,
+                            s.root_id,
+                            s.rel,
+                            s.dir,
+                            s.ext,
+                            kind_of(s.ext),
+                            s.size,
+                            s.mtime_ns,
+                            s.ctime_ns,
+                            s.inode,
+                        )
                         for s in batch
-                    ],  # fmt: skip
+                    ],
                 )
 
     # -- tags ----------------------------------------------------------------------------
@@ -457,12 +508,10 @@ class Scanner:
         ok = [r for r in results if not r.vanished and r.error is None]
         failed = [r for r in results if not r.vanished and r.error is not None]
         track_rows = []
-        picture_rows = []
+        picture_rows: list[tuple[Any, ...]] = []
         for r in ok:
             ids = catalog.track_ids(r.tags)
-            track_rows.append(
-                (r.file_id, *(r.tags.get(c) for c in _TRACK_COLUMNS), *ids)
-            )
+            track_rows.append((r.file_id, *(r.tags.get(c) for c in _TRACK_COLUMNS), *ids))
             picture_rows.extend(
                 (r.file_id, n, p.type, p.mime or "", p.description or "", p.hash, p.size)
                 for n, p in enumerate(r.pictures)
@@ -472,8 +521,16 @@ class Scanner:
             conn.executemany(
                 "UPDATE files SET detected = ?, hash = ?, error = NULL, warning = ?, read_at = ?"
                 " WHERE id = ?",
-                [(r.detected, r.fingerprint, _warning(exts.get(r.file_id, ""), r.detected), now,
-                  r.file_id) for r in ok],  # fmt: skip
+                [
+                    (
+                        r.detected,
+                        r.fingerprint,
+                        _warning(exts.get(r.file_id, ""), r.detected),
+                        now,
+                        r.file_id,
+                    )
+                    for r in ok
+                ],
             )
             conn.executemany(
                 "UPDATE files SET detected = NULL, hash = ?, error = ?, warning = NULL,"
@@ -497,15 +554,17 @@ class Scanner:
         """Store new folder covers, then decode and thumbnail every image not done yet."""
         patterns = [p.lower() for p in self.config.cover_priority if p != catalog.EMBEDDED]
         covers = [
-            s for s in touched
+            s
+            for s in touched
             if s.ext in COVER_EXTENSIONS
             and any(fnmatchcase(s.rel.rpartition("/")[2].lower(), p) for p in patterns)
-        ]  # fmt: skip
+        ]
         if full:
             covers = [
-                s for s in self._all_image_files()
+                s
+                for s in self._all_image_files()
                 if any(fnmatchcase(s.rel.rpartition("/")[2].lower(), p) for p in patterns)
-            ]  # fmt: skip
+            ]
         updates = []
         for s in covers:
             try:
@@ -532,8 +591,13 @@ class Scanner:
         if len(todo) > 8 and self.workers > 1:
             ctx = multiprocessing.get_context("forkserver")
             with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
-                for info in pool.map(_process_image, todo, [str(self.images.root)] * len(todo),
-                                     [size] * len(todo), chunksize=8):  # fmt: skip
+                for info in pool.map(
+                    _process_image,
+                    todo,
+                    [str(self.images.root)] * len(todo),
+                    [size] * len(todo),
+                    chunksize=8,
+                ):
                     infos.append(info)
                     bar.advance()
         else:
@@ -544,8 +608,10 @@ class Scanner:
             conn.executemany(
                 "INSERT OR REPLACE INTO images (hash, mime, bytes, width, height, thumb_size,"
                 " error) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(i.hash, i.mime, i.bytes, i.width, i.height, i.thumb_size, i.error)
-                 for i in infos],  # fmt: skip
+                [
+                    (i.hash, i.mime, i.bytes, i.width, i.height, i.thumb_size, i.error)
+                    for i in infos
+                ],
             )
         return len(infos)
 
@@ -557,8 +623,19 @@ class Scanner:
         ):
             if extension(row["path"]) in COVER_EXTENSIONS:
                 full_path = str(Path(row["root"]) / row["path"])
-                out.append(Seen(row["root_id"], row["path"], full_path, row["size"], 0, 0, 0,
-                                row["id"], True))  # fmt: skip
+                out.append(
+                    Seen(
+                        row["root_id"],
+                        row["path"],
+                        full_path,
+                        row["size"],
+                        0,
+                        0,
+                        0,
+                        row["id"],
+                        True,
+                    )
+                )
         return out
 
 

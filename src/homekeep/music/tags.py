@@ -176,8 +176,11 @@ def read_file(file_id: int, path: Path, size: int, store: ImageStore) -> ReadRes
         result.vanished = True
         return result
     except Exception as exc:  # mutagen raises many types for broken files
-        result.error = _describe(exc)
-        return result
+        # mutagen trusts the extension first; a FLAC named .mp3 still reads by content
+        audio = _by_content(path)
+        if audio is None:
+            result.error = _describe(exc)
+            return result
     if audio is None:
         result.error = "not a recognised audio file (unknown format or no audio header)"
         return result
@@ -193,6 +196,40 @@ def read_file(file_id: int, path: Path, size: int, store: ImageStore) -> ReadRes
     except Exception as exc:
         result.error = _describe(exc)
     return result
+
+
+def _by_content(path: Path) -> Any:
+    """Open a file with the mutagen class its first bytes name, or return None."""
+    import mutagen
+    from mutagen import aiff, asf, flac, monkeysaudio, mp3, mp4, oggopus, oggvorbis, wave, wavpack
+
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    candidates: list[Any]
+    if head.startswith(b"fLaC"):
+        candidates = [flac.FLAC]
+    elif head.startswith(b"OggS"):
+        candidates = [oggvorbis.OggVorbis, oggopus.OggOpus, flac.FLAC]
+    elif head.startswith(b"MAC "):
+        candidates = [monkeysaudio.MonkeysAudio]
+    elif head.startswith(b"wvpk"):
+        candidates = [wavpack.WavPack]
+    elif head.startswith(b"RIFF"):
+        candidates = [wave.WAVE]
+    elif head.startswith(b"FORM"):
+        candidates = [aiff.AIFF]
+    elif head[4:8] == b"ftyp":
+        candidates = [mp4.MP4]
+    elif head.startswith(b"0&\xb2u"):
+        candidates = [asf.ASF]
+    elif head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xfa"):
+        candidates = [mp3.MP3]
+    else:
+        return None
+    try:
+        return mutagen.File(path, options=candidates)
+    except Exception:
+        return None
 
 
 def _describe(exc: BaseException) -> str:
@@ -228,7 +265,9 @@ def _facts(audio: Any) -> dict[str, Any]:
     return {
         "duration": round(float(length), 3) if length else None,
         "bitrate": int(bitrate) if bitrate else None,
-        "sample_rate": getattr(info, "sample_rate", None) or None,
+        # Opus always decodes at 48 kHz; mutagen does not report it.
+        "sample_rate": getattr(info, "sample_rate", None)
+        or (48000 if type(audio).__name__ == "OggOpus" else None),
         "channels": getattr(info, "channels", None) or None,
         "bits_per_sample": getattr(info, "bits_per_sample", None) or None,
     }
@@ -289,7 +328,10 @@ def _tags(audio: Any) -> dict[str, Any]:
     elif name == "MP4":
         for field_name, keys in _MP4.items():
             raw[field_name] = _lookup(tags, keys)
-        for key, total_key, pair in (("track", "track_total", "trkn"), ("disc", "disc_total", "disk")):
+        for key, total_key, pair in (
+            ("track", "track_total", "trkn"),
+            ("disc", "disc_total", "disk"),
+        ):
             values = tags.get(pair)
             if values:
                 number, total = values[0]
@@ -373,8 +415,8 @@ def _pictures(audio: Any) -> list[tuple[int, str, str, bytes]]:
     kind = type(tags).__name__
     name = type(audio).__name__
     if name == "MP4":
-        for cover in tags.get("covr") or ():
-            found.append((FRONT_COVER, sniff_mime(bytes(cover)), "", bytes(cover)))
+        for n, cover in enumerate(tags.get("covr") or ()):  # untyped: the first is the front
+            found.append((FRONT_COVER if n == 0 else 0, sniff_mime(bytes(cover)), "", bytes(cover)))
     elif kind == "APEv2":
         for key in tags.keys():  # noqa: SIM118
             ptype = _APE_PICTURE_TYPES.get(key.lower())
@@ -394,12 +436,13 @@ def _pictures(audio: Any) -> list[tuple[int, str, str, bytes]]:
 
 
 def _vorbis_pictures(tags: Any) -> list[tuple[int, str, str, bytes]]:
-    from mutagen.flac import Picture as FlacPicture
+    from mutagen import flac
 
+    parse: Any = flac.Picture  # mutagen's classes are not annotated
     found: list[tuple[int, str, str, bytes]] = []
     for encoded in tags.get("metadata_block_picture") or ():
         try:
-            picture = FlacPicture(base64.b64decode(encoded))
+            picture = parse(base64.b64decode(encoded))
         except Exception:  # noqa: S112 - a broken block is skipped, the rest still count
             continue
         found.append((int(picture.type), picture.mime, picture.desc, bytes(picture.data)))
