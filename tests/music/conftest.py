@@ -10,7 +10,7 @@ import pytest
 
 from homekeep.core.db import Database
 from homekeep.music.config import MusicConfig
-from homekeep.music.scanner import ScanResult, Scanner
+from homekeep.music.scanner import Scanner, ScanResult
 from homekeep.music.schema import MIGRATIONS
 from tests.music import media
 

@@ -177,8 +177,10 @@ def test_broken_files_never_stop_a_scan(library: Library, clips: dict[str, Path]
     (broken / "notes.txt").write_text("liner notes")
     result = library.scan()
     assert result.counts["files"] == 8
-    errors = {r["path"].rsplit("/", 1)[1]: r for r in library.rows(
-        "SELECT path, error, warning FROM files WHERE error IS NOT NULL OR warning IS NOT NULL")}  # fmt: skip
+    flagged = library.rows(
+        "SELECT path, error, warning FROM files WHERE error IS NOT NULL OR warning IS NOT NULL"
+    )
+    errors = {r["path"].rsplit("/", 1)[1]: r for r in flagged}
     assert set(errors) == {
         "truncated.flac", "truncated.mp3", "zero.mp3", "random.mp3", "text.ogg", "flac-named.mp3",
     }  # fmt: skip
