@@ -92,43 +92,57 @@ def rebuild(conn: sqlite3.Connection, cover_priority: list[str]) -> None:
     artist_names: dict[str, Counter[str]] = {}
     artist_mbids: dict[str, str] = {}
     artist_tracks: Counter[str] = Counter()
-    rows = conn.execute(
-        "SELECT t.*, f.root_id, f.dir FROM tracks t JOIN files f ON f.id = t.file_id"
+    cur = conn.cursor()
+    cur.row_factory = None  # plain tuples: this loop runs over every track
+    rows = cur.execute(
+        "SELECT t.album_id, t.album, t.year, t.date, t.genre, t.compilation, t.release_type,"
+        " t.mb_album_id, t.mb_release_group_id, t.disc, t.disc_total, t.duration, t.file_id,"
+        " f.root_id, f.dir, t.artist, t.artist_id, t.mb_artist_id, t.album_artist,"
+        " t.album_artist_id FROM tracks t JOIN files f ON f.id = t.file_id"
         " ORDER BY t.album_id, COALESCE(t.disc, 1), COALESCE(t.track, 0), f.path"
     )
-    for row in rows:
-        tags = dict(row)
-        album = albums.get(row["album_id"])
+    for (album_id, title, year, date, genre, compilation, release_type, mb_album_id, mb_group,
+         disc, disc_total, duration, file_id, root_id, directory, artist, track_artist_id,
+         mb_artist_id, tag_album_artist, album_artist_id) in rows:  # fmt: skip
+        album = albums.get(album_id)
         if album is None:
+            tags = {
+                "compilation": compilation,
+                "album_artist": tag_album_artist,
+                "artist": artist,
+                "mb_album_id": mb_album_id,
+                "year": year,
+                "album": title,
+            }
             album_artist = album_artist_of(tags)
-            album = _Album(
-                id=row["album_id"],
+            album = albums[album_id] = _Album(
+                id=album_id,
                 key=album_key(tags),
                 album_artist=album_artist,
-                album_artist_id=row["album_artist_id"],
+                album_artist_id=album_artist_id,
             )
-            albums[album.id] = album
-            artist_names.setdefault(album.album_artist_id, Counter())[album_artist] += 1
-        album.titles[row["album"] or UNKNOWN_ALBUM] += 1
-        if row["year"]:
-            album.years[row["year"]] += 1
-        if row["date"]:
-            album.dates[row["date"]] += 1
-        if row["genre"]:
-            album.genres[row["genre"]] += 1
-        album.compilation = album.compilation or bool(row["compilation"])
-        album.release_type = album.release_type or row["release_type"]
-        album.mb_album_id = album.mb_album_id or row["mb_album_id"]
-        album.mb_release_group_id = album.mb_release_group_id or row["mb_release_group_id"]
+            artist_names.setdefault(album_artist_id, Counter())[album_artist] += 1
+        album.titles[title or UNKNOWN_ALBUM] += 1
+        if year:
+            album.years[year] += 1
+        if date:
+            album.dates[date] += 1
+        if genre:
+            album.genres[genre] += 1
+        if compilation:
+            album.compilation = True
+        album.release_type = album.release_type or release_type
+        album.mb_album_id = album.mb_album_id or mb_album_id
+        album.mb_release_group_id = album.mb_release_group_id or mb_group
         album.tracks += 1
-        album.discs = max(album.discs, row["disc"] or 1, row["disc_total"] or 1)
-        album.duration += row["duration"] or 0.0
-        album.files.append((row["file_id"], row["root_id"], row["dir"]))
-        name = row["artist"] or UNKNOWN_ARTIST
-        artist_names.setdefault(row["artist_id"], Counter())[name] += 1
-        artist_tracks[row["artist_id"]] += 1
-        if row["mb_artist_id"]:
-            artist_mbids.setdefault(row["artist_id"], row["mb_artist_id"])
+        if disc or disc_total:
+            album.discs = max(album.discs, disc or 1, disc_total or 1)
+        album.duration += duration or 0.0
+        album.files.append((file_id, root_id, directory))
+        artist_names.setdefault(track_artist_id, Counter())[artist or UNKNOWN_ARTIST] += 1
+        artist_tracks[track_artist_id] += 1
+        if mb_artist_id:
+            artist_mbids.setdefault(track_artist_id, mb_artist_id)
     covers = _covers(conn, albums, cover_priority)
     conn.execute("DELETE FROM albums")
     conn.executemany(

@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import stat as stat_module
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -32,7 +33,7 @@ from homekeep.music.kinds import AUDIO_EXTENSIONS, COVER_EXTENSIONS, extension, 
 from homekeep.music.tags import ReadResult, fingerprint, read_batch
 
 STEPS = ("walk", "stat_diff", "tag_read", "artwork", "database")
-CHUNK = 32
+CHUNK = 64
 _MIN_POOL_FILES = 2 * CHUNK  # fewer files than this: a pool costs more than it saves
 _TRACK_COLUMNS = (
     "title",
@@ -63,6 +64,15 @@ _TRACK_COLUMNS = (
 _INSERT_TRACK = (
     f"INSERT OR REPLACE INTO tracks (file_id, {', '.join(_TRACK_COLUMNS)},"  # noqa: S608
     f" artist_id, album_artist_id, album_id) VALUES ({', '.join('?' * (len(_TRACK_COLUMNS) + 4))})"
+)
+_UPSERT_READ = (
+    "INSERT INTO files (id, root_id, path, dir, ext, kind, detected, size, mtime_ns, ctime_ns,"
+    " inode, hash, error, warning, read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT(id) DO UPDATE SET root_id = excluded.root_id, path = excluded.path,"
+    " dir = excluded.dir, ext = excluded.ext, kind = excluded.kind,"
+    " detected = excluded.detected, size = excluded.size, mtime_ns = excluded.mtime_ns,"
+    " ctime_ns = excluded.ctime_ns, inode = excluded.inode, hash = excluded.hash,"
+    " error = excluded.error, warning = excluded.warning, read_at = excluded.read_at"
 )
 _UPSERT_FILE = (
     "INSERT INTO files (id, root_id, path, dir, ext, kind, size, mtime_ns, ctime_ns, inode)"
@@ -250,7 +260,13 @@ class Scanner:
         to_read = [s for s in (seen if full else [*fresh, *changed]) if kind_of(s.ext) == "audio"]
         dirty = bool(fresh or changed or moved or deleted or full)
         with clock.step("database"):
-            self._write_files(fresh, changed, moved, deleted)
+            # audio files get their row with their tags, in one write, after reading
+            self._write_files(
+                [s for s in fresh if kind_of(s.ext) != "audio"],
+                [s for s in changed if kind_of(s.ext) != "audio"],
+                moved,
+                deleted,
+            )
         read_bar = display.task("reading tags", total=len(to_read))
         errors = self._read_tags(to_read, clock, read_bar)
         counts["tags_read"] = len(to_read)
@@ -457,7 +473,7 @@ class Scanner:
         """Read tags of ``items`` and store them; return how many files failed."""
         jobs = [(s.id, s.path, s.size) for s in items]
         chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
-        exts = {s.id: s.ext for s in items}
+        by_id = {s.id: s for s in items}
         pending: list[ReadResult] = []
         errors = 0
 
@@ -468,7 +484,7 @@ class Scanner:
             bar.advance(len(results))
             if len(pending) >= self.config.batch_size:
                 with clock.step("database"):
-                    self._write_tags(pending, exts)
+                    self._write_tags(pending, by_id)
                 pending.clear()
 
         read_start = time.perf_counter()
@@ -478,14 +494,12 @@ class Scanner:
             for chunk in chunks:
                 take(read_batch(chunk, images_root))
         else:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["homekeep.music.tags"])
-            with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(max_workers=self.workers, mp_context=_pool_context()) as pool:
                 queue = iter(chunks)
                 running: set[Future[list[ReadResult]]] = set()
                 for chunk in queue:
                     running.add(pool.submit(read_batch, chunk, images_root))
-                    if len(running) >= self.workers * 3:
+                    if len(running) >= self.workers * 4:
                         break
                 while running:
                     done, running = wait(running, return_when=FIRST_COMPLETED)
@@ -495,52 +509,42 @@ class Scanner:
                             running.add(pool.submit(read_batch, next_chunk, images_root))
                         take(future.result())
         with clock.step("database"):
-            self._write_tags(pending, exts)
+            self._write_tags(pending, by_id)
         elapsed = time.perf_counter() - read_start
         clock.times["tag_read"] += elapsed - (clock.times["database"] - db_before)
         return errors
 
-    def _write_tags(self, results: list[ReadResult], exts: dict[int, str]) -> None:
+    def _write_tags(self, results: list[ReadResult], by_id: dict[int, Seen]) -> None:
+        """Write read files with their stat, tags and pictures in one transaction."""
         if not results:
             return
         now = utcnow()
-        gone = [(r.file_id,) for r in results if r.vanished]
-        ok = [r for r in results if not r.vanished and r.error is None]
-        failed = [r for r in results if not r.vanished and r.error is not None]
+        file_rows = []
         track_rows = []
         picture_rows: list[tuple[Any, ...]] = []
-        for r in ok:
-            ids = catalog.track_ids(r.tags)
-            track_rows.append((r.file_id, *(r.tags.get(c) for c in _TRACK_COLUMNS), *ids))
-            picture_rows.extend(
-                (r.file_id, n, p.type, p.mime or "", p.description or "", p.hash, p.size)
-                for n, p in enumerate(r.pictures)
-            )
+        for r in results:
+            if r.vanished:
+                continue
+            s = by_id[r.file_id]
+            warning = _warning(s.ext, r.detected) if r.error is None else None
+            file_rows.append(
+                (s.id, s.root_id, s.rel, s.dir, s.ext, "audio", r.detected, s.size, s.mtime_ns,
+                 s.ctime_ns, s.inode, r.fingerprint, r.error, warning, now)
+            )  # fmt: skip
+            if r.error is None:
+                track_rows.append((r.file_id, *(r.tags.get(c) for c in _TRACK_COLUMNS), *r.ids))
+                picture_rows.extend(
+                    (r.file_id, n, p.type, p.mime or "", p.description or "", p.hash, p.size)
+                    for n, p in enumerate(r.pictures)
+                )
+        known = [(r.file_id,) for r in results if by_id[r.file_id].known]
         with self.db.transaction() as conn:
-            conn.executemany("DELETE FROM files WHERE id = ?", gone)
-            conn.executemany(
-                "UPDATE files SET detected = ?, hash = ?, error = NULL, warning = ?, read_at = ?"
-                " WHERE id = ?",
-                [
-                    (
-                        r.detected,
-                        r.fingerprint,
-                        _warning(exts.get(r.file_id, ""), r.detected),
-                        now,
-                        r.file_id,
-                    )
-                    for r in ok
-                ],
-            )
-            conn.executemany(
-                "UPDATE files SET detected = NULL, hash = ?, error = ?, warning = NULL,"
-                " read_at = ? WHERE id = ?",
-                [(r.fingerprint, r.error, now, r.file_id) for r in failed],
-            )
-            conn.executemany("DELETE FROM tracks WHERE file_id = ?", [(r.file_id,) for r in failed])
-            conn.executemany(
-                "DELETE FROM pictures WHERE file_id = ?", [(r.file_id,) for r in results]
-            )
+            conn.executemany("DELETE FROM files WHERE id = ?", [
+                (r.file_id,) for r in results if r.vanished
+            ])  # fmt: skip
+            conn.executemany(_UPSERT_READ, file_rows)
+            conn.executemany("DELETE FROM tracks WHERE file_id = ?", known)
+            conn.executemany("DELETE FROM pictures WHERE file_id = ?", known)
             conn.executemany(_INSERT_TRACK, track_rows)
             conn.executemany(
                 "INSERT INTO pictures (file_id, position, type, mime, description, hash, size)"
@@ -589,8 +593,7 @@ class Scanner:
         bar.update(total=len(todo))
         infos: list[ImageInfo] = []
         if len(todo) > 8 and self.workers > 1:
-            ctx = multiprocessing.get_context("forkserver")
-            with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(max_workers=self.workers, mp_context=_pool_context()) as pool:
                 for info in pool.map(
                     _process_image,
                     todo,
@@ -637,6 +640,19 @@ class Scanner:
                     )
                 )
         return out
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Fork when this process has one thread (cheap, no re-imports); else a fork server.
+
+    With a progress bar drawing from its own thread, forking could copy a held lock,
+    so the workers then come from a clean fork server instead.
+    """
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["homekeep.music.tags"])
+    return ctx
 
 
 def _process_image(digest: str, root: str, size: int) -> ImageInfo:

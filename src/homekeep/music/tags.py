@@ -7,13 +7,15 @@ picture bytes never travel back to the parent: they are stored by content hash h
 from __future__ import annotations
 
 import base64
+import io
 import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from homekeep.core.hashing import hash_bytes
+from homekeep.music.catalog import track_ids
 from homekeep.music.images import MAX_IMAGE_BYTES, ImageStore, sniff_mime
 
 SAMPLE_BYTES = 1 << 20
@@ -136,6 +138,7 @@ class ReadResult:
     pictures: list[Picture] = field(default_factory=list)
     error: str | None = None
     vanished: bool = False
+    ids: tuple[str, str, str] = ("", "", "")
 
 
 def fingerprint(path: Path, size: int) -> str:
@@ -146,13 +149,17 @@ def fingerprint(path: Path, size: int) -> str:
     whole libraries just to detect renames.
     """
     with path.open("rb") as fh:
-        if size <= 2 * SAMPLE_BYTES:
-            data = fh.read()
-        else:
-            head = fh.read(SAMPLE_BYTES)
-            fh.seek(-SAMPLE_BYTES, 2)
-            data = head + fh.read(SAMPLE_BYTES)
-    return hash_bytes(size.to_bytes(8, "little") + data)
+        return _fingerprint(fh, size)[0]
+
+
+def _fingerprint(fh: BinaryIO, size: int) -> tuple[str, bytes | None]:
+    """Return (fingerprint, the whole content when it was read whole)."""
+    if size <= 2 * SAMPLE_BYTES:
+        data = fh.read()
+        return hash_bytes(size.to_bytes(8, "little") + data), data
+    head = fh.read(SAMPLE_BYTES)
+    fh.seek(-SAMPLE_BYTES, 2)
+    return hash_bytes(size.to_bytes(8, "little") + head + fh.read(SAMPLE_BYTES)), None
 
 
 def read_batch(items: list[tuple[int, str, int]], images_root: str) -> list[ReadResult]:
@@ -163,15 +170,18 @@ def read_batch(items: list[tuple[int, str, int]], images_root: str) -> list[Read
 
 def read_file(file_id: int, path: Path, size: int, store: ImageStore) -> ReadResult:
     """Read one file's tags, stream facts and pictures."""
-    import mutagen
 
     result = ReadResult(file_id)
     try:
-        result.fingerprint = fingerprint(path, size)
-        if size == 0:
-            result.error = "empty file (0 bytes)"
-            return result
-        audio = mutagen.File(path)
+        with path.open("rb") as fh:
+            # one open per file: small files are parsed from memory, large ones from fh
+            result.fingerprint, whole = _fingerprint(fh, size)
+            if not whole:
+                if size == 0:
+                    result.error = "empty file (0 bytes)"
+                    return result
+                fh.seek(0)
+            audio = _open_by_extension(path, io.BytesIO(whole) if whole else fh)
     except FileNotFoundError:
         result.vanished = True
         return result
@@ -188,6 +198,7 @@ def read_file(file_id: int, path: Path, size: int, store: ImageStore) -> ReadRes
         result.detected = detected_format(audio)
         result.tags = _facts(audio)
         result.tags.update(_tags(audio))
+        result.ids = track_ids(result.tags)
         result.pictures = [
             Picture(ptype, mime, desc, store.save(data), len(data))
             for ptype, mime, desc, data in _pictures(audio)
@@ -196,6 +207,48 @@ def read_file(file_id: int, path: Path, size: int, store: ImageStore) -> ReadRes
     except Exception as exc:
         result.error = _describe(exc)
     return result
+
+
+def _open_by_extension(path: Path, fh: BinaryIO) -> Any:
+    """Open with the class the extension names (saves scoring every format), else guess."""
+    import mutagen
+
+    cls = _classes().get(path.suffix[1:].lower())
+    if cls is not None:
+        try:
+            return cls(fh)
+        except FileNotFoundError:
+            raise
+        except Exception:  # noqa: S110 - not what the extension says: let mutagen guess
+            pass
+    return mutagen.File(path)
+
+
+_CLASSES: dict[str, Any] = {}
+
+
+def _classes() -> dict[str, Any]:
+    if not _CLASSES:
+        from mutagen import (
+            aiff,
+            asf,
+            flac,
+            monkeysaudio,
+            mp3,
+            mp4,
+            oggopus,
+            oggvorbis,
+            wave,
+            wavpack,
+        )
+
+        _CLASSES.update(
+            mp3=mp3.MP3, flac=flac.FLAC, ogg=oggvorbis.OggVorbis, oga=oggvorbis.OggVorbis,
+            opus=oggopus.OggOpus, ape=monkeysaudio.MonkeysAudio, m4a=mp4.MP4, m4b=mp4.MP4,
+            mp4=mp4.MP4, wv=wavpack.WavPack, wma=asf.ASF, aif=aiff.AIFF, aiff=aiff.AIFF,
+            aifc=aiff.AIFF, wav=wave.WAVE,
+        )  # fmt: skip
+    return _CLASSES
 
 
 def _by_content(path: Path) -> Any:
@@ -348,8 +401,12 @@ def _tags(audio: Any) -> dict[str, Any]:
         for field_name, keys in _APE.items():
             raw[field_name] = _lookup(tags, keys)
     else:  # Vorbis comments: FLAC, Ogg Vorbis, Opus, Ogg FLAC
+        # one pass over the comment list; mutagen's own lookup scans it per key
+        comments: dict[str, list[str]] = {}
+        for key, value in tags:
+            comments.setdefault(key.lower(), []).append(value)
         for field_name, keys in _VORBIS.items():
-            raw[field_name] = _lookup(tags, keys)
+            raw[field_name] = _lookup(comments, keys)
     return _normalise(raw)
 
 
