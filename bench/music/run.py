@@ -56,7 +56,7 @@ def build(folder: Path, count: int, *, link: bool) -> list[Path]:
                     "genre": "Rock",
                 },
                 ((3, cover),) if n % 3 == 0 else (),
-            )  # fmt: skip
+            )
         )
     paths = []
     copy: Callable[[Path, Path], object] = os.link if link else shutil.copyfile
@@ -102,7 +102,7 @@ def scan(data: Path, root: Path, **config: int) -> tuple[float, ScanResult]:
     db = Database(data / "music.sqlite", area="music", migrations=MIGRATIONS)
     try:
         start = time.perf_counter()
-        result = Scanner(db, data, MusicConfig(**config)).scan([root])
+        result = Scanner(db, data, MusicConfig.model_validate(config)).scan([root])
         return time.perf_counter() - start, result
     finally:
         db.close()

@@ -100,6 +100,19 @@ def write_track(
     return target
 
 
+def set_tag(path: Path, key: str, value: str) -> None:
+    """Set one raw tag in place: an ID3 frame id (TIT2...) or a Vorbis comment name."""
+    from mutagen import File
+    from mutagen.id3 import Frames
+
+    audio = File(path)
+    if key in Frames:
+        audio.tags.add(Frames[key](encoding=3, text=[value]))
+    else:
+        audio[key] = [value]
+    audio.save()
+
+
 def _str(tags: dict[str, Any], key: str) -> str | None:
     value = tags.get(key)
     return None if value is None else str(value)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.music import media
-from tests.support import Server, create_token, run_cli, serve
+from tests.support import Server, create_token, run_cli, running
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def server(
     result = run_cli("music", "scan", root, data_dir=data)
     assert result.returncode == 0, result.stderr
     token = create_token(data, "player", "music")
-    with serve(data) as srv:
+    with running(["serve", "--port", "0"], data_dir=data) as srv:
         yield srv, token
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.music import media
-from tests.support import run_cli
+from tests.support import HOMEKEEP, clean_env, run_cli
 
 
 def _json(*args: str | Path, data_dir: Path) -> Any:
@@ -129,3 +132,48 @@ def test_a_corrupt_database_is_one_line(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     with pytest.raises(sqlite3.DatabaseError):
         sqlite3.connect(db).execute("SELECT 1 FROM files").fetchall()
+
+
+def test_roots_list_and_remove(tmp_path: Path, clips: dict[str, Path]) -> None:
+    data = tmp_path / "data"
+    for name in ("a", "b"):
+        media.write_track(clips["mp3"], "mp3", tmp_path / name / "1.mp3",
+                          {"title": name, "artist": name, "album": name})  # fmt: skip
+    assert run_cli("music", "scan", tmp_path / "a", tmp_path / "b", data_dir=data).returncode == 0
+    roots = _json("roots", "list", data_dir=data)
+    assert [(r["path"], r["files"]) for r in roots] == [
+        (str(tmp_path / "a"), 1), (str(tmp_path / "b"), 1),
+    ]  # fmt: skip
+    removed = run_cli("music", "roots", "remove", tmp_path / "a", data_dir=data)
+    assert removed.returncode == 0, removed.stderr
+    assert "1 files" in removed.stdout
+    assert (tmp_path / "a" / "1.mp3").exists()
+    assert [r["path"] for r in _json("roots", "list", data_dir=data)] == [str(tmp_path / "b")]
+    types = _json("report", "types", data_dir=data)
+    assert sum(t["files"] for t in types) == 1
+    missing = run_cli("music", "roots", "remove", tmp_path / "zzz", data_dir=data)
+    assert missing.returncode == 3
+    assert missing.stderr.startswith("error: ")
+    assert "not a music root" in missing.stderr
+
+
+def test_an_unreadable_folder_keeps_what_it_held(tmp_path: Path, clips: dict[str, Path]) -> None:
+    root, data = tmp_path / "music", tmp_path / "data"
+    media.write_track(clips["mp3"], "mp3", root / "Locked" / "1.mp3",
+                      {"title": "kept", "artist": "A", "album": "X"})  # fmt: skip
+    assert run_cli("music", "scan", root, data_dir=data).returncode == 0
+    cmd = [*HOMEKEEP, "--data-dir", str(data), "music", "scan", str(root), "--json"]
+    if os.geteuid() == 0:  # root reads any folder: drop the capabilities that allow it
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv")
+        cmd = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *cmd]
+    (root / "Locked").chmod(0)
+    try:
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, env=clean_env(), timeout=120, check=False
+        )
+    finally:
+        (root / "Locked").chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)["counts"]
+    assert (counts["unreadable_folders"], counts["deleted"], counts["tracks"]) == (1, 0, 1)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from homekeep.core.errors import NotFound, UsageError
 from homekeep.music.scanner import resolve_roots
+from tests.music import media
 from tests.music.conftest import Library
 
 
@@ -99,11 +100,7 @@ def test_rescan_rereads_exactly_the_touched_edited_renamed_deleted(library: Libr
     assert unchanged.counts["tags_read"] == 0
 
     _stat_bump(paths[0])  # touched
-    from mutagen.id3 import ID3, TIT2
-
-    tags = ID3(paths[1])
-    tags.add(TIT2(encoding=3, text=["edited title"]))
-    tags.save()  # edited
+    media.set_tag(paths[1], "TIT2", "edited title")  # edited
     paths[2].rename(paths[2].with_name("renamed.mp3"))  # renamed
     paths[3].unlink()  # deleted
     library.add("A/new", "mp3", title="brand new", artist="A", album="Al")  # added
@@ -249,7 +246,7 @@ def test_covers_embedded_folder_none_corrupt(library: Library, covers: dict[str,
     folder = _cover_of(library, "Folder")
     assert (folder["cover_source"], folder["width"]) == ("F/folder.png", 600)  # folder wins
     corrupt = _cover_of(library, "Corrupt")
-    assert corrupt["error"].startswith("cannot decode image")
+    assert str(corrupt["error"]).startswith("cannot decode image")
     assert _cover_of(library, "Multi")["cover_source"] == "M/front.webp"
     # the back cover is listed with the track, and every distinct image is stored once
     pictures = library.rows("SELECT type FROM pictures ORDER BY type")
@@ -295,3 +292,24 @@ def test_the_process_pool_reads_the_same_as_one_process(library: Library) -> Non
         == rows
     )
     assert set(pooled.timings) == {"walk", "stat_diff", "tag_read", "artwork", "database"}
+
+
+def test_file_names_that_are_not_utf8_are_scanned(library: Library) -> None:
+    path = library.add("Odd/song", title="odd", artist="A", album="X")
+    odd = os.fsencode(library.root / "Odd") + b"/caf\xe9.mp3"
+    os.rename(path, odd)  # noqa: PTH104 - a bytes name, which pathlib cannot spell
+    first = library.scan()
+    assert first.counts["tracks"] == 1
+    assert library.rows("SELECT path FROM files") == [{"path": "Odd/caf\\xe9.mp3"}]
+    again = library.scan()
+    assert (again.counts["unchanged"], again.counts["tags_read"]) == (1, 0)
+
+
+def test_a_vanished_folder_is_simply_gone(library: Library) -> None:
+    library.add("Gone/song", title="gone", artist="A", album="X")
+    library.add("Here/song", title="here", artist="A", album="Y")
+    library.scan()
+    shutil.rmtree(library.root / "Gone")
+    result = library.scan()
+    assert result.counts["deleted"] == 1
+    assert [r["title"] for r in library.rows("SELECT title FROM albums")] == ["Y"]

@@ -17,7 +17,8 @@ from homekeep.core.progress import progress
 from homekeep.core.runtime import Runtime, pass_runtime
 from homekeep.music import reports
 from homekeep.music.config import MusicConfig
-from homekeep.music.scanner import STEPS, Scanner, resolve_roots
+from homekeep.music.library import Library
+from homekeep.music.scanner import STEPS, Scanner, remove_root, resolve_roots
 from homekeep.music.schema import MIGRATIONS
 
 STEP_NAMES = {
@@ -98,6 +99,11 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
         f"  library: {c['tracks']} tracks, {c['albums']} albums, {c['artists']} artists;"
         f" {c['errors']} unreadable files (see 'homekeep music report errors')"
     )
+    if c.get("unreadable_folders"):
+        click.echo(
+            f"  warning: {c['unreadable_folders']} folders could not be listed (permissions?);"
+            " what they held is kept as it was"
+        )
     table = _table("step", "seconds")
     for step in STEPS:
         table.add_row(STEP_NAMES[step], f"{result.timings[step]:.3f}")
@@ -234,3 +240,40 @@ def timings(rt: Runtime, limit: int, as_json: bool) -> None:
             f"{sum(t.values()):.3f}",
         )
     _console().print(table)
+
+
+@group.group()
+def roots() -> None:
+    """The folders the library was scanned from."""
+
+
+@roots.command("list")
+@json_option
+@pass_runtime
+def roots_list(rt: Runtime, as_json: bool) -> None:
+    """Every scanned root with its file count and last scan."""
+    _, db = _open(rt)
+    try:
+        rows = Library(db).roots()
+    finally:
+        db.close()
+    if as_json:
+        _print(rows)
+        return
+    table = _table("root", "files", "size", "last scan")
+    for row in rows:
+        table.add_row(row["path"], str(row["files"]), _size(row["bytes"]), row["scanned_at"] or "-")
+    _console().print(table)
+
+
+@roots.command("remove")
+@click.argument("path", type=click.Path(path_type=Path))
+@pass_runtime
+def roots_remove(rt: Runtime, path: Path) -> None:
+    """Forget a root and its tracks (the files on disk are not touched)."""
+    ctx, db = _open(rt)
+    try:
+        count = remove_root(db, ctx.dir, ctx.config(MusicConfig), path)
+    finally:
+        db.close()
+    click.echo(f"removed root {path} and the {count} files the library knew under it")

@@ -166,6 +166,22 @@ def resolve_roots(paths: list[Path]) -> list[Path]:
     return resolved
 
 
+def remove_root(db: Database, folder: Path, config: MusicConfig, path: Path) -> int:
+    """Forget a root and everything found under it; return how many files it held."""
+    with _scan_lock(folder), db.transaction() as conn:
+        wanted = {str(path), str(path.expanduser().resolve())}
+        row = next(
+            (r for r in conn.execute("SELECT id, path FROM roots") if r["path"] in wanted), None
+        )
+        if row is None:
+            raise NotFound(f"{path} is not a music root; see 'homekeep music roots list'")
+        files = conn.execute("SELECT COUNT(*) FROM files WHERE root_id = ?", (row["id"],))
+        count = int(files.fetchone()[0])
+        conn.execute("DELETE FROM roots WHERE id = ?", (row["id"],))
+        catalog.rebuild(conn, config.cover_priority)
+    return count
+
+
 @contextmanager
 def _scan_lock(folder: Path) -> Iterator[None]:
     with (folder / "scan.lock").open("a") as fh:
@@ -219,12 +235,13 @@ class Scanner:
         )
         root_ids = [self._root_id(root) for root in roots]
         seen: list[Seen] = []
+        unreadable: list[tuple[int, str]] = []
         with clock.step("walk"):
             walk_bar = display.task("walking folders")
             entries = [
                 entry
                 for root_id, root in zip(root_ids, roots, strict=True)
-                for entry in self._walk(root_id, root, walk_bar)
+                for entry in self._walk(root_id, root, walk_bar, unreadable)
             ]
         with clock.step("stat_diff"):
             stat_bar = display.task("checking files", total=len(entries))
@@ -241,7 +258,10 @@ class Scanner:
                     changed.append(item)
                 else:
                     unchanged.append(item)
-            deleted = known  # what is left was not found on disk
+            deleted = known  # what is left was not found on disk...
+            for root_id, prefix in unreadable:  # ...or sits in a folder we could not list
+                for key in [k for k in deleted if k[0] == root_id and k[1].startswith(prefix)]:
+                    del deleted[key]
             moved = self._moves(new, deleted)
         counts.update(
             files=len(seen),
@@ -251,6 +271,7 @@ class Scanner:
             moved=len(moved),
             deleted=len(deleted),
             unchanged=len(unchanged),
+            unreadable_folders=len(unreadable),
         )
         moved_ids = {item.id for item in moved}
         fresh = [item for item in new if item.id not in moved_ids]
@@ -323,21 +344,32 @@ class Scanner:
         return int(row["id"])
 
     @staticmethod
-    def _walk(root_id: int, root: Path, bar: Any) -> Iterator[tuple[int, str, str]]:
-        """Yield (root id, relative path, full path) of every file; hidden entries skipped."""
+    def _walk(
+        root_id: int, root: Path, bar: Any, unreadable: list[tuple[int, str]]
+    ) -> Iterator[tuple[int, str, str]]:
+        """Yield (root id, relative path, full path) of every file; hidden entries skipped.
+
+        Folders that exist but cannot be listed go to ``unreadable``: what the library
+        knows under them is kept, not taken for deleted.
+        """
         stack: list[tuple[str, str]] = [(str(root), "")]
         while stack:
             folder, prefix = stack.pop()
             try:
                 with os.scandir(folder) as it:
                     entries = list(it)
+            except FileNotFoundError:
+                continue  # vanished during the scan: its files are simply gone
             except OSError:
-                continue  # unreadable or vanished folder: its files are not there for us
+                unreadable.append((root_id, prefix))
+                continue
             bar.advance()
             for entry in entries:
                 name = entry.name
-                if name.startswith("."):
+                if name[0] == ".":
                     continue
+                if not name.isascii():
+                    name = _storable(name)
                 rel = prefix + name
                 try:
                     if entry.is_dir(follow_symlinks=False):
@@ -640,6 +672,15 @@ class Scanner:
                     )
                 )
         return out
+
+
+def _storable(name: str) -> str:
+    """Return a file name SQLite can store: bytes that are not UTF-8 become \\x escapes."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
