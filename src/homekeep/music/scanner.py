@@ -234,7 +234,6 @@ class Scanner:
             0,
         )
         root_ids = [self._root_id(root) for root in roots]
-        seen: list[Seen] = []
         unreadable: list[tuple[int, str]] = []
         with clock.step("walk"):
             walk_bar = display.task("walking folders")
@@ -245,32 +244,22 @@ class Scanner:
             ]
         with clock.step("stat_diff"):
             stat_bar = display.task("checking files", total=len(entries))
-            seen = self._stat(entries, stat_bar)
             known = self._known(root_ids)
-            new, changed, unchanged = [], [], []
-            for item in seen:
-                old = known.pop((item.root_id, item.rel), None)
-                if old is None:
-                    new.append(item)
-                    continue
-                item.id, item.known = old[0], True
-                if old[1] != item.size or old[2] != item.mtime_ns:
-                    changed.append(item)
-                else:
-                    unchanged.append(item)
+            diff = _diff(entries, known, full, stat_bar)
             deleted = known  # what is left was not found on disk...
             for root_id, prefix in unreadable:  # ...or sits in a folder we could not list
                 for key in [k for k in deleted if k[0] == root_id and k[1].startswith(prefix)]:
                     del deleted[key]
+            new, changed = diff.new, diff.changed
             moved = self._moves(new, deleted)
         counts.update(
-            files=len(seen),
-            audio=sum(1 for s in seen if kind_of(s.ext) == "audio"),
+            files=diff.files,
+            audio=diff.audio,
             new=len(new) - len(moved),
             changed=len(changed),
             moved=len(moved),
             deleted=len(deleted),
-            unchanged=len(unchanged),
+            unchanged=diff.unchanged,
             unreadable_folders=len(unreadable),
         )
         moved_ids = {item.id for item in moved}
@@ -278,7 +267,7 @@ class Scanner:
         next_id = self._next_id()
         for item in fresh:
             item.id, next_id = next_id, next_id + 1
-        to_read = [s for s in (seen if full else [*fresh, *changed]) if kind_of(s.ext) == "audio"]
+        to_read = [s for s in (*fresh, *changed, *diff.reread) if kind_of(s.ext) == "audio"]
         dirty = bool(fresh or changed or moved or deleted or full)
         with clock.step("database"):
             # audio files get their row with their tags, in one write, after reading
@@ -379,29 +368,11 @@ class Scanner:
                     continue
                 yield root_id, rel, entry.path
 
-    @staticmethod
-    def _stat(entries: list[tuple[int, str, str]], bar: Any) -> list[Seen]:
-        seen: list[Seen] = []
-        append = seen.append
-        stat = os.stat
-        is_reg = stat_module.S_ISREG
-        for n, (root_id, rel, path) in enumerate(entries, 1):
-            try:
-                st = stat(path)
-            except OSError:
-                continue  # vanished since the walk, or a dangling link
-            if is_reg(st.st_mode):
-                append(
-                    Seen(root_id, rel, path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-                )
-            if n % 4096 == 0:
-                bar.advance(4096)
-        bar.advance(len(entries) % 4096)
-        return seen
-
     def _known(self, root_ids: list[int]) -> dict[tuple[int, str], tuple[Any, ...]]:
         marks = ", ".join("?" * len(root_ids))
-        cur = self.db.connection().execute(
+        cur = self.db.connection().cursor()
+        cur.row_factory = None  # plain tuples, for up to millions of rows
+        cur.execute(
             f"SELECT root_id, path, id, size, mtime_ns, hash, kind FROM files"  # noqa: S608
             f" WHERE root_id IN ({marks})",
             root_ids,
@@ -672,6 +643,64 @@ class Scanner:
                     )
                 )
         return out
+
+
+@dataclass
+class _Diff:
+    """Files on disk compared with the library: only new and changed ones become objects."""
+
+    new: list[Seen] = field(default_factory=list)
+    changed: list[Seen] = field(default_factory=list)
+    reread: list[Seen] = field(default_factory=list)  # unchanged, read again by --full
+    unchanged: int = 0
+    files: int = 0
+    audio: int = 0
+
+
+def _diff(
+    entries: list[tuple[int, str, str]],
+    known: dict[tuple[int, str], tuple[Any, ...]],
+    full: bool,
+    bar: Any,
+) -> _Diff:
+    """Stat every entry once and compare it with ``known`` (popping what is found)."""
+    diff = _Diff()
+    stat = os.stat
+    is_reg = stat_module.S_ISREG
+    pop = known.pop
+    unchanged = files = known_audio = 0
+    for n, (root_id, rel, path) in enumerate(entries, 1):
+        if n % 4096 == 0:
+            bar.advance(4096)
+        try:
+            st = stat(path)
+        except OSError:
+            continue  # vanished since the walk, or a dangling link
+        if not is_reg(st.st_mode):
+            continue
+        files += 1
+        old = pop((root_id, rel), None)
+        if old is not None and old[1] == st.st_size and old[2] == st.st_mtime_ns:
+            unchanged += 1
+            if old[4] == "audio":
+                known_audio += 1
+                if full:
+                    item = Seen(root_id, rel, path, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                st.st_ino, old[0], True)  # fmt: skip
+                    diff.reread.append(item)
+            continue
+        item = Seen(root_id, rel, path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        if old is None:
+            diff.new.append(item)
+        else:
+            item.id, item.known = old[0], True
+            diff.changed.append(item)
+    bar.advance(len(entries) % 4096)
+    diff.unchanged, diff.files = unchanged, files
+    diff.audio = known_audio + sum(
+        1 for s in (*diff.new, *diff.changed) if kind_of(s.ext) == "audio"
+    )
+    return diff
 
 
 def _storable(name: str) -> str:
