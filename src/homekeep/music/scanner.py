@@ -30,40 +30,14 @@ from homekeep.music import catalog
 from homekeep.music.config import MusicConfig
 from homekeep.music.images import MAX_IMAGE_BYTES, ImageInfo, ImageStore
 from homekeep.music.kinds import AUDIO_EXTENSIONS, COVER_EXTENSIONS, extension, kind_of
-from homekeep.music.tags import ReadResult, fingerprint, read_batch
+from homekeep.music.tags import TRACK_COLUMNS, ReadResult, fingerprint, read_batch
 
 STEPS = ("walk", "stat_diff", "tag_read", "artwork", "database")
 CHUNK = 64
 _MIN_POOL_FILES = 2 * CHUNK  # fewer files than this: a pool costs more than it saves
-_TRACK_COLUMNS = (
-    "title",
-    "artist",
-    "album",
-    "album_artist",
-    "track",
-    "track_total",
-    "disc",
-    "disc_total",
-    "date",
-    "year",
-    "genre",
-    "duration",
-    "bitrate",
-    "sample_rate",
-    "channels",
-    "bits_per_sample",
-    "compilation",
-    "release_type",
-    "mb_track_id",
-    "mb_recording_id",
-    "mb_album_id",
-    "mb_artist_id",
-    "mb_album_artist_id",
-    "mb_release_group_id",
-)
 _INSERT_TRACK = (
-    f"INSERT OR REPLACE INTO tracks (file_id, {', '.join(_TRACK_COLUMNS)},"  # noqa: S608
-    f" artist_id, album_artist_id, album_id) VALUES ({', '.join('?' * (len(_TRACK_COLUMNS) + 4))})"
+    f"INSERT OR REPLACE INTO tracks (file_id, {', '.join(TRACK_COLUMNS)},"  # noqa: S608
+    f" artist_id, album_artist_id, album_id) VALUES ({', '.join('?' * (len(TRACK_COLUMNS) + 4))})"
 )
 _UPSERT_READ = (
     "INSERT INTO files (id, root_id, path, dir, ext, kind, detected, size, mtime_ns, ctime_ns,"
@@ -95,14 +69,12 @@ class Seen:
     inode: int
     id: int = 0
     known: bool = False
+    ext: str = field(init=False)
+    dir: str = field(init=False)
 
-    @property
-    def ext(self) -> str:
-        return extension(self.rel.rpartition("/")[2])
-
-    @property
-    def dir(self) -> str:
-        return self.rel.rpartition("/")[0]
+    def __post_init__(self) -> None:
+        self.dir, _, name = self.rel.rpartition("/")
+        self.ext = extension(name)
 
 
 @dataclass
@@ -535,7 +507,7 @@ class Scanner:
                  s.ctime_ns, s.inode, r.fingerprint, r.error, warning, now)
             )  # fmt: skip
             if r.error is None:
-                track_rows.append((r.file_id, *(r.tags.get(c) for c in _TRACK_COLUMNS), *r.ids))
+                track_rows.append((r.file_id, *r.row))
                 picture_rows.extend(
                     (r.file_id, n, p.type, p.mime or "", p.description or "", p.hash, p.size)
                     for n, p in enumerate(r.pictures)

@@ -19,6 +19,12 @@ from homekeep.music.catalog import track_ids
 from homekeep.music.images import MAX_IMAGE_BYTES, ImageStore, sniff_mime
 
 SAMPLE_BYTES = 1 << 20
+TRACK_COLUMNS = (
+    "title", "artist", "album", "album_artist", "track", "track_total", "disc", "disc_total",
+    "date", "year", "genre", "duration", "bitrate", "sample_rate", "channels",
+    "bits_per_sample", "compilation", "release_type", "mb_track_id", "mb_recording_id",
+    "mb_album_id", "mb_artist_id", "mb_album_artist_id", "mb_release_group_id",
+)  # fmt: skip
 FRONT_COVER = 3
 _NUMBER_RE = re.compile(r"^\s*(\d+)\s*(?:/\s*(\d+))?")
 _YEAR_RE = re.compile(r"(\d{4})")
@@ -138,7 +144,7 @@ class ReadResult:
     pictures: list[Picture] = field(default_factory=list)
     error: str | None = None
     vanished: bool = False
-    ids: tuple[str, str, str] = ("", "", "")
+    row: tuple[Any, ...] = ()  # the tracks table row: TRACK_COLUMNS, then the three ids
 
 
 def fingerprint(path: Path, size: int) -> str:
@@ -198,7 +204,7 @@ def read_file(file_id: int, path: Path, size: int, store: ImageStore) -> ReadRes
         result.detected = detected_format(audio)
         result.tags = _facts(audio)
         result.tags.update(_tags(audio))
-        result.ids = track_ids(result.tags)
+        result.row = (*(result.tags.get(c) for c in TRACK_COLUMNS), *track_ids(result.tags))
         result.pictures = [
             Picture(ptype, mime, desc, store.save(data), len(data))
             for ptype, mime, desc, data in _pictures(audio)
