@@ -60,6 +60,12 @@ def test_scan_uses_configured_roots(scanned: tuple[Path, Path], tmp_path: Path) 
     assert json.loads(result.stdout)["roots"] == [str(root)]
 
 
+def test_scan_without_roots_rescans_the_known_ones(scanned: tuple[Path, Path]) -> None:
+    out = _json("scan", data_dir=scanned[1])
+    assert out["roots"] == [str(scanned[0])]
+    assert out["counts"]["unchanged"] == 4
+
+
 def test_report_types(scanned: tuple[Path, Path]) -> None:
     rows = _json("report", "types", data_dir=scanned[1])
     found = {(r["ext"], r["kind"], r["detected"]): r["files"] for r in rows}

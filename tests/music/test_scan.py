@@ -313,3 +313,17 @@ def test_a_vanished_folder_is_simply_gone(library: Library) -> None:
     result = library.scan()
     assert result.counts["deleted"] == 1
     assert [r["title"] for r in library.rows("SELECT title FROM albums")] == ["Y"]
+
+
+def test_images_nothing_refers_to_are_removed(library: Library, covers: dict[str, bytes]) -> None:
+    song = library.add("A/1", "mp3", ((3, covers["large"]),), title="a", artist="A", album="A")
+    library.add("B/1", "mp3", ((3, covers["large"]),), title="b", artist="B", album="B")
+    library.scan()
+    store = library.data / "images" / "full"
+    assert len([p for p in store.rglob("*") if p.is_file()]) == 1
+    song.unlink()
+    assert library.scan().counts["images_removed"] == 0  # B still shows it
+    (library.root / "B" / "1.mp3").unlink()
+    assert library.scan().counts["images_removed"] == 1
+    assert [p for p in store.rglob("*") if p.is_file()] == []
+    assert library.rows("SELECT * FROM images") == []

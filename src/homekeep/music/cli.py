@@ -69,14 +69,17 @@ def group() -> None:
 @json_option
 @pass_runtime
 def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> None:
-    """Scan ROOT folders (default: [music] roots) into the library.
+    """Scan ROOT folders (default: [music] roots, else the roots scanned before).
 
     Only new and changed files (size or mtime) are read; moved files keep their data.
     """
     ctx, db = _open(rt)
     config = ctx.config(MusicConfig)
     try:
-        paths = resolve_roots(list(roots) or list(config.roots))
+        wanted = list(roots) or list(config.roots)
+        if not wanted:  # rescan what was scanned before
+            wanted = [Path(row["path"]) for row in Library(db).roots()]
+        paths = resolve_roots(wanted)
         scanner = Scanner(db, ctx.dir, config)
         with progress(enabled=None if not as_json else False) as display:
             result = scanner.scan(paths, full=full, display=display)

@@ -255,6 +255,7 @@ class Scanner:
         with clock.step("artwork"):
             art_bar = display.task("artwork")
             counts["images_new"] = self._artwork([*fresh, *changed, *moved], full, art_bar)
+            counts["images_removed"] = self._prune_images() if dirty else 0
         with clock.step("database"):
             if dirty or counts["images_new"]:
                 with self.db.transaction() as conn:
@@ -592,6 +593,22 @@ class Scanner:
                 ],
             )
         return len(infos)
+
+    def _prune_images(self) -> int:
+        """Drop images no track and no folder file refers to any more, rows and files."""
+        with self.db.transaction() as conn:
+            gone = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT hash FROM images EXCEPT SELECT hash FROM pictures"
+                    " EXCEPT SELECT hash FROM files WHERE kind = 'image' AND hash IS NOT NULL"
+                )
+            ]
+            conn.executemany("DELETE FROM images WHERE hash = ?", [(h,) for h in gone])
+        for digest in gone:
+            self.images.full_path(digest).unlink(missing_ok=True)
+            self.images.thumb_path(digest).unlink(missing_ok=True)
+        return len(gone)
 
     def _all_image_files(self) -> list[Seen]:
         out = []
