@@ -172,21 +172,25 @@ def test_broken_files_never_stop_a_scan(library: Library, clips: dict[str, Path]
     (broken / "text.ogg").write_text("hello, I am not audio\n" * 50)
     shutil.copy(clips["flac"], broken / "flac-named.mp3")  # wrong extension
     (broken / "notes.txt").write_text("liner notes")
+    cut = library.add("broken/cut-download", "mp3", title="cut", artist="A", album="X")
+    cut.write_bytes(cut.read_bytes()[:-3500])  # ID3 and the first frames are left
     result = library.scan()
-    assert result.counts["files"] == 8
+    assert result.counts["files"] == 9
     flagged = library.rows(
         "SELECT path, error, warning FROM files WHERE error IS NOT NULL OR warning IS NOT NULL"
     )
     errors = {r["path"].rsplit("/", 1)[1]: r for r in flagged}
     assert set(errors) == {
         "truncated.flac", "truncated.mp3", "zero.mp3", "random.mp3", "text.ogg", "flac-named.mp3",
+        "cut-download.mp3",
     }  # fmt: skip
     assert "empty file" in errors["zero.mp3"]["error"]
     assert errors["flac-named.mp3"]["error"] is None
     assert errors["flac-named.mp3"]["warning"] == "extension .mp3 but the content is flac"
     tracks = {r["path"] for r in library.rows(
         "SELECT f.path FROM tracks t JOIN files f ON f.id = t.file_id")}  # fmt: skip
-    assert tracks == {"ok/good.mp3", "broken/flac-named.mp3"}
+    assert str(errors["cut-download.mp3"]["warning"]).startswith("looks truncated")
+    assert tracks == {"ok/good.mp3", "broken/flac-named.mp3", "broken/cut-download.mp3"}
     # a broken file that gets fixed is read again and leaves the errors report
     shutil.copy(clips["flac"], broken / "truncated.flac")
     library.scan()

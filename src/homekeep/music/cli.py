@@ -100,7 +100,8 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
     )
     click.echo(
         f"  library: {c['tracks']} tracks, {c['albums']} albums, {c['artists']} artists;"
-        f" {c['errors']} unreadable files (see 'homekeep music report errors')"
+        f" {c['errors']} unreadable files, {c['warnings']} warnings"
+        + (" (see 'homekeep music report errors')" if c["errors"] or c["warnings"] else "")
     )
     if c.get("unreadable_folders"):
         click.echo(

@@ -261,6 +261,7 @@ class Scanner:
                 with self.db.transaction() as conn:
                     catalog.rebuild(conn, self.config.cover_priority)
             counts["errors"] = self._count("SELECT COUNT(*) FROM files WHERE error IS NOT NULL")
+            counts["warnings"] = self._count("SELECT COUNT(*) FROM files WHERE warning IS NOT NULL")
             counts["errors_new"] = errors
             counts["albums"] = self._count("SELECT COUNT(*) FROM albums")
             counts["artists"] = self._count("SELECT COUNT(*) FROM artists")
@@ -502,7 +503,10 @@ class Scanner:
             if r.vanished:
                 continue
             s = by_id[r.file_id]
-            warning = _warning(s.ext, r.detected) if r.error is None else None
+            warning = None
+            if r.error is None:
+                warnings = [w for w in (_warning(s.ext, r.detected), r.warning) if w]
+                warning = "; ".join(warnings) or None
             file_rows.append(
                 (s.id, s.root_id, s.rel, s.dir, s.ext, "audio", r.detected, s.size, s.mtime_ns,
                  s.ctime_ns, s.inode, r.fingerprint, r.error, warning, now)

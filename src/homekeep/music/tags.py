@@ -143,6 +143,7 @@ class ReadResult:
     tags: dict[str, Any] = field(default_factory=dict)
     pictures: list[Picture] = field(default_factory=list)
     error: str | None = None
+    warning: str | None = None
     vanished: bool = False
     row: tuple[Any, ...] = ()  # the tracks table row: TRACK_COLUMNS, then the three ids
 
@@ -204,6 +205,7 @@ def read_file(file_id: int, path: Path, size: int, store: ImageStore) -> ReadRes
         result.detected = detected_format(audio)
         result.tags = _facts(audio)
         result.tags.update(_tags(audio))
+        result.warning = _truncated(result.detected, size, result.tags)
         result.row = (*(result.tags.get(c) for c in TRACK_COLUMNS), *track_ids(result.tags))
         result.pictures = [
             Picture(ptype, mime, desc, store.save(data), len(data))
@@ -213,6 +215,24 @@ def read_file(file_id: int, path: Path, size: int, store: ImageStore) -> ReadRes
     except Exception as exc:
         result.error = _describe(exc)
     return result
+
+
+def _truncated(detected: str | None, size: int, tags: dict[str, Any]) -> str | None:
+    """Say when a file is far smaller than its headers promise (a cut-off download).
+
+    Only for formats whose length mutagen takes from headers (MP3 Xing/first frame, MP4
+    and ASF headers); for FLAC, Vorbis and Opus it is measured, so it always fits.
+    """
+    duration, bitrate = tags.get("duration"), tags.get("bitrate")
+    if detected not in ("mp3", "aac", "wma") or not duration or not bitrate:
+        return None
+    expected = int(duration * bitrate / 8)
+    if size >= expected * 3 // 4:
+        return None
+    return (
+        f"looks truncated: {size} bytes where {duration:.0f} s at {bitrate // 1000} kbit/s "
+        f"needs about {expected}"
+    )
 
 
 def _open_by_extension(path: Path, fh: BinaryIO) -> Any:
