@@ -208,12 +208,13 @@ class Scanner:
         root_ids = [self._root_id(root) for root in roots]
         unreadable: list[tuple[int, str]] = []
         with clock.step("walk"):
-            walk_bar = display.task("walking folders")
+            walk_bar = display.task("finding files")
             entries = [
                 entry
                 for root_id, root in zip(root_ids, roots, strict=True)
                 for entry in self._walk(root_id, root, walk_bar, unreadable)
             ]
+            walk_bar.update(total=len(entries))
         with clock.step("stat_diff"):
             stat_bar = display.task("checking files", total=len(entries))
             known = self._known(root_ids)
@@ -326,7 +327,7 @@ class Scanner:
             except OSError:
                 unreadable.append((root_id, prefix))
                 continue
-            bar.advance()
+            files = []
             for entry in entries:
                 name = entry.name
                 if name[0] == ".":
@@ -340,7 +341,9 @@ class Scanner:
                         continue
                 except OSError:
                     continue
-                yield root_id, rel, entry.path
+                files.append((root_id, rel, entry.path))
+            bar.advance(len(files))
+            yield from files
 
     def _known(self, root_ids: list[int]) -> dict[tuple[int, str], tuple[Any, ...]]:
         marks = ", ".join("?" * len(root_ids))
