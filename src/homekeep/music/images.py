@@ -65,6 +65,7 @@ class ImageStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._saved: set[str] = set()  # tracks of one album share a cover: check it once
 
     def full_path(self, digest: str) -> Path:
         return self.root / "full" / digest[:2] / digest
@@ -75,9 +76,11 @@ class ImageStore:
     def save(self, data: bytes) -> str:
         """Store bytes once and return their content hash."""
         digest = hash_bytes(data)
-        path = self.full_path(digest)
-        if not path.exists():
-            _write_atomic(path, data)
+        if digest not in self._saved:
+            path = self.full_path(digest)
+            if not path.exists():
+                _write_atomic(path, data)
+            self._saved.add(digest)
         return digest
 
     def process(self, digest: str, thumb_size: int) -> ImageInfo:
