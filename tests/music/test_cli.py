@@ -183,3 +183,24 @@ def test_an_unreadable_folder_keeps_what_it_held(tmp_path: Path, clips: dict[str
     assert result.returncode == 0, result.stderr
     counts = json.loads(result.stdout)["counts"]
     assert (counts["unreadable_folders"], counts["deleted"], counts["tracks"]) == (1, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('critical_tags = ["title", "mood"]', "unknown tag 'mood'"),
+        ("cover_priority = []", "at least one cover source"),
+        ("thumbnail_size = 0", "thumbnail_size"),
+        ("workers = -1", "workers"),
+        ('roots = "not a list"', "roots"),
+        ("colour = 1", "colour"),
+    ],
+)
+def test_config_errors_are_one_line(toml: str, message: str, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f"[music]\n{toml}\n")
+    result = run_cli("--config", config, "music", "report", "types", data_dir=tmp_path / "d")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

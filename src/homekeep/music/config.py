@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from homekeep.core.config import Section
+
+TAG_FIELDS = (
+    "title", "artist", "album", "album_artist", "track", "disc", "date", "year", "genre",
+)  # fmt: skip
 
 
 class MusicConfig(Section):
@@ -48,3 +52,26 @@ class MusicConfig(Section):
         le=100_000,
         description="Rows written to the database per transaction during a scan.",
     )
+
+    @field_validator("critical_tags")
+    @classmethod
+    def _known_tags(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in TAG_FIELDS:
+                raise ValueError(f"unknown tag {name!r}; choose from: {', '.join(TAG_FIELDS)}")
+        if not value:
+            raise ValueError("name at least one tag")
+        return value
+
+    @field_validator("cover_priority")
+    @classmethod
+    def _cover_sources(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one cover source, e.g. ['cover.*', 'embedded']")
+        for source in value:
+            if not source.strip() or "/" in source:
+                raise ValueError(
+                    f"cover source {source!r} must be 'embedded' or a file name pattern "
+                    "like 'cover.*'"
+                )
+        return value

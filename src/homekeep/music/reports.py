@@ -7,18 +7,8 @@ from typing import Any
 
 from homekeep.core.db import Database
 from homekeep.core.errors import UsageError
+from homekeep.music.config import TAG_FIELDS
 
-TAG_FIELDS = (
-    "title",
-    "artist",
-    "album",
-    "album_artist",
-    "track",
-    "disc",
-    "date",
-    "year",
-    "genre",
-)
 WARN_FIELDS = ("album_artist", "track")
 
 
