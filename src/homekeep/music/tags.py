@@ -30,7 +30,7 @@ _NUMBER_RE = re.compile(r"^\s*(\d+)\s*(?:/\s*(\d+))?")
 _YEAR_RE = re.compile(r"(\d{4})")
 
 # Tag names per tag system, mapped to our field names.
-_VORBIS = {
+_VORBIS: dict[str, tuple[str, ...]] = {
     "title": ("title",),
     "artist": ("artist",),
     "album": ("album",),
@@ -50,7 +50,7 @@ _VORBIS = {
     "mb_album_artist_id": ("musicbrainz_albumartistid",),
     "mb_release_group_id": ("musicbrainz_releasegroupid",),
 }
-_ID3 = {
+_ID3: dict[str, tuple[str, ...]] = {
     "title": ("TIT2",),
     "artist": ("TPE1",),
     "album": ("TALB",),
@@ -68,7 +68,7 @@ _ID3 = {
     "mb_release_group_id": ("TXXX:MusicBrainz Release Group Id",),
 }
 _ITUNES = "----:com.apple.iTunes:"
-_MP4 = {
+_MP4: dict[str, tuple[str, ...]] = {
     "title": ("\xa9nam",),
     "artist": ("\xa9ART",),
     "album": ("\xa9alb",),
@@ -83,7 +83,7 @@ _MP4 = {
     "mb_album_artist_id": (_ITUNES + "MusicBrainz Album Artist Id",),
     "mb_release_group_id": (_ITUNES + "MusicBrainz Release Group Id",),
 }
-_APE = {
+_APE: dict[str, tuple[str, ...]] = {
     "title": ("title",),
     "artist": ("artist",),
     "album": ("album",),
@@ -101,7 +101,7 @@ _APE = {
     "mb_album_artist_id": ("musicbrainz_albumartistid",),
     "mb_release_group_id": ("musicbrainz_releasegroupid",),
 }
-_ASF = {
+_ASF: dict[str, tuple[str, ...]] = {
     "title": ("Title",),
     "artist": ("Author",),
     "album": ("WM/AlbumTitle",),
