@@ -122,7 +122,7 @@ _ASF: dict[str, tuple[str, ...]] = {
 _APE_PICTURE_TYPES = {"cover art (front)": 3, "cover art (back)": 4, "cover art (artist)": 8}
 
 
-@dataclass
+@dataclass(slots=True)
 class Picture:
     """One embedded picture: its ID3/FLAC picture type and where its bytes were stored."""
 
@@ -133,7 +133,7 @@ class Picture:
     size: int
 
 
-@dataclass
+@dataclass(slots=True)
 class ReadResult:
     """The outcome of reading one file: tags and facts, or the reason it failed."""
 
@@ -172,7 +172,10 @@ def _fingerprint(fh: BinaryIO, size: int) -> tuple[str, bytes | None]:
 def read_batch(items: list[tuple[int, str, int]], images_root: str) -> list[ReadResult]:
     """Read a chunk of files (id, path, size) in a worker; never raises for a bad file."""
     store = ImageStore(Path(images_root))
-    return [read_file(file_id, Path(path), size, store) for file_id, path, size in items]
+    results = [read_file(file_id, Path(path), size, store) for file_id, path, size in items]
+    for result in results:
+        result.tags = {}  # the parent stores ``row``: do not pickle the same values twice
+    return results
 
 
 def read_file(file_id: int, path: Path, size: int, store: ImageStore) -> ReadResult:
