@@ -45,6 +45,10 @@ def _size(n: int | None) -> str:
     return f"{value:.1f} TiB"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def _print(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
@@ -100,7 +104,7 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
     )
     click.echo(
         f"  library: {c['tracks']} tracks, {c['albums']} albums, {c['artists']} artists;"
-        f" {c['errors']} unreadable files, {c['warnings']} warnings"
+        f" {_count(c['errors'], 'unreadable file')}, {_count(c['warnings'], 'warning')}"
         + (" (see 'homekeep music report errors')" if c["errors"] or c["warnings"] else "")
     )
     if c.get("unreadable_folders"):

@@ -263,7 +263,7 @@ class Scanner:
                     catalog.rebuild(conn, self.config.cover_priority)
             counts["errors"] = self._count("SELECT COUNT(*) FROM files WHERE error IS NOT NULL")
             counts["warnings"] = self._count("SELECT COUNT(*) FROM files WHERE warning IS NOT NULL")
-            counts["errors_new"] = errors
+            counts["failed_reads"] = errors
             counts["albums"] = self._count("SELECT COUNT(*) FROM albums")
             counts["artists"] = self._count("SELECT COUNT(*) FROM artists")
             counts["tracks"] = self._count("SELECT COUNT(*) FROM tracks")
