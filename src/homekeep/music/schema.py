@@ -28,7 +28,6 @@ MIGRATIONS = (
         read_at TEXT,
         UNIQUE (root_id, path)
     );
-    CREATE INDEX files_dir ON files(root_id, dir);
     CREATE TABLE tracks (
         file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
         title TEXT,
@@ -71,7 +70,6 @@ MIGRATIONS = (
         size INTEGER NOT NULL,
         PRIMARY KEY (file_id, position)
     );
-    CREATE INDEX pictures_hash ON pictures(hash);
     CREATE TABLE images (
         hash TEXT PRIMARY KEY,
         mime TEXT NOT NULL,

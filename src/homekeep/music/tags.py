@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 import struct
 from dataclasses import dataclass, field
@@ -172,18 +173,19 @@ def _fingerprint(fh: BinaryIO, size: int) -> tuple[str, bytes | None]:
 def read_batch(items: list[tuple[int, str, int]], images_root: str) -> list[ReadResult]:
     """Read a chunk of files (id, path, size) in a worker; never raises for a bad file."""
     store = ImageStore(Path(images_root))
-    results = [read_file(file_id, Path(path), size, store) for file_id, path, size in items]
+    results = [read_file(file_id, path, size, store) for file_id, path, size in items]
     for result in results:
         result.tags = {}  # the parent stores ``row``: do not pickle the same values twice
     return results
 
 
-def read_file(file_id: int, path: Path, size: int, store: ImageStore) -> ReadResult:
+def read_file(file_id: int, path: str | Path, size: int, store: ImageStore) -> ReadResult:
     """Read one file's tags, stream facts and pictures."""
+    path = os.fspath(path)  # plain strings: pathlib costs show at thousands of files
 
     result = ReadResult(file_id)
     try:
-        with path.open("rb") as fh:
+        with open(path, "rb") as fh:  # noqa: PTH123
             # one open per file: small files are parsed from memory, large ones from fh
             result.fingerprint, whole = _fingerprint(fh, size)
             if not whole:
@@ -239,11 +241,11 @@ def _truncated(detected: str | None, size: int, tags: dict[str, Any]) -> str | N
     )
 
 
-def _open_by_extension(path: Path, fh: BinaryIO) -> Any:
+def _open_by_extension(path: str, fh: BinaryIO) -> Any:
     """Open with the class the extension names (saves scoring every format), else guess."""
     import mutagen
 
-    cls = _classes().get(path.suffix[1:].lower())
+    cls = _classes().get(path.rpartition(".")[2].lower())
     if cls is not None:
         try:
             return cls(fh)
@@ -281,12 +283,12 @@ def _classes() -> dict[str, Any]:
     return _CLASSES
 
 
-def _by_content(path: Path) -> Any:
+def _by_content(path: str) -> Any:
     """Open a file with the mutagen class its first bytes name, or return None."""
     import mutagen
     from mutagen import aiff, asf, flac, monkeysaudio, mp3, mp4, oggopus, oggvorbis, wave, wavpack
 
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:  # noqa: PTH123
         head = fh.read(16)
     candidates: list[Any]
     if head.startswith(b"fLaC"):
