@@ -12,7 +12,6 @@ import fcntl
 import json
 import multiprocessing
 import os
-import stat as stat_module
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from homekeep.core.errors import Conflict, NotFound, UsageError
 from homekeep.core.progress import Display, progress
 from homekeep.music import catalog
 from homekeep.music.config import MusicConfig
+from homekeep.music.files import Seen, compare, walk
 from homekeep.music.images import MAX_IMAGE_BYTES, ImageInfo, ImageStore
 from homekeep.music.kinds import AUDIO_EXTENSIONS, COVER_EXTENSIONS, extension, kind_of
 from homekeep.music.tags import TRACK_COLUMNS, ReadResult, fingerprint, read_batch
@@ -54,27 +54,6 @@ _UPSERT_FILE = (
     " ON CONFLICT(id) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
     " ctime_ns = excluded.ctime_ns, inode = excluded.inode"
 )
-
-
-@dataclass
-class Seen:
-    """A file found on disk in this scan."""
-
-    root_id: int
-    rel: str
-    path: str
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
-    id: int = 0
-    known: bool = False
-    ext: str = field(init=False)
-    dir: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.dir, _, name = self.rel.rpartition("/")
-        self.ext = extension(name)
 
 
 @dataclass
@@ -212,13 +191,13 @@ class Scanner:
             entries = [
                 entry
                 for root_id, root in zip(root_ids, roots, strict=True)
-                for entry in self._walk(root_id, root, walk_bar, unreadable)
+                for entry in walk(root_id, root, walk_bar, unreadable)
             ]
             walk_bar.update(total=len(entries))
         with clock.step("stat_diff"):
             stat_bar = display.task("checking files", total=len(entries))
             known = self._known(root_ids)
-            diff = _diff(entries, known, full, stat_bar)
+            diff = compare(entries, known, full, stat_bar)
             deleted = known  # what is left was not found on disk...
             for root_id, prefix in unreadable:  # ...or sits in a folder we could not list
                 for key in [k for k in deleted if k[0] == root_id and k[1].startswith(prefix)]:
@@ -306,44 +285,6 @@ class Scanner:
             )
             row = conn.execute("SELECT id FROM roots WHERE path = ?", (str(root),)).fetchone()
         return int(row["id"])
-
-    @staticmethod
-    def _walk(
-        root_id: int, root: Path, bar: Any, unreadable: list[tuple[int, str]]
-    ) -> Iterator[tuple[int, str, str]]:
-        """Yield (root id, relative path, full path) of every file; hidden entries skipped.
-
-        Folders that exist but cannot be listed go to ``unreadable``: what the library
-        knows under them is kept, not taken for deleted.
-        """
-        stack: list[tuple[str, str]] = [(str(root), "")]
-        while stack:
-            folder, prefix = stack.pop()
-            try:
-                with os.scandir(folder) as it:
-                    entries = list(it)
-            except FileNotFoundError:
-                continue  # vanished during the scan: its files are simply gone
-            except OSError:
-                unreadable.append((root_id, prefix))
-                continue
-            files = []
-            for entry in entries:
-                name = entry.name
-                if name[0] == ".":
-                    continue
-                if not name.isascii():
-                    name = _storable(name)
-                rel = prefix + name
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, rel + "/"))
-                        continue
-                except OSError:
-                    continue
-                files.append((root_id, rel, entry.path))
-            bar.advance(len(files))
-            yield from files
 
     def _known(self, root_ids: list[int]) -> dict[tuple[int, str], tuple[Any, ...]]:
         marks = ", ".join("?" * len(root_ids))
@@ -639,73 +580,6 @@ class Scanner:
                     )
                 )
         return out
-
-
-@dataclass
-class _Diff:
-    """Files on disk compared with the library: only new and changed ones become objects."""
-
-    new: list[Seen] = field(default_factory=list)
-    changed: list[Seen] = field(default_factory=list)
-    reread: list[Seen] = field(default_factory=list)  # unchanged, read again by --full
-    unchanged: int = 0
-    files: int = 0
-    audio: int = 0
-
-
-def _diff(
-    entries: list[tuple[int, str, str]],
-    known: dict[tuple[int, str], tuple[Any, ...]],
-    full: bool,
-    bar: Any,
-) -> _Diff:
-    """Stat every entry once and compare it with ``known`` (popping what is found)."""
-    diff = _Diff()
-    stat = os.stat
-    is_reg = stat_module.S_ISREG
-    pop = known.pop
-    unchanged = files = known_audio = 0
-    for n, (root_id, rel, path) in enumerate(entries, 1):
-        if n % 4096 == 0:
-            bar.advance(4096)
-        try:
-            st = stat(path)
-        except OSError:
-            continue  # vanished since the walk, or a dangling link
-        if not is_reg(st.st_mode):
-            continue
-        files += 1
-        old = pop((root_id, rel), None)
-        if old is not None and old[1] == st.st_size and old[2] == st.st_mtime_ns:
-            unchanged += 1
-            if old[4] == "audio":
-                known_audio += 1
-                if full:
-                    item = Seen(root_id, rel, path, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                                st.st_ino, old[0], True)  # fmt: skip
-                    diff.reread.append(item)
-            continue
-        item = Seen(root_id, rel, path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        if old is None:
-            diff.new.append(item)
-        else:
-            item.id, item.known = old[0], True
-            diff.changed.append(item)
-    bar.advance(len(entries) % 4096)
-    diff.unchanged, diff.files = unchanged, files
-    diff.audio = known_audio + sum(
-        1 for s in (*diff.new, *diff.changed) if kind_of(s.ext) == "audio"
-    )
-    return diff
-
-
-def _storable(name: str) -> str:
-    """Return a file name SQLite can store: bytes that are not UTF-8 become \\x escapes."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(name).decode("utf-8", "backslashreplace")
-    return name
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
