@@ -34,6 +34,7 @@ from homekeep.music.tags import TRACK_COLUMNS, ReadResult, fingerprint, read_bat
 
 STEPS = ("walk", "stat_diff", "tag_read", "artwork", "database")
 CHUNK = 64
+IN_FLIGHT = 16  # chunks queued per worker, so they never wait while the parent writes
 _MIN_POOL_FILES = 2 * CHUNK  # fewer files than this: a pool costs more than it saves
 _INSERT_TRACK = (
     f"INSERT OR REPLACE INTO tracks (file_id, {', '.join(TRACK_COLUMNS)},"  # noqa: S608
@@ -420,7 +421,7 @@ class Scanner:
                 running: set[Future[list[ReadResult]]] = set()
                 for chunk in queue:
                     running.add(pool.submit(read_batch, chunk, images_root))
-                    if len(running) >= self.workers * 4:
+                    if len(running) >= self.workers * IN_FLIGHT:
                         break
                 while running:
                     done, running = wait(running, return_when=FIRST_COMPLETED)
