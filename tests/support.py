@@ -98,7 +98,7 @@ def running(
     verify: bool | str = True,
     timeout: float = 30,
 ) -> Iterator[Server]:
-    """Start ``homekeep [--data-dir D] ARGS`` (a server that prints its URL) and wait until it answers.
+    """Start ``homekeep [--data-dir D] ARGS`` (a server printing its URL); wait until it answers.
 
     The command must print a line with its URL on stdout, as ``homekeep serve --port 0``
     does; the server is stopped with SIGTERM on exit.
@@ -148,7 +148,9 @@ def running(
                 stream.close()
 
 
-def serve(data_dir: Path, *extra: str | Path, env: Mapping[str, str] | None = None) -> Iterator[Server]:
+def serve(
+    data_dir: Path, *extra: str | Path, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
     """Shorthand: ``homekeep serve --port 0`` on a data dir."""
     return running(["serve", "--port", "0", *extra], data_dir=data_dir, env=env)  # type: ignore[return-value]
 
