@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -204,3 +205,12 @@ def test_config_errors_are_one_line(toml: str, message: str, tmp_path: Path) -> 
     assert result.stderr.startswith("error: ")
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_second_scan_at_once_is_refused(scanned: tuple[Path, Path]) -> None:
+    root, data = scanned
+    with (data / "music" / "scan.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = run_cli("music", "scan", root, data_dir=data)
+    assert result.returncode == 4
+    assert result.stderr.strip() == "error: another music scan is running; wait for it to finish"

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from homekeep.music.images import ImageStore
-from homekeep.music.tags import read_file
+from homekeep.music.tags import _asf_picture, _number, read_file
 from tests.music import media
 
 FULL_TAGS = {
@@ -92,3 +94,36 @@ def test_track_numbers_parse_as_people_write_them(
     media.set_tag(path, "TRACKNUMBER", text)
     result = read_file(1, path, path.stat().st_size, ImageStore(tmp_path))
     assert (result.tags["track"], result.tags["track_total"]) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(max_size=40))
+def test_number_parsing_never_fails(text: str) -> None:
+    number, total = _number(text)
+    assert number is None or 0 < number < 100_000
+    assert total is None or 0 < total < 100_000
+
+
+@settings(max_examples=150, deadline=None)
+@given(blob=st.binary(max_size=300))
+def test_asf_picture_parsing_never_fails(blob: bytes) -> None:
+    parsed = _asf_picture(blob)
+    assert parsed is None or isinstance(parsed[3], bytes)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    ext=st.sampled_from(["mp3", "flac", "ogg", "opus", "ape", "m4a", "wv", "wma", "aiff", "wav"]),
+    head=st.sampled_from([b"", b"ID3", b"fLaC", b"OggS", b"MAC ", b"wvpk", b"RIFF", b"FORM"]),
+    body=st.binary(max_size=2000),
+)
+def test_any_bytes_under_any_audio_name_give_a_result_not_a_crash(
+    ext: str, head: bytes, body: bytes, tmp_path: Path
+) -> None:
+    path = tmp_path / f"fuzz.{ext}"
+    path.write_bytes(head + body)
+    result = read_file(1, path, path.stat().st_size, ImageStore(tmp_path / "img"))
+    assert result.error is not None or result.detected is not None
+    assert result.fingerprint is not None
