@@ -331,3 +331,15 @@ def test_images_nothing_refers_to_are_removed(library: Library, covers: dict[str
     assert library.scan().counts["images_removed"] == 1
     assert [p for p in store.rglob("*") if p.is_file()] == []
     assert library.rows("SELECT * FROM images") == []
+
+
+def test_a_deleted_tracks_id_is_never_given_to_another(library: Library) -> None:
+    first = library.add("A/1", title="first", artist="A", album="X")
+    library.scan()
+    old_id = library.rows("SELECT file_id FROM tracks")[0]["file_id"]
+    first.unlink()
+    library.scan()
+    library.add("B/1", "flac", title="second", artist="B", album="Y")
+    library.scan()
+    new_id = library.rows("SELECT file_id FROM tracks")[0]["file_id"]
+    assert new_id > old_id

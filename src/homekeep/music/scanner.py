@@ -326,7 +326,11 @@ class Scanner:
         return moved
 
     def _next_id(self) -> int:
-        return self._count("SELECT COALESCE(MAX(id), 0) + 1 FROM files")
+        """Return the first file id never used: a track id stays one track's for good."""
+        return self._count(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'files'), 0),"
+            " COALESCE((SELECT MAX(id) FROM files), 0)) + 1"
+        )
 
     def _count(self, sql: str) -> int:
         row = self.db.connection().execute(sql).fetchone()

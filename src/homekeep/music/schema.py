@@ -11,7 +11,7 @@ MIGRATIONS = (
         scanned_at TEXT
     );
     CREATE TABLE files (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         root_id INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
         path TEXT NOT NULL,
         dir TEXT NOT NULL,
