@@ -282,15 +282,15 @@ def test_thumbnail_size_change_remakes_thumbnails(
 
 
 def test_the_process_pool_reads_the_same_as_one_process(library: Library) -> None:
-    for n in range(80):
+    for n in range(140):  # more than two chunks: below that the scan reads in-process
         fmt = ("mp3", "flac", "vorbis", "aac")[n % 4]
         library.add(f"Pool/{n:03d}", fmt, title=f"t{n}", artist=f"A{n % 5}", album=f"B{n % 7}",
                     track=n)  # fmt: skip
     pooled = library.scan(workers=2)
     assert pooled.workers == 2
-    assert pooled.counts["tags_read"] == 80
+    assert pooled.counts["tags_read"] == 140
     rows = library.rows("SELECT file_id, title, artist, album, album_id FROM tracks ORDER BY 1")
-    library.scan(full=True, workers=1)
+    assert library.scan(full=True, workers=1).workers == 1
     assert (
         library.rows("SELECT file_id, title, artist, album, album_id FROM tracks ORDER BY 1")
         == rows

@@ -45,8 +45,12 @@ def _size(n: int | None) -> str:
     return f"{value:.1f} TiB"
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
+def _count(n: int, noun: str, plural: str = "") -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
 
 
 def _print(data: Any) -> None:
@@ -96,7 +100,8 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
     total = sum(result.timings.values())
     click.echo(
         f"scanned {len(result.roots)} root{'s' * (len(result.roots) != 1)}: {c['files']} files,"
-        f" {c['audio']} audio, in {total:.2f} s ({result.workers} workers)"
+        f" {c['audio']} audio, in {_seconds(total)}"
+        f" ({_count(result.workers, 'process', 'processes')} reading tags)"
     )
     click.echo(
         f"  new {c['new']}, changed {c['changed']}, moved {c['moved']}, deleted {c['deleted']},"
@@ -112,9 +117,9 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
             f"  warning: {c['unreadable_folders']} folders could not be listed (permissions?);"
             " what they held is kept as it was"
         )
-    table = _table("step", "seconds")
+    table = _table("step", "time")
     for step in STEPS:
-        table.add_row(STEP_NAMES[step], f"{result.timings[step]:.3f}")
+        table.add_row(STEP_NAMES[step], _seconds(result.timings[step]))
     _console().print(table)
 
 
@@ -244,8 +249,8 @@ def timings(rt: Runtime, limit: int, as_json: bool) -> None:
             row["finished_at"],
             str(row["counts"].get("files", 0)),
             str(row["counts"].get("tags_read", 0)),
-            *(f"{t.get(s, 0):.3f}" for s in STEPS),
-            f"{sum(t.values()):.3f}",
+            *(_seconds(t.get(s, 0)) for s in STEPS),
+            _seconds(sum(t.values())),
         )
     _console().print(table)
 

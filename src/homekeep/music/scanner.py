@@ -231,7 +231,7 @@ class Scanner:
                 deleted,
             )
         read_bar = display.task("reading tags", total=len(to_read))
-        errors = self._read_tags(to_read, clock, read_bar)
+        errors, readers = self._read_tags(to_read, clock, read_bar)
         counts["tags_read"] = len(to_read)
         with clock.step("artwork"):
             art_bar = display.task("artwork")
@@ -261,13 +261,13 @@ class Scanner:
                         now,
                         json.dumps([str(r) for r in roots]),
                         int(full),
-                        self.workers,
+                        readers,
                         json.dumps(counts),
                         json.dumps(timings),
                     ),
                 )
                 scan_id = int(cur.lastrowid or 0)
-        return ScanResult(scan_id, [str(r) for r in roots], full, self.workers, counts, timings)
+        return ScanResult(scan_id, [str(r) for r in roots], full, readers, counts, timings)
 
     # -- walk and diff -------------------------------------------------------------------
 
@@ -395,8 +395,8 @@ class Scanner:
 
     # -- tags ----------------------------------------------------------------------------
 
-    def _read_tags(self, items: list[Seen], clock: _Clock, bar: Any) -> int:
-        """Read tags of ``items`` and store them; return how many files failed."""
+    def _read_tags(self, items: list[Seen], clock: _Clock, bar: Any) -> tuple[int, int]:
+        """Read tags of ``items`` and store them; return (files that failed, processes used)."""
         jobs = [(s.id, s.path, s.size) for s in items]
         chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
         by_id = {s.id: s for s in items}
@@ -416,7 +416,8 @@ class Scanner:
         read_start = time.perf_counter()
         db_before = clock.times["database"]
         images_root = str(self.images.root)
-        if self.workers <= 1 or len(jobs) < _MIN_POOL_FILES:
+        readers = 1 if self.workers <= 1 or len(jobs) < _MIN_POOL_FILES else self.workers
+        if readers == 1:
             for chunk in chunks:
                 take(read_batch(chunk, images_root))
         else:
@@ -438,7 +439,7 @@ class Scanner:
             self._write_tags(pending, by_id)
         elapsed = time.perf_counter() - read_start
         clock.times["tag_read"] += elapsed - (clock.times["database"] - db_before)
-        return errors
+        return errors, readers
 
     def _write_tags(self, results: list[ReadResult], by_id: dict[int, Seen]) -> None:
         """Write read files with their stat, tags and pictures in one transaction."""
