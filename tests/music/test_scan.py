@@ -343,3 +343,15 @@ def test_a_deleted_tracks_id_is_never_given_to_another(library: Library) -> None
     library.scan()
     new_id = library.rows("SELECT file_id FROM tracks")[0]["file_id"]
     assert new_id > old_id
+
+
+def test_a_stored_image_deleted_by_hand_is_reported_not_fatal(
+    library: Library, covers: dict[str, bytes]
+) -> None:
+    library.add("E/1", "mp3", ((3, covers["large"]),), title="e", artist="A", album="E")
+    library.scan()
+    for stored in (library.data / "images" / "full").rglob("*"):
+        if stored.is_file():
+            stored.unlink()
+    library.scan(thumbnail_size=100)  # remakes thumbnails from the originals
+    assert str(_cover_of(library, "E")["error"]).startswith("stored image missing")

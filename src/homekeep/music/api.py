@@ -14,7 +14,7 @@ from homekeep.core.errors import NotFound
 from homekeep.music import reports
 from homekeep.music.config import MusicConfig
 from homekeep.music.images import ImageStore
-from homekeep.music.library import ALBUM_SORTS, Library
+from homekeep.music.library import Library
 from homekeep.music.schema import MIGRATIONS
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -53,7 +53,6 @@ def build(ctx: AreaContext) -> WebParts:
         offset: Offset = 0,
     ) -> dict[str, Any]:
         """Albums, filtered by album artist, release type or compilation; paginated."""
-        assert sort in ALBUM_SORTS
         return await db.run(
             library.albums,
             q=q,

@@ -88,7 +88,11 @@ class ImageStore:
         from PIL import Image, UnidentifiedImageError
 
         path = self.full_path(digest)
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return ImageInfo(digest, "application/octet-stream", 0, None, None, thumb_size,
+                             f"stored image missing: {exc.strerror}")  # fmt: skip
         mime = sniff_mime(data)
         try:
             with warnings.catch_warnings():

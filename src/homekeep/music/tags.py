@@ -173,10 +173,18 @@ def _fingerprint(fh: BinaryIO, size: int) -> tuple[str, bytes | None]:
 def read_batch(items: list[tuple[int, str, int]], images_root: str) -> list[ReadResult]:
     """Read a chunk of files (id, path, size) in a worker; never raises for a bad file."""
     store = ImageStore(Path(images_root))
-    results = [read_file(file_id, path, size, store) for file_id, path, size in items]
+    results = [_read_safely(file_id, path, size, store) for file_id, path, size in items]
     for result in results:
         result.tags = {}  # the parent stores ``row``: do not pickle the same values twice
     return results
+
+
+def _read_safely(file_id: int, path: str, size: int, store: ImageStore) -> ReadResult:
+    # One file must never take its chunk, and so the scan, down with it.
+    try:
+        return read_file(file_id, path, size, store)
+    except Exception as exc:
+        return ReadResult(file_id, error=_describe(exc))
 
 
 def read_file(file_id: int, path: str | Path, size: int, store: ImageStore) -> ReadResult:
@@ -288,8 +296,11 @@ def _by_content(path: str) -> Any:
     import mutagen
     from mutagen import aiff, asf, flac, monkeysaudio, mp3, mp4, oggopus, oggvorbis, wave, wavpack
 
-    with open(path, "rb") as fh:  # noqa: PTH123
-        head = fh.read(16)
+    try:
+        with open(path, "rb") as fh:  # noqa: PTH123
+            head = fh.read(16)
+    except OSError:
+        return None
     candidates: list[Any]
     if head.startswith(b"fLaC"):
         candidates = [flac.FLAC]
