@@ -1,0 +1,292 @@
+"""`homekeep music ...`: scan the library, report on it, show scan timings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from homekeep.core.area import AreaContext
+from homekeep.core.db import Database
+from homekeep.core.errors import NotFound
+from homekeep.core.progress import progress
+from homekeep.core.runtime import Runtime, pass_runtime
+from homekeep.music import reports
+from homekeep.music.config import MusicConfig
+from homekeep.music.library import Library
+from homekeep.music.scanner import STEPS, Scanner, remove_root, resolve_roots
+from homekeep.music.schema import MIGRATIONS
+
+STEP_NAMES = {
+    "walk": "walk",
+    "stat_diff": "stat and diff",
+    "tag_read": "tag read",
+    "artwork": "artwork",
+    "database": "database",
+}
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _open(rt: Runtime) -> tuple[AreaContext, Database]:
+    ctx = rt.area("music")
+    return ctx, ctx.database(MIGRATIONS)
+
+
+def _size(n: int | None) -> str:
+    value = float(n or 0)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def _count(n: int, noun: str, plural: str = "") -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _print(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def _console() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def _table(*columns: str) -> Table:
+    return Table(*columns, box=None, pad_edge=False, header_style="bold")
+
+
+@click.group("music")
+def group() -> None:
+    """Scan music folders; report on tags, artwork and errors."""
+
+
+@group.command()
+@click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--full", is_flag=True, help="Re-read the tags of every file, changed or not.")
+@json_option
+@pass_runtime
+def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> None:
+    """Scan ROOT folders (default: [music] roots, else the roots scanned before).
+
+    Only new and changed files (size or mtime) are read; moved files keep their data.
+    """
+    ctx, db = _open(rt)
+    config = ctx.config(MusicConfig)
+    try:
+        wanted = list(roots) or list(config.roots)
+        if not wanted:  # rescan what was scanned before
+            wanted = [Path(row["path"]) for row in Library(db).roots()]
+        paths = resolve_roots(wanted)
+        scanner = Scanner(db, ctx.dir, config)
+        with progress(enabled=None if not as_json else False) as display:
+            result = scanner.scan(paths, full=full, display=display)
+    finally:
+        db.close()
+    if as_json:
+        _print(result.to_json())
+        return
+    c = result.counts
+    total = sum(result.timings.values())
+    click.echo(
+        f"scanned {len(result.roots)} root{'s' * (len(result.roots) != 1)}: {c['files']} files,"
+        f" {c['audio']} audio, in {_seconds(total)}"
+        f" ({_count(result.workers, 'process', 'processes')} reading tags)"
+    )
+    click.echo(
+        f"  new {c['new']}, changed {c['changed']}, moved {c['moved']}, deleted {c['deleted']},"
+        f" unchanged {c['unchanged']}; tags read {c['tags_read']}; new images {c['images_new']}"
+    )
+    click.echo(
+        f"  library: {c['tracks']} tracks, {c['albums']} albums, {c['artists']} artists;"
+        f" {_count(c['errors'], 'unreadable file')}, {_count(c['warnings'], 'warning')}"
+        + (" (see 'homekeep music report errors')" if c["errors"] or c["warnings"] else "")
+    )
+    if c.get("unreadable_folders"):
+        click.echo(
+            f"  warning: {c['unreadable_folders']} folders could not be listed (permissions?);"
+            " what they held is kept as it was"
+        )
+    table = _table("step", "time")
+    for step in STEPS:
+        table.add_row(STEP_NAMES[step], _seconds(result.timings[step]))
+    _console().print(table)
+
+
+@group.group()
+def report() -> None:
+    """Reports on the library: types, missing-tags, artwork, errors."""
+
+
+@report.command("types")
+@json_option
+@pass_runtime
+def report_types(rt: Runtime, as_json: bool) -> None:
+    """Every file under the roots by extension and detected kind, with count and size."""
+    _, db = _open(rt)
+    try:
+        rows = reports.types(db)
+    finally:
+        db.close()
+    if as_json:
+        _print(rows)
+        return
+    table = _table("extension", "kind", "detected", "files", "size")
+    for row in rows:
+        table.add_row(
+            f".{row['ext']}" if row["ext"] else "(none)",
+            row["kind"],
+            row["detected"] or "-",
+            str(row["files"]),
+            _size(row["bytes"]),
+        )
+    _console().print(table)
+    click.echo(f"{sum(r['files'] for r in rows)} files, {_size(sum(r['bytes'] for r in rows))}")
+
+
+@report.command("missing-tags")
+@click.option("--fields", help="Comma-separated critical tags (default: [music] critical_tags).")
+@json_option
+@pass_runtime
+def report_missing(rt: Runtime, fields: str | None, as_json: bool) -> None:
+    """Tracks missing critical tags; album artist and track number are warnings."""
+    ctx, db = _open(rt)
+    try:
+        wanted = reports.parse_fields(fields, ctx.config(MusicConfig).critical_tags)
+        rows = reports.missing_tags(db, wanted)
+    finally:
+        db.close()
+    if as_json:
+        _print(rows)
+        return
+    table = _table("level", "missing", "file")
+    for row in rows:
+        table.add_row(row["level"], ", ".join(row["missing"] or row["warnings"]), row["path"])
+    _console().print(table)
+    problems = sum(1 for r in rows if r["level"] == "problem")
+    click.echo(f"{problems} tracks miss {', '.join(wanted)}; {len(rows) - problems} warnings")
+
+
+@report.command("artwork")
+@click.option(
+    "--min-size",
+    type=click.IntRange(0, 100_000),
+    help="Smallest acceptable cover side in pixels (default: [music] min_cover_size, 500).",
+)
+@json_option
+@pass_runtime
+def report_artwork(rt: Runtime, min_size: int | None, as_json: bool) -> None:
+    """Albums with no front cover, a cover too small, or one that cannot be decoded."""
+    ctx, db = _open(rt)
+    size = ctx.config(MusicConfig).min_cover_size if min_size is None else min_size
+    try:
+        rows = reports.artwork(db, size)
+    finally:
+        db.close()
+    if as_json:
+        _print(rows)
+        return
+    table = _table("problem", "album", "album artist", "reason", "folder")
+    for row in rows:
+        table.add_row(
+            row["problem"], row["album"], row["album_artist"], row["reason"], row["folder"]
+        )
+    _console().print(table)
+    click.echo(f"{len(rows)} albums with cover problems (minimum {size} px)")
+
+
+@report.command("errors")
+@json_option
+@pass_runtime
+def report_errors(rt: Runtime, as_json: bool) -> None:
+    """Files that could not be read, and why; files whose content is not their extension."""
+    _, db = _open(rt)
+    try:
+        rows = reports.errors(db)
+    finally:
+        db.close()
+    if as_json:
+        _print(rows)
+        return
+    table = _table("level", "file", "why")
+    for row in rows:
+        table.add_row(row["level"], row["path"], row["message"])
+    _console().print(table)
+    click.echo(f"{sum(1 for r in rows if r['level'] == 'error')} unreadable files")
+
+
+@group.command()
+@click.option("--limit", type=click.IntRange(1, 1000), default=10, help="Scans to show.")
+@json_option
+@pass_runtime
+def timings(rt: Runtime, limit: int, as_json: bool) -> None:
+    """The time each step of recent scans took, newest first."""
+    _, db = _open(rt)
+    try:
+        rows = reports.timings(db, limit)
+    finally:
+        db.close()
+    if as_json:
+        _print(rows)
+        return
+    if not rows:
+        raise NotFound("no scans yet; run 'homekeep music scan ROOT' first")
+    table = _table("scan", "finished", "files", "read", *(STEP_NAMES[s] for s in STEPS), "total")
+    for row in rows:
+        t = row["timings"]
+        table.add_row(
+            str(row["scan_id"]) + (" full" if row["full"] else ""),
+            row["finished_at"],
+            str(row["counts"].get("files", 0)),
+            str(row["counts"].get("tags_read", 0)),
+            *(_seconds(t.get(s, 0)) for s in STEPS),
+            _seconds(sum(t.values())),
+        )
+    _console().print(table)
+
+
+@group.group()
+def roots() -> None:
+    """The folders the library was scanned from."""
+
+
+@roots.command("list")
+@json_option
+@pass_runtime
+def roots_list(rt: Runtime, as_json: bool) -> None:
+    """Every scanned root with its file count and last scan."""
+    _, db = _open(rt)
+    try:
+        rows = Library(db).roots()
+    finally:
+        db.close()
+    if as_json:
+        _print(rows)
+        return
+    table = _table("root", "files", "size", "last scan")
+    for row in rows:
+        table.add_row(row["path"], str(row["files"]), _size(row["bytes"]), row["scanned_at"] or "-")
+    _console().print(table)
+
+
+@roots.command("remove")
+@click.argument("path", type=click.Path(path_type=Path))
+@pass_runtime
+def roots_remove(rt: Runtime, path: Path) -> None:
+    """Forget a root and its tracks (the files on disk are not touched)."""
+    ctx, db = _open(rt)
+    try:
+        count = remove_root(db, ctx.dir, ctx.config(MusicConfig), path)
+    finally:
+        db.close()
+    click.echo(f"removed root {path} and the {count} files the library knew under it")

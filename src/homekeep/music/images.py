@@ -1,0 +1,130 @@
+"""Cover images on disk: each distinct image once by content hash, plus a thumbnail.
+
+Layout under the area's folder::
+
+    images/full/<h[:2]>/<hash>        the original bytes, as found
+    images/thumb/<h[:2]>/<hash>.jpg   a JPEG no larger than the thumbnail size
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from homekeep.core.hashing import hash_bytes
+
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+MAX_PIXELS = 100_000_000
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"WEBP", 8, "image/webp"),
+    (b"GIF8", 0, "image/gif"),
+    (b"BM", 0, "image/bmp"),
+)
+
+
+def sniff_mime(data: bytes) -> str:
+    """Return the image type the bytes start with, or application/octet-stream."""
+    for magic, offset, mime in _MAGIC:
+        if data[offset : offset + len(magic)] == magic:
+            return mime
+    return "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What decoding an image found: its size in pixels, or why it could not be read."""
+
+    hash: str
+    mime: str
+    bytes: int
+    width: int | None
+    height: int | None
+    thumb_size: int
+    error: str | None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ImageStore:
+    """Originals and thumbnails, content-addressed; safe to use from several processes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._saved: set[str] = set()  # tracks of one album share a cover: check it once
+
+    def full_path(self, digest: str) -> Path:
+        return self.root / "full" / digest[:2] / digest
+
+    def thumb_path(self, digest: str) -> Path:
+        return self.root / "thumb" / digest[:2] / f"{digest}.jpg"
+
+    def save(self, data: bytes) -> str:
+        """Store bytes once and return their content hash."""
+        digest = hash_bytes(data)
+        if digest not in self._saved:
+            path = self.full_path(digest)
+            if not path.exists():
+                _write_atomic(path, data)
+            self._saved.add(digest)
+        return digest
+
+    def process(self, digest: str, thumb_size: int) -> ImageInfo:
+        """Decode a stored original: record its size and write its thumbnail."""
+        from PIL import Image, UnidentifiedImageError
+
+        path = self.full_path(digest)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return ImageInfo(digest, "application/octet-stream", 0, None, None, thumb_size,
+                             f"stored image missing: {exc.strerror}")  # fmt: skip
+        mime = sniff_mime(data)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+                with Image.open(path) as img:
+                    width, height = img.size
+                    img.load()
+                    thumb = img.convert("RGB") if img.mode != "RGB" else img.copy()
+            thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
+            target = self.thumb_path(digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            os.close(fd)
+            try:
+                thumb.save(tmp, "JPEG", quality=85, optimize=True)
+                Path(tmp).replace(target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except (
+            UnidentifiedImageError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+            OSError,
+            ValueError,
+            SyntaxError,
+        ) as exc:
+            return ImageInfo(digest, mime, len(data), None, None, thumb_size, _reason(exc))
+        return ImageInfo(digest, mime, len(data), width, height, thumb_size, None)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).replace(str(Path.cwd()), ".").splitlines()[0] if str(exc) else ""
+    return f"cannot decode image: {type(exc).__name__}{': ' + text if text else ''}"

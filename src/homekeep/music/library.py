@@ -1,0 +1,204 @@
+"""Read access to the library for the API: artists, albums, groups, tracks, images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homekeep.core.db import Database
+from homekeep.core.errors import NotFound
+
+GROUPINGS = ("album_artist", "release_type", "compilation")
+ALBUM_SORTS = {
+    "title": "a.title COLLATE NOCASE, a.year",
+    "artist": "a.album_artist COLLATE NOCASE, a.year, a.title COLLATE NOCASE",
+    "year": "a.year IS NULL, a.year, a.album_artist COLLATE NOCASE, a.title COLLATE NOCASE",
+}
+_ALBUM_SELECT = (
+    "SELECT a.id, a.title, a.album_artist, a.album_artist_id, a.year, a.date, a.genre,"
+    " a.compilation, a.release_type, a.mb_album_id, a.mb_release_group_id, a.track_count,"
+    " a.disc_count, a.duration, a.cover_hash, a.cover_source, r.path || '/' || a.dir AS folder,"
+    " i.width AS cover_width, i.height AS cover_height FROM albums a"
+    " JOIN roots r ON r.id = a.root_id LEFT JOIN images i ON i.hash = a.cover_hash"
+)
+_TRACK_SELECT = (
+    "SELECT t.*, f.detected AS format, f.size, f.ext, r.path || '/' || f.path AS path,"
+    " a.cover_hash FROM tracks t JOIN files f ON f.id = t.file_id"
+    " JOIN roots r ON r.id = f.root_id LEFT JOIN albums a ON a.id = t.album_id"
+)
+
+
+def _page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def _like(q: str) -> str:
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _album(row: Any) -> dict[str, Any]:
+    album = dict(row)
+    album["compilation"] = bool(album["compilation"])
+    album["folder"] = album["folder"].rstrip("/")
+    return album
+
+
+def _track(row: Any) -> dict[str, Any]:
+    track = dict(row)
+    track["id"] = track.pop("file_id")
+    track["compilation"] = bool(track["compilation"])
+    return track
+
+
+class Library:
+    """Queries the player needs, paginated where lists can be long."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _count(self, sql: str, params: list[Any]) -> int:
+        row = self.db.query_one(f"SELECT COUNT(*) FROM ({sql})", params)  # noqa: S608
+        return int(row[0]) if row else 0
+
+    def artists(self, *, q: str | None, limit: int, offset: int) -> dict[str, Any]:
+        where, params = "", []
+        if q:
+            where, params = " WHERE name LIKE ? ESCAPE '\\'", [_like(q)]
+        sql = f"SELECT * FROM artists{where}"  # noqa: S608
+        rows = self.db.query(
+            f"{sql} ORDER BY name COLLATE NOCASE LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        return _page([dict(r) for r in rows], self._count(sql, params), limit, offset)
+
+    def artist(self, artist_id: str) -> dict[str, Any]:
+        row = self.db.query_one("SELECT * FROM artists WHERE id = ?", (artist_id,))
+        if row is None:
+            raise NotFound(f"no artist with id {artist_id!r}")
+        albums = self.db.query(
+            f"{_ALBUM_SELECT} WHERE a.album_artist_id = ? OR a.id IN"  # noqa: S608
+            " (SELECT album_id FROM tracks WHERE artist_id = ?)"
+            f" ORDER BY {ALBUM_SORTS['year']}",
+            (artist_id, artist_id),
+        )
+        return {**dict(row), "albums": [_album(a) for a in albums]}
+
+    def albums(
+        self,
+        *,
+        q: str | None,
+        artist_id: str | None,
+        release_type: str | None,
+        compilation: bool | None,
+        sort: str,
+        limit: int,
+        offset: int,
+    ) -> dict[str, Any]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if q:
+            clauses.append("(a.title LIKE ? ESCAPE '\\' OR a.album_artist LIKE ? ESCAPE '\\')")
+            params += [_like(q), _like(q)]
+        if artist_id:
+            clauses.append("a.album_artist_id = ?")
+            params.append(artist_id)
+        if release_type:
+            clauses.append("COALESCE(a.release_type, '') = ?")
+            params.append("" if release_type == "unknown" else release_type)
+        if compilation is not None:
+            clauses.append("a.compilation = ?")
+            params.append(int(compilation))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"{_ALBUM_SELECT}{where}"
+        rows = self.db.query(
+            f"{sql} ORDER BY {ALBUM_SORTS[sort]} LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        return _page([_album(r) for r in rows], self._count(sql, params), limit, offset)
+
+    def album(self, album_id: str) -> dict[str, Any]:
+        row = self.db.query_one(f"{_ALBUM_SELECT} WHERE a.id = ?", (album_id,))
+        if row is None:
+            raise NotFound(f"no album with id {album_id!r}")
+        tracks = self.db.query(
+            f"{_TRACK_SELECT} WHERE t.album_id = ?"
+            " ORDER BY COALESCE(t.disc, 1), COALESCE(t.track, 0), f.path",
+            (album_id,),
+        )
+        return {**_album(row), "tracks": [_track(t) for t in tracks]}
+
+    def groups(self, by: str) -> list[dict[str, Any]]:
+        """Albums grouped by album artist, by release type, or compilations apart."""
+        if by == "album_artist":
+            sql = (
+                "SELECT album_artist_id AS id, MIN(album_artist) AS name, COUNT(*) AS albums"
+                " FROM albums GROUP BY album_artist_id ORDER BY name COLLATE NOCASE"
+            )
+        elif by == "release_type":
+            sql = (
+                "SELECT COALESCE(release_type, 'unknown') AS id,"
+                " COALESCE(release_type, 'unknown') AS name, COUNT(*) AS albums"
+                " FROM albums GROUP BY 1 ORDER BY albums DESC, name"
+            )
+        else:
+            sql = (
+                "SELECT CASE compilation WHEN 1 THEN 'true' ELSE 'false' END AS id,"
+                " CASE compilation WHEN 1 THEN 'Compilations' ELSE 'Albums' END AS name,"
+                " COUNT(*) AS albums FROM albums GROUP BY compilation ORDER BY compilation DESC"
+            )
+        return [{"by": by, **dict(row)} for row in self.db.query(sql)]
+
+    def tracks(
+        self,
+        *,
+        q: str | None,
+        album_id: str | None,
+        artist_id: str | None,
+        limit: int,
+        offset: int,
+    ) -> dict[str, Any]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if q:
+            clauses.append(
+                "(t.title LIKE ? ESCAPE '\\' OR t.artist LIKE ? ESCAPE '\\'"
+                " OR t.album LIKE ? ESCAPE '\\')"
+            )
+            params += [_like(q)] * 3
+        if album_id:
+            clauses.append("t.album_id = ?")
+            params.append(album_id)
+        if artist_id:
+            clauses.append("t.artist_id = ?")
+            params.append(artist_id)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"{_TRACK_SELECT}{where}"
+        rows = self.db.query(
+            f"{sql} ORDER BY t.artist COLLATE NOCASE, t.album COLLATE NOCASE,"
+            " COALESCE(t.disc, 1), COALESCE(t.track, 0), f.path LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return _page([_track(r) for r in rows], self._count(sql, params), limit, offset)
+
+    def track(self, track_id: int) -> dict[str, Any]:
+        row = self.db.query_one(f"{_TRACK_SELECT} WHERE t.file_id = ?", (track_id,))
+        if row is None:
+            raise NotFound(f"no track with id {track_id}")
+        pictures = self.db.query(
+            "SELECT p.type, p.mime, p.description, p.hash, p.size, i.width, i.height, i.error"
+            " FROM pictures p LEFT JOIN images i ON i.hash = p.hash WHERE p.file_id = ?"
+            " ORDER BY p.position",
+            (track_id,),
+        )
+        return {**_track(row), "pictures": [dict(p) for p in pictures]}
+
+    def image(self, digest: str) -> dict[str, Any]:
+        row = self.db.query_one("SELECT * FROM images WHERE hash = ?", (digest,))
+        if row is None:
+            raise NotFound(f"no image {digest!r}")
+        return dict(row)
+
+    def roots(self) -> list[dict[str, Any]]:
+        rows = self.db.query(
+            "SELECT r.id, r.path, r.added_at, r.scanned_at, COUNT(f.id) AS files,"
+            " COALESCE(SUM(f.size), 0) AS bytes FROM roots r"
+            " LEFT JOIN files f ON f.root_id = r.id GROUP BY r.id ORDER BY r.path"
+        )
+        return [dict(r) for r in rows]

@@ -1,0 +1,129 @@
+"""Tags, stream facts and embedded pictures read from real files of every format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from homekeep.music.images import ImageStore
+from homekeep.music.tags import _asf_picture, _number, read_file
+from tests.music import media
+
+FULL_TAGS = {
+    "title": "Café Song",
+    "artist": "The Artist",
+    "album": "Großes Album",
+    "album_artist": "Album Artist",
+    "track": 3,
+    "track_total": 12,
+    "disc": 2,
+    "disc_total": 2,
+    "date": "2001-05-01",
+    "genre": "Jazz",
+    "compilation": True,
+    "mb_album_id": "0a6c2a9f-3b1e-4c1f-9c0f-2f9b0d3e1a11",
+}
+
+
+@pytest.mark.parametrize("fmt", media.FORMATS)
+def test_every_format_reads_its_tags_and_pictures(
+    fmt: str, clips: dict[str, Path], covers: dict[str, bytes], tmp_path: Path
+) -> None:
+    path = media.write_track(
+        clips[fmt],
+        fmt,
+        tmp_path / f"song.{media.extension(fmt)}",
+        FULL_TAGS,
+        ((3, covers["large"]), (4, covers["png"])),
+    )
+    store = ImageStore(tmp_path / "images")
+    result = read_file(1, path, path.stat().st_size, store)
+    assert result.error is None
+    assert result.detected == fmt
+    tags = result.tags
+    for key in ("title", "artist", "album", "album_artist", "genre", "date", "mb_album_id"):
+        assert tags[key] == FULL_TAGS[key], key
+    assert (tags["track"], tags["disc"], tags["disc_total"]) == (3, 2, 2)
+    if fmt != "wma":  # WM/TrackNumber has no total
+        assert tags["track_total"] == 12
+    assert tags["year"] == 2001
+    assert tags["compilation"] is True
+    assert tags["duration"] == pytest.approx(1.0, abs=0.1)
+    assert tags["channels"] == 2
+    types = sorted(p.type for p in result.pictures)
+    assert types == ([0, 3] if fmt in ("aac", "alac") else [3, 4])  # MP4 covr has no types
+    front = next(p for p in result.pictures if p.type == 3)
+    assert store.full_path(front.hash).read_bytes() == covers["large"]
+
+
+@pytest.mark.parametrize("fmt", media.FORMATS)
+def test_untagged_files_read_with_empty_tags(
+    fmt: str, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    result = read_file(1, clips[fmt], clips[fmt].stat().st_size, ImageStore(tmp_path))
+    assert result.error is None
+    assert result.tags["title"] is None
+    assert result.tags["album"] is None
+    assert result.tags["compilation"] is False
+    assert result.pictures == []
+
+
+def test_a_vanished_file_is_reported_as_gone_not_broken(tmp_path: Path) -> None:
+    result = read_file(1, tmp_path / "gone.mp3", 100, ImageStore(tmp_path))
+    assert result.vanished
+    assert result.error is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("3/12", (3, 12)),
+        (" 07 ", (7, None)),
+        ("1 / 2", (1, 2)),
+        ("x", (None, None)),
+        ("0", (None, None)),
+    ],
+)
+def test_track_numbers_parse_as_people_write_them(
+    text: str, expected: tuple[int | None, int | None], clips: dict[str, Path], tmp_path: Path
+) -> None:
+    path = media.write_track(clips["flac"], "flac", tmp_path / "n.flac", {"title": "n"})
+    media.set_tag(path, "TRACKNUMBER", text)
+    result = read_file(1, path, path.stat().st_size, ImageStore(tmp_path))
+    assert (result.tags["track"], result.tags["track_total"]) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(max_size=40))
+def test_number_parsing_never_fails(text: str) -> None:
+    number, total = _number(text)
+    assert number is None or 0 < number < 100_000
+    assert total is None or 0 < total < 100_000
+
+
+@settings(max_examples=150, deadline=None)
+@given(blob=st.binary(max_size=300))
+def test_asf_picture_parsing_never_fails(blob: bytes) -> None:
+    parsed = _asf_picture(blob)
+    assert parsed is None or isinstance(parsed[3], bytes)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    ext=st.sampled_from(["mp3", "flac", "ogg", "opus", "ape", "m4a", "wv", "wma", "aiff", "wav"]),
+    head=st.sampled_from([b"", b"ID3", b"fLaC", b"OggS", b"MAC ", b"wvpk", b"RIFF", b"FORM"]),
+    body=st.binary(max_size=2000),
+)
+def test_any_bytes_under_any_audio_name_give_a_result_not_a_crash(
+    ext: str, head: bytes, body: bytes, tmp_path: Path
+) -> None:
+    path = tmp_path / f"fuzz.{ext}"
+    path.write_bytes(head + body)
+    result = read_file(1, path, path.stat().st_size, ImageStore(tmp_path / "img"))
+    assert result.error is not None or result.detected is not None
+    assert result.fingerprint is not None
