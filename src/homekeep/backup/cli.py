@@ -102,11 +102,16 @@ def list_cmd(rt: Runtime, as_json: bool) -> None:
         return
     table = Table("job", "method", "source", "target", "schedule", "last run", "result", "size")
     for row in rows:
-        last = row["last_run"] or {}
+        shown: dict[str, Any] = row["last_run"] or {}
         table.add_row(
-            row["name"], row["method"], row["source"], row["target"] or "(default)",
-            row["schedule"], last.get("started_at", "-"), last.get("result", "-"),
-            human(last.get("total_size")),
+            row["name"],
+            row["method"],
+            row["source"],
+            row["target"] or "(default)",
+            row["schedule"],
+            shown.get("started_at", "-"),
+            shown.get("result", "-"),
+            human(shown.get("total_size")),
         )
     Console(width=160).print(table)
 
@@ -128,10 +133,15 @@ def history_cmd(rt: Runtime, job: str, limit: int, as_json: bool) -> None:
     table = Table("run", "started (UTC)", "seconds", "result", "files", "sent", "total", "added")
     for r in runs:
         table.add_row(
-            str(r.id), r.started_at, f"{r.duration or 0:.1f}", r.result,
+            str(r.id),
+            r.started_at,
+            f"{r.duration or 0:.1f}",
+            r.result,
             f"{r.files_transferred if r.files_transferred is not None else '-'}"
             f"/{r.files_total if r.files_total is not None else '-'}",
-            human(r.bytes_transferred), human(r.total_size), human(r.bytes_added),
+            human(r.bytes_transferred),
+            human(r.total_size),
+            human(r.bytes_added),
         )
     Console(width=160).print(table)
 
@@ -140,7 +150,10 @@ def history_cmd(rt: Runtime, job: str, limit: int, as_json: bool) -> None:
 @click.argument("job", required=False)
 @click.option("--all", "plot_all", is_flag=True, help="One line per job.")
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=Path("growth.png"),
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("growth.png"),
     show_default=True,
 )
 @pass_runtime
@@ -195,8 +208,13 @@ def restore_cmd(rt: Runtime, job: str, dest: Path, snapshot: str | None, force: 
 
 @group.command("stats")
 @click.argument("path", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.option("--size", type=click.IntRange(1, 65536), default=64, show_default=True,
-              help="MiB written and read by the speed test.")
+@click.option(
+    "--size",
+    type=click.IntRange(1, 65536),
+    default=64,
+    show_default=True,
+    help="MiB written and read by the speed test.",
+)
 @click.option("--no-speed", is_flag=True, help="Only free space.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def stats_cmd(path: Path, size: int, no_speed: bool, as_json: bool) -> None:
@@ -253,13 +271,14 @@ def daemon_cmd(rt: Runtime, host: str | None, port: int | None) -> None:
 @click.option("--catch-up", is_flag=True, help="Run missed runs once at daemon start.")
 @click.option("--interactive", is_flag=True, help="Ask for every value not given.")
 @pass_runtime
-def init_cmd(rt: Runtime, interactive: bool, **values: Any) -> None:
+def init_cmd(rt: Runtime, /, interactive: bool, **values: Any) -> None:
     """Add a job to the config file: asks for what is missing, or takes it all from flags."""
     ask = interactive or sys.stdin.isatty()
     svc = _service(rt)
     if ask:
         prompts = [
-            ("name", "Job name", None), ("source", "Source directory", None),
+            ("name", "Job name", None),
+            ("source", "Source directory", None),
             ("target", "Target (empty: default under the backup root)", ""),
             ("method", "Method (mirror/snapshot)", "mirror"),
             ("every", "Run every N units (0: manual only)", 1),

@@ -107,7 +107,7 @@ def rclone_filter_lines(job: JobSpec) -> list[str]:
         for raw in path.read_text(encoding="utf-8").splitlines():
             pattern = raw.strip()
             if pattern and not pattern.startswith(("#", ";")):
-                lines.append(f"+ {pattern}" if not pattern.startswith("/") else f"+ {pattern}")
+                lines.append(f"+ {pattern}")
         lines.append("- **")
     return lines
 

@@ -57,12 +57,16 @@ class JobSpec(BaseModel):
     every: int | None = Field(default=None, ge=1, description="Run every N units.")
     units: str = Field(default="Days", description="Seconds, Minutes, Hours or Days.")
     cron: str = Field(default="", description="A cron expression, instead of every/units.")
-    catch_up: bool = Field(default=False, description="Run once at daemon start if a run was missed.")
+    catch_up: bool = Field(
+        default=False, description="Run once at daemon start if a run was missed."
+    )
     enabled: bool = Field(default=True, description="false: the daemon does not schedule it.")
     mount_point: str = Field(
         default="", description="Refuse to run unless this path is a mount point (network share)."
     )
-    max_delete: int = Field(default=0, ge=0, description="Mirror: refuse more deletions (0: no limit).")
+    max_delete: int = Field(
+        default=0, ge=0, description="Mirror: refuse more deletions (0: no limit)."
+    )
     backup_dir: str = Field(
         default="", description="Mirror: keep replaced and deleted files in this directory."
     )
@@ -70,7 +74,9 @@ class JobSpec(BaseModel):
     keep_daily: int = Field(default=0, ge=0, description="Snapshot retention: one per day, N days.")
     keep_weekly: int = Field(default=0, ge=0, description="Snapshot retention: one per week.")
     keep_monthly: int = Field(default=0, ge=0, description="Snapshot retention: one per month.")
-    bwlimit: str = Field(default="", description="Bandwidth limit passed to rsync/rclone, e.g. 10M.")
+    bwlimit: str = Field(
+        default="", description="Bandwidth limit passed to rsync/rclone, e.g. 10M."
+    )
     ssh_command: str = Field(default="", description="Remote shell for host:path targets (-e).")
     extra_args: list[str] = Field(
         default_factory=list, description="More arguments for rsync or rclone."
@@ -133,7 +139,7 @@ class BackupConfig(Section):
     )
     exit_codes: dict[Literal["rsync", "rclone"], dict[str, RunClass]] = Field(
         default_factory=dict,
-        description="Override the class of a tool's exit code, e.g. {rsync = {\"24\" = \"error\"}}.",
+        description='Override the class of a tool\'s exit code, e.g. {rsync = {"24" = "error"}}.',
     )
     daemon_host: str = Field(default="localhost", description="WebSocket control API address.")
     daemon_port: int = Field(default=1800, ge=0, le=65535, description="WebSocket port.")
@@ -151,9 +157,7 @@ class BackupConfig(Section):
 
     @field_validator("exit_codes")
     @classmethod
-    def _codes(
-        cls, value: dict[str, dict[str, RunClass]]
-    ) -> dict[str, dict[str, RunClass]]:
+    def _codes(cls, value: dict[str, dict[str, RunClass]]) -> dict[str, dict[str, RunClass]]:
         for codes in value.values():
             for code in codes:
                 if not code.isdigit():

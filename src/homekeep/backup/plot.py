@@ -51,15 +51,20 @@ def render(series: dict[str, list[Run]]) -> bytes:
         times = [datetime.fromisoformat(str(p["time"])) for p in pts]
         top.plot(times, [p["relative"] for p in pts], marker="o", label=f"{job} size")
         files_axis.plot(
-            times, [p["files"] for p in pts], linestyle="--", marker=".", alpha=0.6,
+            times,
+            [p["files"] for p in pts],
+            linestyle="--",
+            marker=".",
+            alpha=0.6,
             label=f"{job} files",
         )
-        bottom.bar(times, [int(str(p["bytes_added"])) / 2**20 for p in pts], width=0.0005,
-                   label=job)
+        bottom.bar(
+            times, [int(str(p["bytes_added"])) / 2**20 for p in pts], width=0.0005, label=job
+        )
     top.set_ylabel("size relative to first backup")
     files_axis.set_ylabel("files")
     bottom.set_ylabel("MiB added per run")
-    bottom.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    bottom.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))  # type: ignore[no-untyped-call]
     fig.autofmt_xdate()
     top.set_title("Backup growth")
     if any(plotted.values()):

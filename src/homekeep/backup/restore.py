@@ -29,7 +29,9 @@ def backup_location(job: JobSpec, target: Target, snapshot: str | None = None) -
     if snapshot is None:
         return str(target.path / names[-1])
     if snapshot not in names:
-        raise NotFound(f"job {job.name} has no snapshot {snapshot!r}; snapshots: {', '.join(names)}")
+        raise NotFound(
+            f"job {job.name} has no snapshot {snapshot!r}; snapshots: {', '.join(names)}"
+        )
     return str(target.path / snapshot)
 
 
@@ -62,7 +64,8 @@ def verify(job: JobSpec, config: BackupConfig) -> list[str]:
         raise ExternalToolError(f"rsync verify failed: {done.stderr.strip()[-500:]}")
     # Directory timestamp updates (".d..t...") are not differences in content.
     return [
-        line for line in done.stdout.splitlines()
+        line
+        for line in done.stdout.splitlines()
         if line.strip() and not line.startswith(".d") and not line.startswith("cd")
     ]
 

@@ -91,7 +91,7 @@ def unique_bytes(path: Path) -> int:
     total = 0
     for dirpath, _, files in os.walk(path):
         for name in files:
-            st = os.lstat(os.path.join(dirpath, name))
+            st = os.lstat(f"{dirpath}/{name}")
             if st.st_nlink == 1:
                 total += st.st_size
     return total
@@ -103,7 +103,7 @@ def tree_size(path: Path) -> tuple[int, int]:
     total = files = 0
     for dirpath, _, names in os.walk(path):
         for name in names:
-            st = os.lstat(os.path.join(dirpath, name))
+            st = os.lstat(f"{dirpath}/{name}")
             key = (st.st_dev, st.st_ino)
             if key in seen:
                 continue

@@ -10,11 +10,11 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from homekeep.backup import commands, retention
 from homekeep.backup.config import BackupConfig, JobSpec
@@ -31,6 +31,7 @@ DEFAULT_CLASSES: dict[str, dict[int, str]] = {
     "rsync": {0: "ok", 20: "cancelled", 23: "warning", 24: "warning"},
     "rclone": {0: "ok", 9: "ok"},
 }
+ToolName = Literal["rsync", "rclone"]
 MAX_ERROR_LINES = 200
 Event = dict[str, Any]
 
@@ -39,7 +40,7 @@ class Refused(Exception):
     """A safety check stopped the run before any tool started."""
 
 
-def classify(tool: str, code: int, overrides: dict[str, dict[str, str]]) -> str:
+def classify(tool: ToolName, code: int, overrides: Mapping[ToolName, Mapping[str, str]]) -> str:
     """ok, warning, error or cancelled for a tool's exit code; the user's table wins."""
     user = overrides.get(tool, {})
     if str(code) in user:
@@ -87,7 +88,9 @@ def attach_log_file(path: Path, max_bytes: int, backup_count: int) -> None:
     if path in _log_files:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+    handler = RotatingFileHandler(
+        path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
+    )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(logging.DEBUG)
     log.addHandler(handler)
@@ -139,7 +142,10 @@ class Backups:
             if lock.stale_cleared:
                 self.store.interrupt_running(job.name)
             run = self.store.start(
-                job.name, trigger=trigger, tool=target.tool, method=job.method,
+                job.name,
+                trigger=trigger,
+                tool=target.tool,
+                method=job.method,
                 target=target.location,
             )
             stamp = datetime.now(UTC).strftime(retention.STAMP_FORMAT)
@@ -191,8 +197,12 @@ class Backups:
             }
             try:
                 subprocess.run(
-                    self.config.on_failure_command, env=env, timeout=120, check=False,
-                    stdin=subprocess.DEVNULL, capture_output=True,
+                    self.config.on_failure_command,
+                    env=env,
+                    timeout=120,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
                 )
             except (OSError, subprocess.SubprocessError) as exc:
                 log.error("%s: on_failure_command failed: %s", run.job, exc)
@@ -295,8 +305,13 @@ class _Execution:
                 shutil.rmtree(stale)
         link_dest = (root / done[-1]).resolve() if done else None
         cmd = commands.rsync_command(
-            rsync, self.job, self.job.source, str(partial), link_dest=link_dest,
-            delete=False, verbose=self.verbose,
+            rsync,
+            self.job,
+            self.job.source,
+            str(partial),
+            link_dest=link_dest,
+            delete=False,
+            verbose=self.verbose,
         )
         if resumed:
             cmd.insert(1, "--delete")
@@ -338,8 +353,13 @@ class _Execution:
             filter_file = Path(self.run.log_file or "").with_suffix(".filter")
             filter_file.write_text("\n".join(rules) + "\n", encoding="utf-8")
         cmd = commands.rclone_command(
-            rclone, self.job, self.job.source, self.target.location,
-            config=conf, filter_file=filter_file, verbose=self.verbose,
+            rclone,
+            self.job,
+            self.job.source,
+            self.target.location,
+            config=conf,
+            filter_file=filter_file,
+            verbose=self.verbose,
         )
         errors: list[str] = []
 
@@ -358,7 +378,9 @@ class _Execution:
                 size_cmd += ["--config", str(conf)]
             if filter_file is not None:
                 size_cmd += ["--filter-from", str(filter_file)]
-            done = subprocess.run(size_cmd, capture_output=True, text=True, timeout=600, check=False)
+            done = subprocess.run(
+                size_cmd, capture_output=True, text=True, timeout=600, check=False
+            )
             if done.returncode == 0:
                 sizes = json.loads(done.stdout)
                 previous = self.backups.store.last_size(self.job.name, self.target.location)
@@ -369,7 +391,7 @@ class _Execution:
 
     # -- process ---------------------------------------------------------------------
 
-    def finish_classes(self, tool: str, code: int) -> None:
+    def finish_classes(self, tool: ToolName, code: int) -> None:
         self.run.exit_code = code
         self.run.result = (
             "cancelled" if self.cancelled else classify(tool, code, self.backups.config.exit_codes)
@@ -392,10 +414,14 @@ class _Execution:
         self.out.flush()
         log.debug("%s: %s", self.job.name, commands.describe(cmd))
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         lock = threading.Lock()
 
         def read_stderr(stream: IO[bytes]) -> None:
@@ -421,7 +447,7 @@ class _Execution:
         last_event = 0.0
         buffer = b""
         try:
-            while chunk := proc.stdout.read1(65536):
+            while chunk := os.read(proc.stdout.fileno(), 65536):
                 buffer += chunk
                 *lines, buffer = buffer.replace(b"\r", b"\n").split(b"\n")
                 for raw in lines:
@@ -434,9 +460,14 @@ class _Execution:
                         if self.on_event is not None and now - last_event > 0.25:
                             last_event = now
                             self.on_event(
-                                {"event": "RunProgress", "Name": self.job.name,
-                                 "Run": self.run.id, "Percent": progress["percent"],
-                                 "Bytes": progress["bytes"], "Speed": progress["speed"]}
+                                {
+                                    "event": "RunProgress",
+                                    "Name": self.job.name,
+                                    "Run": self.run.id,
+                                    "Percent": progress["percent"],
+                                    "Bytes": progress["bytes"],
+                                    "Speed": progress["speed"],
+                                }
                             )
                         continue
                     with lock:

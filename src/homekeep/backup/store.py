@@ -69,10 +69,20 @@ class Run:
         return asdict(self)
 
 
-_FIELDS = (
-    "finished_at duration exit_code snapshot files_total files_transferred bytes_transferred "
-    "total_size bytes_added free_before free_after log_file"
-).split()
+_FIELDS = [
+    "finished_at",
+    "duration",
+    "exit_code",
+    "snapshot",
+    "files_total",
+    "files_transferred",
+    "bytes_transferred",
+    "total_size",
+    "bytes_added",
+    "free_before",
+    "free_after",
+    "log_file",
+]
 
 
 def _row(row: Any) -> Run:
@@ -138,9 +148,7 @@ class RunStore:
 
     def last(self, job: str) -> Run | None:
         """The newest run of a job."""
-        row = self.db.query_one(
-            "SELECT * FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1", (job,)
-        )
+        row = self.db.query_one("SELECT * FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1", (job,))
         return _row(row) if row else None
 
     def last_size(self, job: str, target: str) -> int | None:

@@ -14,7 +14,9 @@ from homekeep.core.errors import InvalidInput
 
 Kind = Literal["local", "ssh", "rsyncd", "rclone"]
 
-_SSH_RE = re.compile(r"^(?:[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:]+\]):")
+_SSH_RE = re.compile(
+    r"^(?:[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:]+\]):"
+)
 _REMOTE_RE = re.compile(r"^(?P<remote>[A-Za-z0-9_][A-Za-z0-9_. -]*):")
 
 
@@ -87,7 +89,7 @@ def _checked(job: JobSpec, target: Target) -> Target:
     if job.method == "snapshot" and not target.is_local:
         raise InvalidInput(
             f"job {job.name}: snapshots need a local or mounted target (they hard-link with "
-            "--link-dest); use method = \"mirror\" for host:path, rsync:// and rclone targets"
+            '--link-dest); use method = "mirror" for host:path, rsync:// and rclone targets'
         )
     if job.method == "snapshot" and target.tool == "rclone":
         raise InvalidInput(f"job {job.name}: rclone cannot make snapshots; use mirror")
