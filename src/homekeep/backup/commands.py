@@ -56,7 +56,7 @@ def rsync_command(
     progress: bool = True,
 ) -> list[str]:
     """The rsync command for a mirror (``delete``) or a snapshot (``link_dest``)."""
-    cmd = [rsync, "-a", "--stats"]
+    cmd = [rsync, "-a", "--stats", "--mkpath"]
     if progress:
         cmd.append("--info=progress2")
     if verbose:

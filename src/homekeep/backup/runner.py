@@ -176,7 +176,9 @@ class Backups:
             self.store.finish(run)
         finally:
             lock.release()
-        level = logging.INFO if run.result in ("ok", "warning") else logging.ERROR
+        # The CLI prints the summary itself; elsewhere a failure is worth the console.
+        failed = run.result not in ("ok", "warning")
+        level = logging.ERROR if failed and trigger != "cli" else logging.INFO
         log.log(level, "%s", summary(run))
         if run.result == "error":
             self.call_hooks(run)
@@ -436,7 +438,7 @@ class _Execution:
                     continue
                 if line.strip() and len(self.run.errors) < MAX_ERROR_LINES:
                     self.run.errors.append(line)
-                log.warning("%s: %s", self.job.name, line)
+                log.info("%s: %s", self.job.name, line)
 
         err_thread = threading.Thread(target=read_stderr, args=(proc.stderr,), daemon=True)
         err_thread.start()
