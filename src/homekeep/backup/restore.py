@@ -42,17 +42,22 @@ def verify(job: JobSpec, config: BackupConfig) -> list[str]:
     if target.tool == "rclone":
         rclone = require_tool("rclone")
         filters = commands.rclone_filter_lines(job)
-        cmd = [rclone, "check", job.source, location, "--one-way", *_rclone_conf(config)]
+        cmd = [rclone, "check", job.source, location, "--one-way", "--combined", "-"]
+        cmd += _rclone_conf(config)
         for rule in filters:
             cmd += ["--filter", rule]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+        if "No common hash found" in done.stderr:
+            # No hash both sides know (sftp, crypt...): compare by reading the data.
+            cmd.append("--download")
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
         if done.returncode not in (0, 1):
             raise ExternalToolError(f"rclone check failed: {done.stderr.strip()[-500:]}")
-        return [
-            line.split(": ", 1)[-1]
-            for line in done.stderr.splitlines()
-            if "ERROR" in line and "differences found" not in line
-        ]
+        # --combined marks each file: "=" same, "-" missing in the backup, "*" differs.
+        differences = [line for line in done.stdout.splitlines() if line[:2] in ("- ", "* ", "! ")]
+        if done.returncode == 1 and not differences:
+            differences = [done.stderr.strip().splitlines()[-1]]
+        return differences
     rsync = require_tool("rsync")
     cmd = [rsync, "-a", "--checksum", "--dry-run", "--itemize-changes", "--delete"]
     if job.ssh_command:
