@@ -88,9 +88,24 @@ def rclone_remote(tmp_path: Path) -> Iterator[RcloneRemote]:
     served.mkdir()
     port = free_port()
     proc = subprocess.Popen(
-        ["rclone", "serve", "sftp", str(served), "--addr", f"127.0.0.1:{port}",
-         "--user", "hk", "--pass", "secret", "--config", "/dev/null"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env(),
+        [
+            "rclone",
+            "serve",
+            "sftp",
+            str(served),
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--user",
+            "hk",
+            "--pass",
+            "secret",
+            "--config",
+            "/dev/null",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_env(),
     )
     try:
         assert proc.stdout is not None
@@ -137,9 +152,16 @@ def rsync_daemon(tmp_path: Path) -> Iterator[RsyncDaemon]:
         encoding="utf-8",
     )
     proc = subprocess.Popen(
-        ["rsync", "--daemon", "--no-detach", f"--port={port}", f"--config={conf}",
-         "--address=127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "rsync",
+            "--daemon",
+            "--no-detach",
+            f"--port={port}",
+            f"--config={conf}",
+            "--address=127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 10

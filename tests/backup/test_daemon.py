@@ -54,7 +54,10 @@ def daemon(home: Home, *extra: str) -> Iterator[str]:
     cmd = [*HOMEKEEP, "--data-dir", str(home.data), "--config", str(home.config)]
     proc = subprocess.Popen(
         [*cmd, "backup", "daemon", "--host", "127.0.0.1", "--port", "0", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
     )
     try:
         assert proc.stdout is not None
@@ -105,10 +108,14 @@ def test_seed_examples(home: Home, source: Path) -> None:
     with daemon(home) as url, connect(url) as ws:
         assert ask(ws, SEED_LIST) == {"response": "ListDrives", "Drives": []}
         assert ask(ws, SEED_ADD) == {
-            "response": "AddDrive", "Result": "Failure", "Error": "Invalid Source Path",
+            "response": "AddDrive",
+            "Result": "Failure",
+            "Error": "Invalid Source Path",
         }
         assert ask(ws, SEED_ADD_LITERAL) == {
-            "response": "Error", "Result": "Failure", "Error": "Malformed JSON",
+            "response": "Error",
+            "Result": "Failure",
+            "Error": "Malformed JSON",
         }
         real = json.loads(SEED_ADD)
         real["Drives"][0]["1"] |= drive(source, home.tmp / "mirror")
@@ -116,14 +123,25 @@ def test_seed_examples(home: Home, source: Path) -> None:
         assert ask(ws, SEED_LIST) == {
             "response": "ListDrives",
             "Drives": [
-                {"Test Drive": {"Source": str(source), "Target": str(home.tmp / "mirror"),
-                                "Sleep": 12, "Units": "Hour"}}
+                {
+                    "Test Drive": {
+                        "Source": str(source),
+                        "Target": str(home.tmp / "mirror"),
+                        "Sleep": 12,
+                        "Units": "Hour",
+                    }
+                }
             ],
         }
     saved = tomllib.loads(home.config.read_text())
     assert saved["backup"]["jobs"] == [
-        {"name": "Test Drive", "source": str(source), "target": str(home.tmp / "mirror"),
-         "every": 12, "units": "Hour"}
+        {
+            "name": "Test Drive",
+            "source": str(source),
+            "target": str(home.tmp / "mirror"),
+            "every": 12,
+            "units": "Hour",
+        }
     ]
     assert home.config.read_text().startswith("# kept comment")
     listed = json.loads(home.cli("backup", "list", "--json").stdout)
@@ -133,12 +151,13 @@ def test_seed_examples(home: Home, source: Path) -> None:
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"Sleep": "twelve", "Units": "Hours"},
-         {"Result": "Success", "Warning": "Invalid Time"}),
+        ({"Sleep": "twelve", "Units": "Hours"}, {"Result": "Success", "Warning": "Invalid Time"}),
         ({"Sleep": 0}, {"Result": "Success", "Warning": "Invalid Time"}),
         ({"Sleep": 3, "Units": "Fortnights"}, {"Result": "Success", "Warning": "Invalid Units"}),
-        ({"Source": "/no/such/dir", "Units": "Weeks"},
-         {"Result": "Failure", "Error": "Invalid Source Path", "Warning": "Invalid Units"}),
+        (
+            {"Source": "/no/such/dir", "Units": "Weeks"},
+            {"Result": "Failure", "Error": "Invalid Source Path", "Warning": "Invalid Units"},
+        ),
         ({"Target": "D:\\Whatever"}, {"Result": "Failure", "Error": "Invalid Target Path"}),
         ({"Target": "relative/path"}, {"Result": "Failure", "Error": "Invalid Target Path"}),
         ({"Target": 7}, {"Result": "Failure", "Error": "Invalid Target Path"}),
@@ -150,8 +169,7 @@ def test_add_drive_errors_and_warnings(
 ) -> None:
     home.write([])
     with daemon(home) as url, connect(url) as ws:
-        message = {"request": "AddDrive",
-                   "Drives": [{"1": drive(source, home.tmp / "t") | fields}]}
+        message = {"request": "AddDrive", "Drives": [{"1": drive(source, home.tmp / "t") | fields}]}
         assert ask(ws, message) == {"response": "AddDrive", **expected}
         drives = ask(ws, SEED_LIST)["Drives"]
         if expected["Result"] == "Success":
@@ -165,45 +183,75 @@ def test_drive_forms_names_and_requests(home: Home, source: Path) -> None:
     home.write([])
     with daemon(home) as url, connect(url) as ws:
         # Object form; a list of plain drives (named after their index); duplicates.
-        assert ask(ws, {"request": "AddDrive", "Drives": {"A": drive(source, home.tmp / "a")}})[
-            "Result"] == "Success"
-        assert ask(ws, {"request": "AddDrive", "Drives": [drive(source, home.tmp / "b")]})[
-            "Result"] == "Success"
+        assert (
+            ask(ws, {"request": "AddDrive", "Drives": {"A": drive(source, home.tmp / "a")}})[
+                "Result"
+            ]
+            == "Success"
+        )
+        assert (
+            ask(ws, {"request": "AddDrive", "Drives": [drive(source, home.tmp / "b")]})["Result"]
+            == "Success"
+        )
         assert ask(ws, {"request": "AddDrive", "Drives": {"A": drive(source, home.tmp / "c")}}) == {
-            "response": "AddDrive", "Result": "Failure", "Error": "Duplicate Name"}
+            "response": "AddDrive",
+            "Result": "Failure",
+            "Error": "Duplicate Name",
+        }
         names = [next(iter(d)) for d in ask(ws, SEED_LIST)["Drives"]]
         assert names == ["A", "2"]
-        edited = ask(ws, {"request": "EditDrive", "Name": "2",
-                          "Drive": {"Name": "B", "Sleep": 30, "Units": "Minutes"}})
+        edited = ask(
+            ws,
+            {
+                "request": "EditDrive",
+                "Name": "2",
+                "Drive": {"Name": "B", "Sleep": 30, "Units": "Minutes"},
+            },
+        )
         assert edited == {"response": "EditDrive", "Result": "Success"}
         assert ask(ws, SEED_LIST)["Drives"][1] == {
-            "B": drive(source, home.tmp / "b", Sleep=30, Units="Minutes")}
+            "B": drive(source, home.tmp / "b", Sleep=30, Units="Minutes")
+        }
         assert ask(ws, {"request": "RemoveDrive", "Name": "A"}) == {
-            "response": "RemoveDrive", "Result": "Success"}
+            "response": "RemoveDrive",
+            "Result": "Success",
+        }
         assert ask(ws, {"request": "RemoveDrive", "Name": "A"}) == {
-            "response": "RemoveDrive", "Result": "Failure", "Error": "Unknown Drive"}
+            "response": "RemoveDrive",
+            "Result": "Failure",
+            "Error": "Unknown Drive",
+        }
         for bad, answer in [
             ("{", {"response": "Error", "Result": "Failure", "Error": "Malformed JSON"}),
             ("[1, 2]", {"response": "Error", "Result": "Failure", "Error": "Invalid Request"}),
-            ('{"request": 5}', {"response": "Error", "Result": "Failure",
-                                "Error": "Invalid Request"}),
-            ('{"request": "FormatDisk"}', {"response": "FormatDisk", "Result": "Failure",
-                                           "Error": "Unknown Request"}),
-            ('{"request": "AddDrive", "Drives": "x"}', {"response": "AddDrive",
-                                                         "Result": "Failure",
-                                                         "Error": "Invalid Drives"}),
-            ('{"request": "RunDrive"}', {"response": "RunDrive", "Result": "Failure",
-                                         "Error": "Missing Name"}),
-            ('{"request": "GetHistory", "Name": "B", "Limit": -1}',
-             {"response": "GetHistory", "Result": "Failure", "Error": "Invalid Limit"}),
+            (
+                '{"request": 5}',
+                {"response": "Error", "Result": "Failure", "Error": "Invalid Request"},
+            ),
+            (
+                '{"request": "FormatDisk"}',
+                {"response": "FormatDisk", "Result": "Failure", "Error": "Unknown Request"},
+            ),
+            (
+                '{"request": "AddDrive", "Drives": "x"}',
+                {"response": "AddDrive", "Result": "Failure", "Error": "Invalid Drives"},
+            ),
+            (
+                '{"request": "RunDrive"}',
+                {"response": "RunDrive", "Result": "Failure", "Error": "Missing Name"},
+            ),
+            (
+                '{"request": "GetHistory", "Name": "B", "Limit": -1}',
+                {"response": "GetHistory", "Result": "Failure", "Error": "Invalid Limit"},
+            ),
         ]:
             assert ask(ws, bad) == answer
         ws.send(b"\x00\x01binary")
         assert json.loads(ws.recv(timeout=10))["Error"] == "Invalid Request"
         # Still connected after all that.
         assert len(ask(ws, SEED_LIST)["Drives"]) == 1
+        ws.send("x" * (2 * 1024 * 1024))
         with pytest.raises(ConnectionClosed) as closed:
-            ws.send("x" * (2 * 1024 * 1024))
             ws.recv(timeout=10)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1009  # message too big
@@ -236,23 +284,35 @@ def test_run_drive_pushes_events_and_history(home: Home, source: Path) -> None:
         assert stats["Speed"]["write_mb_s"] > 0
         assert stats["LastRun"]["id"] == finished["Run"]
         assert ask(ws, {"request": "GetLogs", "Name": "docs", "Run": 999}) == {
-            "response": "GetLogs", "Result": "Failure", "Error": "Unknown Run"}
+            "response": "GetLogs",
+            "Result": "Failure",
+            "Error": "Unknown Run",
+        }
 
 
 def test_schedule_in_seconds_and_catch_up(home: Home, source: Path) -> None:
-    home.write([
-        {"name": "eager", "source": str(source), "every": 3, "units": "Seconds",
-         "catch_up": True},
-        {"name": "patient", "source": str(source), "every": 3, "units": "Seconds"},
-    ])
+    home.write(
+        [
+            {
+                "name": "eager",
+                "source": str(source),
+                "every": 3,
+                "units": "Seconds",
+                "catch_up": True,
+            },
+            {"name": "patient", "source": str(source), "every": 3, "units": "Seconds"},
+        ]
+    )
     assert home.cli("backup", "run", "--all").returncode == 0
     time.sleep(3.2)  # both are now overdue: the daemon was "down"
     with daemon(home) as url, connect(url) as ws:
         time.sleep(1.5)
         assert len(home.history("eager")) == 2  # the missed run ran at start
         assert len(home.history("patient")) == 1  # starts again from now
-        added = {"request": "AddDrive", "Drives": [{"fast": drive(
-            source, home.tmp / "fast", Sleep=1, Units="Seconds")}]}
+        added = {
+            "request": "AddDrive",
+            "Drives": [{"fast": drive(source, home.tmp / "fast", Sleep=1, Units="Seconds")}],
+        }
         assert ask(ws, added)["Result"] == "Success"
         time.sleep(3.5)
     fast = home.history("fast")

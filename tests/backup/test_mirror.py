@@ -46,8 +46,16 @@ def test_local_mirror_copies_excludes_and_propagates_deletions(home: Home, sourc
 def test_include_from_backs_up_only_matching_files(home: Home, source: Path) -> None:
     patterns = home.tmp / "only-photos.txt"
     patterns.write_text("*.jpg\n")
-    home.write([{"name": "pics", "source": str(source), "include_from": str(patterns),
-                 "excludes": ["photos/"]}])
+    home.write(
+        [
+            {
+                "name": "pics",
+                "source": str(source),
+                "include_from": str(patterns),
+                "excludes": ["photos/"],
+            }
+        ]
+    )
     result = home.cli("backup", "run", "pics")
     assert result.returncode == 0, result.stderr
     # Only the .jpg outside the excluded folder; empty folders are pruned.
@@ -113,8 +121,16 @@ def test_bad_source_is_refused_and_recorded(
 def test_share_target_must_be_mounted(home: Home, source: Path, tmp_path: Path) -> None:
     share = tmp_path / "nas"
     share.mkdir()
-    home.write([{"name": "nas", "source": str(source), "target": str(share / "docs"),
-                 "mount_point": str(share)}])
+    home.write(
+        [
+            {
+                "name": "nas",
+                "source": str(source),
+                "target": str(share / "docs"),
+                "mount_point": str(share),
+            }
+        ]
+    )
     result = home.cli("backup", "run", "nas")
     assert result.returncode == 1
     assert "is not mounted" in result.stderr
@@ -125,8 +141,16 @@ def test_share_target_on_a_mount_point_runs(home: Home, source: Path) -> None:
     mounts = [m for m in ("/dev/shm", "/tmp", "/") if os.path.ismount(m) and os.access(m, os.W_OK)]
     mount = Path(mounts[0])
     with tempfile.TemporaryDirectory(dir=mount) as share:
-        home.write([{"name": "nas", "source": str(source), "target": f"{share}/docs",
-                     "mount_point": str(mount)}])
+        home.write(
+            [
+                {
+                    "name": "nas",
+                    "source": str(source),
+                    "target": f"{share}/docs",
+                    "mount_point": str(mount),
+                }
+            ]
+        )
         result = home.cli("backup", "run", "nas")
         assert result.returncode == 0, result.stderr
         assert (Path(share) / "docs" / "a.txt").read_text() == "alpha\n"
@@ -138,8 +162,16 @@ def test_host_path_target_over_a_remote_shell(home: Home, source: Path, tmp_path
     shell.write_text('#!/bin/sh\nshift\nexec sh -c "$*"\n')
     shell.chmod(shell.stat().st_mode | stat.S_IXUSR)
     remote = tmp_path / "remote-disk"
-    home.write([{"name": "far", "source": str(source), "target": f"nas.lan:{remote}/far",
-                 "ssh_command": str(shell)}])
+    home.write(
+        [
+            {
+                "name": "far",
+                "source": str(source),
+                "target": f"nas.lan:{remote}/far",
+                "ssh_command": str(shell),
+            }
+        ]
+    )
     result = home.cli("backup", "run", "far")
     assert result.returncode == 0, result.stderr
     assert (remote / "far" / "notes" / "c.md").read_text() == "# notes\n"
@@ -159,8 +191,15 @@ def test_rsync_daemon_target(home: Home, source: Path, rsync_daemon: RsyncDaemon
 def test_unreachable_rsync_daemon_is_an_error(home: Home, source: Path) -> None:
     from tests.support import free_port
 
-    home.write([{"name": "d", "source": str(source),
-                 "target": f"rsync://127.0.0.1:{free_port()}/backups/d"}])
+    home.write(
+        [
+            {
+                "name": "d",
+                "source": str(source),
+                "target": f"rsync://127.0.0.1:{free_port()}/backups/d",
+            }
+        ]
+    )
     result = home.cli("backup", "run", "d")
     assert result.returncode == 1
     run = home.history("d")[-1]

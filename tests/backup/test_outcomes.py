@@ -23,8 +23,11 @@ def slow_source(tmp: Path) -> Path:
 def start_run(home: Home, job: str) -> subprocess.Popen[str]:
     cmd = [*HOMEKEEP, "--data-dir", str(home.data), "--config", str(home.config)]
     return subprocess.Popen(
-        [*cmd, "backup", "run", job], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=clean_env(),
+        [*cmd, "backup", "run", job],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
     )
 
 
@@ -85,8 +88,12 @@ def test_sigterm_cancels_the_run(home: Home) -> None:
 
 
 def test_stale_lock_is_cleared(home: Home, source: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     import socket
 
     lock = home.data / "backup" / "locks" / "docs.lock"
@@ -110,8 +117,10 @@ def test_lock_held_by_another_host_is_respected(home: Home, source: Path) -> Non
 
 def test_exit_code_table_is_user_overridable(home: Home, source: Path) -> None:
     target = f"rsync://127.0.0.1:{free_port()}/m/docs"
-    home.write([{"name": "docs", "source": str(source), "target": target}],
-               exit_codes={"rsync": {"10": "warning"}})
+    home.write(
+        [{"name": "docs", "source": str(source), "target": target}],
+        exit_codes={"rsync": {"10": "warning"}},
+    )
     result = home.cli("backup", "run", "docs")
     assert result.returncode == 0, result.stderr
     assert home.history("docs")[-1]["result"] == "warning"
@@ -137,7 +146,11 @@ def test_failure_hooks_run_a_command_and_post_to_a_url(home: Home, tmp_path: Pat
     try:
         home.write(
             [{"name": "docs", "source": str(tmp_path / "missing")}],
-            on_failure_command=["sh", "-c", f'echo "$HOMEKEEP_BACKUP_JOB $HOMEKEEP_BACKUP_RESULT" > {marker}'],
+            on_failure_command=[
+                "sh",
+                "-c",
+                f'echo "$HOMEKEEP_BACKUP_JOB $HOMEKEEP_BACKUP_RESULT" > {marker}',
+            ],
             on_failure_url=f"http://127.0.0.1:{server.server_address[1]}/hook",
         )
         result = home.cli("backup", "run", "docs")

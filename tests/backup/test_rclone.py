@@ -13,8 +13,14 @@ def test_rclone_mirror_with_filters_verify_and_restore(
     home: Home, source: Path, rclone_remote: RcloneRemote
 ) -> None:
     home.write(
-        [{"name": "cloud", "source": str(source), "target": "b2test:bucket/cloud",
-          "excludes": ["cache/**"]}],
+        [
+            {
+                "name": "cloud",
+                "source": str(source),
+                "target": "b2test:bucket/cloud",
+                "excludes": ["cache/**"],
+            }
+        ],
         rclone_config=str(rclone_remote.conf),
     )
     result = home.cli("backup", "run", "cloud")
@@ -52,8 +58,14 @@ def test_rclone_include_from(home: Home, source: Path, rclone_remote: RcloneRemo
     patterns = home.tmp / "include.txt"
     patterns.write_text("*.jpg\n")
     home.write(
-        [{"name": "pics", "source": str(source), "target": "b2test:bucket/pics",
-          "include_from": str(patterns)}],
+        [
+            {
+                "name": "pics",
+                "source": str(source),
+                "target": "b2test:bucket/pics",
+                "include_from": str(patterns),
+            }
+        ],
         rclone_config=str(rclone_remote.conf),
     )
     assert home.cli("backup", "run", "pics").returncode == 0
@@ -71,9 +83,7 @@ def rclone_remote_conf_text(port: int) -> str:
 
 def test_unreachable_rclone_remote_is_an_error(home: Home, source: Path) -> None:
     conf = home.tmp / "rclone.conf"
-    conf.write_text(
-        rclone_remote_conf_text(free_port())
-    )
+    conf.write_text(rclone_remote_conf_text(free_port()))
     home.write(
         [{"name": "cloud", "source": str(source), "target": "b2test:bucket/cloud"}],
         rclone_config=str(conf),

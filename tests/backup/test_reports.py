@@ -46,8 +46,12 @@ def plotted(data: bytes) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_plot_has_one_point_per_run(home: Home, source: Path) -> None:
-    home.write([{"name": "snap", "source": str(source), "method": "snapshot"},
-                {"name": "docs", "source": str(source)}])
+    home.write(
+        [
+            {"name": "snap", "source": str(source), "method": "snapshot"},
+            {"name": "docs", "source": str(source)},
+        ]
+    )
     for i in range(3):
         (source / f"grow{i}.bin").write_bytes(b"g" * 1000 * (i + 1))
         assert home.cli("backup", "run", "snap").returncode == 0
@@ -111,21 +115,47 @@ def test_stats_reports_free_space_and_speed(home: Home, tmp_path: Path) -> None:
 
 def test_init_from_flags_and_interactive(home: Home, source: Path) -> None:
     home.config.write_text("# my settings\n[server]\nport = 8099\n")
-    flags = home.cli("backup", "init", "--name", "photos", "--source", source, "--method",
-                     "snapshot", "--every", "6", "--units", "Hours", "--exclude", "*.tmp",
-                     "--keep-daily", "7")
+    flags = home.cli(
+        "backup",
+        "init",
+        "--name",
+        "photos",
+        "--source",
+        source,
+        "--method",
+        "snapshot",
+        "--every",
+        "6",
+        "--units",
+        "Hours",
+        "--exclude",
+        "*.tmp",
+        "--keep-daily",
+        "7",
+    )
     assert flags.returncode == 0, flags.stderr
     assert "added job photos (snapshot to " in flags.stdout
-    asked = home.cli("backup", "init", "--interactive",
-                     input=f"music\n{source}\n{home.tmp / 'm'}\nmirror\n2\nDays\n")
+    asked = home.cli(
+        "backup",
+        "init",
+        "--interactive",
+        input=f"music\n{source}\n{home.tmp / 'm'}\nmirror\n2\nDays\n",
+    )
     assert asked.returncode == 0, asked.stderr
     text = home.config.read_text()
     assert text.startswith("# my settings")
     saved = tomllib.loads(text)
     assert saved["server"]["port"] == 8099
     assert saved["backup"]["jobs"] == [
-        {"name": "photos", "source": str(source), "method": "snapshot", "excludes": ["*.tmp"],
-         "every": 6, "units": "Hours", "keep_daily": 7},
+        {
+            "name": "photos",
+            "source": str(source),
+            "method": "snapshot",
+            "excludes": ["*.tmp"],
+            "every": 6,
+            "units": "Hours",
+            "keep_daily": 7,
+        },
         {"name": "music", "source": str(source), "target": str(home.tmp / "m"), "every": 2},
     ]
     again = home.cli("backup", "init", "--name", "photos", "--source", source)
@@ -155,8 +185,10 @@ def test_init_rejects_bad_input(home: Home, source: Path, args: list[str], messa
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ('[backup]\njobs = [{name = "a", source = "/x"}, {name = "a", source = "/y"}]',
-         "two jobs are named"),
+        (
+            '[backup]\njobs = [{name = "a", source = "/x"}, {name = "a", source = "/y"}]',
+            "two jobs are named",
+        ),
         ('[backup]\njobs = [{name = "a", source = "/x", units = "Weeks"}]', "units must be"),
         ('[backup]\njobs = [{name = "a", source = "/x", colour = "red"}]', "colour"),
         ('[backup]\nexit_codes = {rsync = {"x" = "ok"}}', "not a number"),

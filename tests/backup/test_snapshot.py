@@ -67,10 +67,11 @@ def test_retention_keeps_the_newest(home: Home, source: Path) -> None:
     assert [r["snapshot"] for r in runs[-2:]] == [d.name for d in dirs]
     # The unique bytes of the pruned snapshots left the total.
     assert runs[-1]["total_size"] == sum(
-        p.stat().st_size for d in dirs for p in d.rglob("*") if p.is_file()
-        and p.stat().st_nlink == 1
-    ) + sum(p.stat().st_size for p in dirs[-1].rglob("*") if p.is_file()
-            and p.stat().st_nlink == 2)
+        p.stat().st_size
+        for d in dirs
+        for p in d.rglob("*")
+        if p.is_file() and p.stat().st_nlink == 1
+    ) + sum(p.stat().st_size for p in dirs[-1].rglob("*") if p.is_file() and p.stat().st_nlink == 2)
 
 
 def _stamps(times: list[datetime]) -> list[str]:
@@ -91,7 +92,7 @@ def test_retention_rules(rules: dict[str, int], kept_days_ago: list[int]) -> Non
     now = datetime(2026, 6, 17, 12, 0, tzinfo=UTC)  # a Wednesday
     ages = [0, 1, 2, 3, 7, 40, 80]
     names = _stamps([now - timedelta(days=d) for d in ages])
-    job = JobSpec(name="x", source="/x", method="snapshot", **rules)
+    job = JobSpec.model_validate({"name": "x", "source": "/x", "method": "snapshot", **rules})
     kept = to_keep(names, job)
     assert kept == set(_stamps([now - timedelta(days=d) for d in kept_days_ago]))
 
@@ -136,8 +137,16 @@ def test_verify_finds_a_changed_file(home: Home, source: Path) -> None:
 
 
 def test_snapshot_to_remote_target_is_refused(home: Home, source: Path) -> None:
-    home.write([{"name": "snap", "source": str(source), "method": "snapshot",
-                 "target": "nas.lan:/backups/snap"}])
+    home.write(
+        [
+            {
+                "name": "snap",
+                "source": str(source),
+                "method": "snapshot",
+                "target": "nas.lan:/backups/snap",
+            }
+        ]
+    )
     result = home.cli("backup", "run", "snap")
     assert result.returncode == 2
     assert "snapshots need a local or mounted target" in result.stderr
