@@ -1,0 +1,141 @@
+"""The protocol answers every message, however broken, with a response object."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from homekeep.backup.config import BackupConfig
+from homekeep.backup.protocol import Commands, drive_entries
+from homekeep.backup.service import Service, open_service
+from homekeep.core.area import AreaContext
+from homekeep.core.config import CORE_SECTIONS, load_settings
+
+REQUESTS = [
+    "ListDrives",
+    "AddDrive",
+    "RemoveDrive",
+    "EditDrive",
+    "RunDrive",
+    "DriveStats",
+    "GetHistory",
+    "GetLogs",
+    "Bogus",
+]
+KEYS = [
+    "Name",
+    "Source",
+    "Target",
+    "Sleep",
+    "Units",
+    "Drives",
+    "Drive",
+    "Limit",
+    "Lines",
+    "Run",
+    "SpeedTest",
+    "Method",
+    "Excludes",
+    "Cron",
+]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+messages = st.fixed_dictionaries(
+    {"request": st.sampled_from(REQUESTS)},
+    optional=dict.fromkeys(KEYS, json_values),
+)
+
+
+class RecordingControl:
+    """Runs nothing; records what would have been started (injected for the protocol)."""
+
+    def __init__(self, svc: Service) -> None:
+        self.svc = svc
+        self.started: list[str] = []
+
+    def start_run(self, name: str) -> bool:
+        self.started.append(name)
+        return True
+
+    async def in_thread(self, fn: Callable[[], Any]) -> Any:
+        return fn()
+
+
+@pytest.fixture
+def commands(tmp_path: Path) -> Iterator[Commands]:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[backup]\nroot = "{tmp_path / "backups"}"\n')
+    settings = load_settings(
+        config, {**CORE_SECTIONS, "backup": BackupConfig}, data_dir=tmp_path / "data", env={}
+    )
+    svc = open_service(AreaContext(name="backup", settings=settings))
+    yield Commands(RecordingControl(svc))
+    svc.close()
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(message=messages)
+def test_any_message_gets_a_response(commands: Commands, message: dict[str, Any]) -> None:
+    answer = asyncio.run(commands.answer(json.dumps(message)))
+    assert answer["response"] == message["request"]
+    assert set(answer) >= {"response"}
+    if "Result" in answer:
+        assert answer["Result"] in ("Success", "Failure")
+    json.dumps(answer)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(max_size=200) | st.binary(max_size=100))
+def test_garbage_gets_an_error_response(commands: Commands, text: str | bytes) -> None:
+    answer = asyncio.run(commands.answer(text))
+    assert answer["Result"] == "Failure" or answer["response"] in REQUESTS
+
+
+@pytest.mark.parametrize(
+    ("drives", "expected"),
+    [
+        ([{"1": {"Source": "/a"}}], [("1", {"Source": "/a"})]),
+        (
+            {"1": {"Source": "/a"}, "2": {"Source": "/b"}},
+            [("1", {"Source": "/a"}), ("2", {"Source": "/b"})],
+        ),
+        ([{"Source": "/a", "Target": "/b"}], [(None, {"Source": "/a", "Target": "/b"})]),
+        ({"Source": "/a"}, [(None, {"Source": "/a"})]),
+        ([], None),
+        ("drives", None),
+        ([1], None),
+    ],
+)
+def test_drive_forms(drives: Any, expected: Any) -> None:
+    assert drive_entries(drives) == expected
+
+
+def test_run_drive_starts_a_known_job(commands: Commands, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    add = {"request": "AddDrive", "Drives": [{"job": {"Source": str(src)}}]}
+    assert asyncio.run(commands.answer(json.dumps(add)))["Result"] == "Success"
+    answer = asyncio.run(commands.answer('{"request": "RunDrive", "Name": "job"}'))
+    assert answer == {"response": "RunDrive", "Result": "Success", "Name": "job"}
+    control = commands.control
+    assert isinstance(control, RecordingControl)
+    assert control.started == ["job"]
