@@ -266,6 +266,9 @@ def test_run_drive_pushes_events_and_history(home: Home, source: Path) -> None:
         assert answer == {"response": "RunDrive", "Result": "Success", "Name": "docs"}
         events = events_until(ws, "RunFinished")
         assert events[0]["event"] == "RunStarted"
+        progress = [e for e in events if e["event"] == "RunProgress"]
+        assert progress
+        assert 0 <= progress[-1]["Percent"] <= 100
         finished = events[-1]
         assert finished["Result"] == "ok"
         assert finished["Summary"].startswith("docs: ok in")

@@ -173,3 +173,19 @@ def test_run_needs_a_known_job(home: Home, source: Path) -> None:
     assert both.returncode == 2
     everything = home.cli("backup", "run", "--all")
     assert everything.returncode == 0, everything.stderr
+
+
+def test_verbose_lines_summary_and_rotating_log(home: Home, source: Path) -> None:
+    home.write([{"name": "docs", "source": str(source)}], log_max_bytes=1024, log_backup_count=2)
+    verbose = home.cli("-v", "backup", "run", "docs")
+    assert verbose.returncode == 0, verbose.stderr
+    assert ">f+++++++++ notes/c.md" in verbose.stderr  # every rsync line
+    for _ in range(3):
+        (source / "a.txt").write_text(str(time.time()))
+        assert home.cli("-v", "backup", "run", "docs").returncode == 0
+    logs = home.data / "backup"
+    text = (logs / "backup.log").read_text()
+    assert "docs: ok in " in text  # the one-line summary
+    assert (logs / "backup.log").stat().st_size <= 1024 + 400
+    assert (logs / "backup.log.1").exists()
+    assert not (logs / "backup.log.3").exists()

@@ -139,3 +139,38 @@ def test_run_drive_starts_a_known_job(commands: Commands, tmp_path: Path) -> Non
     control = commands.control
     assert isinstance(control, RecordingControl)
     assert control.started == ["job"]
+
+
+@pytest.mark.parametrize(
+    ("job", "last", "due"),
+    [
+        # every/units: never run -> one interval from now; catch_up -> now.
+        ({"every": 2, "units": "Hours"}, None, "2026-01-01T02:00:00"),
+        ({"every": 2, "units": "Hours", "catch_up": True}, None, "2026-01-01T00:00:00"),
+        # last run 1 h ago: due in 1 h, whatever catch_up says.
+        ({"every": 2, "units": "Hours"}, "2025-12-31T23:00:00", "2026-01-01T01:00:00"),
+        # missed while down: catch_up runs now, otherwise the schedule restarts.
+        (
+            {"every": 30, "units": "Minutes", "catch_up": True},
+            "2025-12-31T20:00:00",
+            "2026-01-01T00:00:00",
+        ),
+        ({"every": 30, "units": "Minutes"}, "2025-12-31T20:00:00", "2026-01-01T00:30:00"),
+        ({"cron": "15 3 * * *"}, None, "2026-01-01T03:15:00"),
+        ({"cron": "15 3 * * *", "catch_up": True}, "2025-12-30T03:15:00", "2026-01-01T00:00:00"),
+        ({"cron": "15 3 * * *"}, "2025-12-31T03:15:00", "2026-01-01T03:15:00"),
+        ({}, None, None),
+        ({"every": 1, "units": "Days", "enabled": False}, None, None),
+    ],
+)
+def test_first_due(job: dict[str, Any], last: str | None, due: str | None) -> None:
+    from datetime import UTC, datetime
+
+    from homekeep.backup.config import JobSpec
+    from homekeep.backup.schedule import first_due
+
+    spec = JobSpec.model_validate({"name": "j", "source": "/s", **job})
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    started = datetime.fromisoformat(last).replace(tzinfo=UTC) if last else None
+    got = first_due(spec, started, now)
+    assert (got.replace(tzinfo=None).isoformat() if got else None) == due

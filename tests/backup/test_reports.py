@@ -201,3 +201,38 @@ def test_bad_config_is_one_line_error(home: Home, config: str, message: str) -> 
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.browser
+def test_page_in_a_browser_shows_jobs_and_chart(home: Home, source: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    home.write([{"name": "docs", "source": str(source)}])
+    assert home.cli("backup", "run", "docs").returncode == 0
+    with (
+        running(["--config", home.config, "serve", "--port", "0"], data_dir=home.data) as srv,
+        sync_playwright() as p,
+    ):
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(srv.url + "/backup/")
+            assert page.locator('tr[data-job="docs"] td.result').inner_text() == "ok"
+            page.wait_for_function(
+                "document.getElementById('growth').complete"
+                " && document.getElementById('growth').naturalWidth > 0",
+                timeout=20_000,
+            )
+            assert page.evaluate("document.getElementById('growth').naturalWidth") == 900
+        finally:
+            browser.close()

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from homekeep.backup.cli import _schedule
 from homekeep.backup.runner import human
 from homekeep.backup.service import Service, open_service
 from homekeep.core.area import AreaContext, WebParts
@@ -36,7 +35,7 @@ def build(ctx: AreaContext) -> WebParts:
                     "method": job.method,
                     "source": job.source,
                     "target": job.target,
-                    "schedule": _schedule(job),
+                    "schedule": job.schedule_text,
                     "last_run": last.to_json() if last else None,
                 }
             )

@@ -73,14 +73,6 @@ def run_cmd(rt: Runtime, job: str | None, run_all: bool, as_json: bool) -> None:
         raise BackupFailed(f"backup failed: {names}; the log is in {failed[-1].log_file}")
 
 
-def _schedule(spec: JobSpec) -> str:
-    if spec.cron:
-        return f"cron {spec.cron}"
-    if spec.every is not None:
-        return f"every {spec.every} {spec.units}"
-    return "manual"
-
-
 @group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
@@ -93,7 +85,7 @@ def list_cmd(rt: Runtime, as_json: bool) -> None:
         rows.append(
             {
                 **spec.model_dump(mode="json"),
-                "schedule": _schedule(spec),
+                "schedule": spec.schedule_text,
                 "last_run": last.to_json() if last else None,
             }
         )

@@ -116,6 +116,15 @@ class JobSpec(BaseModel):
         return self
 
     @property
+    def schedule_text(self) -> str:
+        """The schedule in words: "every 6 Hours", "cron 0 3 * * *" or "manual"."""
+        if self.cron:
+            return f"cron {self.cron}"
+        if self.every is not None:
+            return f"every {self.every} {self.units}"
+        return "manual"
+
+    @property
     def interval(self) -> int | None:
         """Seconds between runs for every/units schedules."""
         if self.every is None:
