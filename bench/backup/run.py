@@ -51,6 +51,17 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def in_order(flip: bool, *fns: Callable[[], float]) -> tuple[float, float, float]:
+    """Time the three variants, in reverse order on every other round (warm caches)."""
+    order = list(range(len(fns)))
+    if flip:
+        order.reverse()
+    times = [0.0] * len(fns)
+    for i in order:
+        times[i] = fns[i]()
+    return times[0], times[1], times[2]
+
+
 def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -96,28 +107,36 @@ class Bench:
 
     # -- scenarios: each returns (rsync, cli, library) timings ------------------------
 
-    def first(self) -> tuple[float, float, float]:
-        bare, hk = self.work / "bare", self.work / "hk" / "mirror"
-        shutil.rmtree(bare, ignore_errors=True)
-        shutil.rmtree(hk, ignore_errors=True)
-        t_rsync = timed(
-            lambda: run(["rsync", *RSYNC_FLAGS, "--delete", f"{self.src}/", f"{bare}/"])
-        )
-        t_cli = timed(lambda: run([*self.cli, "mirror"]))
-        shutil.rmtree(hk)
-        t_lib = timed(lambda: self.library("mirror"))
-        return t_rsync, t_cli, t_lib
-
-    def unchanged(self) -> tuple[float, float, float]:
+    def bare_mirror(self) -> float:
         bare = self.work / "bare"
-        t_rsync = timed(
-            lambda: run(["rsync", *RSYNC_FLAGS, "--delete", f"{self.src}/", f"{bare}/"])
-        )
-        t_cli = timed(lambda: run([*self.cli, "mirror"]))
-        t_lib = timed(lambda: self.library("mirror"))
-        return t_rsync, t_cli, t_lib
+        return timed(lambda: run(["rsync", *RSYNC_FLAGS, "--delete", f"{self.src}/", f"{bare}/"]))
 
-    def snapshot(self) -> tuple[float, float, float]:
+    def first(self, flip: bool) -> tuple[float, float, float]:
+        hk = self.work / "hk" / "mirror"
+
+        def fresh(fn: Callable[[], float], dest: Path) -> Callable[[], float]:
+            def go() -> float:
+                shutil.rmtree(dest, ignore_errors=True)
+                return fn()
+
+            return go
+
+        return in_order(
+            flip,
+            fresh(self.bare_mirror, self.work / "bare"),
+            fresh(lambda: timed(lambda: run([*self.cli, "mirror"])), hk),
+            fresh(lambda: timed(lambda: self.library("mirror")), hk),
+        )
+
+    def unchanged(self, flip: bool) -> tuple[float, float, float]:
+        return in_order(
+            flip,
+            self.bare_mirror,
+            lambda: timed(lambda: run([*self.cli, "mirror"])),
+            lambda: timed(lambda: self.library("mirror")),
+        )
+
+    def snapshot(self, flip: bool) -> tuple[float, float, float]:
         bare_root = self.work / "bare-snap"
         bare_root.mkdir(exist_ok=True)
         hk_root = self.work / "hk" / "snap"
@@ -135,10 +154,12 @@ class Bench:
             run(["rsync", *RSYNC_FLAGS, f"--link-dest={prev}", f"{self.src}/", f"{dest}/"])
             dest.rename(dest.with_suffix(""))
 
-        t_rsync = timed(bare)
-        t_cli = timed(lambda: run([*self.cli, "snap"]))
-        t_lib = timed(lambda: self.library("snap"))
-        return t_rsync, t_cli, t_lib
+        return in_order(
+            flip,
+            lambda: timed(bare),
+            lambda: timed(lambda: run([*self.cli, "snap"])),
+            lambda: timed(lambda: self.library("snap")),
+        )
 
 
 def main() -> None:
@@ -158,7 +179,7 @@ def main() -> None:
             f"{'in-process s':>14}{'ratio':>8}"
         )
         for name in ("first", "unchanged", "snapshot"):
-            samples = [getattr(bench, name)() for _ in range(args.repeat)]
+            samples = [getattr(bench, name)(i % 2 == 1) for i in range(args.repeat)]
             r, c, lib = (statistics.median(s[i] for s in samples) for i in range(3))
             print(f"{name:<12}{r:>10.3f}{c:>12.3f}{c / r:>8.2f}{lib:>14.3f}{lib / r:>8.2f}")
         bench.svc.close()
