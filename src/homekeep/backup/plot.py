@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ def render(series: dict[str, list[Run]]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
@@ -49,26 +51,32 @@ def render(series: dict[str, list[Run]]) -> bytes:
         if not pts:
             continue
         times = [datetime.fromisoformat(str(p["time"])) for p in pts]
-        top.plot(times, [p["relative"] for p in pts], marker="o", label=f"{job} size")
+        days = [t.timestamp() / 86400 for t in times]  # matplotlib dates count days
+        gaps = [b - a for a, b in itertools.pairwise(days) if b > a]
+        width = 0.6 * min(gaps) if gaps else 1 / 24
+        top.plot(times, [p["relative"] for p in pts], marker="o", label=f"{job}: size")
         files_axis.plot(
             times,
             [p["files"] for p in pts],
             linestyle="--",
             marker=".",
             alpha=0.6,
-            label=f"{job} files",
+            label=f"{job}: files",
         )
-        bottom.bar(
-            times, [int(str(p["bytes_added"])) / 2**20 for p in pts], width=0.0005, label=job
-        )
+        bottom.bar(times, [int(str(p["bytes_added"])) / 2**20 for p in pts], width=width, label=job)
     top.set_ylabel("size relative to first backup")
     files_axis.set_ylabel("files")
+    files_axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.set_ylabel("MiB added per run")
-    bottom.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))  # type: ignore[no-untyped-call]
-    fig.autofmt_xdate()
+    bottom.axhline(0, color="gray", linewidth=0.5)
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    bottom.xaxis.set_major_locator(locator)
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     top.set_title("Backup growth")
     if any(plotted.values()):
-        top.legend(loc="upper left", fontsize="small")
+        lines, labels = top.get_legend_handles_labels()
+        more, more_labels = files_axis.get_legend_handles_labels()
+        top.legend(lines + more, labels + more_labels, loc="upper left", fontsize="small")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Description": json.dumps(plotted)})
