@@ -9,6 +9,7 @@ import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -293,32 +294,44 @@ def test_run_drive_pushes_events_and_history(home: Home, source: Path) -> None:
         }
 
 
+def started(run: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(run["started_at"])
+
+
 def test_schedule_in_seconds_and_catch_up(home: Home, source: Path) -> None:
+    every4 = {"source": str(source), "every": 4, "units": "Seconds"}
     home.write(
         [
+            {"name": "eager", **every4, "catch_up": True},
+            {"name": "patient", **every4},
             {
-                "name": "eager",
+                "name": "fresh",
                 "source": str(source),
-                "every": 3,
-                "units": "Seconds",
+                "every": 1,
+                "units": "Minutes",
                 "catch_up": True,
             },
-            {"name": "patient", "source": str(source), "every": 3, "units": "Seconds"},
         ]
     )
-    assert home.cli("backup", "run", "--all").returncode == 0
-    time.sleep(3.2)  # both are now overdue: the daemon was "down"
+    assert home.cli("backup", "run", "eager").returncode == 0
+    assert home.cli("backup", "run", "patient").returncode == 0
+    time.sleep(4.2)  # both are now overdue: the daemon was "down"
+    assert home.cli("backup", "run", "fresh").returncode == 0
+    start = datetime.now(UTC).replace(microsecond=0)
     with daemon(home) as url, connect(url) as ws:
-        time.sleep(1.5)
-        assert len(home.history("eager")) == 2  # the missed run ran at start
-        assert len(home.history("patient")) == 1  # starts again from now
+        ready = datetime.now(UTC)
         added = {
             "request": "AddDrive",
             "Drives": [{"fast": drive(source, home.tmp / "fast", Sleep=1, Units="Seconds")}],
         }
         assert ask(ws, added)["Result"] == "Success"
         time.sleep(3.5)
+    eager, patient = home.history("eager"), home.history("patient")
+    # The missed run ran at start; without catch_up the schedule restarted from then.
+    assert eager[1]["trigger"] == "schedule"
+    assert started(eager[1]) <= ready + timedelta(seconds=1)
+    assert all(started(r) >= start + timedelta(seconds=3) for r in patient[1:])
+    assert len(home.history("fresh")) == 1  # ran recently: nothing was missed
     fast = home.history("fast")
-    assert 2 <= len(fast) <= 4
+    assert 2 <= len(fast) <= 5
     assert {r["trigger"] for r in fast} == {"schedule"}
-    assert len(home.history("patient")) >= 2

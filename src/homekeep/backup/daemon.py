@@ -119,7 +119,8 @@ class Daemon:
 
     # -- scheduler -------------------------------------------------------------------
 
-    def _refresh(self, now: datetime) -> None:
+    def _refresh(self, now: datetime, *, initial: bool) -> None:
+        """Track the job list: at start from the run history, later from now."""
         jobs = {j.name: j for j in self.svc.jobs.all()}
         for name in list(self.due):
             if name not in jobs:
@@ -128,26 +129,23 @@ class Daemon:
         for name, job in jobs.items():
             if self.known.get(name) == job:
                 continue
-            if name not in self.known:
-                last = self.svc.backups.store.last(name) if not self.known else None
+            if initial:
+                last = self.svc.backups.store.last(name)
                 started = datetime.fromisoformat(last.started_at) if last else None
                 self.due[name] = schedule.first_due(job, started, now)
-            else:
+            else:  # added or edited while running
                 self.due[name] = (
                     schedule.next_after(job, now) if schedule.has_schedule(job) else None
                 )
             self.known[name] = job
 
     async def scheduler(self) -> None:
-        first = True
+        initial = True
         while True:
             now = datetime.now(UTC)
             try:
-                if first:
-                    await asyncio.to_thread(self._refresh, now)
-                    first = False
-                else:
-                    await asyncio.to_thread(self._refresh, now)
+                await asyncio.to_thread(self._refresh, now, initial=initial)
+                initial = False
             except HomekeepError as exc:
                 log.error("cannot read the jobs: %s", exc.message)
             for name, due in list(self.due.items()):
