@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -148,7 +149,9 @@ def rsync_daemon(tmp_path: Path) -> Iterator[RsyncDaemon]:
     conf = tmp_path / "rsyncd.conf"
     conf.write_text(
         f"pid file = {tmp_path / 'rsyncd.pid'}\nuse chroot = no\n"
-        f"[backups]\npath = {module}\nread only = no\nuid = root\ngid = root\n",
+        f"[backups]\npath = {module}\nread only = no\n"
+        # As root the daemon would drop to nobody, who cannot write the tmp dir.
+        + ("uid = root\ngid = root\n" if os.geteuid() == 0 else ""),
         encoding="utf-8",
     )
     proc = subprocess.Popen(

@@ -51,14 +51,14 @@ SEED_ADD_LITERAL = """{
 
 
 @contextmanager
-def daemon(home: Home, *extra: str) -> Iterator[str]:
+def daemon(home: Home, *extra: str, env: dict[str, str] | None = None) -> Iterator[str]:
     cmd = [*HOMEKEEP, "--data-dir", str(home.data), "--config", str(home.config)]
     proc = subprocess.Popen(
         [*cmd, "backup", "daemon", "--host", "127.0.0.1", "--port", "0", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=clean_env(),
+        env=clean_env(env),
     )
     try:
         assert proc.stdout is not None
@@ -335,3 +335,29 @@ def test_schedule_in_seconds_and_catch_up(home: Home, source: Path) -> None:
     fast = home.history("fast")
     assert 2 <= len(fast) <= 5
     assert {r["trigger"] for r in fast} == {"schedule"}
+
+
+def test_tokens_guard_the_daemon_when_required(home: Home, source: Path) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    from homekeep.core.auth import TokenStore
+    from tests.support import create_token
+
+    home.write([{"name": "docs", "source": str(source)}])
+    good = create_token(home.data, "phone", "backup")
+    store = TokenStore(home.data / "homekeep.sqlite")  # a token for another area
+    other = store.create("player", ["music"], ["music", "backup"])
+    store.close()
+    with daemon(home, env={"HOMEKEEP_BACKUP_DAEMON_REQUIRE_TOKEN": "true"}) as url:
+        for headers, status in [
+            ({}, 401),
+            ({"Authorization": "Bearer nope"}, 401),
+            ({"Authorization": f"Bearer {other}"}, 403),
+        ]:
+            with pytest.raises(InvalidStatus) as refused:
+                connect(url, additional_headers=headers).close()
+            assert refused.value.response.status_code == status
+        with connect(url, additional_headers={"Authorization": f"Bearer {good}"}) as ws:
+            assert next(iter(ask(ws, SEED_LIST)["Drives"][0])) == "docs"
+        with connect(f"{url}/?token={good}") as ws:
+            assert ask(ws, SEED_LIST)["response"] == "ListDrives"

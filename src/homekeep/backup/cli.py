@@ -234,14 +234,18 @@ def stats_cmd(path: Path, size: int, no_speed: bool, as_json: bool) -> None:
 @pass_runtime
 def daemon_cmd(rt: Runtime, host: str | None, port: int | None) -> None:
     """Run the scheduler and the WebSocket control API until stopped."""
-    from homekeep.backup.daemon import run_daemon
+    from homekeep.backup.daemon import LOOPBACK, run_daemon
 
     svc = _service(rt)
+    host = host or svc.config.daemon_host
+    # The seed's API has no credentials: open on loopback, tokens everywhere else.
+    need_token = svc.config.daemon_require_token or host not in LOOPBACK
     run_daemon(
         svc,
-        host=host or svc.config.daemon_host,
+        host=host,
         port=svc.config.daemon_port if port is None else port,
         verbose=rt.verbose > 0,
+        tokens=rt.tokens() if need_token else None,
     )
 
 

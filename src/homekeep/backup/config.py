@@ -152,6 +152,11 @@ class BackupConfig(Section):
     )
     daemon_host: str = Field(default="localhost", description="WebSocket control API address.")
     daemon_port: int = Field(default=1800, ge=0, le=65535, description="WebSocket port.")
+    daemon_require_token: bool = Field(
+        default=False,
+        description="Require a homekeep token with the backup scope to connect (always "
+        "required when the daemon listens beyond loopback).",
+    )
     log_max_bytes: int = Field(
         default=5 * 1024 * 1024, ge=1024, description="Rotate the backup log at this size."
     )

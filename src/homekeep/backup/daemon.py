@@ -11,15 +11,18 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from homekeep.backup import schedule
 from homekeep.backup.config import JobSpec
 from homekeep.backup.protocol import Commands
 from homekeep.backup.service import Service
-from homekeep.core.errors import Conflict, HomekeepError, UsageError
+from homekeep.core.auth import TokenStore
+from homekeep.core.errors import AuthError, Conflict, HomekeepError, UsageError
 
 log = logging.getLogger("homekeep.backup")
 MAX_MESSAGE = 1024 * 1024
@@ -29,8 +32,11 @@ TICK = 0.2
 class Daemon:
     """Runs due jobs, answers WebSocket requests, pushes run events to every client."""
 
-    def __init__(self, svc: Service, *, verbose: bool = False) -> None:
+    def __init__(
+        self, svc: Service, *, verbose: bool = False, tokens: TokenStore | None = None
+    ) -> None:
         self.svc = svc
+        self.tokens = tokens
         self.verbose = verbose
         self.clients: set[ServerConnection] = set()
         self.running: dict[str, threading.Event] = {}
@@ -161,6 +167,24 @@ class Daemon:
 
     # -- WebSocket -------------------------------------------------------------------
 
+    def check_token(self, conn: ServerConnection, request: Request) -> Response | None:
+        """Admit the handshake only with a token scoped for backup (when tokens are on)."""
+        if self.tokens is None:
+            return None
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            token = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
+        if not token:
+            return conn.respond(401, "missing token: send 'Authorization: Bearer <token>'\n")
+        try:
+            record = self.tokens.verify(token.strip())
+        except AuthError as exc:
+            return conn.respond(401, exc.message + "\n")
+        if not record.allows("backup"):
+            return conn.respond(403, f"token {record.name!r} has no access to backup\n")
+        return None
+
     async def handler(self, conn: ServerConnection) -> None:
         self.clients.add(conn)
         try:
@@ -187,7 +211,9 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(sig, stop.set)
         try:
-            server = await serve(self.handler, host, port, max_size=MAX_MESSAGE)
+            server = await serve(
+                self.handler, host, port, max_size=MAX_MESSAGE, process_request=self.check_token
+            )
         except OSError as exc:
             raise UsageError(
                 f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port"
@@ -213,13 +239,21 @@ def _summary(run: Any) -> str:
     return summary(run)
 
 
-def run_daemon(svc: Service, *, host: str, port: int, verbose: bool) -> None:
-    """Serve until SIGINT or SIGTERM; running jobs are cancelled and recorded as such."""
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+def run_daemon(
+    svc: Service, *, host: str, port: int, verbose: bool, tokens: TokenStore | None
+) -> None:
+    """Serve until SIGINT or SIGTERM; running jobs are cancelled and recorded as such.
+
+    ``tokens`` None lets every client in; the CLI always passes it beyond loopback.
+    """
     import click
 
     def announce(url: str) -> None:
         click.echo(f"homekeep backup daemon listening on {url} (Ctrl-C stops)")
         log.info("backup daemon listening on %s", url)
 
-    asyncio.run(Daemon(svc, verbose=verbose).main(host, port, announce))
+    asyncio.run(Daemon(svc, verbose=verbose, tokens=tokens).main(host, port, announce))
     log.info("backup daemon stopped")
