@@ -2,8 +2,8 @@
 
 Same 50,000-file tree, same flags, three scenarios (first run, unchanged run, snapshot
 run). Each scenario runs bare rsync, ``homekeep backup run`` as a user runs it (a new
-process), and the run called in-process (no interpreter start), alternating, and keeps
-the median. Usage: python bench/backup/run.py [--files 50000] [--repeat 5]
+process), and the run called in-process as the daemon does (no interpreter start), in
+rotating order, and keeps the median. Usage: python bench/backup/run.py [--files 50000] [--repeat 6]
 """
 
 from __future__ import annotations
@@ -51,13 +51,16 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def in_order(flip: bool, *fns: Callable[[], float]) -> tuple[float, float, float]:
-    """Time the three variants, in reverse order on every other round (warm caches)."""
-    order = list(range(len(fns)))
-    if flip:
-        order.reverse()
+def in_order(round_: int, *fns: Callable[[], float]) -> tuple[float, float, float]:
+    """Time the variants, each round in another order, each after a sync.
+
+    The sync flushes what the previous variant wrote, so no variant pays for another's
+    writeback; rotating the order shares out warm caches.
+    """
     times = [0.0] * len(fns)
-    for i in order:
+    for k in range(len(fns)):
+        i = (k + round_) % len(fns)
+        os.sync()
         times[i] = fns[i]()
     return times[0], times[1], times[2]
 
@@ -111,7 +114,7 @@ class Bench:
         bare = self.work / "bare"
         return timed(lambda: run(["rsync", *RSYNC_FLAGS, "--delete", f"{self.src}/", f"{bare}/"]))
 
-    def first(self, flip: bool) -> tuple[float, float, float]:
+    def first(self, round_: int) -> tuple[float, float, float]:
         hk = self.work / "hk" / "mirror"
 
         def fresh(fn: Callable[[], float], dest: Path) -> Callable[[], float]:
@@ -122,21 +125,21 @@ class Bench:
             return go
 
         return in_order(
-            flip,
+            round_,
             fresh(self.bare_mirror, self.work / "bare"),
             fresh(lambda: timed(lambda: run([*self.cli, "mirror"])), hk),
             fresh(lambda: timed(lambda: self.library("mirror")), hk),
         )
 
-    def unchanged(self, flip: bool) -> tuple[float, float, float]:
+    def unchanged(self, round_: int) -> tuple[float, float, float]:
         return in_order(
-            flip,
+            round_,
             self.bare_mirror,
             lambda: timed(lambda: run([*self.cli, "mirror"])),
             lambda: timed(lambda: self.library("mirror")),
         )
 
-    def snapshot(self, flip: bool) -> tuple[float, float, float]:
+    def snapshot(self, round_: int) -> tuple[float, float, float]:
         bare_root = self.work / "bare-snap"
         bare_root.mkdir(exist_ok=True)
         hk_root = self.work / "hk" / "snap"
@@ -155,7 +158,7 @@ class Bench:
             dest.rename(dest.with_suffix(""))
 
         return in_order(
-            flip,
+            round_,
             lambda: timed(bare),
             lambda: timed(lambda: run([*self.cli, "snap"])),
             lambda: timed(lambda: self.library("snap")),
@@ -165,7 +168,7 @@ class Bench:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=50_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=6)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hk-bench-") as tmp:
         start = time.perf_counter()
@@ -179,7 +182,7 @@ def main() -> None:
             f"{'in-process s':>14}{'ratio':>8}"
         )
         for name in ("first", "unchanged", "snapshot"):
-            samples = [getattr(bench, name)(i % 2 == 1) for i in range(args.repeat)]
+            samples = [getattr(bench, name)(i) for i in range(args.repeat)]
             r, c, lib = (statistics.median(s[i] for s in samples) for i in range(3))
             print(f"{name:<12}{r:>10.3f}{c:>12.3f}{c / r:>8.2f}{lib:>14.3f}{lib / r:>8.2f}")
         bench.svc.close()
