@@ -28,7 +28,8 @@ from homekeep.backup.service import Service, open_service
 from homekeep.core.area import AreaContext
 from homekeep.core.config import CORE_SECTIONS, Section, load_settings
 
-RSYNC_FLAGS = ["-a", "--stats", "--mkpath", "--info=progress2"]
+# What homekeep runs for a mirror (plus --delete) or a snapshot (plus --link-dest).
+RSYNC_FLAGS = ["-a", "--stats", "--mkpath"]
 
 
 def make_tree(root: Path, files: int) -> int:

@@ -18,8 +18,10 @@ from homekeep.backup.config import JobSpec
 from homekeep.backup.jobbook import describe_error
 from homekeep.backup.runner import human, summary
 from homekeep.backup.service import Service, open_service
+from homekeep.backup.store import Run
 from homekeep.backup.targets import resolve, valid_source
 from homekeep.core.errors import HomekeepError, InvalidInput, UsageError
+from homekeep.core.progress import progress
 from homekeep.core.runtime import Runtime, pass_runtime
 
 
@@ -59,7 +61,7 @@ def run_cmd(rt: Runtime, job: str | None, run_all: bool, as_json: bool) -> None:
     runs = []
     for spec in jobs:
         try:
-            record = svc.backups.run(spec, verbose=rt.verbose > 0)
+            record = _run_with_bar(svc, spec, verbose=rt.verbose > 0)
         except KeyboardInterrupt:
             raise BackupFailed(f"{spec.name}: cancelled") from None
         runs.append(record)
@@ -71,6 +73,23 @@ def run_cmd(rt: Runtime, job: str | None, run_all: bool, as_json: bool) -> None:
     if failed:
         names = ", ".join(f"{r.job} ({r.errors[-1] if r.errors else r.result})" for r in failed)
         raise BackupFailed(f"backup failed: {names}; the log is in {failed[-1].log_file}")
+
+
+def _run_with_bar(svc: Service, spec: JobSpec, *, verbose: bool) -> Run:
+    """Run a job; on a terminal with a progress bar fed by rsync's progress."""
+    if not sys.stderr.isatty():
+        return svc.backups.run(spec, verbose=verbose)
+    with progress() as display:
+        bar = display.task(spec.name, total=100)
+        shown = [0]
+
+        def on_event(event: dict[str, Any]) -> None:
+            percent = int(event.get("Percent", 0))
+            if percent > shown[0]:
+                bar.advance(percent - shown[0])
+                shown[0] = percent
+
+        return svc.backups.run(spec, verbose=verbose, on_event=on_event)
 
 
 @group.command("list")

@@ -282,7 +282,12 @@ class _Execution:
         if self.target.is_local:
             self.target.path.mkdir(parents=True, exist_ok=True)
         cmd = commands.rsync_command(
-            rsync, self.job, self.job.source, self.target.location, verbose=self.verbose
+            rsync,
+            self.job,
+            self.job.source,
+            self.target.location,
+            verbose=self.verbose,
+            progress=self.on_event is not None,
         )
         code = self.execute(cmd, commands.parse_rsync_line)
         self.finish_classes("rsync", code)
@@ -314,6 +319,7 @@ class _Execution:
             link_dest=link_dest,
             delete=False,
             verbose=self.verbose,
+            progress=self.on_event is not None,
         )
         if resumed:
             cmd.insert(1, "--delete")
@@ -453,25 +459,18 @@ class _Execution:
                 buffer += chunk
                 *lines, buffer = buffer.replace(b"\r", b"\n").split(b"\n")
                 for raw in lines:
-                    if not raw.strip():
-                        continue
-                    line = raw.decode("utf-8", "replace")
-                    progress = commands.rsync_progress(line)
-                    if progress is not None:
+                    # Progress lines (--info=progress2) are the only ones that start
+                    # with a space; they can be 50,000 a run, so parse them only when
+                    # an event is due.
+                    if raw[:1] == b" ":
                         now = time.monotonic()
                         if self.on_event is not None and now - last_event > 0.25:
                             last_event = now
-                            self.on_event(
-                                {
-                                    "event": "RunProgress",
-                                    "Name": self.job.name,
-                                    "Run": self.run.id,
-                                    "Percent": progress["percent"],
-                                    "Bytes": progress["bytes"],
-                                    "Speed": progress["speed"],
-                                }
-                            )
+                            self.emit_progress(raw.decode("utf-8", "replace"))
                         continue
+                    if not raw:
+                        continue
+                    line = raw.decode("utf-8", "replace")
                     with lock:
                         self.out.write(line + "\n")
                     parse(line, self.stats)
@@ -485,6 +484,21 @@ class _Execution:
         if watcher is not None:
             watcher.join(timeout=1)
         return code
+
+    def emit_progress(self, line: str) -> None:
+        """Send a RunProgress event for one --info=progress2 line."""
+        progress = commands.rsync_progress(line)
+        if progress is not None and self.on_event is not None:
+            self.on_event(
+                {
+                    "event": "RunProgress",
+                    "Name": self.job.name,
+                    "Run": self.run.id,
+                    "Percent": progress["percent"],
+                    "Bytes": progress["bytes"],
+                    "Speed": progress["speed"],
+                }
+            )
 
     def _watch_cancel(self, proc: subprocess.Popen[bytes]) -> None:
         assert self.cancel is not None
