@@ -238,6 +238,10 @@ def test_drive_forms_names_and_requests(home: Home, source: Path) -> None:
                 {"response": "AddDrive", "Result": "Failure", "Error": "Invalid Drives"},
             ),
             (
+                json.dumps({"request": "AddDrive", "Drives": [{"Source": "/"}] * 101}),
+                {"response": "AddDrive", "Result": "Failure", "Error": "Too Many Drives"},
+            ),
+            (
                 '{"request": "RunDrive"}',
                 {"response": "RunDrive", "Result": "Failure", "Error": "Missing Name"},
             ),

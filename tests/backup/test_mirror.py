@@ -186,6 +186,9 @@ def test_rsync_daemon_target(home: Home, source: Path, rsync_daemon: RsyncDaemon
     verify = home.cli("backup", "verify", "d")
     assert verify.returncode == 0, verify.stderr
     assert "matches" in verify.stdout
+    restored = home.cli("backup", "restore", "d", home.tmp / "back")
+    assert restored.returncode == 0, restored.stderr
+    assert (home.tmp / "back" / "photos" / "2024" / "d.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 
 def test_unreachable_rsync_daemon_is_an_error(home: Home, source: Path) -> None:

@@ -176,7 +176,12 @@ def test_run_needs_a_known_job(home: Home, source: Path) -> None:
 
 
 def test_verbose_lines_summary_and_rotating_log(home: Home, source: Path) -> None:
-    home.write([{"name": "docs", "source": str(source)}], log_max_bytes=1024, log_backup_count=2)
+    home.write(
+        [{"name": "docs", "source": str(source)}],
+        log_max_bytes=1024,
+        log_backup_count=2,
+        keep_run_logs=2,
+    )
     verbose = home.cli("-v", "backup", "run", "docs")
     assert verbose.returncode == 0, verbose.stderr
     assert ">f+++++++++ notes/c.md" in verbose.stderr  # every rsync line
@@ -189,3 +194,12 @@ def test_verbose_lines_summary_and_rotating_log(home: Home, source: Path) -> Non
     assert (logs / "backup.log").stat().st_size <= 1024 + 400
     assert (logs / "backup.log.1").exists()
     assert not (logs / "backup.log.3").exists()
+    # Only the newest two runs keep their full tool output.
+    kept = sorted(p.name for p in (logs / "logs" / "docs").iterdir())
+    assert [name[:6] for name in kept] == ["000003", "000004"]
+    assert [Path(r["log_file"]).exists() for r in home.history("docs")] == [
+        False,
+        False,
+        True,
+        True,
+    ]

@@ -174,3 +174,24 @@ def test_first_due(job: dict[str, Any], last: str | None, due: str | None) -> No
     started = datetime.fromisoformat(last).replace(tzinfo=UTC) if last else None
     got = first_due(spec, started, now)
     assert (got.replace(tzinfo=None).isoformat() if got else None) == due
+
+
+@settings(max_examples=300, deadline=None)
+@given(target=st.text(max_size=60))
+def test_any_target_string_resolves_or_says_why(target: str) -> None:
+    from homekeep.backup.config import JobSpec
+    from homekeep.backup.targets import resolve
+    from homekeep.core.errors import InvalidInput
+
+    job = JobSpec(name="j", source="/s", target=target)
+    problem = ""
+    try:
+        resolved = resolve(job, BackupConfig(root=Path("/srv/backup")))
+    except InvalidInput as exc:
+        problem = exc.message
+    if problem:
+        assert "target" in problem
+        return
+    # Nothing that could read as an rsync option ever reaches the command line.
+    assert not resolved.location.startswith("-")
+    assert resolved.kind in ("local", "ssh", "rsyncd", "rclone")

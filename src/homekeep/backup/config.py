@@ -161,6 +161,9 @@ class BackupConfig(Section):
         default=5 * 1024 * 1024, ge=1024, description="Rotate the backup log at this size."
     )
     log_backup_count: int = Field(default=5, ge=0, le=1000, description="Rotated logs to keep.")
+    keep_run_logs: int = Field(
+        default=100, ge=1, description="Per job, keep the tool output of this many newest runs."
+    )
     on_failure_command: list[str] = Field(
         default_factory=list,
         description="Command run when a run fails (argv; env HOMEKEEP_BACKUP_JOB and friends).",

@@ -77,13 +77,16 @@ class JobBook:
             f"no backup job named {name!r} (jobs: {names}); add one with 'homekeep backup init'"
         )
 
-    def add(self, job: JobSpec) -> None:
-        """Add a job and save the config file."""
+    def add(self, *jobs: JobSpec) -> None:
+        """Add jobs (all or none) and save the config file once."""
         with self._lock:
             self._reload()
-            if any(j.name == job.name for j in self._jobs):
-                raise Conflict(f"a backup job named {job.name!r} already exists")
-            self._save([*self._jobs, job])
+            names = {j.name for j in self._jobs}
+            for job in jobs:
+                if job.name in names:
+                    raise Conflict(f"a backup job named {job.name!r} already exists")
+                names.add(job.name)
+            self._save([*self._jobs, *jobs])
 
     def replace(self, name: str, job: JobSpec) -> None:
         """Replace a job (possibly renaming it) and save."""

@@ -21,6 +21,7 @@ from homekeep.backup.targets import resolve, valid_local_target, valid_source
 from homekeep.core.errors import HomekeepError
 
 Message = dict[str, Any]
+MAX_DRIVES = 100  # per AddDrive request
 FIELDS = {"Name", "Source", "Target", "Sleep", "Units", "Method", "Excludes", "Cron"}
 
 
@@ -189,6 +190,8 @@ class Commands:
         entries = drive_entries(message.get("Drives"))
         if entries is None:
             return _failure("AddDrive", "Invalid Drives")
+        if len(entries) > MAX_DRIVES:
+            return _failure("AddDrive", "Too Many Drives")
         existing = await self.control.in_thread(self.svc.jobs.all)
         names = {j.name for j in existing}
         jobs: list[JobSpec] = []
@@ -207,8 +210,7 @@ class Commands:
                 return _result("AddDrive", error, warning)
             names.add(job.name)
             jobs.append(job)
-        for job in jobs:
-            await self.control.in_thread(functools.partial(self.svc.jobs.add, job))
+        await self.control.in_thread(functools.partial(self.svc.jobs.add, *jobs))
         return _result("AddDrive", None, warning)
 
     async def edit_drive(self, message: Message) -> Message:

@@ -112,6 +112,14 @@ def nearest_usage(path: Path) -> int | None:
         return None
 
 
+def _prune_logs(folder: Path, keep: int) -> None:
+    """Delete the oldest run logs of a job beyond ``keep`` (names start with the run id)."""
+    logs = sorted(folder.glob("*.log"), key=lambda p: int(p.name.split("-", 1)[0]))
+    for old in logs[: max(0, len(logs) - keep)]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".filter").unlink(missing_ok=True)
+
+
 class Backups:
     """The backup service of one data directory: runs jobs and records them."""
 
@@ -174,6 +182,7 @@ class Backups:
                 run.finished_at = utcnow()
                 out.write(summary(run) + "\n")
             self.store.finish(run)
+            _prune_logs(log_path.parent, self.config.keep_run_logs)
         finally:
             lock.release()
         # The CLI prints the summary itself; elsewhere a failure is worth the console.
