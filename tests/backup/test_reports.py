@@ -190,6 +190,7 @@ def test_init_rejects_bad_input(home: Home, source: Path, args: list[str], messa
             "two jobs are named",
         ),
         ('[backup]\njobs = [{name = "a", source = "/x", units = "Weeks"}]', "units must be"),
+        ('[backup]\njobs = [{name = "a", source = "photos"}]', "absolute path"),
         ('[backup]\njobs = [{name = "a", source = "/x", colour = "red"}]', "colour"),
         ('[backup]\nexit_codes = {rsync = {"x" = "ok"}}', "not a number"),
         ('[backup]\nexit_codes = {rsync = {"23" = "fine"}}', "exit_codes"),

@@ -92,6 +92,13 @@ class JobSpec(BaseModel):
             )
         return value
 
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"source must be an absolute path, got {value!r}")
+        return value
+
     @field_validator("units")
     @classmethod
     def _units(cls, value: str) -> str:
