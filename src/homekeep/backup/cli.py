@@ -111,6 +111,9 @@ def list_cmd(rt: Runtime, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        click.echo("no backup jobs yet; add one with 'homekeep backup init'")
+        return
     table = Table("job", "method", "source", "target", "schedule", "last run", "result", "size")
     for row in rows:
         shown: dict[str, Any] = row["last_run"] or {}
