@@ -139,6 +139,8 @@ def test_share_target_must_be_mounted(home: Home, source: Path, tmp_path: Path) 
 
 def test_share_target_on_a_mount_point_runs(home: Home, source: Path) -> None:
     mounts = [m for m in ("/dev/shm", "/tmp", "/") if os.path.ismount(m) and os.access(m, os.W_OK)]
+    if not mounts:
+        pytest.skip("no writable mount point to stand in for a network share")
     mount = Path(mounts[0])
     with tempfile.TemporaryDirectory(dir=mount) as share:
         home.write(
