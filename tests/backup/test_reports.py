@@ -98,6 +98,34 @@ def test_web_page_and_api(home: Home, source: Path) -> None:
         assert client.get("/api/backup/jobs/docs/runs", params={"limit": "x"}).status_code == 422
 
 
+def test_run_over_http_needs_a_backup_token(home: Home, source: Path) -> None:
+    import time
+
+    from tests.support import create_token
+
+    home.write([{"name": "docs", "source": str(source)}])
+    token = create_token(home.data, "cron-box", "backup")
+    with running(["--config", home.config, "serve", "--port", "0"], data_dir=home.data) as srv:
+        anonymous = srv.client().post("/api/backup/jobs/docs/run")
+        assert anonymous.status_code == 401
+        assert anonymous.json()["error"]["code"] == "unauthorized"
+        client = srv.client(token)
+        assert client.post("/api/backup/jobs/nope/run").status_code == 404
+        started = client.post("/api/backup/jobs/docs/run")
+        assert started.status_code == 202
+        assert started.json() == {"job": "docs", "status": "started"}
+        runs: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            runs = client.get("/api/backup/jobs/docs/runs").json()
+            if runs and runs[-1]["result"] != "running":
+                break
+            time.sleep(0.1)
+        assert runs[-1]["result"] == "ok"
+        assert runs[-1]["trigger"] == "api:cron-box"
+    assert (home.root / "docs" / "a.txt").read_text() == "alpha\n"
+
+
 def test_stats_reports_free_space_and_speed(home: Home, tmp_path: Path) -> None:
     result = home.cli("backup", "stats", tmp_path, "--size", "4", "--json")
     assert result.returncode == 0, result.stderr

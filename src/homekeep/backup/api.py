@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from homekeep.backup.runner import human
 from homekeep.backup.service import Service, open_service
 from homekeep.core.area import AreaContext, WebParts
-from homekeep.core.errors import NotFound
+from homekeep.core.auth import Token, require_scope
+from homekeep.core.errors import Conflict, HomekeepError, NotFound
 from homekeep.core.web import templates
+
+log = logging.getLogger("homekeep.backup")
 
 
 def build(ctx: AreaContext) -> WebParts:
     """The backup area's routes."""
     holder: dict[str, Service] = {}
+    running: set[str] = set()
+    guard = threading.Lock()
 
     def svc() -> Service:
         if "svc" not in holder:
@@ -54,6 +61,31 @@ def build(ctx: AreaContext) -> WebParts:
         s = svc()
         s.jobs.get(name)
         return [r.to_json() for r in s.backups.store.history(name, limit)]
+
+    @api.post("/jobs/{name}/run", status_code=202)
+    def run_job(
+        name: str,
+        token: Token = Depends(require_scope("backup")),  # noqa: B008
+    ) -> dict[str, str]:
+        """Start a run now (token with the backup scope); follow it in /jobs/{name}/runs."""
+        s = svc()
+        job = s.jobs.get(name)
+        with guard:
+            if name in running:
+                raise Conflict(f"job {name} is already running")
+            running.add(name)
+
+        def work() -> None:
+            try:
+                s.backups.run(job, trigger=f"api:{token.name}")
+            except HomekeepError as exc:
+                log.error("%s: %s", name, exc.message)
+            finally:
+                with guard:
+                    running.discard(name)
+
+        threading.Thread(target=work, name=f"backup-{name}", daemon=True).start()
+        return {"job": name, "status": "started"}
 
     @api.get("/plot.png", response_class=Response)
     def growth_png(job: str | None = None) -> Response:
