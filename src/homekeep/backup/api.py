@@ -27,9 +27,10 @@ def build(ctx: AreaContext) -> WebParts:
     guard = threading.Lock()
 
     def svc() -> Service:
-        if "svc" not in holder:
-            holder["svc"] = open_service(ctx)
-        return holder["svc"]
+        with guard:  # endpoints run on several worker threads
+            if "svc" not in holder:
+                holder["svc"] = open_service(ctx)
+            return holder["svc"]
 
     def job_rows() -> list[dict[str, Any]]:
         s = svc()
