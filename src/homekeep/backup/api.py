@@ -1,0 +1,118 @@
+"""Web: the /backup/ page (jobs, last runs, growth chart) and JSON under /api/backup/."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from homekeep.backup.runner import human
+from homekeep.backup.service import Service, open_service
+from homekeep.core.area import AreaContext, WebParts
+from homekeep.core.auth import Token, require_scope
+from homekeep.core.errors import Conflict, HomekeepError, NotFound
+from homekeep.core.web import templates
+
+log = logging.getLogger("homekeep.backup")
+
+
+def build(ctx: AreaContext) -> WebParts:
+    """The backup area's routes."""
+    holder: dict[str, Service] = {}
+    running: set[str] = set()
+    guard = threading.Lock()
+
+    def svc() -> Service:
+        with guard:  # endpoints run on several worker threads
+            if "svc" not in holder:
+                holder["svc"] = open_service(ctx)
+            return holder["svc"]
+
+    def job_rows() -> list[dict[str, Any]]:
+        s = svc()
+        rows = []
+        for job in s.jobs.all():
+            last = s.backups.store.last(job.name)
+            rows.append(
+                {
+                    "name": job.name,
+                    "method": job.method,
+                    "source": job.source,
+                    "target": job.target,
+                    "schedule": job.schedule_text,
+                    "last_run": last.to_json() if last else None,
+                }
+            )
+        return rows
+
+    api = APIRouter()
+
+    @api.get("/jobs")
+    def list_jobs() -> list[dict[str, Any]]:
+        """Every job with its schedule and last run."""
+        return job_rows()
+
+    @api.get("/jobs/{name}/runs")
+    def job_runs(name: str, limit: int = Query(50, ge=1, le=10000)) -> list[dict[str, Any]]:
+        """The runs of one job, oldest first."""
+        s = svc()
+        s.jobs.get(name)
+        return [r.to_json() for r in s.backups.store.history(name, limit)]
+
+    @api.post("/jobs/{name}/run", status_code=202)
+    def run_job(
+        name: str,
+        token: Token = Depends(require_scope("backup")),  # noqa: B008
+    ) -> dict[str, str]:
+        """Start a run now (token with the backup scope); follow it in /jobs/{name}/runs."""
+        s = svc()
+        job = s.jobs.get(name)
+        with guard:
+            if name in running:
+                raise Conflict(f"job {name} is already running")
+            running.add(name)
+
+        def work() -> None:
+            try:
+                s.backups.run(job, trigger=f"api:{token.name}")
+            except HomekeepError as exc:
+                log.error("%s: %s", name, exc.message)
+            finally:
+                with guard:
+                    running.discard(name)
+
+        threading.Thread(target=work, name=f"backup-{name}", daemon=True).start()
+        return {"job": name, "status": "started"}
+
+    @api.get("/plot.png", response_class=Response)
+    def growth_png(job: str | None = None) -> Response:
+        """The growth chart of one job, or of every job."""
+        from homekeep.backup import plot
+
+        s = svc()
+        names = [j.name for j in s.jobs.all()]
+        if job is not None:
+            if job not in names:
+                raise NotFound(f"no backup job named {job!r}")
+            names = [job]
+        data = plot.render({n: s.backups.store.history(n) for n in names})
+        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    pages = APIRouter()
+    page_templates = templates(Path(__file__).parent / "templates")
+
+    @pages.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> HTMLResponse:
+        return page_templates.TemplateResponse(
+            request, "backup.html", {"jobs": job_rows(), "human": human}
+        )
+
+    async def close() -> None:
+        if "svc" in holder:
+            holder.pop("svc").close()
+
+    return WebParts(api=api, pages=pages, shutdown=[close])

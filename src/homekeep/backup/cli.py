@@ -1,0 +1,324 @@
+"""homekeep backup: run jobs, list them, their history, plots, verify, restore, the daemon."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from homekeep.backup.config import JobSpec
+from homekeep.backup.jobbook import describe_error
+from homekeep.backup.runner import human, summary
+from homekeep.backup.service import Service, open_service
+from homekeep.backup.store import Run
+from homekeep.backup.targets import resolve, valid_source
+from homekeep.core.errors import HomekeepError, InvalidInput, UsageError
+from homekeep.core.progress import progress
+from homekeep.core.runtime import Runtime, pass_runtime
+
+
+class BackupFailed(HomekeepError):
+    """A run ended in error (exit 1) or was cancelled."""
+
+    exit_code = 1
+
+
+def _service(rt: Runtime) -> Service:
+    return open_service(rt.area("backup"))
+
+
+@click.group("backup")
+def group() -> None:
+    """Scheduled backups and drive mirrors through rsync and rclone."""
+
+
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@group.command("run")
+@click.argument("job", required=False)
+@click.option("--all", "run_all", is_flag=True, help="Run every enabled job, one after another.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@pass_runtime
+def run_cmd(rt: Runtime, job: str | None, run_all: bool, as_json: bool) -> None:
+    """Run JOB (or --all) now; exits 1 if a run ends in error."""
+    if (job is None) == (not run_all):
+        raise UsageError("name one job, or pass --all")
+    svc = _service(rt)
+    jobs = [j for j in svc.jobs.all() if j.enabled] if run_all else [svc.jobs.get(job or "")]
+    if not jobs:
+        raise UsageError("no backup jobs configured; add one with 'homekeep backup init'")
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    runs = []
+    for spec in jobs:
+        try:
+            record = _run_with_bar(svc, spec, verbose=rt.verbose > 0)
+        except KeyboardInterrupt:
+            raise BackupFailed(f"{spec.name}: cancelled") from None
+        runs.append(record)
+        if not as_json:
+            click.echo(summary(record))
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in runs], indent=2))
+    failed = [r for r in runs if r.result in ("error", "cancelled")]
+    if failed:
+        names = ", ".join(f"{r.job} ({r.errors[-1] if r.errors else r.result})" for r in failed)
+        raise BackupFailed(f"backup failed: {names}; the log is in {failed[-1].log_file}")
+
+
+def _run_with_bar(svc: Service, spec: JobSpec, *, verbose: bool) -> Run:
+    """Run a job; on a terminal with a progress bar fed by rsync's progress."""
+    if not sys.stderr.isatty():
+        return svc.backups.run(spec, verbose=verbose)
+    with progress() as display:
+        bar = display.task(spec.name, total=100)
+        shown = [0]
+
+        def on_event(event: dict[str, Any]) -> None:
+            percent = int(event.get("Percent", 0))
+            if percent > shown[0]:
+                bar.advance(percent - shown[0])
+                shown[0] = percent
+
+        return svc.backups.run(spec, verbose=verbose, on_event=on_event)
+
+
+@group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_runtime
+def list_cmd(rt: Runtime, as_json: bool) -> None:
+    """List the jobs with their schedule and last run."""
+    svc = _service(rt)
+    rows: list[dict[str, Any]] = []
+    for spec in svc.jobs.all():
+        last = svc.backups.store.last(spec.name)
+        rows.append(
+            {
+                **spec.model_dump(mode="json"),
+                "schedule": spec.schedule_text,
+                "last_run": last.to_json() if last else None,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no backup jobs yet; add one with 'homekeep backup init'")
+        return
+    table = Table("job", "method", "source", "target", "schedule", "last run", "result", "size")
+    for row in rows:
+        shown: dict[str, Any] = row["last_run"] or {}
+        table.add_row(
+            row["name"],
+            row["method"],
+            row["source"],
+            row["target"] or "(default)",
+            row["schedule"],
+            shown.get("started_at", "-"),
+            shown.get("result", "-"),
+            human(shown.get("total_size")),
+        )
+    Console(width=160).print(table)
+
+
+@group.command("history")
+@click.argument("job")
+@click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_runtime
+def history_cmd(rt: Runtime, job: str, limit: int, as_json: bool) -> None:
+    """Show the runs of JOB, oldest first."""
+    svc = _service(rt)
+    runs = svc.backups.store.history(job, limit)
+    if not runs and job not in {j.name for j in svc.jobs.all()}:
+        svc.jobs.get(job)  # raises NotFound naming the jobs
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in runs], indent=2))
+        return
+    table = Table("run", "started (UTC)", "seconds", "result", "files", "sent", "total", "added")
+    for r in runs:
+        table.add_row(
+            str(r.id),
+            r.started_at,
+            f"{r.duration or 0:.1f}",
+            r.result,
+            f"{r.files_transferred if r.files_transferred is not None else '-'}"
+            f"/{r.files_total if r.files_total is not None else '-'}",
+            human(r.bytes_transferred),
+            human(r.total_size),
+            human(r.bytes_added),
+        )
+    Console(width=160).print(table)
+
+
+@group.command("plot")
+@click.argument("job", required=False)
+@click.option("--all", "plot_all", is_flag=True, help="One line per job.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("growth.png"),
+    show_default=True,
+)
+@pass_runtime
+def plot_cmd(rt: Runtime, job: str | None, plot_all: bool, output: Path) -> None:
+    """Plot backup growth: size relative to the first backup, bytes added, file count."""
+    from homekeep.backup import plot
+
+    if (job is None) == (not plot_all):
+        raise UsageError("name one job, or pass --all")
+    svc = _service(rt)
+    names = [j.name for j in svc.jobs.all()] if plot_all else [svc.jobs.get(job or "").name]
+    series = {name: svc.backups.store.history(name) for name in names}
+    if not output.parent.is_dir():
+        raise UsageError(f"folder {output.parent} does not exist")
+    count = plot.write(series, output)
+    click.echo(f"wrote {output} ({count} runs)")
+
+
+@group.command("verify")
+@click.argument("job")
+@pass_runtime
+def verify_cmd(rt: Runtime, job: str) -> None:
+    """Compare the backup with its source by checksum (rsync dry run, rclone check)."""
+    from homekeep.backup.restore import verify
+
+    svc = _service(rt)
+    spec = svc.jobs.get(job)
+    differences = verify(spec, svc.config)
+    for line in differences[:200]:
+        click.echo(line)
+    if differences:
+        raise BackupFailed(
+            f"{job}: {len(differences)} differences between source and backup; run the job"
+        )
+    click.echo(f"{job}: backup matches the source")
+
+
+@group.command("restore")
+@click.argument("job")
+@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--snapshot", help="Snapshot to restore (default: the newest).")
+@click.option("--force", is_flag=True, help="Restore into a folder that is not empty.")
+@pass_runtime
+def restore_cmd(rt: Runtime, job: str, dest: Path, snapshot: str | None, force: bool) -> None:
+    """Copy JOB's backup (or one snapshot) into DEST."""
+    from homekeep.backup.restore import restore
+
+    svc = _service(rt)
+    restore(svc.jobs.get(job), svc.config, dest, snapshot=snapshot, force=force)
+    click.echo(f"restored {job}{' snapshot ' + snapshot if snapshot else ''} to {dest}")
+
+
+@group.command("stats")
+@click.argument("path", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--size",
+    type=click.IntRange(1, 65536),
+    default=64,
+    show_default=True,
+    help="MiB written and read by the speed test.",
+)
+@click.option("--no-speed", is_flag=True, help="Only free space.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def stats_cmd(path: Path, size: int, no_speed: bool, as_json: bool) -> None:
+    """Free space of PATH's drive, and its read/write speed (fsync, page cache dropped)."""
+    from homekeep.backup.diskstats import stats
+
+    try:
+        result = stats(path, speed=not no_speed, size=size * 2**20)
+    except OSError as exc:
+        raise UsageError(f"cannot test {path}: {exc.strerror}") from exc
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{path}: {human(result['free'])} free of {human(result['total'])}")
+    if not no_speed:
+        click.echo(
+            f"write {result['write_mb_s']} MiB/s, read {result['read_mb_s']} MiB/s "
+            f"({human(result['bytes'])}, fsync, page cache dropped)"
+        )
+
+
+@group.command("daemon")
+@click.option("--host", help="WebSocket address (default [backup] daemon_host: localhost).")
+@click.option("--port", type=click.IntRange(0, 65535), help="WebSocket port (default 1800).")
+@pass_runtime
+def daemon_cmd(rt: Runtime, host: str | None, port: int | None) -> None:
+    """Run the scheduler and the WebSocket control API until stopped."""
+    from homekeep.backup.daemon import LOOPBACK, run_daemon
+
+    svc = _service(rt)
+    host = host or svc.config.daemon_host
+    # The seed's API has no credentials: open on loopback, tokens everywhere else.
+    need_token = svc.config.daemon_require_token or host not in LOOPBACK
+    run_daemon(
+        svc,
+        host=host,
+        port=svc.config.daemon_port if port is None else port,
+        verbose=rt.verbose > 0,
+        tokens=rt.tokens() if need_token else None,
+    )
+
+
+@group.command("init")
+@click.option("--name", help="Job name (the service).")
+@click.option("--source", help="Directory to back up.")
+@click.option("--target", help="Path, host:path, rsync://..., or rclone remote:path.")
+@click.option("--method", type=click.Choice(["mirror", "snapshot"]))
+@click.option("--every", type=click.IntRange(1), help="Run every N units.")
+@click.option("--units", type=click.Choice(["Seconds", "Minutes", "Hours", "Days"]))
+@click.option("--cron", help="Cron expression instead of --every.")
+@click.option("--exclude", "excludes", multiple=True, help="Exclude pattern (repeat).")
+@click.option("--include-from", help="File of patterns: back up only those.")
+@click.option("--keep-last", type=click.IntRange(0), default=0)
+@click.option("--keep-daily", type=click.IntRange(0), default=0)
+@click.option("--keep-weekly", type=click.IntRange(0), default=0)
+@click.option("--keep-monthly", type=click.IntRange(0), default=0)
+@click.option("--mount-point", help="Refuse to run unless this is mounted.")
+@click.option("--catch-up", is_flag=True, help="Run missed runs once at daemon start.")
+@click.option("--interactive", is_flag=True, help="Ask for every value not given.")
+@pass_runtime
+def init_cmd(rt: Runtime, /, interactive: bool, **values: Any) -> None:
+    """Add a job to the config file: asks for what is missing, or takes it all from flags."""
+    ask = interactive or sys.stdin.isatty()
+    svc = _service(rt)
+    if ask:
+        prompts = [
+            ("name", "Job name", None),
+            ("source", "Source directory", None),
+            ("target", "Target (empty: default under the backup root)", ""),
+            ("method", "Method (mirror/snapshot)", "mirror"),
+            ("every", "Run every N units (0: manual only)", 1),
+            ("units", "Units (Seconds/Minutes/Hours/Days)", "Days"),
+        ]
+        for key, text, default in prompts:
+            if values.get(key) is None and not (key in ("every", "units") and values["cron"]):
+                values[key] = click.prompt(text, default=default, show_default=default != "")
+        if values.get("every") in (0, "0"):
+            values["every"] = None
+    missing = [k for k in ("name", "source") if not values.get(k)]
+    if missing:
+        raise UsageError(f"give --{' and --'.join(missing)} (or run with --interactive)")
+    data = {k: v for k, v in values.items() if v not in (None, "", (), 0, False)}
+    data["excludes"] = list(values["excludes"])
+    data["source"] = str(Path(str(values["source"])).expanduser().absolute())
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(f"job: {describe_error(exc)}") from exc
+    if not valid_source(spec.source):
+        raise InvalidInput(f"source {spec.source} is not an existing directory")
+    target = resolve(spec, svc.config)
+    svc.jobs.add(spec)
+    click.echo(f"added job {spec.name} ({spec.method} to {target.location}) to {svc.jobs.path}")

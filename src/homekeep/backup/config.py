@@ -1,0 +1,198 @@
+"""The [backup] config section: where backups go, the jobs, exit-code classes, the daemon."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from homekeep.core.config import Section
+
+Method = Literal["mirror", "snapshot"]
+Tool = Literal["auto", "rsync", "rclone"]
+RunClass = Literal["ok", "warning", "error", "cancelled"]
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+@-]{0,63}$")
+
+# Seed 002's units, plus the singular spellings its own examples use ("Hour").
+UNIT_SECONDS = {
+    "seconds": 1,
+    "second": 1,
+    "minutes": 60,
+    "minute": 60,
+    "hours": 3600,
+    "hour": 3600,
+    "days": 86400,
+    "day": 86400,
+}
+
+
+def unit_seconds(units: str) -> int | None:
+    """Return the length of one unit in seconds, or None when the name is not a unit."""
+    return UNIT_SECONDS.get(units.strip().lower())
+
+
+class JobSpec(BaseModel):
+    """One backup job (seed 002 calls it a drive), as written in ``[[backup.jobs]]``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="The job's name (the service); letters, digits, ' ._+@-'.")
+    source: str = Field(description="The directory to back up (absolute path).")
+    target: str = Field(
+        default="",
+        description="Where to: a path, a mounted share, host:path (ssh), rsync://host/module, "
+        "or an rclone remote like b2:bucket/path. Empty: <root>/<name>.",
+    )
+    method: Method = Field(default="mirror", description="mirror or snapshot.")
+    tool: Tool = Field(
+        default="auto", description="rsync or rclone; auto picks rclone for rclone remotes."
+    )
+    excludes: list[str] = Field(default_factory=list, description="Exclude patterns.")
+    include_from: str = Field(
+        default="", description="A file of include patterns: only matching files are backed up."
+    )
+    every: int | None = Field(default=None, ge=1, description="Run every N units.")
+    units: str = Field(default="Days", description="Seconds, Minutes, Hours or Days.")
+    cron: str = Field(default="", description="A cron expression, instead of every/units.")
+    catch_up: bool = Field(
+        default=False, description="Run once at daemon start if a run was missed."
+    )
+    enabled: bool = Field(default=True, description="false: the daemon does not schedule it.")
+    mount_point: str = Field(
+        default="", description="Refuse to run unless this path is a mount point (network share)."
+    )
+    max_delete: int = Field(
+        default=0, ge=0, description="Mirror: refuse more deletions (0: no limit)."
+    )
+    backup_dir: str = Field(
+        default="", description="Mirror: keep replaced and deleted files in this directory."
+    )
+    keep_last: int = Field(default=0, ge=0, description="Snapshot retention: newest N.")
+    keep_daily: int = Field(default=0, ge=0, description="Snapshot retention: one per day, N days.")
+    keep_weekly: int = Field(default=0, ge=0, description="Snapshot retention: one per week.")
+    keep_monthly: int = Field(default=0, ge=0, description="Snapshot retention: one per month.")
+    bwlimit: str = Field(
+        default="", description="Bandwidth limit passed to rsync/rclone, e.g. 10M."
+    )
+    ssh_command: str = Field(default="", description="Remote shell for host:path targets (-e).")
+    extra_args: list[str] = Field(
+        default_factory=list, description="More arguments for rsync or rclone."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.match(value) or value.strip() != value:
+            raise ValueError(
+                "a job name is 1-64 letters, digits, spaces and ._+@- and starts with a "
+                "letter or digit"
+            )
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"source must be an absolute path, got {value!r}")
+        return value
+
+    @field_validator("units")
+    @classmethod
+    def _units(cls, value: str) -> str:
+        if unit_seconds(value) is None:
+            raise ValueError("units must be Seconds, Minutes, Hours or Days")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if value:
+            from croniter import croniter
+
+            if not croniter.is_valid(value):
+                raise ValueError(f"not a valid cron expression: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobSpec:
+        if self.every is not None and self.cron:
+            raise ValueError("give either every/units or cron, not both")
+        return self
+
+    @property
+    def schedule_text(self) -> str:
+        """The schedule in words: "every 6 Hours", "cron 0 3 * * *" or "manual"."""
+        if self.cron:
+            return f"cron {self.cron}"
+        if self.every is not None:
+            return f"every {self.every} {self.units}"
+        return "manual"
+
+    @property
+    def interval(self) -> int | None:
+        """Seconds between runs for every/units schedules."""
+        if self.every is None:
+            return None
+        seconds = unit_seconds(self.units)
+        assert seconds is not None
+        return self.every * seconds
+
+
+class BackupConfig(Section):
+    """Backups and drive mirrors through rsync and rclone."""
+
+    root: Path = Field(
+        default=Path("/srv/backup"), description="Local backups go to <root>/<job name>."
+    )
+    jobs: list[JobSpec] = Field(
+        default_factory=list, description="The jobs: one [[backup.jobs]] table each."
+    )
+    rclone_config: Path | None = Field(
+        default=None, description="rclone config file (default: rclone's own)."
+    )
+    exit_codes: dict[Literal["rsync", "rclone"], dict[str, RunClass]] = Field(
+        default_factory=dict,
+        description='Override the class of a tool\'s exit code, e.g. {rsync = {"24" = "error"}}.',
+    )
+    daemon_host: str = Field(default="localhost", description="WebSocket control API address.")
+    daemon_port: int = Field(default=1800, ge=0, le=65535, description="WebSocket port.")
+    daemon_require_token: bool = Field(
+        default=False,
+        description="Require a homekeep token with the backup scope to connect (always "
+        "required when the daemon listens beyond loopback).",
+    )
+    log_max_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1024, description="Rotate the backup log at this size."
+    )
+    log_backup_count: int = Field(default=5, ge=0, le=1000, description="Rotated logs to keep.")
+    keep_run_logs: int = Field(
+        default=100, ge=1, description="Per job, keep the tool output of this many newest runs."
+    )
+    on_failure_command: list[str] = Field(
+        default_factory=list,
+        description="Command run when a run fails (argv; env HOMEKEEP_BACKUP_JOB and friends).",
+    )
+    on_failure_url: str = Field(
+        default="", description="URL that gets a JSON POST when a run fails."
+    )
+
+    @field_validator("exit_codes")
+    @classmethod
+    def _codes(cls, value: dict[str, dict[str, RunClass]]) -> dict[str, dict[str, RunClass]]:
+        for codes in value.values():
+            for code in codes:
+                if not code.isdigit():
+                    raise ValueError(f"exit code {code!r} is not a number")
+        return value
+
+    @model_validator(mode="after")
+    def _unique(self) -> BackupConfig:
+        seen: set[str] = set()
+        for job in self.jobs:
+            if job.name in seen:
+                raise ValueError(f"two jobs are named {job.name!r}")
+            seen.add(job.name)
+        return self

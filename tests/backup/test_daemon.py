@@ -1,0 +1,367 @@
+"""The daemon: seed 002's WebSocket protocol, run events, persistence, schedules."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from tests.backup.conftest import Home
+from tests.support import HOMEKEEP, clean_env
+
+# The seed's examples, read as valid JSON: "Drives" is a list of one-key objects and the
+# Windows paths have their backslashes escaped.
+SEED_LIST = '{\n  "request": "ListDrives"\n}'
+SEED_ADD = """{
+  "request": "AddDrive",
+  "Drives": [
+    {"1": {
+      "Name": "Test Drive",
+      "Source": "C:\\\\Whatever",
+      "Target": "D:\\\\Whatever",
+      "Sleep": 12,
+      "Units": "Hour"
+    }}
+  ]
+}"""
+# The seed's text exactly as printed: not JSON, so it gets the malformed-JSON answer.
+SEED_ADD_LITERAL = """{
+  "request": "AddDrive",
+  "Drives": [
+    "1": {
+      "Name": "Test Drive",
+      "Source": "C:\\Whatever",
+      "Target": "D:\\Whatever",
+      "Sleep": 12,
+      "Units": "Hour"
+    }
+  ]
+}"""
+
+
+@contextmanager
+def daemon(home: Home, *extra: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    cmd = [*HOMEKEEP, "--data-dir", str(home.data), "--config", str(home.config)]
+    proc = subprocess.Popen(
+        [*cmd, "backup", "daemon", "--host", "127.0.0.1", "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(env),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"ws://[\d.]+:\d+", line)
+        assert match, proc.stderr.read() if proc.stderr else line
+        yield match[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert proc.returncode == 0
+
+
+def ask(ws: ClientConnection, message: str | dict[str, Any]) -> dict[str, Any]:
+    ws.send(message if isinstance(message, str) else json.dumps(message))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        answer: dict[str, Any] = json.loads(ws.recv(timeout=30))
+        if "response" in answer:
+            return answer
+    raise AssertionError("no response")
+
+
+def events_until(ws: ClientConnection, kind: str, timeout: float = 30) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = json.loads(ws.recv(timeout=timeout))
+        seen.append(event)
+        if event.get("event") == kind:
+            return seen
+    raise AssertionError(f"no {kind} event: {seen}")
+
+
+def drive(source: Path, target: Path, **more: Any) -> dict[str, Any]:
+    return {"Source": str(source), "Target": str(target), **more}
+
+
+def test_seed_examples(home: Home, source: Path) -> None:
+    home.write([])
+    with daemon(home) as url, connect(url) as ws:
+        assert ask(ws, SEED_LIST) == {"response": "ListDrives", "Drives": []}
+        assert ask(ws, SEED_ADD) == {
+            "response": "AddDrive",
+            "Result": "Failure",
+            "Error": "Invalid Source Path",
+        }
+        assert ask(ws, SEED_ADD_LITERAL) == {
+            "response": "Error",
+            "Result": "Failure",
+            "Error": "Malformed JSON",
+        }
+        real = json.loads(SEED_ADD)
+        real["Drives"][0]["1"] |= drive(source, home.tmp / "mirror")
+        assert ask(ws, real) == {"response": "AddDrive", "Result": "Success"}
+        assert ask(ws, SEED_LIST) == {
+            "response": "ListDrives",
+            "Drives": [
+                {
+                    "Test Drive": {
+                        "Source": str(source),
+                        "Target": str(home.tmp / "mirror"),
+                        "Sleep": 12,
+                        "Units": "Hour",
+                    }
+                }
+            ],
+        }
+    saved = tomllib.loads(home.config.read_text())
+    assert saved["backup"]["jobs"] == [
+        {
+            "name": "Test Drive",
+            "source": str(source),
+            "target": str(home.tmp / "mirror"),
+            "every": 12,
+            "units": "Hour",
+        }
+    ]
+    assert home.config.read_text().startswith("# kept comment")
+    listed = json.loads(home.cli("backup", "list", "--json").stdout)
+    assert listed[0]["schedule"] == "every 12 Hour"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"Sleep": "twelve", "Units": "Hours"}, {"Result": "Success", "Warning": "Invalid Time"}),
+        ({"Sleep": 0}, {"Result": "Success", "Warning": "Invalid Time"}),
+        ({"Sleep": 3, "Units": "Fortnights"}, {"Result": "Success", "Warning": "Invalid Units"}),
+        (
+            {"Source": "/no/such/dir", "Units": "Weeks"},
+            {"Result": "Failure", "Error": "Invalid Source Path", "Warning": "Invalid Units"},
+        ),
+        ({"Target": "D:\\Whatever"}, {"Result": "Failure", "Error": "Invalid Target Path"}),
+        ({"Target": "relative/path"}, {"Result": "Failure", "Error": "Invalid Target Path"}),
+        ({"Target": 7}, {"Result": "Failure", "Error": "Invalid Target Path"}),
+        ({"Name": "../../etc"}, {"Result": "Failure", "Error": "Invalid Name"}),
+    ],
+)
+def test_add_drive_errors_and_warnings(
+    home: Home, source: Path, fields: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    home.write([])
+    with daemon(home) as url, connect(url) as ws:
+        message = {"request": "AddDrive", "Drives": [{"1": drive(source, home.tmp / "t") | fields}]}
+        assert ask(ws, message) == {"response": "AddDrive", **expected}
+        drives = ask(ws, SEED_LIST)["Drives"]
+        if expected["Result"] == "Success":
+            # Invalid time input falls back to one day.
+            assert drives == [{"1": drive(source, home.tmp / "t", Sleep=1, Units="Days")}]
+        else:
+            assert drives == []
+
+
+def test_drive_forms_names_and_requests(home: Home, source: Path) -> None:
+    home.write([])
+    with daemon(home) as url, connect(url) as ws:
+        # Object form; a list of plain drives (named after their index); duplicates.
+        assert (
+            ask(ws, {"request": "AddDrive", "Drives": {"A": drive(source, home.tmp / "a")}})[
+                "Result"
+            ]
+            == "Success"
+        )
+        assert (
+            ask(ws, {"request": "AddDrive", "Drives": [drive(source, home.tmp / "b")]})["Result"]
+            == "Success"
+        )
+        assert ask(ws, {"request": "AddDrive", "Drives": {"A": drive(source, home.tmp / "c")}}) == {
+            "response": "AddDrive",
+            "Result": "Failure",
+            "Error": "Duplicate Name",
+        }
+        names = [next(iter(d)) for d in ask(ws, SEED_LIST)["Drives"]]
+        assert names == ["A", "2"]
+        edited = ask(
+            ws,
+            {
+                "request": "EditDrive",
+                "Name": "2",
+                "Drive": {"Name": "B", "Sleep": 30, "Units": "Minutes"},
+            },
+        )
+        assert edited == {"response": "EditDrive", "Result": "Success"}
+        assert ask(ws, SEED_LIST)["Drives"][1] == {
+            "B": drive(source, home.tmp / "b", Sleep=30, Units="Minutes")
+        }
+        assert ask(ws, {"request": "RemoveDrive", "Name": "A"}) == {
+            "response": "RemoveDrive",
+            "Result": "Success",
+        }
+        assert ask(ws, {"request": "RemoveDrive", "Name": "A"}) == {
+            "response": "RemoveDrive",
+            "Result": "Failure",
+            "Error": "Unknown Drive",
+        }
+        for bad, answer in [
+            ("{", {"response": "Error", "Result": "Failure", "Error": "Malformed JSON"}),
+            ("[1, 2]", {"response": "Error", "Result": "Failure", "Error": "Invalid Request"}),
+            (
+                '{"request": 5}',
+                {"response": "Error", "Result": "Failure", "Error": "Invalid Request"},
+            ),
+            (
+                '{"request": "FormatDisk"}',
+                {"response": "FormatDisk", "Result": "Failure", "Error": "Unknown Request"},
+            ),
+            (
+                '{"request": "AddDrive", "Drives": "x"}',
+                {"response": "AddDrive", "Result": "Failure", "Error": "Invalid Drives"},
+            ),
+            (
+                json.dumps({"request": "AddDrive", "Drives": [{"Source": "/"}] * 101}),
+                {"response": "AddDrive", "Result": "Failure", "Error": "Too Many Drives"},
+            ),
+            (
+                '{"request": "RunDrive"}',
+                {"response": "RunDrive", "Result": "Failure", "Error": "Missing Name"},
+            ),
+            (
+                '{"request": "GetHistory", "Name": "B", "Limit": -1}',
+                {"response": "GetHistory", "Result": "Failure", "Error": "Invalid Limit"},
+            ),
+        ]:
+            assert ask(ws, bad) == answer
+        ws.send(b"\x00\x01binary")
+        assert json.loads(ws.recv(timeout=10))["Error"] == "Invalid Request"
+        # Still connected after all that.
+        assert len(ask(ws, SEED_LIST)["Drives"]) == 1
+        ws.send("x" * (2 * 1024 * 1024))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009  # message too big
+    jobs = tomllib.loads(home.config.read_text())["backup"]["jobs"]
+    assert [j["name"] for j in jobs] == ["B"]
+
+
+def test_run_drive_pushes_events_and_history(home: Home, source: Path) -> None:
+    home.write([{"name": "docs", "source": str(source)}])
+    with daemon(home) as url, connect(url) as ws:
+        answer = ask(ws, {"request": "RunDrive", "Name": "docs"})
+        assert answer == {"response": "RunDrive", "Result": "Success", "Name": "docs"}
+        events = events_until(ws, "RunFinished")
+        assert events[0]["event"] == "RunStarted"
+        progress = [e for e in events if e["event"] == "RunProgress"]
+        assert progress
+        assert 0 <= progress[-1]["Percent"] <= 100
+        finished = events[-1]
+        assert finished["Result"] == "ok"
+        assert finished["Summary"].startswith("docs: ok in")
+        assert (home.root / "docs" / "a.txt").read_text() == "alpha\n"
+        history = ask(ws, {"request": "GetHistory", "Name": "docs"})
+        assert [r["result"] for r in history["Runs"]] == ["ok"]
+        assert history["Runs"][0]["trigger"] == "api"
+        logs = ask(ws, {"request": "GetLogs", "Name": "docs"})
+        assert logs["Run"] == finished["Run"]
+        assert any(line.startswith("$ ") and "rsync" in line for line in logs["Lines"])
+        assert any("Number of files" in line for line in logs["Lines"])
+        stats = ask(ws, {"request": "DriveStats", "Name": "docs", "SpeedTest": True})
+        assert stats["Result"] == "Success"
+        assert stats["Source"]["free"] > 0
+        assert stats["Target"]["total"] > 0
+        assert stats["Speed"]["write_mb_s"] > 0
+        assert stats["LastRun"]["id"] == finished["Run"]
+        assert ask(ws, {"request": "GetLogs", "Name": "docs", "Run": 999}) == {
+            "response": "GetLogs",
+            "Result": "Failure",
+            "Error": "Unknown Run",
+        }
+
+
+def started(run: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(run["started_at"])
+
+
+def test_schedule_in_seconds_and_catch_up(home: Home, source: Path) -> None:
+    every4 = {"source": str(source), "every": 4, "units": "Seconds"}
+    home.write(
+        [
+            {"name": "eager", **every4, "catch_up": True},
+            {"name": "patient", **every4},
+            {
+                "name": "fresh",
+                "source": str(source),
+                "every": 1,
+                "units": "Minutes",
+                "catch_up": True,
+            },
+        ]
+    )
+    assert home.cli("backup", "run", "eager").returncode == 0
+    assert home.cli("backup", "run", "patient").returncode == 0
+    time.sleep(4.2)  # both are now overdue: the daemon was "down"
+    assert home.cli("backup", "run", "fresh").returncode == 0
+    start = datetime.now(UTC).replace(microsecond=0)
+    with daemon(home) as url, connect(url) as ws:
+        ready = datetime.now(UTC)
+        added = {
+            "request": "AddDrive",
+            "Drives": [{"fast": drive(source, home.tmp / "fast", Sleep=1, Units="Seconds")}],
+        }
+        assert ask(ws, added)["Result"] == "Success"
+        time.sleep(3.5)
+    eager, patient = home.history("eager"), home.history("patient")
+    # The missed run ran at start; without catch_up the schedule restarted from then.
+    assert eager[1]["trigger"] == "schedule"
+    assert started(eager[1]) <= ready + timedelta(seconds=1)
+    assert all(started(r) >= start + timedelta(seconds=3) for r in patient[1:])
+    assert len(home.history("fresh")) == 1  # ran recently: nothing was missed
+    fast = home.history("fast")
+    assert 2 <= len(fast) <= 5
+    assert {r["trigger"] for r in fast} == {"schedule"}
+
+
+def test_tokens_guard_the_daemon_when_required(home: Home, source: Path) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    from homekeep.core.auth import TokenStore
+    from tests.support import create_token
+
+    home.write([{"name": "docs", "source": str(source)}])
+    good = create_token(home.data, "phone", "backup")
+    store = TokenStore(home.data / "homekeep.sqlite")  # a token for another area
+    other = store.create("player", ["music"], ["music", "backup"])
+    store.close()
+    with daemon(home, env={"HOMEKEEP_BACKUP_DAEMON_REQUIRE_TOKEN": "true"}) as url:
+        for headers, status in [
+            ({}, 401),
+            ({"Authorization": "Bearer nope"}, 401),
+            ({"Authorization": f"Bearer {other}"}, 403),
+        ]:
+            with pytest.raises(InvalidStatus) as refused:
+                connect(url, additional_headers=headers).close()
+            assert refused.value.response.status_code == status
+        with connect(url, additional_headers={"Authorization": f"Bearer {good}"}) as ws:
+            assert next(iter(ask(ws, SEED_LIST)["Drives"][0])) == "docs"
+        with connect(f"{url}/?token={good}") as ws:
+            assert ask(ws, SEED_LIST)["response"] == "ListDrives"

@@ -1,0 +1,205 @@
+"""Run classes from real exit codes, the lock against overlapping runs, failure hooks."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+from tests.backup.conftest import Home, make_tree
+from tests.support import HOMEKEEP, clean_env, free_port
+
+
+def slow_source(tmp: Path) -> Path:
+    return make_tree(tmp / "slow", {"a_big.bin": b"\0" * 3_000_000, "z_small.txt": "bye\n"})
+
+
+def start_run(home: Home, job: str) -> subprocess.Popen[str]:
+    cmd = [*HOMEKEEP, "--data-dir", str(home.data), "--config", str(home.config)]
+    return subprocess.Popen(
+        [*cmd, "backup", "run", job],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+
+
+def wait_for(predicate: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def test_vanished_file_is_a_warning_and_overlapping_run_is_refused(home: Home) -> None:
+    src = slow_source(home.tmp)
+    home.write([{"name": "slow", "source": str(src), "bwlimit": "1500"}])
+    dest = home.root / "slow"
+    proc = start_run(home, "slow")
+    try:
+        wait_for(lambda: dest.is_dir() and any(p.name.startswith(".a_big") for p in dest.iterdir()))
+        second = home.cli("backup", "run", "slow")
+        assert second.returncode == 4
+        assert "already running" in second.stderr
+        (src / "z_small.txt").unlink()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert out.startswith("slow: warning")
+    run = home.history("slow")[-1]
+    assert run["result"] == "warning"
+    assert run["exit_code"] == 24
+    assert any("vanished" in line and "z_small.txt" in line for line in run["errors"])
+    assert (dest / "a_big.bin").stat().st_size == 3_000_000
+    assert not (home.data / "backup" / "locks" / "slow.lock").exists()
+
+
+def test_sigterm_cancels_the_run(home: Home) -> None:
+    src = slow_source(home.tmp)
+    home.write([{"name": "slow", "source": str(src), "bwlimit": "500"}])
+    dest = home.root / "slow"
+    proc = start_run(home, "slow")
+    try:
+        wait_for(lambda: dest.is_dir() and any(p.name.startswith(".a_big") for p in dest.iterdir()))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1
+    assert "cancelled" in err
+    run = home.history("slow")[-1]
+    assert run["result"] == "cancelled"
+    assert run["finished_at"] is not None
+    assert not (home.data / "backup" / "locks" / "slow.lock").exists()
+
+
+def test_stale_lock_is_cleared(home: Home, source: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import socket
+
+    lock = home.data / "backup" / "locks" / "docs.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
+    home.write([{"name": "docs", "source": str(source)}])
+    result = home.cli("backup", "run", "docs")
+    assert result.returncode == 0, result.stderr
+    assert not lock.exists()
+
+
+def test_lock_held_by_another_host_is_respected(home: Home, source: Path) -> None:
+    lock = home.data / "backup" / "locks" / "docs.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": "other-host.lan", "pid": 1}))
+    home.write([{"name": "docs", "source": str(source)}])
+    result = home.cli("backup", "run", "docs")
+    assert result.returncode == 4
+    assert "other-host.lan" in result.stderr
+
+
+def test_exit_code_table_is_user_overridable(home: Home, source: Path) -> None:
+    target = f"rsync://127.0.0.1:{free_port()}/m/docs"
+    home.write(
+        [{"name": "docs", "source": str(source), "target": target}],
+        exit_codes={"rsync": {"10": "warning"}},
+    )
+    result = home.cli("backup", "run", "docs")
+    assert result.returncode == 0, result.stderr
+    assert home.history("docs")[-1]["result"] == "warning"
+
+
+def test_failure_hooks_run_a_command_and_post_to_a_url(home: Home, tmp_path: Path) -> None:
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    marker = tmp_path / "hook.txt"
+    try:
+        home.write(
+            [{"name": "docs", "source": str(tmp_path / "missing")}],
+            on_failure_command=[
+                "sh",
+                "-c",
+                f'echo "$HOMEKEEP_BACKUP_JOB $HOMEKEEP_BACKUP_RESULT" > {marker}',
+            ],
+            on_failure_url=f"http://127.0.0.1:{server.server_address[1]}/hook",
+        )
+        result = home.cli("backup", "run", "docs")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1
+    assert marker.read_text() == "docs error\n"
+    assert received[0]["job"] == "docs"
+    assert received[0]["result"] == "error"
+    assert "missing" in received[0]["run"]["errors"][0]
+
+
+def test_run_needs_a_known_job(home: Home, source: Path) -> None:
+    home.write([{"name": "docs", "source": str(source)}])
+    unknown = home.cli("backup", "run", "nope")
+    assert unknown.returncode == 3
+    assert "jobs: docs" in unknown.stderr
+    both = home.cli("backup", "run")
+    assert both.returncode == 2
+    everything = home.cli("backup", "run", "--all")
+    assert everything.returncode == 0, everything.stderr
+
+
+def test_verbose_lines_summary_and_rotating_log(home: Home, source: Path) -> None:
+    home.write(
+        [{"name": "docs", "source": str(source)}],
+        log_max_bytes=1024,
+        log_backup_count=2,
+        keep_run_logs=2,
+    )
+    verbose = home.cli("-v", "backup", "run", "docs")
+    assert verbose.returncode == 0, verbose.stderr
+    assert ">f+++++++++ notes/c.md" in verbose.stderr  # every rsync line
+    for _ in range(3):
+        (source / "a.txt").write_text(str(time.time()))
+        assert home.cli("-v", "backup", "run", "docs").returncode == 0
+    logs = home.data / "backup"
+    text = (logs / "backup.log").read_text()
+    assert "docs: ok in " in text  # the one-line summary
+    assert (logs / "backup.log").stat().st_size <= 1024 + 400
+    assert (logs / "backup.log.1").exists()
+    assert not (logs / "backup.log.3").exists()
+    # Only the newest two runs keep their full tool output.
+    kept = sorted(p.name for p in (logs / "logs" / "docs").iterdir())
+    assert [name[:6] for name in kept] == ["000003", "000004"]
+    assert [Path(r["log_file"]).exists() for r in home.history("docs")] == [
+        False,
+        False,
+        True,
+        True,
+    ]
