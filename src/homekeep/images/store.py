@@ -2,7 +2,8 @@
 
 A file is written to an exclusive temp name, linked to ``<id>.<ext>`` inside the
 transaction that inserts its row, and the temp name removed: a failed upload leaves neither
-a file nor a row. The id's uniqueness is the table's PRIMARY KEY; a taken id is retried.
+a file nor a row. The id's uniqueness is the table's PRIMARY KEY; a taken id is retried,
+and the length new ids grow to is kept in the database.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ MIGRATIONS = (
     CREATE INDEX images_owner ON images(owner, created_at);
     CREATE INDEX images_sha256 ON images(sha256);
     CREATE INDEX images_expiry ON images(expires_at) WHERE expires_at IS NOT NULL;
+    """,
+    """
+    CREATE TABLE state (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
     """,
 )
 MAX_ATTEMPTS = 64
@@ -100,6 +104,9 @@ class ImageStore:
         self.files = folder
         self.files.mkdir(parents=True, exist_ok=True)
         self.ids = ids
+        row = db.query_one("SELECT value FROM state WHERE name = 'id_length'")
+        if row is not None:
+            ids.at_least(int(row["value"]))
 
     def path(self, record: ImageRecord) -> Path:
         return self.files / record.file
@@ -170,7 +177,8 @@ class ImageStore:
                     linked = True
             except (sqlite3.IntegrityError, FileExistsError):
                 streak += 1
-                self.ids.collided(streak, length)
+                if self.ids.collided(streak, length):
+                    self._keep_id_length(self.ids.length)
                 continue
             except BaseException:
                 if linked:
@@ -178,6 +186,15 @@ class ImageStore:
                 raise
             return record
         raise Unavailable(f"no free image id after {MAX_ATTEMPTS} tries; raise [images] id_length")
+
+    def _keep_id_length(self, length: int) -> None:
+        """Store the grown id length, so a restart goes on with it (never shrinks it)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO state (name, value) VALUES ('id_length', ?) ON CONFLICT (name)"
+                " DO UPDATE SET value = max(value, excluded.value)",
+                (length,),
+            )
 
     def get(self, image_id: str) -> ImageRecord | None:
         """Return the record of ``image_id``, expired or not, or None."""
