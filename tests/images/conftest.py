@@ -30,9 +30,18 @@ class Hosted:
     def db(self) -> Path:
         return self.data_dir / "images" / "images.sqlite"
 
+    @property
+    def temp(self) -> Path:
+        return self.data_dir / "images" / "tmp"
+
     def state(self) -> tuple[list[str], list[tuple[object, ...]]]:
-        """Every file in the images folder (temp files too) and every row."""
-        files = sorted(p.name for p in self.files.iterdir()) if self.files.exists() else []
+        """Every file in the images and temp folders, and every row."""
+        files = sorted(
+            f"{folder.name}/{p.name}"
+            for folder in (self.files, self.temp)
+            if folder.exists()
+            for p in folder.iterdir()
+        )
         with sqlite3.connect(self.db) as conn:
             rows = conn.execute("SELECT * FROM images ORDER BY id").fetchall()
         return files, rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import zlib
 
@@ -28,6 +29,15 @@ def encode(fmt: str, size: tuple[int, int] = (64, 48), seed: int = 0, **options:
 
 def png(seed: int = 0, size: tuple[int, int] = (64, 48)) -> bytes:
     return encode("PNG", size, seed)
+
+
+def noise_png(side: int) -> bytes:
+    """A PNG of random pixels (they do not compress): about 3 x side x side bytes."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), random.Random(side).randbytes(side * side * 3)).save(
+        out, "PNG"
+    )
+    return out.getvalue()
 
 
 def animated_gif(frames: int = 3) -> bytes:

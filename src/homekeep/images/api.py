@@ -260,6 +260,11 @@ def build(ctx: AreaContext) -> WebParts:
     sweeper: list[asyncio.Task[None]] = []
 
     async def sweep_forever() -> None:
+        try:
+            for name in await db.run(store.tidy):
+                log.warning("removed %s: a file without a record, left by a crash", name)
+        except Exception:
+            log.exception("could not tidy the images folder at start")
         while True:
             try:
                 for image_id in await db.run(store.sweep):
