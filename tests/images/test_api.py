@@ -218,6 +218,11 @@ def test_delete_url_confirms_on_get_and_deletes_on_post_only(hosted: Hosted) -> 
     body = upload_json(
         hosted, samples.png(seed=9), "image/png", "<img src=x onerror=alert(1)>.png"
     ).json()
+    wrong = body["delete_url"].rsplit("/", 1)[0] + "/not-the-token"
+    for method in ("GET", "POST"):
+        refused = httpx.request(method, wrong)
+        assert refused.status_code == 403
+        assert "not valid" in refused.text
     page = httpx.get(body["delete_url"])
     assert page.status_code == 200
     assert "Delete it" in page.text
@@ -230,8 +235,7 @@ def test_delete_url_confirms_on_get_and_deletes_on_post_only(hosted: Hosted) -> 
     assert "Deleted" in done.text
     assert httpx.get(body["url"]).status_code == 404
     assert httpx.get(body["delete_url"]).status_code == 404
-    bogus = body["delete_url"].rsplit("/", 1)[0] + "/not-the-token"
-    assert httpx.post(bogus).status_code == 404
+    assert httpx.post(wrong).status_code == 404
 
 
 def test_gps_is_stripped_and_other_exif_kept(hosted: Hosted) -> None:

@@ -245,7 +245,8 @@ def build(ctx: AreaContext) -> WebParts:
             request,
             "delete.html",
             {"record": record, "state": state, "image_id": image_id},
-            status_code=404 if state == "invalid" else 200,
+            # A wrong token for an image that exists is refused, as DELETE refuses it.
+            status_code=200 if state != "invalid" else 404 if record is None else 403,
             headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
         )
 
