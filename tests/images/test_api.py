@@ -133,6 +133,10 @@ def test_link_headers_etag_range_and_head(hosted: Hosted) -> None:
     assert head.status_code == 200
     assert head.content == b""
     assert head.headers["content-length"] == str(len(data))
+    for response in (again, part, head):
+        assert response.headers["x-content-type-options"] == "nosniff", response
+        assert response.headers["content-security-policy"] == "default-src 'none'; sandbox"
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
 
 
 @pytest.mark.parametrize("path", ["/i/nosuch12.png", "/i/nosuch12", "/i/", "/i/..%2F..%2Fetc"])

@@ -42,20 +42,42 @@ def test_open_uploads_take_anonymous_images(custom: Hosted) -> None:
 
 @pytest.mark.parametrize(
     "custom",
-    [{"HOMEKEEP_IMAGES_RATE_LIMIT_PER_MINUTE": "60", "HOMEKEEP_IMAGES_RATE_LIMIT_BURST": "3"}],
+    [
+        {
+            "HOMEKEEP_IMAGES_RATE_LIMIT_PER_MINUTE": "30",
+            "HOMEKEEP_IMAGES_RATE_LIMIT_BURST": "2",
+            "HOMEKEEP_IMAGES_OPEN_UPLOADS": "true",
+        }
+    ],
     indirect=True,
 )
-def test_rate_limit_answers_429_with_retry_after(custom: Hosted) -> None:
-    codes = [post(custom, samples.png(seed=i)).status_code for i in range(3)]
-    assert codes == [201, 201, 201]
-    before = custom.state()
-    limited = post(custom, samples.png(seed=9))
-    assert limited.status_code == 429
-    assert limited.json()["error"]["code"] == "rate_limited"
-    assert 1 <= int(limited.headers["retry-after"]) <= 2
-    assert custom.state() == before
-    time.sleep(int(limited.headers["retry-after"]) + 0.1)
-    assert post(custom, samples.png(seed=10)).status_code == 201
+def test_rate_limit_answers_429_with_retry_after_per_token_and_per_address(
+    custom: Hosted,
+) -> None:
+    """30 a minute is one every 2 s: after the burst of 2, Retry-After says 2."""
+    seeds = iter(range(1000, 2000))
+
+    def send(who: str) -> httpx.Response:
+        data = samples.png(seed=next(seeds))
+        if who == "token":
+            return post(custom, data)
+        # Behind a proxy on loopback the client address is X-Forwarded-For's.
+        headers = {"Content-Type": "image/png", "X-Forwarded-For": who}
+        return httpx.post(f"{custom.server.url}/api/images", content=data, headers=headers)
+
+    for who in ("token", "192.0.2.1"):
+        assert [send(who).status_code for _ in range(2)] == [201, 201]
+        before = custom.state()
+        limited = send(who)
+        assert limited.status_code == 429, who
+        assert limited.json()["error"]["code"] == "rate_limited"
+        assert limited.headers["retry-after"] == "2"
+        assert custom.state() == before
+    assert send("192.0.2.2").status_code == 201  # another address has its own bucket
+    assert send("192.0.2.1").status_code == 429
+    time.sleep(2.05)
+    assert send("token").status_code == 201
+    assert send("192.0.2.1").status_code == 201
 
 
 @pytest.mark.parametrize("custom", [{**FAST, "HOMEKEEP_IMAGES_DEDUP": "true"}], indirect=True)
