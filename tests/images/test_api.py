@@ -294,6 +294,10 @@ def test_file_name_is_metadata_only(hosted: Hosted) -> None:
     assert windows.json()["file_name"] == "cat.png"
     long = upload_json(hosted, samples.png(seed=12), "image/png", "n" * 5000 + ".png")
     assert long.json()["file_name"] == "n" * 255
+    emoji = upload_json(
+        hosted, samples.png(seed=14), "image/png", "\U0001f469\u200d\U0001f4bb é.png"
+    )
+    assert emoji.json()["file_name"] == "\U0001f469\u200d\U0001f4bb é.png"  # ZWJ is not a control
     lying = upload_json(hosted, samples.png(seed=13), "image/png", "evil.html")
     assert lying.json()["url"].endswith(".png")
 

@@ -16,7 +16,7 @@ from tests.support import HOMEKEEP, clean_env, run_cli
 def test_upload_prints_each_link_and_local_commands_see_them(
     hosted: Hosted, tmp_path: Path
 ) -> None:
-    a, b = tmp_path / "a.png", tmp_path / "b photo.jpg"
+    a, b = tmp_path / "[red]a.png", tmp_path / "b photo.jpg"
     a.write_bytes(samples.png(seed=200))
     b.write_bytes(samples.encode("JPEG", seed=200))
     result = run_cli(
@@ -36,6 +36,7 @@ def test_upload_prints_each_link_and_local_commands_see_them(
     assert rows[image_id]["file_name"] == "b photo.jpg"
     table = run_cli("images", "list", "--limit", "3", data_dir=hosted.data_dir)
     assert f"{image_id}.jpg" in table.stdout
+    assert "[red]a.png" in table.stdout  # names are shown as they are, not as markup
 
     info = run_cli("images", "info", image_id, "--json", data_dir=hosted.data_dir)
     assert json.loads(info.stdout)["mime_type"] == "image/jpeg"

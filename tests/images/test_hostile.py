@@ -131,6 +131,18 @@ CASES: list[tuple[str, tuple[bytes, str], int, str]] = [
         "invalid_input",
     ),
     (
+        "c1-escape-in-name",
+        as_json({"file_name": "a\x9b31m.png", "mime_type": "image/png", "data": b64(PNG)}),
+        422,
+        "invalid_input",
+    ),
+    (
+        "bidi-override-in-name",
+        as_json({"file_name": "cat\u202egnp.exe", "mime_type": "image/png", "data": b64(PNG)}),
+        422,
+        "invalid_input",
+    ),
+    (
         "unknown-field",
         as_json({"mime_type": "image/png", "data": b64(PNG), "path": "/etc"}),
         422,

@@ -11,6 +11,7 @@ import click
 import httpx
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from homekeep.core.errors import (
     AuthError,
@@ -148,7 +149,7 @@ def list_(rt: Runtime, limit: int, offset: int, as_json: bool) -> None:
             r.mime_type,
             str(r.size),
             f"{r.width}x{r.height}",
-            r.file_name,
+            Text(r.file_name),  # plain text: a name like "[red]x" is not rich markup
             r.created_at[:16].replace("T", " "),
         )
     Console().print(table)
