@@ -11,8 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from homekeep.core.config import load_settings
+from homekeep.core.errors import ConfigError
+from homekeep.images.config import ImagesConfig
 from tests.images import samples
 from tests.images.conftest import FAST, Hosted, start
+from tests.support import run_cli
 
 PNG = samples.png(seed=70)
 
@@ -170,21 +174,69 @@ def test_server_public_url_is_the_fallback(tmp_path: Path) -> None:
         assert body["url"] == f"http://home.example:8080/i/{body['id']}.png"
 
 
+BAD_CONFIG = [
+    ("id_length", "5"),
+    ("id_length", "65"),
+    ("id_alphabet", '"a"'),
+    ("id_alphabet", '"aab"'),
+    ("id_alphabet", '"a/b"'),
+    ("id_alphabet", '"a.b"'),
+    ("allowed_types", '["image/svg+xml"]'),
+    ("allowed_types", "[]"),
+    ("allowed_types", '"image/png"'),
+    ("max_bytes", "0"),
+    ("max_pixels", "0"),
+    ("max_frames", "0"),
+    ("rate_limit_per_minute", "-1"),
+    ("rate_limit_burst", "0"),
+    ("default_expiry_seconds", "-1"),
+    ("max_expiry_seconds", "-1"),
+    ("sweep_interval_seconds", "0"),
+    ("accel_redirect", '"x"'),
+    ("accel_redirect", '"/../"'),
+    ("file_name_max", "0"),
+    ("public_url", '"img.example"'),
+    ("public_url", '"javascript:alert(1)"'),
+    ("public_url", '"https://img.example/?a=b"'),
+    ("strip_gps", '"maybe"'),
+    ("apply_orientation", "2"),
+    ("dedup", '"perhaps"'),
+    ("open_uploads", "[]"),
+    ("no_such_key", "1"),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), BAD_CONFIG, ids=[f"{k}={v}" for k, v in BAD_CONFIG])
+def test_bad_config_is_one_line_naming_file_and_key(tmp_path: Path, key: str, value: str) -> None:
+    """The loader the CLI runs (in process, for speed; the CLI cases are below)."""
+    config = tmp_path / "config.toml"
+    config.write_text(f"[images]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, {"images": ImagesConfig}, env={})
+    assert caught.value.exit_code == 2
+    message = caught.value.message
+    assert message.startswith(f"{config}: [images] ")
+    assert key in message
+    assert "\n" not in message
+
+
+def test_bad_config_file_is_a_one_line_cli_error(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[images]\nid_alphabet = "a.b"\n')
+    result = run_cli("--config", config, "images", "list", data_dir=tmp_path, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {config}: [images] id_alphabet: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("var", "value"),
-    [
-        ("HOMEKEEP_IMAGES_ID_LENGTH", "5"),
-        ("HOMEKEEP_IMAGES_ID_ALPHABET", '"a/b"'),
-        ("HOMEKEEP_IMAGES_ALLOWED_TYPES", '["image/svg+xml"]'),
-        ("HOMEKEEP_IMAGES_MAX_BYTES", "0"),
-    ],
+    [("HOMEKEEP_IMAGES_ID_LENGTH", "5"), ("HOMEKEEP_IMAGES_PUBLIC_URL", "ftp://x")],
 )
 def test_bad_config_is_refused_at_start_with_the_key_named(
     tmp_path: Path, var: str, value: str
 ) -> None:
-    from tests.support import run_cli
-
     result = run_cli("serve", "--port", "0", data_dir=tmp_path, env={var: value}, timeout=30)
     assert result.returncode == 2
     assert result.stderr.startswith("error: environment variable " + var)
-    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 from pydantic import Field, field_validator
 
 from homekeep.core.config import Section
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_PREFIX = re.compile(r"/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)+")
 KNOWN_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/avif")
 
 
@@ -86,8 +90,30 @@ class ImagesConfig(Section):
     @field_validator("accel_redirect")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if value and not (value.startswith("/") and value.endswith("/")):
-            raise ValueError("must start and end with '/', e.g. /_images/")
+        if value and not _PREFIX.fullmatch(value):
+            raise ValueError(
+                "must be a path that starts and ends with '/', of letters, digits, '_' and "
+                "'-' (no '..'), e.g. /_images/"
+            )
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or any(c.isspace() for c in value)
+        ):
+            raise ValueError(
+                "must be an http:// or https:// base URL without query or fragment, "
+                "e.g. https://img.example"
+            )
         return value
 
     @field_validator("id_alphabet")
