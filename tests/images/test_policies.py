@@ -79,6 +79,10 @@ def test_rate_limit_answers_429_with_retry_after_per_token_and_per_address(
         assert custom.state() == before
     assert send("192.0.2.2").status_code == 201  # another address has its own bucket
     assert send("192.0.2.1").status_code == 429
+    # An IPv6 client has a whole /64: one bucket for all of it, another for the next /64.
+    assert [send(f"2001:db8:0:1::{n}").status_code for n in (1, 2, 3)] == [201, 201, 429]
+    assert send("2001:db8:0:1:ffff::9").status_code == 429
+    assert send("2001:db8:0:2::1").status_code == 201
     time.sleep(2.05)
     assert send("token").status_code == 201
     assert send("192.0.2.1").status_code == 201

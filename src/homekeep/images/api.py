@@ -22,6 +22,7 @@ from homekeep.core.errors import Forbidden, NotFound
 from homekeep.core.web import templates
 from homekeep.images import thumbnails
 from homekeep.images.ingest import ingest
+from homekeep.images.ratelimit import client_key
 from homekeep.images.service import BLOB_MAX, Images, stamp
 from homekeep.images.store import ImageRecord
 from homekeep.images.uploads import parse
@@ -108,7 +109,7 @@ def build(ctx: AreaContext) -> WebParts:
         """Upload an image: base64 JSON, multipart (`file`), or a raw body with its type."""
         token = await authenticate(request, "images", required=not config.open_uploads)
         client = request.client.host if request.client else "unknown"
-        images.limiter.hit(f"token:{token.id}" if token else f"addr:{client}")
+        images.limiter.hit(f"token:{token.id}" if token else client_key(client))
         received = await parse(request, config.max_bytes, config.file_name_max)
         result = await anyio.to_thread.run_sync(
             ingest, store, config, images.allowed, received, token.id if token else None
