@@ -98,14 +98,19 @@ def test_base64_decoding_is_strict_or_refuses(text: str) -> None:
     assert base64.b64encode(data).decode() == text.split(",", 1)[-1] or text.startswith("data:")
 
 
+BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
 def test_clean_name_is_a_bounded_single_name(raw: str) -> None:
+    controls = [c for c in raw if ord(c) < 32 or 127 <= ord(c) <= 159 or c in BIDI]
     try:
         name = clean_name(raw, 100)
     except InvalidInput:
-        assert any(ord(c) < 32 or ord(c) == 127 for c in raw)
+        assert controls
         return
+    assert not controls
     assert len(name) <= 100
     assert "/" not in name
     assert "\\" not in name
