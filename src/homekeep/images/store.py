@@ -274,7 +274,7 @@ class ImageStore:
         """
         known = {f"{r['id']}.{r['ext']}" for r in self.db.query("SELECT id, ext FROM images")}
         ids = {name.partition(".")[0] for name in known}
-        thumbs = self.thumb_path("x").parent
+        thumbs = self.files.parent / "thumbs"
         strays = [p for p in self.files.iterdir() if p.name not in known]
         if thumbs.is_dir():
             strays += [p for p in thumbs.iterdir() if p.name.partition(".")[0] not in ids]
