@@ -138,6 +138,15 @@ def test_ids_grow_when_collisions_pile_up(tmp_path: Path) -> None:
     assert ids.length > 6
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == sorted(f"{i}.png" for i in made)
     store.db.close()
+    for configured, expected in ((6, ids.length), (12, 12)):  # grown is kept; a larger config wins
+        again = IdGenerator("ab", configured)
+        reopened = ImageStore(
+            Database(tmp_path / "i.sqlite", area="images", migrations=MIGRATIONS),
+            tmp_path / "f",
+            again,
+        )
+        assert again.length == expected
+        reopened.db.close()
 
 
 def test_default_ids_are_base62_of_eight() -> None:

@@ -71,13 +71,6 @@ def test_grown_id_length_survives_a_restart(tmp_path: Path) -> None:
     assert all(len(i) >= grown for i in after), after
 
 
-def test_raising_id_length_in_config_wins_over_a_shorter_grown_one(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    token = create_token(data_dir, "uploader", "images")
-    with serve(data_dir, env={**FAST, "HOMEKEEP_IMAGES_ID_LENGTH": "12"}) as server:
-        assert len(post_png(server.url, token, 1).json()["id"]) == 12
-
-
 def _half_upload(url: str, token: str, form: str) -> None:
     """Send the headers and half the body of a 200 KB upload, then hang up."""
     png = samples.png(seed=77, size=(260, 260))
