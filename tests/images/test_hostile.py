@@ -195,6 +195,16 @@ CASES: list[tuple[str, tuple[bytes, str], int, str]] = [
     ),
 ]
 
+if samples.HAS_AVIF:
+    AVIF = samples.encode("AVIF", seed=50)
+    CASES += [
+        ("avif-declared-png", raw(AVIF, "image/png"), 415, "unsupported_media_type"),
+        ("png-declared-avif", raw(PNG, "image/avif"), 415, "unsupported_media_type"),
+        ("avif-then-html", raw(AVIF + samples.HTML, "image/avif"), 422, "invalid_input"),
+        ("truncated-avif", raw(AVIF[: len(AVIF) - 30], "image/avif"), 422, "invalid_input"),
+        ("avif-header-only", raw(AVIF[:64], "image/avif"), 422, "invalid_input"),
+    ]
+
 
 @pytest.mark.parametrize(
     ("body", "status", "code"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
