@@ -133,7 +133,11 @@ def test_link_headers_etag_range_and_head(hosted: Hosted) -> None:
     assert head.status_code == 200
     assert head.content == b""
     assert head.headers["content-length"] == str(len(data))
-    for response in (again, part, head):
+    bare_304 = httpx.get(bare, headers={"If-None-Match": etag})
+    bare_206 = httpx.get(bare, headers={"Range": "bytes=0-3"})
+    assert (bare_304.status_code, bare_206.status_code) == (304, 206)
+    assert bare_206.content == data[:4]
+    for response in (again, part, head, bare_304, bare_206, httpx.head(bare)):
         assert response.headers["x-content-type-options"] == "nosniff", response
         assert response.headers["content-security-policy"] == "default-src 'none'; sandbox"
         assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
