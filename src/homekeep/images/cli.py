@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import httpx
@@ -44,6 +45,16 @@ _BY_STATUS: dict[int, type[HomekeepError]] = {
 
 def _server(rt: Runtime, server: str | None) -> str:
     if server:
+        try:
+            parts = urlsplit(server)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018  (raises ValueError on a bad port)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise UsageError(
+                f"--server {server!r} is not a server URL; give one like http://127.0.0.1:8080"
+            )
         return server.rstrip("/")
     config = rt.settings.section("images", ImagesConfig)
     return (config.public_url or rt.settings.server.base_url()).rstrip("/")
