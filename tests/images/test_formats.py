@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from homekeep.core.db import Database
 from homekeep.core.errors import InvalidInput, RateLimited, UnsupportedMedia
-from homekeep.images.config import BASE62
+from homekeep.images.config import BASE62, PILLOW_BOMB_PIXELS
 from homekeep.images.formats import FORMATS, check_structure, check_type, decode, sniff
 from homekeep.images.ids import IdGenerator
 from homekeep.images.ratelimit import RateLimiter
@@ -168,3 +169,7 @@ def test_rate_limiter_refills() -> None:
     now[0] = 1.0
     limiter.hit("a")
     RateLimiter(per_minute=0, burst=1).hit("a")
+
+
+def test_max_pixels_cap_is_pillows_bomb_limit() -> None:
+    assert Image.MAX_IMAGE_PIXELS == PILLOW_BOMB_PIXELS

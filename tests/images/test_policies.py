@@ -190,6 +190,7 @@ BAD_CONFIG = [
     ("allowed_types", '"image/png"'),
     ("max_bytes", "0"),
     ("max_pixels", "0"),
+    ("max_pixels", "89478486"),  # past Pillow's limit, where it would only warn
     ("max_frames", "0"),
     ("rate_limit_per_minute", "-1"),
     ("rate_limit_burst", "0"),

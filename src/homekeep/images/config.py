@@ -11,6 +11,9 @@ from homekeep.core.config import Section
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _PREFIX = re.compile(r"/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)+")
+# PIL.Image.MAX_IMAGE_PIXELS: past it Pillow only warns (an error comes at twice that), so
+# max_pixels stays at or below it and every bomb is refused by our own check, as an error.
+PILLOW_BOMB_PIXELS = 89_478_485
 KNOWN_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/avif")
 
 
@@ -33,7 +36,9 @@ class ImagesConfig(Section):
     max_pixels: int = Field(
         default=50_000_000,
         ge=1,
-        description="Largest width x height of any frame; more is refused as a decompression bomb.",
+        le=PILLOW_BOMB_PIXELS,
+        description="Largest width x height of any frame; more is refused as a decompression "
+        f"bomb. At most {PILLOW_BOMB_PIXELS:,}, Pillow's own limit (where it only warns).",
     )
     max_frames: int = Field(default=1000, ge=1, description="Most frames in an animation.")
     id_alphabet: str = Field(default=BASE62, description="Characters image ids are drawn from.")
