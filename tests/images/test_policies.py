@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import io
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from homekeep.core.config import load_settings
 from homekeep.core.errors import ConfigError
@@ -86,6 +89,32 @@ def test_rate_limit_answers_429_with_retry_after_per_token_and_per_address(
     time.sleep(2.05)
     assert send("token").status_code == 201
     assert send("192.0.2.1").status_code == 201
+
+
+def peak_mib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) // 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize(
+    "custom",
+    [{**FAST, "HOMEKEEP_IMAGES_DECODE_SLOTS": "1", "HOMEKEEP_IMAGES_MAX_PIXELS": "20000000"}],
+    indirect=True,
+)
+def test_concurrent_uploads_decode_one_slot_at_a_time(custom: Hosted) -> None:
+    """Six 20-megapixel PNGs (small files: one colour) at once: one whole frame (60 MB) in
+    memory at a time, not six."""
+    out = io.BytesIO()
+    Image.new("RGB", (4470, 4470), (1, 2, 3)).save(out, "PNG", compress_level=1)
+    big = out.getvalue()
+    assert post(custom, big).status_code == 201  # the first decode sets the baseline
+    pid = custom.server.process.pid
+    before = peak_mib(pid)
+    with ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(lambda _: post(custom, big).status_code, range(6)))
+    assert codes == [201] * 6
+    assert peak_mib(pid) - before < 150  # six at once took it up by about 450 MiB
 
 
 @pytest.mark.parametrize("custom", [{**FAST, "HOMEKEEP_IMAGES_DEDUP": "true"}], indirect=True)

@@ -21,7 +21,7 @@ from homekeep.core.db import utcnow
 from homekeep.core.errors import Forbidden, NotFound
 from homekeep.core.web import templates
 from homekeep.images import thumbnails
-from homekeep.images.ingest import ingest
+from homekeep.images.ingest import check, save
 from homekeep.images.ratelimit import client_key
 from homekeep.images.service import BLOB_MAX, Images, stamp
 from homekeep.images.store import ImageRecord
@@ -111,8 +111,10 @@ def build(ctx: AreaContext) -> WebParts:
         client = request.client.host if request.client else "unknown"
         images.limiter.hit(f"token:{token.id}" if token else client_key(client))
         received = await parse(request, config.max_bytes, config.file_name_max)
+        async with images.decoding:  # waiting here holds no worker thread
+            checked = await anyio.to_thread.run_sync(check, config, images.allowed, received)
         result = await anyio.to_thread.run_sync(
-            ingest, store, config, images.allowed, received, token.id if token else None
+            save, store, config, checked, received, token.id if token else None
         )
         root_url = base(request)
         body = images.view(result.record, root_url)
@@ -154,10 +156,14 @@ def build(ctx: AreaContext) -> WebParts:
     async def thumbnail(image_id: str) -> Response:
         """A WebP preview of at most 320x320 pixels (the first frame of an animation)."""
         record, _ = await lookup(image_id)
+        target = store.thumb_path(record.id)
         try:
-            data = await anyio.to_thread.run_sync(
-                thumbnails.make, store.path(record), record.ext, store.thumb_path(record.id)
-            )
+            data = await anyio.to_thread.run_sync(thumbnails.kept, target)
+            if data is None:
+                async with images.decoding:
+                    data = await anyio.to_thread.run_sync(
+                        thumbnails.make, store.path(record), record.ext, target
+                    )
         except FileNotFoundError:
             images.forget(record.id)
             raise NotFound(f"image {image_id!r} is gone") from None

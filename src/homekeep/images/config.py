@@ -41,6 +41,12 @@ class ImagesConfig(Section):
         f"bomb. At most {PILLOW_BOMB_PIXELS:,}, Pillow's own limit (where it only warns).",
     )
     max_frames: int = Field(default=1000, ge=1, description="Most frames in an animation.")
+    decode_slots: int = Field(
+        default=0,
+        ge=0,
+        description="Images decoded at once (uploads, thumbnails); each can hold a whole frame, "
+        "up to 4 bytes x max_pixels, in memory. 0: one per CPU core.",
+    )
     id_alphabet: str = Field(default=BASE62, description="Characters image ids are drawn from.")
     id_length: int = Field(
         default=8, ge=6, le=64, description="Length of new ids; grows when collisions pile up."

@@ -7,6 +7,7 @@ same file (inode, mtime, size); a deleted or replaced file drops the entry.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -32,6 +33,11 @@ def stamp(stat: os.stat_result) -> Stamp:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
+def cpu_count() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def open_store(ctx: AreaContext, config: ImagesConfig) -> ImageStore:
     """Open the area's database and files folder."""
     return ImageStore(
@@ -50,6 +56,7 @@ class Images:
     store: ImageStore
     limiter: RateLimiter
     allowed: tuple[str, ...]
+    decoding: asyncio.Semaphore
     records: OrderedDict[str, tuple[ImageRecord, Stamp]] = field(default_factory=OrderedDict)
     blobs: OrderedDict[str, tuple[Stamp, bytes]] = field(default_factory=OrderedDict)
     blob_bytes: int = 0
@@ -63,6 +70,7 @@ class Images:
             store=open_store(ctx, config),
             limiter=RateLimiter(config.rate_limit_per_minute, config.rate_limit_burst),
             allowed=supported_types(config.allowed_types),
+            decoding=asyncio.Semaphore(config.decode_slots or cpu_count()),
         )
 
     @property
