@@ -64,6 +64,11 @@ def start(tmp: Path, env: dict[str, str]) -> Iterator[Hosted]:
 
 @pytest.fixture(scope="module")
 def hosted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosted]:
-    """A server with a 300 KB image limit and no rate limit, shared by a module."""
-    env = {**FAST, "HOMEKEEP_IMAGES_MAX_BYTES": "300000", "HOMEKEEP_IMAGES_MAX_PIXELS": "4000000"}
+    """A server with a 300 KB, 4 MP (40 MP for all frames) limit and no rate limit, per module."""
+    env = {
+        **FAST,
+        "HOMEKEEP_IMAGES_MAX_BYTES": "300000",
+        "HOMEKEEP_IMAGES_MAX_PIXELS": "4000000",
+        "HOMEKEEP_IMAGES_MAX_TOTAL_PIXELS": "40000000",
+    }
     yield from start(tmp_path_factory.mktemp("images"), env)

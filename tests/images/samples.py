@@ -85,6 +85,15 @@ def gif_with_big_later_frame(width: int, height: int) -> bytes:
     return head + first + later + b";"
 
 
+def gif_of_tiny_updates(side: int, frames: int) -> bytes:
+    """A GIF of ``frames`` 1x1 updates on a ``side`` x ``side`` canvas: a few bytes a frame,
+    a whole canvas of pixels a frame to decode."""
+    head = b"GIF89a" + struct.pack("<HHBBB", side, side, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    control = b"\x21\xf9\x04\x00\x00\x00\x00\x00"
+    frame = control + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+    return head + frame * frames + b";"
+
+
 def corrupt_png() -> bytes:
     """A PNG whose pixel data is damaged (CRC and zlib stream broken) but whose chunks line up."""
     data = bytearray(png(seed=9))

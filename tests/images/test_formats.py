@@ -46,7 +46,7 @@ def test_avif_is_sniffed_and_decoded() -> None:
     data = samples.encode("AVIF")
     fmt = check_type(data, "image/avif", ALL)
     check_structure(data, fmt)
-    assert decode(data, fmt, max_pixels=10**6, max_frames=1).width == 64
+    assert decode(data, fmt, max_pixels=10**6, max_frames=1, max_total_pixels=10**8).width == 64
 
 
 @pytest.mark.parametrize("declared", ["image/jpg", "IMAGE/JPEG", "image/jpeg; charset=x"])
@@ -57,9 +57,9 @@ def test_declared_type_aliases(declared: str) -> None:
 def test_frame_limit() -> None:
     data = samples.animated_gif(5)
     fmt = FORMATS["image/gif"]
-    assert decode(data, fmt, max_pixels=10**6, max_frames=5).frames == 5
+    assert decode(data, fmt, max_pixels=10**6, max_frames=5, max_total_pixels=10**8).frames == 5
     with pytest.raises(InvalidInput, match="more than 4 frames"):
-        decode(data, fmt, max_pixels=10**6, max_frames=4)
+        decode(data, fmt, max_pixels=10**6, max_frames=4, max_total_pixels=10**8)
 
 
 @settings(max_examples=200, deadline=None)
@@ -76,7 +76,7 @@ def test_arbitrary_bytes_never_crash_the_checks(data: bytes) -> None:
         try:
             fmt = check_type(blob, sniff(blob) or "image/png", ALL)
             check_structure(blob, fmt)
-            decode(blob, fmt, max_pixels=10**6, max_frames=10)
+            decode(blob, fmt, max_pixels=10**6, max_frames=10, max_total_pixels=10**8)
         except (InvalidInput, UnsupportedMedia):
             pass
 
@@ -173,3 +173,13 @@ def test_rate_limiter_refills() -> None:
 
 def test_max_pixels_cap_is_pillows_bomb_limit() -> None:
     assert Image.MAX_IMAGE_PIXELS == PILLOW_BOMB_PIXELS
+
+
+def test_total_pixels_of_all_frames_are_capped() -> None:
+    gif = samples.gif_of_tiny_updates(100, 20)  # 20 frames of 10,000 pixels
+    fmt = FORMATS["image/gif"]
+    ok = decode(gif, fmt, max_pixels=10**4, max_frames=100, max_total_pixels=200_000)
+    assert ok.frames == 20
+    with pytest.raises(InvalidInput, match="frame 11 add up to 110000 pixels") as caught:
+        decode(gif, fmt, max_pixels=10**4, max_frames=100, max_total_pixels=109_999)
+    assert caught.value.code == "too_many_pixels"

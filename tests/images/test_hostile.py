@@ -79,6 +79,12 @@ CASES: list[tuple[str, tuple[bytes, str], int, str]] = [
         422,
         "too_many_pixels",
     ),
+    (
+        "gif-of-many-canvas-frames",  # 30 frames of 2000x2000 = 120 MP, over the 40 MP total
+        raw(samples.gif_of_tiny_updates(2000, 30), "image/gif"),
+        422,
+        "too_many_pixels",
+    ),
     ("empty-raw", raw(b"", "image/png"), 422, "invalid_input"),
     ("oversized-raw", raw(PNG + b"\x00" * 400_000, "image/png"), 413, "payload_too_large"),
     (

@@ -221,6 +221,8 @@ BAD_CONFIG = [
     ("max_pixels", "0"),
     ("max_pixels", "89478486"),  # past Pillow's limit, where it would only warn
     ("max_frames", "0"),
+    ("max_total_pixels", "0"),
+    ("max_total_pixels", "1000"),  # under max_pixels: a still image could not pass
     ("rate_limit_per_minute", "-1"),
     ("rate_limit_burst", "0"),
     ("default_expiry_seconds", "-1"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from homekeep.core.config import Section
 
@@ -41,6 +41,12 @@ class ImagesConfig(Section):
         f"bomb. At most {PILLOW_BOMB_PIXELS:,}, Pillow's own limit (where it only warns).",
     )
     max_frames: int = Field(default=1000, ge=1, description="Most frames in an animation.")
+    max_total_pixels: int = Field(
+        default=1_000_000_000,
+        ge=1,
+        description="Most pixels of all frames of an animation together (each frame is a "
+        "whole canvas to decode); at least max_pixels.",
+    )
     decode_slots: int = Field(
         default=0,
         ge=0,
@@ -87,6 +93,15 @@ class ImagesConfig(Section):
     file_name_max: int = Field(
         default=255, ge=1, le=4096, description="Longest original file name kept (characters)."
     )
+
+    @model_validator(mode="after")
+    def _totals(self) -> ImagesConfig:
+        if self.max_total_pixels < self.max_pixels:
+            raise ValueError(
+                f"max_total_pixels ({self.max_total_pixels}) must be at least max_pixels "
+                f"({self.max_pixels})"
+            )
+        return self
 
     @field_validator("allowed_types")
     @classmethod

@@ -56,7 +56,13 @@ def check(config: ImagesConfig, allowed: tuple[str, ...], upload: Upload) -> Che
         raise UnsupportedMedia(f"not an image we host; send one of: {', '.join(allowed)}")
     fmt = check_type(data, declared, allowed)
     check_structure(data, fmt)
-    decoded = decode(data, fmt, max_pixels=config.max_pixels, max_frames=config.max_frames)
+    decoded = decode(
+        data,
+        fmt,
+        max_pixels=config.max_pixels,
+        max_frames=config.max_frames,
+        max_total_pixels=config.max_total_pixels,
+    )
     width, height = decoded.width, decoded.height
     stored = clean(
         data, fmt, strip_gps=config.strip_gps, apply_orientation=config.apply_orientation
