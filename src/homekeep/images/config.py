@@ -42,7 +42,7 @@ class ImagesConfig(Section):
     )
     max_frames: int = Field(default=1000, ge=1, description="Most frames in an animation.")
     max_total_pixels: int = Field(
-        default=1_000_000_000,
+        default=500_000_000,
         ge=1,
         description="Most pixels of all frames of an animation together (each frame is a "
         "whole canvas to decode); at least max_pixels.",
