@@ -126,7 +126,7 @@ def test_a_server_killed_mid_upload_leaves_nothing_visible_after_restart(
     data_dir = tmp_path / "data"
     token = create_token(data_dir, "uploader", "images")
     area = data_dir / "images"
-    big = samples.noise_png(600)  # about 1 MB: each upload takes a while
+    big = samples.noise_png(450)  # about 600 KB: each upload takes a while
     stop = threading.Event()
 
     def upload_until_killed() -> None:
@@ -148,7 +148,7 @@ def test_a_server_killed_mid_upload_leaves_nothing_visible_after_restart(
         threads = [threading.Thread(target=upload_until_killed) for _ in range(4)]
         for thread in threads:
             thread.start()
-        time.sleep(1.5)
+        time.sleep(0.8)
         server.stop(signal.SIGKILL)
         stop.set()
         for thread in threads:
