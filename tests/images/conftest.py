@@ -30,9 +30,18 @@ class Hosted:
     def db(self) -> Path:
         return self.data_dir / "images" / "images.sqlite"
 
+    @property
+    def temp(self) -> Path:
+        return self.data_dir / "images" / "tmp"
+
     def state(self) -> tuple[list[str], list[tuple[object, ...]]]:
-        """Every file in the images folder (temp files too) and every row."""
-        files = sorted(p.name for p in self.files.iterdir()) if self.files.exists() else []
+        """Every file in the images and temp folders, and every row."""
+        files = sorted(
+            f"{folder.name}/{p.name}"
+            for folder in (self.files, self.temp)
+            if folder.exists()
+            for p in folder.iterdir()
+        )
         with sqlite3.connect(self.db) as conn:
             rows = conn.execute("SELECT * FROM images ORDER BY id").fetchall()
         return files, rows
@@ -55,6 +64,11 @@ def start(tmp: Path, env: dict[str, str]) -> Iterator[Hosted]:
 
 @pytest.fixture(scope="module")
 def hosted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosted]:
-    """A server with a 300 KB image limit and no rate limit, shared by a module."""
-    env = {**FAST, "HOMEKEEP_IMAGES_MAX_BYTES": "300000", "HOMEKEEP_IMAGES_MAX_PIXELS": "4000000"}
+    """A server with a 300 KB, 4 MP (40 MP for all frames) limit and no rate limit, per module."""
+    env = {
+        **FAST,
+        "HOMEKEEP_IMAGES_MAX_BYTES": "300000",
+        "HOMEKEEP_IMAGES_MAX_PIXELS": "4000000",
+        "HOMEKEEP_IMAGES_MAX_TOTAL_PIXELS": "40000000",
+    }
     yield from start(tmp_path_factory.mktemp("images"), env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import zlib
 
@@ -28,6 +29,15 @@ def encode(fmt: str, size: tuple[int, int] = (64, 48), seed: int = 0, **options:
 
 def png(seed: int = 0, size: tuple[int, int] = (64, 48)) -> bytes:
     return encode("PNG", size, seed)
+
+
+def noise_png(side: int) -> bytes:
+    """A PNG of random pixels (they do not compress): about 3 x side x side bytes."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), random.Random(side).randbytes(side * side * 3)).save(
+        out, "PNG"
+    )
+    return out.getvalue()
 
 
 def animated_gif(frames: int = 3) -> bytes:
@@ -73,6 +83,15 @@ def gif_with_big_later_frame(width: int, height: int) -> bytes:
         control + b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00"
     )
     return head + first + later + b";"
+
+
+def gif_of_tiny_updates(side: int, frames: int) -> bytes:
+    """A GIF of ``frames`` 1x1 updates on a ``side`` x ``side`` canvas: a few bytes a frame,
+    a whole canvas of pixels a frame to decode."""
+    head = b"GIF89a" + struct.pack("<HHBBB", side, side, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    control = b"\x21\xf9\x04\x00\x00\x00\x00\x00"
+    frame = control + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+    return head + frame * frames + b";"
 
 
 def corrupt_png() -> bytes:

@@ -133,6 +133,14 @@ def test_link_headers_etag_range_and_head(hosted: Hosted) -> None:
     assert head.status_code == 200
     assert head.content == b""
     assert head.headers["content-length"] == str(len(data))
+    bare_304 = httpx.get(bare, headers={"If-None-Match": etag})
+    bare_206 = httpx.get(bare, headers={"Range": "bytes=0-3"})
+    assert (bare_304.status_code, bare_206.status_code) == (304, 206)
+    assert bare_206.content == data[:4]
+    for response in (again, part, head, bare_304, bare_206, httpx.head(bare)):
+        assert response.headers["x-content-type-options"] == "nosniff", response
+        assert response.headers["content-security-policy"] == "default-src 'none'; sandbox"
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
 
 
 @pytest.mark.parametrize("path", ["/i/nosuch12.png", "/i/nosuch12", "/i/", "/i/..%2F..%2Fetc"])
@@ -218,6 +226,11 @@ def test_delete_url_confirms_on_get_and_deletes_on_post_only(hosted: Hosted) -> 
     body = upload_json(
         hosted, samples.png(seed=9), "image/png", "<img src=x onerror=alert(1)>.png"
     ).json()
+    wrong = body["delete_url"].rsplit("/", 1)[0] + "/not-the-token"
+    for method in ("GET", "POST"):
+        refused = httpx.request(method, wrong)
+        assert refused.status_code == 403
+        assert "not valid" in refused.text
     page = httpx.get(body["delete_url"])
     assert page.status_code == 200
     assert "Delete it" in page.text
@@ -230,8 +243,7 @@ def test_delete_url_confirms_on_get_and_deletes_on_post_only(hosted: Hosted) -> 
     assert "Deleted" in done.text
     assert httpx.get(body["url"]).status_code == 404
     assert httpx.get(body["delete_url"]).status_code == 404
-    bogus = body["delete_url"].rsplit("/", 1)[0] + "/not-the-token"
-    assert httpx.post(bogus).status_code == 404
+    assert httpx.post(wrong).status_code == 404
 
 
 def test_gps_is_stripped_and_other_exif_kept(hosted: Hosted) -> None:
@@ -286,6 +298,10 @@ def test_file_name_is_metadata_only(hosted: Hosted) -> None:
     assert windows.json()["file_name"] == "cat.png"
     long = upload_json(hosted, samples.png(seed=12), "image/png", "n" * 5000 + ".png")
     assert long.json()["file_name"] == "n" * 255
+    emoji = upload_json(
+        hosted, samples.png(seed=14), "image/png", "\U0001f469\u200d\U0001f4bb é.png"
+    )
+    assert emoji.json()["file_name"] == "\U0001f469\u200d\U0001f4bb é.png"  # ZWJ is not a control
     lying = upload_json(hosted, samples.png(seed=13), "image/png", "evil.html")
     assert lying.json()["url"].endswith(".png")
 

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.images import samples
 from tests.images.conftest import Hosted
@@ -16,7 +17,7 @@ from tests.support import HOMEKEEP, clean_env, run_cli
 def test_upload_prints_each_link_and_local_commands_see_them(
     hosted: Hosted, tmp_path: Path
 ) -> None:
-    a, b = tmp_path / "a.png", tmp_path / "b photo.jpg"
+    a, b = tmp_path / "[red]a.png", tmp_path / "b photo.jpg"
     a.write_bytes(samples.png(seed=200))
     b.write_bytes(samples.encode("JPEG", seed=200))
     result = run_cli(
@@ -36,6 +37,7 @@ def test_upload_prints_each_link_and_local_commands_see_them(
     assert rows[image_id]["file_name"] == "b photo.jpg"
     table = run_cli("images", "list", "--limit", "3", data_dir=hosted.data_dir)
     assert f"{image_id}.jpg" in table.stdout
+    assert "[red]a.png" in table.stdout  # names are shown as they are, not as markup
 
     info = run_cli("images", "info", image_id, "--json", data_dir=hosted.data_dir)
     assert json.loads(info.stdout)["mime_type"] == "image/jpeg"
@@ -123,6 +125,20 @@ def test_upload_without_token_or_server(hosted: Hosted, tmp_path: Path) -> None:
     assert down.returncode == 7
     assert down.stderr.startswith("error: cannot reach http://127.0.0.1:9")
     assert len(down.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("server", ["notaurl", "http://[::1", "http://h:99999", "ftp://h"])
+def test_a_bad_server_url_is_a_one_line_usage_error(tmp_path: Path, server: str) -> None:
+    a = tmp_path / "a.png"
+    a.write_bytes(samples.png(seed=204))
+    commands: list[list[str | Path]] = [["upload", a]]
+    if server == "notaurl":
+        commands.append(["sharex-config"])
+    for args in commands:
+        result = run_cli("images", *args, "--server", server, "--token", "t")
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"error: --server {server!r} is not a server URL")
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_sharex_config(hosted: Hosted) -> None:

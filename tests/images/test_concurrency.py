@@ -69,4 +69,4 @@ def test_a_thousand_concurrent_uploads(hosted: Hosted) -> None:
         assert body["sha256"] == hashlib.sha256(content).hexdigest()
     files, rows = hosted.state()
     assert {r[0] for r in rows} >= set(ids)
-    assert not [f for f in files if f.startswith(".upload-")]  # no temp file left behind
+    assert not [f for f in files if not f.startswith("files/")]  # no temp file left behind

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from homekeep.core.db import Database
 from homekeep.core.errors import InvalidInput, RateLimited, UnsupportedMedia
-from homekeep.images.config import BASE62
+from homekeep.images.config import BASE62, PILLOW_BOMB_PIXELS
 from homekeep.images.formats import FORMATS, check_structure, check_type, decode, sniff
 from homekeep.images.ids import IdGenerator
 from homekeep.images.ratelimit import RateLimiter
@@ -45,7 +46,7 @@ def test_avif_is_sniffed_and_decoded() -> None:
     data = samples.encode("AVIF")
     fmt = check_type(data, "image/avif", ALL)
     check_structure(data, fmt)
-    assert decode(data, fmt, max_pixels=10**6, max_frames=1).width == 64
+    assert decode(data, fmt, max_pixels=10**6, max_frames=1, max_total_pixels=10**8).width == 64
 
 
 @pytest.mark.parametrize("declared", ["image/jpg", "IMAGE/JPEG", "image/jpeg; charset=x"])
@@ -56,9 +57,9 @@ def test_declared_type_aliases(declared: str) -> None:
 def test_frame_limit() -> None:
     data = samples.animated_gif(5)
     fmt = FORMATS["image/gif"]
-    assert decode(data, fmt, max_pixels=10**6, max_frames=5).frames == 5
+    assert decode(data, fmt, max_pixels=10**6, max_frames=5, max_total_pixels=10**8).frames == 5
     with pytest.raises(InvalidInput, match="more than 4 frames"):
-        decode(data, fmt, max_pixels=10**6, max_frames=4)
+        decode(data, fmt, max_pixels=10**6, max_frames=4, max_total_pixels=10**8)
 
 
 @settings(max_examples=200, deadline=None)
@@ -75,7 +76,7 @@ def test_arbitrary_bytes_never_crash_the_checks(data: bytes) -> None:
         try:
             fmt = check_type(blob, sniff(blob) or "image/png", ALL)
             check_structure(blob, fmt)
-            decode(blob, fmt, max_pixels=10**6, max_frames=10)
+            decode(blob, fmt, max_pixels=10**6, max_frames=10, max_total_pixels=10**8)
         except (InvalidInput, UnsupportedMedia):
             pass
 
@@ -98,14 +99,19 @@ def test_base64_decoding_is_strict_or_refuses(text: str) -> None:
     assert base64.b64encode(data).decode() == text.split(",", 1)[-1] or text.startswith("data:")
 
 
+BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
 def test_clean_name_is_a_bounded_single_name(raw: str) -> None:
+    controls = [c for c in raw if ord(c) < 32 or 127 <= ord(c) <= 159 or c in BIDI]
     try:
         name = clean_name(raw, 100)
     except InvalidInput:
-        assert any(ord(c) < 32 or ord(c) == 127 for c in raw)
+        assert controls
         return
+    assert not controls
     assert len(name) <= 100
     assert "/" not in name
     assert "\\" not in name
@@ -133,6 +139,15 @@ def test_ids_grow_when_collisions_pile_up(tmp_path: Path) -> None:
     assert ids.length > 6
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == sorted(f"{i}.png" for i in made)
     store.db.close()
+    for configured, expected in ((6, ids.length), (12, 12)):  # grown is kept; a larger config wins
+        again = IdGenerator("ab", configured)
+        reopened = ImageStore(
+            Database(tmp_path / "i.sqlite", area="images", migrations=MIGRATIONS),
+            tmp_path / "f",
+            again,
+        )
+        assert again.length == expected
+        reopened.db.close()
 
 
 def test_default_ids_are_base62_of_eight() -> None:
@@ -154,3 +169,17 @@ def test_rate_limiter_refills() -> None:
     now[0] = 1.0
     limiter.hit("a")
     RateLimiter(per_minute=0, burst=1).hit("a")
+
+
+def test_max_pixels_cap_is_pillows_bomb_limit() -> None:
+    assert Image.MAX_IMAGE_PIXELS == PILLOW_BOMB_PIXELS
+
+
+def test_total_pixels_of_all_frames_are_capped() -> None:
+    gif = samples.gif_of_tiny_updates(100, 20)  # 20 frames of 10,000 pixels
+    fmt = FORMATS["image/gif"]
+    ok = decode(gif, fmt, max_pixels=10**4, max_frames=100, max_total_pixels=200_000)
+    assert ok.frames == 20
+    with pytest.raises(InvalidInput, match="frame 11 add up to 110000 pixels") as caught:
+        decode(gif, fmt, max_pixels=10**4, max_frames=100, max_total_pixels=109_999)
+    assert caught.value.code == "too_many_pixels"

@@ -79,6 +79,12 @@ CASES: list[tuple[str, tuple[bytes, str], int, str]] = [
         422,
         "too_many_pixels",
     ),
+    (
+        "gif-of-many-canvas-frames",  # 30 frames of 2000x2000 = 120 MP, over the 40 MP total
+        raw(samples.gif_of_tiny_updates(2000, 30), "image/gif"),
+        422,
+        "too_many_pixels",
+    ),
     ("empty-raw", raw(b"", "image/png"), 422, "invalid_input"),
     ("oversized-raw", raw(PNG + b"\x00" * 400_000, "image/png"), 413, "payload_too_large"),
     (
@@ -127,6 +133,18 @@ CASES: list[tuple[str, tuple[bytes, str], int, str]] = [
     (
         "newline-in-name",
         as_json({"file_name": "a\r\nb.png", "mime_type": "image/png", "data": b64(PNG)}),
+        422,
+        "invalid_input",
+    ),
+    (
+        "c1-escape-in-name",
+        as_json({"file_name": "a\x9b31m.png", "mime_type": "image/png", "data": b64(PNG)}),
+        422,
+        "invalid_input",
+    ),
+    (
+        "bidi-override-in-name",
+        as_json({"file_name": "cat\u202egnp.exe", "mime_type": "image/png", "data": b64(PNG)}),
         422,
         "invalid_input",
     ),
@@ -182,6 +200,16 @@ CASES: list[tuple[str, tuple[bytes, str], int, str]] = [
         "unsupported_media_type",
     ),
 ]
+
+if samples.HAS_AVIF:
+    AVIF = samples.encode("AVIF", seed=50)
+    CASES += [
+        ("avif-declared-png", raw(AVIF, "image/png"), 415, "unsupported_media_type"),
+        ("png-declared-avif", raw(PNG, "image/avif"), 415, "unsupported_media_type"),
+        ("avif-then-html", raw(AVIF + samples.HTML, "image/avif"), 422, "invalid_input"),
+        ("truncated-avif", raw(AVIF[: len(AVIF) - 30], "image/avif"), 422, "invalid_input"),
+        ("avif-header-only", raw(AVIF[:64], "image/avif"), 422, "invalid_input"),
+    ]
 
 
 @pytest.mark.parametrize(

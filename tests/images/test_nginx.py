@@ -12,7 +12,7 @@ import pytest
 
 from tests.images import samples
 from tests.images.conftest import FAST, start
-from tests.support import free_port
+from tests.support import free_port, run_cli
 
 CONF = """
 worker_processes 1;
@@ -100,6 +100,11 @@ def test_x_accel_redirect_front(tmp_path: Path) -> None:
             assert upload.status_code == 201
             assert httpx.post(upload.json()["delete_url"]).status_code == 200
             assert httpx.get(f"{front}/i/{upload.json()['id']}.png").status_code == 404
+            gone = run_cli("images", "delete", direct["id"], data_dir=hosted.data_dir)
+            assert gone.returncode == 0, gone.stderr
+            for tag in (etag, f'"{direct["sha256"]}"'):  # nginx's ETag, and homekeep's
+                after = httpx.get(f"{front}/i/{direct['id']}.png", headers={"If-None-Match": tag})
+                assert after.status_code == 404  # a delete by another process, at once
         finally:
             proc.terminate()
             proc.wait(timeout=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from datetime import datetime
 from email.utils import formatdate
 from pathlib import Path
@@ -20,8 +21,9 @@ from homekeep.core.db import utcnow
 from homekeep.core.errors import Forbidden, NotFound
 from homekeep.core.web import templates
 from homekeep.images import thumbnails
-from homekeep.images.ingest import ingest
-from homekeep.images.service import BLOB_MAX, Images
+from homekeep.images.ingest import check, save
+from homekeep.images.ratelimit import client_key
+from homekeep.images.service import BLOB_MAX, Images, stamp
 from homekeep.images.store import ImageRecord
 from homekeep.images.uploads import parse
 
@@ -82,16 +84,22 @@ def build(ctx: AreaContext) -> WebParts:
     pages = APIRouter()
     root = APIRouter()
 
-    async def lookup(image_id: str) -> ImageRecord:
-        record = images.records.get(image_id)
-        if record is None:
+    async def lookup(image_id: str) -> tuple[ImageRecord, os.stat_result]:
+        """The record of a live image and its file's stat; 404 once deleted by anyone."""
+        found = images.cached(image_id)
+        if found is None:
             record = await db.run(store.get, image_id)
             if record is None:
                 raise NotFound(f"no image {image_id!r}")
-            images.remember(record)
-        if record.expired():
+            try:
+                stat = store.path(record).stat()
+            except FileNotFoundError:
+                raise NotFound(f"image {image_id!r} is gone") from None
+            images.remember(record, stat)
+            found = record, stat
+        if found[0].expired():
             raise NotFound(f"image {image_id!r} has expired")
-        return record
+        return found
 
     def base(request: Request) -> str:
         return images.base_url(str(request.base_url))
@@ -101,10 +109,12 @@ def build(ctx: AreaContext) -> WebParts:
         """Upload an image: base64 JSON, multipart (`file`), or a raw body with its type."""
         token = await authenticate(request, "images", required=not config.open_uploads)
         client = request.client.host if request.client else "unknown"
-        images.limiter.hit(f"token:{token.id}" if token else f"addr:{client}")
+        images.limiter.hit(f"token:{token.id}" if token else client_key(client))
         received = await parse(request, config.max_bytes, config.file_name_max)
+        async with images.decoding:  # waiting here holds no worker thread
+            checked = await anyio.to_thread.run_sync(check, config, images.allowed, received)
         result = await anyio.to_thread.run_sync(
-            ingest, store, config, images.allowed, received, token.id if token else None
+            save, store, config, checked, received, token.id if token else None
         )
         root_url = base(request)
         body = images.view(result.record, root_url)
@@ -139,16 +149,21 @@ def build(ctx: AreaContext) -> WebParts:
     @api.get("/{image_id}")
     async def info(image_id: str, request: Request) -> dict[str, Any]:
         """One image's metadata."""
-        return images.view(await lookup(image_id), base(request))
+        record, _ = await lookup(image_id)
+        return images.view(record, base(request))
 
     @api.get("/{image_id}/thumbnail", response_class=Response)
     async def thumbnail(image_id: str) -> Response:
         """A WebP preview of at most 320x320 pixels (the first frame of an animation)."""
-        record = await lookup(image_id)
+        record, _ = await lookup(image_id)
+        target = store.thumb_path(record.id)
         try:
-            data = await anyio.to_thread.run_sync(
-                thumbnails.make, store.path(record), record.ext, store.thumb_path(record.id)
-            )
+            data = await anyio.to_thread.run_sync(thumbnails.kept, target)
+            if data is None:
+                async with images.decoding:
+                    data = await anyio.to_thread.run_sync(
+                        thumbnails.make, store.path(record), record.ext, target
+                    )
         except FileNotFoundError:
             images.forget(record.id)
             raise NotFound(f"image {image_id!r} is gone") from None
@@ -162,7 +177,7 @@ def build(ctx: AreaContext) -> WebParts:
     @api.delete("/{image_id}")
     async def delete(image_id: str, request: Request) -> dict[str, str]:
         """Delete an image: with its delete token (X-Delete-Token or ?token=), or as its owner."""
-        record = await lookup(image_id)
+        record, _ = await lookup(image_id)
         secret = request.headers.get("x-delete-token") or request.query_params.get("token")
         if secret:
             if not await db.run(store.check_delete_token, image_id, secret):
@@ -178,7 +193,7 @@ def build(ctx: AreaContext) -> WebParts:
     async def serve_image(name: str, request: Request) -> Response:
         """The image itself, at the link the upload returned."""
         image_id, dot, ext = name.partition(".")
-        record = await lookup(image_id)
+        record, stat = await lookup(image_id)
         if dot and ext != record.ext:
             raise NotFound(f"no image {name!r}; its link ends in .{record.ext}")
         etag = f'"{record.sha256}"'
@@ -199,17 +214,16 @@ def build(ctx: AreaContext) -> WebParts:
             headers["X-Accel-Redirect"] = config.accel_redirect + record.file
             return Response(status_code=200, headers=headers, media_type=record.mime_type)
         path = store.path(record)
-        try:
-            stat = path.stat()  # a metadata lookup: cheap enough for the event loop
-        except FileNotFoundError:
-            images.forget(record.id)
-            raise NotFound(f"image {image_id!r} is gone") from None
         if stat.st_size <= BLOB_MAX and "range" not in request.headers:
-            stamp = stat.st_mtime_ns ^ stat.st_ino
-            body = images.blob(record.id, stamp)
+            seen = stamp(stat)
+            body = images.blob(record.id, seen)
             if body is None:
-                body = await anyio.to_thread.run_sync(path.read_bytes)
-                images.keep_blob(record.id, stamp, body)
+                try:
+                    body = await anyio.to_thread.run_sync(path.read_bytes)
+                except FileNotFoundError:
+                    images.forget(record.id)
+                    raise NotFound(f"image {image_id!r} is gone") from None
+                images.keep_blob(record.id, seen, body)
             headers["Accept-Ranges"] = "bytes"
             headers["Last-Modified"] = formatdate(stat.st_mtime, usegmt=True)
             return Response(body, headers=headers, media_type=record.mime_type)
@@ -226,7 +240,7 @@ def build(ctx: AreaContext) -> WebParts:
     async def delete_page(
         request: Request, image_id: str, secret: str, *, confirm: bool
     ) -> HTMLResponse:
-        record = images.records.get(image_id) or await db.run(store.get, image_id)
+        record = await db.run(store.get, image_id)
         valid = record is not None and await db.run(store.check_delete_token, image_id, secret)
         state = "invalid"
         if valid and record is not None:
@@ -238,7 +252,8 @@ def build(ctx: AreaContext) -> WebParts:
             request,
             "delete.html",
             {"record": record, "state": state, "image_id": image_id},
-            status_code=404 if state == "invalid" else 200,
+            # A wrong token for an image that exists is refused, as DELETE refuses it.
+            status_code=200 if state != "invalid" else 404 if record is None else 403,
             headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
         )
 
@@ -253,6 +268,11 @@ def build(ctx: AreaContext) -> WebParts:
     sweeper: list[asyncio.Task[None]] = []
 
     async def sweep_forever() -> None:
+        try:
+            for name in await db.run(store.tidy):
+                log.warning("removed %s: a file without a record, left by a crash", name)
+        except Exception:
+            log.exception("could not tidy the images folder at start")
         while True:
             try:
                 for image_id in await db.run(store.sweep):

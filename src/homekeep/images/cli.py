@@ -6,11 +6,13 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import httpx
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from homekeep.core.errors import (
     AuthError,
@@ -43,6 +45,16 @@ _BY_STATUS: dict[int, type[HomekeepError]] = {
 
 def _server(rt: Runtime, server: str | None) -> str:
     if server:
+        try:
+            parts = urlsplit(server)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018  (raises ValueError on a bad port)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise UsageError(
+                f"--server {server!r} is not a server URL; give one like http://127.0.0.1:8080"
+            )
         return server.rstrip("/")
     config = rt.settings.section("images", ImagesConfig)
     return (config.public_url or rt.settings.server.base_url()).rstrip("/")
@@ -148,7 +160,7 @@ def list_(rt: Runtime, limit: int, offset: int, as_json: bool) -> None:
             r.mime_type,
             str(r.size),
             f"{r.width}x{r.height}",
-            r.file_name,
+            Text(r.file_name),  # plain text: a name like "[red]x" is not rich markup
             r.created_at[:16].replace("T", " "),
         )
     Console().print(table)

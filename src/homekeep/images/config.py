@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+import re
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
 
 from homekeep.core.config import Section
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_PREFIX = re.compile(r"/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)+")
+# PIL.Image.MAX_IMAGE_PIXELS: past it Pillow only warns (an error comes at twice that), so
+# max_pixels stays at or below it and every bomb is refused by our own check, as an error.
+PILLOW_BOMB_PIXELS = 89_478_485
 KNOWN_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/avif")
 
 
@@ -29,9 +36,23 @@ class ImagesConfig(Section):
     max_pixels: int = Field(
         default=50_000_000,
         ge=1,
-        description="Largest width x height of any frame; more is refused as a decompression bomb.",
+        le=PILLOW_BOMB_PIXELS,
+        description="Largest width x height of any frame; more is refused as a decompression "
+        f"bomb. At most {PILLOW_BOMB_PIXELS:,}, Pillow's own limit (where it only warns).",
     )
     max_frames: int = Field(default=1000, ge=1, description="Most frames in an animation.")
+    max_total_pixels: int = Field(
+        default=500_000_000,
+        ge=1,
+        description="Most pixels of all frames of an animation together (each frame is a "
+        "whole canvas to decode); at least max_pixels.",
+    )
+    decode_slots: int = Field(
+        default=0,
+        ge=0,
+        description="Images decoded at once (uploads, thumbnails); each can hold a whole frame, "
+        "up to 4 bytes x max_pixels, in memory. 0: one per CPU core.",
+    )
     id_alphabet: str = Field(default=BASE62, description="Characters image ids are drawn from.")
     id_length: int = Field(
         default=8, ge=6, le=64, description="Length of new ids; grows when collisions pile up."
@@ -73,6 +94,15 @@ class ImagesConfig(Section):
         default=255, ge=1, le=4096, description="Longest original file name kept (characters)."
     )
 
+    @model_validator(mode="after")
+    def _totals(self) -> ImagesConfig:
+        if self.max_total_pixels < self.max_pixels:
+            raise ValueError(
+                f"max_total_pixels ({self.max_total_pixels}) must be at least max_pixels "
+                f"({self.max_pixels})"
+            )
+        return self
+
     @field_validator("allowed_types")
     @classmethod
     def _known_types(cls, value: list[str]) -> list[str]:
@@ -86,8 +116,30 @@ class ImagesConfig(Section):
     @field_validator("accel_redirect")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if value and not (value.startswith("/") and value.endswith("/")):
-            raise ValueError("must start and end with '/', e.g. /_images/")
+        if value and not _PREFIX.fullmatch(value):
+            raise ValueError(
+                "must be a path that starts and ends with '/', of letters, digits, '_' and "
+                "'-' (no '..'), e.g. /_images/"
+            )
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or any(c.isspace() for c in value)
+        ):
+            raise ValueError(
+                "must be an http:// or https:// base URL without query or fragment, "
+                "e.g. https://img.example"
+            )
         return value
 
     @field_validator("id_alphabet")

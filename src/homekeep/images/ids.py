@@ -23,15 +23,25 @@ class IdGenerator:
         """Return a fresh random id of the current length."""
         return "".join(secrets.choice(self.alphabet) for _ in range(self.length))
 
-    def collided(self, streak: int, length: int) -> None:
-        """Note that an id of ``length`` was taken; grow after ``GROW_AFTER`` in a row."""
+    def collided(self, streak: int, length: int) -> bool:
+        """Note that an id of ``length`` was taken; grow after ``GROW_AFTER`` in a row.
+
+        Return True if this call made new ids longer (the caller persists the length).
+        """
         if streak < GROW_AFTER:
-            return
+            return False
         with self._lock:
-            if self.length == length:
-                self.length += 1
-                log.warning(
-                    "image ids collided %d times in a row: new ids have %d characters",
-                    streak,
-                    self.length,
-                )
+            if self.length != length:
+                return False
+            self.length += 1
+            log.warning(
+                "image ids collided %d times in a row: new ids have %d characters",
+                streak,
+                self.length,
+            )
+            return True
+
+    def at_least(self, length: int) -> None:
+        """Never make ids shorter than ``length`` (a length grown earlier, read back)."""
+        with self._lock:
+            self.length = max(self.length, length)

@@ -1,4 +1,4 @@
-"""From received bytes to a stored image: type, structure, decode, privacy, dedup, store."""
+"""From received bytes to a stored image: type, structure, decode, privacy; then dedup, store."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from homekeep.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
 from homekeep.images.config import ImagesConfig
-from homekeep.images.formats import check_structure, check_type, decode, dimensions, sniff
+from homekeep.images.formats import (
+    Format,
+    check_structure,
+    check_type,
+    decode,
+    dimensions,
+    sniff,
+)
 from homekeep.images.metadata import clean
 from homekeep.images.store import ImageRecord, ImageStore, expiry
 from homekeep.images.uploads import Upload
@@ -22,14 +29,21 @@ class Stored:
     created: bool
 
 
-def ingest(
-    store: ImageStore,
-    config: ImagesConfig,
-    allowed: tuple[str, ...],
-    upload: Upload,
-    owner: str | None,
-) -> Stored:
-    """Check an upload completely, then store it; raise 413, 415 or 422 on any problem."""
+@dataclass(frozen=True)
+class Checked:
+    """An upload that passed every check: the bytes to store, their format and size."""
+
+    data: bytes
+    fmt: Format
+    width: int
+    height: int
+
+
+def check(config: ImagesConfig, allowed: tuple[str, ...], upload: Upload) -> Checked:
+    """Check an upload completely (type, structure, full decode, privacy); 413, 415 or 422.
+
+    This is the step that holds whole frames in memory: callers bound how many run at once.
+    """
     data = upload.data
     if len(data) > config.max_bytes:
         raise PayloadTooLarge(
@@ -42,15 +56,32 @@ def ingest(
         raise UnsupportedMedia(f"not an image we host; send one of: {', '.join(allowed)}")
     fmt = check_type(data, declared, allowed)
     check_structure(data, fmt)
-    decoded = decode(data, fmt, max_pixels=config.max_pixels, max_frames=config.max_frames)
+    decoded = decode(
+        data,
+        fmt,
+        max_pixels=config.max_pixels,
+        max_frames=config.max_frames,
+        max_total_pixels=config.max_total_pixels,
+    )
     width, height = decoded.width, decoded.height
     stored = clean(
         data, fmt, strip_gps=config.strip_gps, apply_orientation=config.apply_orientation
     )
     if stored is not data:
         width, height = dimensions(stored, fmt)
+    return Checked(stored, fmt, width, height)
+
+
+def save(
+    store: ImageStore,
+    config: ImagesConfig,
+    checked: Checked,
+    upload: Upload,
+    owner: str | None,
+) -> Stored:
+    """Store a checked upload (or find its duplicate); 422 for an expiry over the cap."""
     if config.dedup:
-        existing = store.duplicate(owner, hashlib.sha256(stored).hexdigest())
+        existing = store.duplicate(owner, hashlib.sha256(checked.data).hexdigest())
         if existing is not None:
             return Stored(existing, None, created=False)
     seconds = upload.expires_in or config.default_expiry_seconds
@@ -61,12 +92,12 @@ def ingest(
     if config.max_expiry_seconds and not seconds:
         seconds = config.max_expiry_seconds
     record, token = store.add(
-        stored,
-        ext=fmt.ext,
-        mime_type=fmt.mime,
+        checked.data,
+        ext=checked.fmt.ext,
+        mime_type=checked.fmt.mime,
         file_name=upload.file_name,
-        width=width,
-        height=height,
+        width=checked.width,
+        height=checked.height,
         owner=owner,
         expires_at=expiry(seconds),
     )

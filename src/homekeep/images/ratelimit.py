@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -10,6 +11,21 @@ from collections.abc import Callable
 from homekeep.core.errors import RateLimited
 
 MAX_KEYS = 10_000
+
+
+def client_key(host: str) -> str:
+    """The bucket of a client address: an IPv6 client's whole /64 (one home or host has them
+    all, and could otherwise take a fresh address for every request), an IPv4 address as is.
+    """
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return f"addr:{host}"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return f"addr:{ip.ipv4_mapped}"
+        return f"addr:{ipaddress.IPv6Network((ip, 64), strict=False)}"
+    return f"addr:{ip}"
 
 
 class RateLimiter:

@@ -1,7 +1,14 @@
-"""The images area at run time: config, store, limiter and a cache of served records."""
+"""The images area at run time: config, store, limiter and caches of served images.
+
+The caches never outlive a deletion made by another process (``homekeep images delete``):
+every use of a cached record first checks, with one stat, that its file is still the
+same file (inode, mtime, size); a deleted or replaced file drops the entry.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +25,17 @@ from homekeep.images.store import MIGRATIONS, ImageRecord, ImageStore
 CACHE_SIZE = 4096
 BLOB_MAX = 512 * 1024  # files up to this size are kept in memory once served
 BLOB_BUDGET = 64 * 1024 * 1024
+Stamp = tuple[int, int, int]
+
+
+def stamp(stat: os.stat_result) -> Stamp:
+    """What tells one file from another at the same path: inode, mtime and size."""
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def cpu_count() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def open_store(ctx: AreaContext, config: ImagesConfig) -> ImageStore:
@@ -38,8 +56,9 @@ class Images:
     store: ImageStore
     limiter: RateLimiter
     allowed: tuple[str, ...]
-    records: OrderedDict[str, ImageRecord] = field(default_factory=OrderedDict)
-    blobs: OrderedDict[str, tuple[int, bytes]] = field(default_factory=OrderedDict)
+    decoding: asyncio.Semaphore
+    records: OrderedDict[str, tuple[ImageRecord, Stamp]] = field(default_factory=OrderedDict)
+    blobs: OrderedDict[str, tuple[Stamp, bytes]] = field(default_factory=OrderedDict)
     blob_bytes: int = 0
 
     @classmethod
@@ -51,6 +70,7 @@ class Images:
             store=open_store(ctx, config),
             limiter=RateLimiter(config.rate_limit_per_minute, config.rate_limit_burst),
             allowed=supported_types(config.allowed_types),
+            decoding=asyncio.Semaphore(config.decode_slots or cpu_count()),
         )
 
     @property
@@ -64,8 +84,24 @@ class Images:
                 return configured.rstrip("/")
         return request_base.rstrip("/")
 
-    def remember(self, record: ImageRecord) -> None:
-        self.records[record.id] = record
+    def cached(self, image_id: str) -> tuple[ImageRecord, os.stat_result] | None:
+        """Return a remembered record and its file's stat, if that file is still the same."""
+        kept = self.records.get(image_id)
+        if kept is None:
+            return None
+        record, seen = kept
+        try:
+            stat = (self.folder / record.file).stat()  # one syscall: fine on the event loop
+        except FileNotFoundError:
+            stat = None
+        if stat is None or stamp(stat) != seen:
+            self.forget(image_id)
+            return None
+        self.records.move_to_end(image_id)
+        return record, stat
+
+    def remember(self, record: ImageRecord, stat: os.stat_result) -> None:
+        self.records[record.id] = (record, stamp(stat))
         self.records.move_to_end(record.id)
         while len(self.records) > CACHE_SIZE:
             self.records.popitem(last=False)
@@ -74,25 +110,25 @@ class Images:
         self.records.pop(image_id, None)
         self.forget_blob(image_id)
 
-    def blob(self, image_id: str, stamp: int) -> bytes | None:
+    def blob(self, image_id: str, seen: Stamp) -> bytes | None:
         """Return a small file's bytes from memory if the file has not changed since."""
         kept = self.blobs.get(image_id)
-        if kept is None or kept[0] != stamp:
+        if kept is None or kept[0] != seen:
             return None
         self.blobs.move_to_end(image_id)
         return kept[1]
 
-    def keep_blob(self, image_id: str, stamp: int, data: bytes) -> None:
+    def keep_blob(self, image_id: str, seen: Stamp, data: bytes) -> None:
         """Keep a small file's bytes, dropping the least recently served past the budget."""
         self.forget_blob(image_id)
-        self.blobs[image_id] = (stamp, data)
+        self.blobs[image_id] = (seen, data)
         self.blob_bytes += len(data)
         while self.blob_bytes > BLOB_BUDGET:
             _, (_, old) = self.blobs.popitem(last=False)
             self.blob_bytes -= len(old)
 
     def forget_blob(self, image_id: str) -> None:
-        _, blob = self.blobs.pop(image_id, (0, b""))
+        _, blob = self.blobs.pop(image_id, ((0, 0, 0), b""))
         self.blob_bytes -= len(blob)
 
     def view(self, record: ImageRecord, base: str) -> dict[str, Any]:

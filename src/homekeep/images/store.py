@@ -1,8 +1,12 @@
 """Where images live: one SQLite table for the records, one folder for the files.
 
-A file is written to an exclusive temp name, linked to ``<id>.<ext>`` inside the
-transaction that inserts its row, and the temp name removed: a failed upload leaves neither
-a file nor a row. The id's uniqueness is the table's PRIMARY KEY; a taken id is retried.
+A file is written to an exclusive temp name in ``tmp/`` (beside the served ``files/``, never
+inside it), linked to ``files/<id>.<ext>`` inside the transaction that inserts its row, and
+the temp name removed: a failed upload leaves neither a file nor a row. A process killed
+mid-upload can leave a temp file (named with its pid, removed by the next sweep once that
+process is gone) or, between the link and the commit, a file without a row (removed by
+``tidy`` at the next start). The id's uniqueness is the table's PRIMARY KEY; a taken id is
+retried, and the length new ids grow to is kept in the database.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import sqlite3
 import tempfile
@@ -44,9 +49,14 @@ MIGRATIONS = (
     CREATE INDEX images_sha256 ON images(sha256);
     CREATE INDEX images_expiry ON images(expires_at) WHERE expires_at IS NOT NULL;
     """,
+    """
+    CREATE TABLE state (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+    """,
 )
 MAX_ATTEMPTS = 64
 STALE_TEMP_SECONDS = 3600  # an upload's temp file older than this was left by a crash
+_STARTED = time.time()
+_TEMP_NAME = re.compile(r"^\.upload-(\d+)-.*\.part$")
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,12 @@ class ImageStore:
         self.db = db
         self.files = folder
         self.files.mkdir(parents=True, exist_ok=True)
+        self.temp = folder.parent / "tmp"
+        self.temp.mkdir(exist_ok=True)
         self.ids = ids
+        row = db.query_one("SELECT value FROM state WHERE name = 'id_length'")
+        if row is not None:
+            ids.at_least(int(row["value"]))
 
     def path(self, record: ImageRecord) -> Path:
         return self.files / record.file
@@ -121,7 +136,9 @@ class ImageStore:
     ) -> tuple[ImageRecord, str]:
         """Store an image and return its record and its delete token (shown once)."""
         token = secrets.token_urlsafe(24)
-        fd, tmp_name = tempfile.mkstemp(dir=self.files, prefix=".upload-", suffix=".part")
+        fd, tmp_name = tempfile.mkstemp(
+            dir=self.temp, prefix=f".upload-{os.getpid()}-", suffix=".part"
+        )
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -170,7 +187,8 @@ class ImageStore:
                     linked = True
             except (sqlite3.IntegrityError, FileExistsError):
                 streak += 1
-                self.ids.collided(streak, length)
+                if self.ids.collided(streak, length):
+                    self._keep_id_length(self.ids.length)
                 continue
             except BaseException:
                 if linked:
@@ -178,6 +196,15 @@ class ImageStore:
                 raise
             return record
         raise Unavailable(f"no free image id after {MAX_ATTEMPTS} tries; raise [images] id_length")
+
+    def _keep_id_length(self, length: int) -> None:
+        """Store the grown id length, so a restart goes on with it (never shrinks it)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO state (name, value) VALUES ('id_length', ?) ON CONFLICT (name)"
+                " DO UPDATE SET value = max(value, excluded.value)",
+                (length,),
+            )
 
     def get(self, image_id: str) -> ImageRecord | None:
         """Return the record of ``image_id``, expired or not, or None."""
@@ -225,16 +252,59 @@ class ImageStore:
 
     def sweep(self, now: str | None = None) -> list[str]:
         """Delete every expired image, and temp files a crash left; return the ids deleted."""
-        stale = time.time() - STALE_TEMP_SECONDS
-        for tmp in self.files.glob(".upload-*.part"):
-            with contextlib.suppress(FileNotFoundError):
-                if tmp.stat().st_mtime < stale:
-                    tmp.unlink()
+        self._sweep_temp()
         rows = self.db.query(
             "SELECT id FROM images WHERE expires_at IS NOT NULL AND expires_at <= ?",
             (now or utcnow(),),
         )
         return [r["id"] for r in rows if self.delete(r["id"])]
+
+    def _sweep_temp(self) -> None:
+        """Remove temp files of uploads whose process is gone (or that are very old)."""
+        for tmp in self.temp.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if _left_behind(tmp):
+                    tmp.unlink()
+
+    def tidy(self) -> list[str]:
+        """At start: remove files and thumbnails that have no row; return their names.
+
+        Such a file is left when a process dies between linking it and committing its row.
+        Each is removed holding the write lock, so no upload is between the two steps.
+        """
+        known = {f"{r['id']}.{r['ext']}" for r in self.db.query("SELECT id, ext FROM images")}
+        ids = {name.partition(".")[0] for name in known}
+        thumbs = self.files.parent / "thumbs"
+        strays = [p for p in self.files.iterdir() if p.name not in known]
+        if thumbs.is_dir():
+            strays += [p for p in thumbs.iterdir() if p.name.partition(".")[0] not in ids]
+        removed = []
+        for path in strays:
+            image_id = path.name.partition(".")[0]
+            with self.db.transaction() as conn:
+                row = conn.execute("SELECT ext FROM images WHERE id = ?", (image_id,)).fetchone()
+                if row is None or (path.parent == self.files and path.suffix != f".{row['ext']}"):
+                    path.unlink(missing_ok=True)
+                    removed.append(path.name)
+        return removed
+
+
+def _left_behind(tmp: Path) -> bool:
+    """Return True if no running upload can own this temp file."""
+    match = _TEMP_NAME.match(tmp.name)
+    mtime = tmp.stat().st_mtime
+    if match is None or mtime < time.time() - STALE_TEMP_SECONDS:
+        return True
+    pid = int(match[1])
+    if pid == os.getpid():  # ours, unless a process before us had our pid (a container's 1)
+        return mtime < _STARTED
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _record(row: sqlite3.Row) -> ImageRecord:

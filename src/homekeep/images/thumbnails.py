@@ -14,12 +14,19 @@ from homekeep.images.formats import BY_EXT
 SIDE = 320
 
 
-def make(source: Path, ext: str, target: Path) -> bytes:
-    """Return the thumbnail of ``source``, writing it to ``target`` if not there yet."""
+def kept(target: Path) -> bytes | None:
+    """Return a thumbnail made before, or None."""
     try:
         return target.read_bytes()
     except FileNotFoundError:
-        pass
+        return None
+
+
+def make(source: Path, ext: str, target: Path) -> bytes:
+    """Return the thumbnail of ``source``, writing it to ``target`` if not there yet."""
+    data = kept(target)
+    if data is not None:  # made by a request that held the decoding slot before us
+        return data
     with Image.open(source, formats=[BY_EXT[ext].pil]) as im:
         im.draft("RGB", (SIDE, SIDE))  # JPEG decodes at a reduced scale: much faster
         frame = ImageOps.exif_transpose(im)

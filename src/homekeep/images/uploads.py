@@ -24,7 +24,9 @@ from homekeep.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
 from homekeep.images.formats import normalize_mime
 
 _DATA_URL = re.compile(r"^data:([A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+)((?:;[^,;]*)*?);base64,")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls (terminal escapes), and the bidi controls that make "cat\u202egnp.exe"
+# show as "catexe.png".
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # Types that say nothing about an image: the bytes alone decide (curl --data-binary sends
 # application/x-www-form-urlencoded unless told otherwise).
 _UNDECLARED = {"", "application/octet-stream", "application/x-www-form-urlencoded"}
@@ -75,7 +77,9 @@ def clean_name(raw: str | None, limit: int) -> str:
     if not raw:
         return ""
     if _CONTROL.search(raw):
-        raise InvalidInput("file_name contains control characters (NUL, newline...)")
+        raise InvalidInput(
+            "file_name contains control characters (NUL, newline, escapes, bidi overrides...)"
+        )
     name = PureWindowsPath(PurePosixPath(raw).name).name.strip()
     return name[:limit]
 
