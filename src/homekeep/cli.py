@@ -17,7 +17,6 @@ from homekeep.core.config import CORE_SECTIONS, Section, default_config_text
 from homekeep.core.errors import Conflict, HomekeepError
 from homekeep.core.paths import default_config_path
 from homekeep.core.runtime import Runtime, pass_runtime
-from homekeep.core.server import serve as serve_app
 
 
 def _sections() -> dict[str, type[Section]]:
@@ -84,7 +83,10 @@ def serve(
     tls_key: Path | None,
 ) -> None:
     """Start the web server: every area's API under /api/, its pages, and /docs."""
-    from homekeep.app import create_app  # the web stack loads only for this command
+    # The web stack (FastAPI, uvicorn) loads only for this command: every other command
+    # starts faster without it.
+    from homekeep.app import create_app
+    from homekeep.core.server import serve as serve_app
 
     overrides: dict[str, Any] = {
         key: value

@@ -344,7 +344,7 @@ def test_schedule_in_seconds_and_catch_up(home: Home, source: Path) -> None:
 def test_tokens_guard_the_daemon_when_required(home: Home, source: Path) -> None:
     from websockets.exceptions import InvalidStatus
 
-    from homekeep.core.auth import TokenStore
+    from homekeep.core.tokens import TokenStore
     from tests.support import create_token
 
     home.write([{"name": "docs", "source": str(source)}])

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from homekeep.core.auth import TokenStore
 from homekeep.core.errors import AuthError
+from homekeep.core.tokens import TokenStore
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import trustme
 
-from homekeep.core.auth import TokenStore
+from homekeep.core.tokens import TokenStore
 from tests.support import Server, create_token, free_port, run_cli, running, serve
 
 PROBE = Path(__file__).with_name("probe_server.py")

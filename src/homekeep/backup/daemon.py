@@ -21,8 +21,8 @@ from homekeep.backup import schedule
 from homekeep.backup.config import JobSpec
 from homekeep.backup.protocol import Commands
 from homekeep.backup.service import Service
-from homekeep.core.auth import TokenStore
 from homekeep.core.errors import AuthError, Conflict, HomekeepError, UsageError
+from homekeep.core.tokens import TokenStore
 
 log = logging.getLogger("homekeep.backup")
 MAX_MESSAGE = 1024 * 1024

@@ -20,7 +20,7 @@ from homekeep.core.paths import DataDir
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from homekeep.core.auth import TokenStore
+    from homekeep.core.tokens import TokenStore
 
 S = TypeVar("S", bound=Section)
 Hook = Callable[[], Awaitable[None]]

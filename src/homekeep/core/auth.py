@@ -1,141 +1,15 @@
-"""API tokens: created by the CLI, stored hashed, scoped per area, checked in constant time.
-
-A token reads ``hk_<id>_<secret>``. The id finds the row; the SHA-256 of the whole token
-is compared with ``hmac.compare_digest``. The secret has 256 bits of entropy, so a fast
-hash is enough (there is nothing to brute-force as with a password).
-"""
+"""Token checks for HTTP requests: the bearer header, 401 and 403, a FastAPI dependency."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import re
-import secrets
-import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import HTTPConnection
 
-from homekeep.core.db import Database, utcnow
-from homekeep.core.errors import AuthError, Conflict, Forbidden, NotFound, UsageError
+from homekeep.core.errors import AuthError, Forbidden
+from homekeep.core.tokens import ALL_SCOPES, Token, TokenStore
 
-ALL_SCOPES = "all"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_TOKEN_RE = re.compile(r"^hk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
-_DUMMY_HASH = hashlib.sha256(b"no such token").hexdigest()
-
-MIGRATIONS = (
-    """
-    CREATE TABLE tokens (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        scopes TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        revoked_at TEXT,
-        last_used_at TEXT
-    );
-    CREATE UNIQUE INDEX tokens_active_name ON tokens(name) WHERE revoked_at IS NULL;
-    """,
-)
-
-
-@dataclass(frozen=True)
-class Token:
-    """A token's record, never its secret."""
-
-    id: str
-    name: str
-    scopes: tuple[str, ...]
-    created_at: str
-    revoked_at: str | None
-    last_used_at: str | None
-
-    def allows(self, area: str) -> bool:
-        """Return True if this token may act on ``area``."""
-        return ALL_SCOPES in self.scopes or area in self.scopes
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-class TokenStore:
-    """The tokens table in the core database."""
-
-    def __init__(self, path: Path) -> None:
-        self.db = Database(path, area="core", migrations=MIGRATIONS)
-
-    def create(self, name: str, scopes: Iterable[str], known_areas: Iterable[str]) -> str:
-        """Create a token and return its secret text, which is shown only once."""
-        if not _NAME_RE.match(name):
-            raise UsageError(
-                f"invalid token name {name!r}: use 1-64 letters, digits, '.', '_' or '-'"
-            )
-        wanted = tuple(dict.fromkeys(scopes))
-        if not wanted:
-            raise UsageError("give at least one --scope AREA, or --scope all")
-        allowed = {*known_areas, ALL_SCOPES}
-        for scope in wanted:
-            if scope not in allowed:
-                raise UsageError(
-                    f"unknown scope {scope!r}; choose from: {', '.join(sorted(allowed))}"
-                )
-        token_id = secrets.token_hex(6)
-        token = f"hk_{token_id}_{secrets.token_urlsafe(32)}"
-        with self.db.transaction() as conn:
-            if conn.execute(
-                "SELECT 1 FROM tokens WHERE name = ? AND revoked_at IS NULL", (name,)
-            ).fetchone():
-                raise Conflict(f"a token named {name!r} exists; revoke it first or pick a name")
-            conn.execute(
-                "INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
-                (token_id, name, _digest(token), json.dumps(wanted), utcnow()),
-            )
-        return token
-
-    def list(self) -> list[Token]:
-        """Return every token, active and revoked, oldest first."""
-        rows = self.db.query("SELECT * FROM tokens ORDER BY created_at, name")
-        return [self._token(row) for row in rows]
-
-    def revoke(self, name: str) -> None:
-        """Revoke the active token called ``name``."""
-        cur = self.db.execute(
-            "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-            (utcnow(), name),
-        )
-        if cur.rowcount == 0:
-            raise NotFound(f"no active token named {name!r}; see 'homekeep token list'")
-
-    def verify(self, token: str) -> Token:
-        """Return the token's record if ``token`` is valid and not revoked, else raise 401."""
-        match = _TOKEN_RE.match(token)
-        row = self.db.query_one("SELECT * FROM tokens WHERE id = ?", (match[1],)) if match else None
-        stored = row["hash"] if row is not None else _DUMMY_HASH
-        if not hmac.compare_digest(stored, _digest(token)) or row is None:
-            raise AuthError("invalid token")
-        if row["revoked_at"] is not None:
-            raise AuthError("token revoked")
-        self.db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (utcnow(), row["id"]))
-        return self._token(row)
-
-    @staticmethod
-    def _token(row: sqlite3.Row) -> Token:
-        return Token(
-            id=row["id"],
-            name=row["name"],
-            scopes=tuple(json.loads(row["scopes"])),
-            created_at=row["created_at"],
-            revoked_at=row["revoked_at"],
-            last_used_at=row["last_used_at"],
-        )
-
-    def close(self) -> None:
-        self.db.close()
+__all__ = ["ALL_SCOPES", "Token", "TokenStore", "authenticate", "bearer_token", "require_scope"]
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:

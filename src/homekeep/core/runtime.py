@@ -11,9 +11,9 @@ from pathlib import Path
 import click
 
 from homekeep.core.area import AreaContext
-from homekeep.core.auth import TokenStore
 from homekeep.core.config import Section, Settings, load_settings
 from homekeep.core.logs import level_from_name, setup_logging
+from homekeep.core.tokens import TokenStore
 
 
 @dataclass
