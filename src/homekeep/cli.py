@@ -15,6 +15,7 @@ from homekeep import __version__
 from homekeep.areas import AREAS, by_name
 from homekeep.core.config import CORE_SECTIONS, Section, default_config_text
 from homekeep.core.errors import Conflict, HomekeepError
+from homekeep.core.files import write_atomic
 from homekeep.core.paths import default_config_path
 from homekeep.core.runtime import Runtime, pass_runtime
 
@@ -126,10 +127,7 @@ def config_init(path: Path | None, force: bool) -> None:
     target = path or default_config_path()
     if target.exists() and not force:
         raise Conflict(f"{target} already exists; pass --force to overwrite it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(default_config_text(_sections()), encoding="utf-8")
-    tmp.replace(target)
+    write_atomic(target, default_config_text(_sections()).encode("utf-8"))
     click.echo(f"wrote {target}")
 
 

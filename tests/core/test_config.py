@@ -16,6 +16,7 @@ from homekeep.core.config import (
     save_section,
 )
 from homekeep.core.errors import ConfigError
+from homekeep.core.files import write_atomic
 
 
 class DemoSection(Section):
@@ -77,3 +78,16 @@ def test_save_section_keeps_comments_and_other_sections(tmp_path: Path) -> None:
 def test_wrong_float_names_key() -> None:
     with pytest.raises(ConfigError, match=r"HOMEKEEP_DEMO_RATIO: \[demo\] ratio"):
         load_settings(None, SECTIONS, env={"HOMEKEEP_DEMO_RATIO": "half"})
+
+
+def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    target = tmp_path / "c.toml"
+    target.write_text("old")
+
+    with pytest.raises(TypeError):
+        write_atomic(target, "not bytes")  # type: ignore[arg-type]
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["c.toml"]
+    write_atomic(target, b"new", mode=0o600)
+    assert target.read_text() == "new"
+    assert target.stat().st_mode & 0o777 == 0o600

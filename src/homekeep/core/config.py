@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from homekeep.core.errors import ConfigError
+from homekeep.core.files import write_atomic
 from homekeep.core.paths import DataDir, default_config_path, default_data_dir
 
 ENV_PREFIX = "HOMEKEEP_"
@@ -277,10 +278,4 @@ def save_section(path: Path, name: str, values: Mapping[str, Any]) -> None:
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     doc = tomlkit.parse(text)
     doc[name] = _drop_none(dict(values))
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(tomlkit.dumps(doc))
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    write_atomic(path, tomlkit.dumps(doc).encode("utf-8"))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from homekeep.core.files import write_atomic
 from homekeep.images.formats import BY_EXT
 
 SIDE = 320
@@ -36,12 +35,5 @@ def make(source: Path, ext: str, target: Path) -> bytes:
         out = io.BytesIO()
         frame.save(out, "WEBP", quality=80)
     data = out.getvalue()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".thumb-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        Path(tmp).replace(target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_atomic(target, data, durable=False)  # a thumbnail can always be made again
     return data
