@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from homekeep import sync
 from homekeep.core.area import Area
 
-AREAS: tuple[Area, ...] = ()
+AREAS: tuple[Area, ...] = (sync.AREA,)
 
 
 def by_name() -> dict[str, Area]:

@@ -1,0 +1,536 @@
+"""Make the server's copy equal to the local folder: plan the changes, then send them.
+
+One pass: fetch the server's manifest when it changed (reconcile), scan the scope,
+detect renames by inode, then send folders and links, files in batches (chunk lists
+first, then only the chunks the server lacks), and deletions last.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from homekeep.core.errors import InvalidInput
+from homekeep.core.progress import Display, progress
+from homekeep.sync.chunking import Digest, FileChanged, chunk_id, digest_file
+from homekeep.sync.excludes import Excludes
+from homekeep.sync.index import ClientIndex, Remote
+from homekeep.sync.protocol import ChunkRef, encode_chunks, encode_record
+from homekeep.sync.scan import Local, scan
+from homekeep.sync.transport import Connection
+
+log = logging.getLogger(__name__)
+
+BATCH_FILES = 1000
+BATCH_CHUNKS = 200_000
+BATCH_OPS = 2000
+PACK_BYTES = 8 << 20
+ROUNDS = 4
+COMPRESS_MIN_GAIN = 0.95
+
+
+@dataclass
+class Summary:
+    """What one pass did; printed by `sync push`."""
+
+    files_scanned: int = 0
+    bytes_scanned: int = 0
+    files_sent: int = 0
+    bytes_read: int = 0
+    data_bytes_sent: int = 0
+    wire_bytes: int = 0
+    created: int = 0
+    modified: int = 0
+    renamed: int = 0
+    deleted: int = 0
+    folders: int = 0
+    links: int = 0
+    deduplicated: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def changes(self) -> int:
+        return (
+            self.created + self.modified + self.renamed + self.deleted + self.folders + self.links
+        )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A path to look at; ``deep`` includes everything under it."""
+
+    path: str
+    deep: bool = True
+
+    def covers(self, rel: str) -> bool:
+        if self.path == "":
+            return self.deep or rel == ""
+        if rel == self.path:
+            return True
+        return self.deep and rel.startswith(self.path + "/")
+
+
+@dataclass
+class _Send:
+    path: str
+    local: Local
+    digest: Digest
+    action: str
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    while "/" in path:
+        path = path.rpartition("/")[0]
+        yield path
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder + "/")
+
+
+def _parent(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+class Syncer:
+    """Pushes one local folder to one client folder on a server."""
+
+    def __init__(
+        self,
+        root: Path,
+        conn: Connection,
+        index: ClientIndex,
+        excludes: Excludes,
+        *,
+        show_progress: bool | None = None,
+    ) -> None:
+        self.root = root
+        self.conn = conn
+        self.index = index
+        self.excludes = excludes
+        self.show_progress = show_progress
+        self._cctx = zstandard.ZstdCompressor(level=3)
+        self._hello_done = False
+        self.on_change: Callable[[str], None] = lambda line: log.info("%s", line)
+
+    # -- entry points ------------------------------------------------------------------
+
+    def full(self) -> Summary:
+        """Sync everything."""
+        return self.run([Scope("")], first=True)
+
+    def paths(self, scopes: Iterable[Scope]) -> Summary:
+        """Sync only the given paths (from watch events); files in scope are re-read."""
+        return self.run(list(scopes), first=False)
+
+    def run(self, scopes: list[Scope], *, first: bool) -> Summary:
+        start = time.monotonic()
+        counters = self.conn.counters
+        sent0, recv0, data0 = counters.sent, counters.received, counters.data
+        summary = Summary()
+        if not self._hello_done:
+            self.conn.hello()
+            self._hello_done = True
+        self._reconcile()
+        local: dict[str, Local] = {}
+        for sc in scopes:
+            if sc.deep:
+                local.update(scan(self.root, self.excludes, [sc.path]))
+            else:
+                local.update(self._shallow(sc.path))
+        forced = {sc.path for sc in scopes if sc.path and not first}
+        summary.files_scanned = sum(1 for e in local.values() if e.kind == "file")
+        summary.bytes_scanned = sum(e.size for e in local.values() if e.kind == "file")
+        remote = self._remote_in(scopes)
+        self._send_renames(local, remote, summary)
+        remote = self._remote_in(scopes)
+        self._send_tree(local, remote, summary)
+        files = self._file_candidates(local, remote, forced)
+        self._send_files(files, local, remote, forced, summary, show=first)
+        self._send_deletes(local, remote, summary)
+        summary.seconds = round(time.monotonic() - start, 3)
+        summary.data_bytes_sent = counters.data - data0
+        summary.wire_bytes = (counters.sent - sent0) + (counters.received - recv0)
+        return summary
+
+    def _shallow(self, rel: str) -> dict[str, Local]:
+        found = scan(self.root, self.excludes, [rel]) if rel else {}
+        return {k: v for k, v in found.items() if k == rel}
+
+    # -- state -------------------------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        """Take the server's manifest when it changed since we last saw it."""
+        generation = int(self.index.get_meta("generation", "-1"))
+        answer = self.conn.manifest(generation)
+        if answer.get("unchanged"):
+            return
+        self.index.replace_remote(answer["entries"])
+        self.index.set_meta("generation", str(answer["generation"]))
+
+    def _remote_in(self, scopes: list[Scope]) -> dict[str, Remote]:
+        remote = self.index.remote()
+        return {
+            path: entry
+            for path, entry in remote.items()
+            if any(sc.covers(path) for sc in scopes)
+            and not self.excludes.match(path, is_dir=entry.kind == "dir")
+        }
+
+    def _ops(self, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        answer = self.conn.ops(ops)
+        self.index.set_meta("generation", str(answer["generation"]))
+        results: list[dict[str, Any]] = answer["results"]
+        return results
+
+    # -- renames -----------------------------------------------------------------------
+
+    def _send_renames(
+        self, local: dict[str, Local], remote: dict[str, Remote], summary: Summary
+    ) -> None:
+        moves: list[tuple[str, str]] = []
+        remote = dict(remote)
+        for kind in ("dir", "file"):
+            fresh = {
+                entry.inode: path
+                for path, entry in local.items()
+                if entry.kind == kind and (path not in remote or remote[path].inode != entry.inode)
+            }
+            for old in sorted(remote):
+                was = remote.get(old)
+                if was is None or was.kind != kind or not was.inode:
+                    continue
+                now = local.get(old)
+                if now is not None and now.kind == kind and now.inode == was.inode:
+                    continue
+                new = fresh.get(was.inode)
+                if new is None or new == old or _under(new, old):
+                    continue
+                if kind == "file" and (local[new].size, local[new].mtime_ns) != (
+                    was.size,
+                    was.mtime_ns,
+                ):
+                    continue
+                moves.append((old, new))
+                remote = {
+                    (new + p[len(old) :] if _under(p, old) else p): e
+                    for p, e in remote.items()
+                    if not _under(p, new)
+                }
+        for start in range(0, len(moves), BATCH_OPS):
+            batch = moves[start : start + BATCH_OPS]
+            results = self._ops([{"op": "rename", "path": o, "dest": n} for o, n in batch])
+            for (old, new), result in zip(batch, results, strict=True):
+                if result["status"] == "done":
+                    self.index.rename_remote(old, new)
+                    summary.renamed += 1
+                    self.on_change(f"renamed {old} -> {new}")
+
+    # -- folders and links -------------------------------------------------------------
+
+    def _send_tree(
+        self, local: dict[str, Local], remote: dict[str, Remote], summary: Summary
+    ) -> None:
+        ops: list[tuple[dict[str, Any], str, Remote]] = []
+        for path in sorted(local):
+            entry = local[path]
+            have = remote.get(path)
+            if entry.kind == "dir":
+                if have is None or have.kind != "dir" or have.mode != entry.mode:
+                    ops.append(
+                        (
+                            {"op": "mkdir", "path": path, "mode": entry.mode},
+                            path,
+                            Remote("dir", 0, 0, entry.mode, None, None, entry.inode),
+                        )
+                    )
+                elif have.inode != entry.inode:
+                    self.index.put_remote(
+                        path, Remote("dir", 0, 0, entry.mode, None, None, entry.inode)
+                    )
+            elif entry.kind == "link" and (
+                have is None or have.kind != "link" or have.target != entry.target
+            ):
+                ops.append(
+                    (
+                        {
+                            "op": "link",
+                            "path": path,
+                            "target": entry.target,
+                            "mtime_ns": entry.mtime_ns,
+                        },
+                        path,
+                        Remote("link", 0, entry.mtime_ns, 0, None, entry.target, entry.inode),
+                    )
+                )
+        for start in range(0, len(ops), BATCH_OPS):
+            batch = ops[start : start + BATCH_OPS]
+            results = self._ops([op for op, _, _ in batch])
+            for (op, path, entry), _result in zip(batch, results, strict=True):
+                if op["op"] == "link":
+                    self.index.drop_remote(path)
+                self.index.put_remote(path, entry)
+                if op["op"] == "mkdir":
+                    summary.folders += 1
+                    self.on_change(f"folder {path}")
+                else:
+                    summary.links += 1
+                    self.on_change(f"link {path} -> {entry.target}")
+
+    # -- deletions ---------------------------------------------------------------------
+
+    def _send_deletes(
+        self, local: dict[str, Local], remote: dict[str, Remote], summary: Summary
+    ) -> None:
+        current = self.index.remote()
+        gone: list[str] = []
+        covered: set[str] = set()
+        for path in sorted(remote):
+            if path in local or path not in current:
+                continue
+            parent = _parent(path)
+            if any(_under(path, g) for g in _ancestors(path) if g in covered):
+                continue
+            if parent and parent in local and local[parent].kind != "dir":
+                continue  # the parent became a file or link, which replaced it
+            gone.append(path)
+            covered.add(path)
+        for start in range(0, len(gone), BATCH_OPS):
+            batch = gone[start : start + BATCH_OPS]
+            self._ops([{"op": "delete", "path": p} for p in batch])
+            for path in batch:
+                self.index.drop_remote(path)
+                summary.deleted += 1
+                self.on_change(f"deleted {path}")
+
+    # -- files -------------------------------------------------------------------------
+
+    def _file_candidates(
+        self, local: dict[str, Local], remote: dict[str, Remote], forced: set[str]
+    ) -> list[str]:
+        out = []
+        for path in sorted(local):
+            entry = local[path]
+            if entry.kind != "file":
+                continue
+            have = remote.get(path)
+            if (
+                path not in forced
+                and have is not None
+                and have.kind == "file"
+                and (have.size, have.mtime_ns, have.mode)
+                == (entry.size, entry.mtime_ns, entry.mode)
+            ):
+                if have.inode != entry.inode:
+                    self.index.put_remote(path, _remote_of(entry, have.hash))
+                continue
+            out.append(path)
+        return out
+
+    def _digest(self, path: str, entry: Local, summary: Summary) -> Digest | None:
+        cached = self.index.cached(path, entry.size, entry.mtime_ns, entry.inode)
+        if cached is not None:
+            return Digest(cached[0], entry.size, cached[1])
+        for attempt in range(3):
+            try:
+                digest = digest_file(
+                    self.root / path, expect_size=entry.size, expect_mtime_ns=entry.mtime_ns
+                )
+            except FileChanged:
+                time.sleep(0.1 * (attempt + 1))
+                try:
+                    st = (self.root / path).lstat()
+                except OSError:
+                    return None
+                entry = Local("file", st.st_size, st.st_mtime_ns, entry.mode, st.st_ino)
+                continue
+            except OSError as exc:
+                summary.errors.append(f"cannot read {path}: {exc.strerror}")
+                return None
+            summary.bytes_read += digest.size
+            self.index.remember(
+                path, entry.size, entry.mtime_ns, entry.inode, digest.file_hash, digest.chunks
+            )
+            return digest
+        log.warning("%s keeps changing; it will be sent once it is stable", path)
+        summary.skipped += 1
+        return None
+
+    def _send_files(
+        self,
+        paths: list[str],
+        local: dict[str, Local],
+        remote: dict[str, Remote],
+        forced: set[str],
+        summary: Summary,
+        *,
+        show: bool,
+    ) -> None:
+        total = sum(local[p].size for p in paths)
+        enabled = self.show_progress if self.show_progress is not None else None
+        with progress(enabled=enabled if show and paths else False) as display:
+            bars = _Bars(display, len(paths), total)
+            batch: list[_Send] = []
+            chunk_count = 0
+            for path in paths:
+                entry = local[path]
+                digest = self._digest(path, entry, summary)
+                if digest is None:
+                    bars.done(entry.size)
+                    continue
+                have = remote.get(path)
+                if (
+                    have is not None
+                    and have.kind == "file"
+                    and have.hash == digest.file_hash
+                    and (have.mode, have.mtime_ns) == (entry.mode, entry.mtime_ns)
+                ):
+                    self.index.put_remote(path, _remote_of(entry, digest.file_hash))
+                    bars.done(entry.size)
+                    continue
+                action = "modified" if have is not None and have.kind == "file" else "created"
+                batch.append(_Send(path, entry, digest, action))
+                chunk_count += len(digest.chunks)
+                if len(batch) >= BATCH_FILES or chunk_count >= BATCH_CHUNKS:
+                    self._send_batch(batch, summary, bars)
+                    batch, chunk_count = [], 0
+            if batch:
+                self._send_batch(batch, summary, bars)
+
+    def _send_batch(self, batch: list[_Send], summary: Summary, bars: _Bars) -> None:
+        waiting = {item.path: item for item in batch}
+        with_chunks = set(waiting)
+        for _ in range(ROUNDS):
+            items = list(waiting.values())
+            ops = [_file_op(item, item.path in with_chunks) for item in items]
+            results = self._ops(ops)
+            missing: dict[str, None] = {}
+            need: list[_Send] = []
+            with_chunks = set()
+            for item, result in zip(items, results, strict=True):
+                status = result.get("status")
+                if status == "done":
+                    del waiting[item.path]
+                    self._acknowledge(item, result, summary)
+                    bars.done(item.local.size)
+                elif status == "missing":
+                    missing.update(dict.fromkeys(result.get("chunks", [])))
+                    need.append(item)
+                elif status == "resend":
+                    with_chunks.add(item.path)
+                else:
+                    raise InvalidInput(f"unexpected answer for {item.path}: {result}")
+            if not waiting:
+                return
+            for item in self._upload(need, missing):
+                waiting.pop(item.path, None)
+                summary.skipped += 1
+                bars.done(item.local.size)
+        for item in waiting.values():
+            summary.errors.append(f"{item.path}: the server kept asking for chunks")
+            bars.done(item.local.size)
+
+    def _acknowledge(self, item: _Send, result: dict[str, Any], summary: Summary) -> None:
+        self.index.drop_remote(item.path)
+        self.index.put_remote(item.path, _remote_of(item.local, item.digest.file_hash))
+        via = result.get("via", "")
+        if via == "meta":
+            summary.modified += 1
+            self.on_change(f"metadata {item.path}")
+            return
+        summary.files_sent += 1
+        if via == "copy":
+            summary.deduplicated += 1
+        if item.action == "created":
+            summary.created += 1
+        else:
+            summary.modified += 1
+        self.on_change(f"{item.action} {item.path} ({item.local.size} bytes, {via})")
+
+    def _upload(self, items: list[_Send], missing: dict[str, None]) -> list[_Send]:
+        """Send the chunks the server lacks; return the files that changed meanwhile."""
+        changed: list[_Send] = []
+        pack: list[bytes] = []
+        pack_size = 0
+        pack_data = 0
+        for item in items:
+            try:
+                for ref, data in self._read_chunks(item, missing):
+                    compressed = self._cctx.compress(data)
+                    small = len(compressed) < len(data) * COMPRESS_MIN_GAIN
+                    body = compressed if small else data
+                    pack.append(encode_record(ref.chunk_id, body, compressed=small))
+                    pack_size += len(pack[-1])
+                    pack_data += len(body)
+                    missing.pop(ref.chunk_id, None)
+                    if pack_size >= PACK_BYTES:
+                        self.conn.chunks(b"".join(pack), pack_data)
+                        pack, pack_size, pack_data = [], 0, 0
+            except (FileChanged, OSError):
+                log.info("%s changed while it was sent; it will be sent again", item.path)
+                self.index.forget_cache([item.path])
+                changed.append(item)
+        if pack:
+            self.conn.chunks(b"".join(pack), pack_data)
+        return changed
+
+    def _read_chunks(
+        self, item: _Send, missing: dict[str, None]
+    ) -> Iterator[tuple[ChunkRef, bytes]]:
+        offset = 0
+        with (self.root / item.path).open("rb") as fh:
+            for ref in item.digest.chunks:
+                if ref.chunk_id in missing:
+                    fh.seek(offset)
+                    data = fh.read(ref.length)
+                    if chunk_id(data) != ref.chunk_id:
+                        raise FileChanged(item.path)
+                    yield ref, data
+                offset += ref.length
+
+
+class _Bars:
+    def __init__(self, display: Display, files: int, size: int) -> None:
+        self.files = display.task("files", files)
+        self.bytes = display.task("bytes", size, bytes=True)
+
+    def done(self, size: int) -> None:
+        self.files.advance(1)
+        self.bytes.advance(size)
+
+
+def _file_op(item: _Send, with_chunks: bool) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "op": "file",
+        "path": item.path,
+        "size": item.local.size,
+        "mode": item.local.mode,
+        "mtime_ns": item.local.mtime_ns,
+        "hash": item.digest.file_hash,
+    }
+    if with_chunks:
+        op["chunks"] = encode_chunks(item.digest.chunks)
+    return op
+
+
+def _remote_of(entry: Local, file_hash: str | None) -> Remote:
+    return Remote("file", entry.size, entry.mtime_ns, entry.mode, file_hash, None, entry.inode)
+
+
+def client_index_path(data_dir: Path, root: Path, server: str, name: str) -> Path:
+    """Where the index of one (folder, server, client name) lives in the data directory."""
+    from blake3 import blake3
+
+    key = blake3(f"{root}\n{server.rstrip('/')}\n{name}".encode()).hexdigest()[:20]
+    return data_dir / "clients" / f"{key}.sqlite"

@@ -1,0 +1,112 @@
+"""Filesystem steps the server takes: safe path resolution, atomic writes, reflink copies."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from homekeep.core.errors import Conflict, InvalidInput
+
+FICLONE = 0x40049409  # linux/fs.h: share the source's blocks (btrfs, xfs); else we copy
+MODE_MASK = 0o1777  # permission bits and sticky; setuid/setgid are never applied
+
+
+def resolve(base: Path, rel: str) -> Path:
+    """Return ``base/rel`` if no existing parent of it is a symlink or a non-directory.
+
+    ``rel`` was checked by protocol.check_path; this refuses walking through a symlink
+    that already exists on the server (the client's own links are stored, never followed).
+    """
+    current = base
+    parts = rel.split("/")
+    for part in parts[:-1]:
+        current = current / part
+        try:
+            st = current.lstat()
+        except FileNotFoundError:
+            return base.joinpath(*parts)
+        if stat.S_ISLNK(st.st_mode):
+            raise InvalidInput(f"path {rel!r} goes through a symlink on the server")
+        if not stat.S_ISDIR(st.st_mode):
+            raise Conflict(f"path {rel!r} goes through {part!r}, which is not a folder")
+    return base.joinpath(*parts)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove(path: Path) -> bool:
+    """Remove a file, link or folder tree at ``path``; return whether something was there."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    return True
+
+
+def make_parents(base: Path, target: Path) -> None:
+    """Create the folders above ``target`` (inside ``base``), replacing files in the way."""
+    parent = target.parent
+    chain = []
+    while parent != base and parent != parent.parent:
+        chain.append(parent)
+        parent = parent.parent
+    for folder in reversed(chain):
+        try:
+            st = folder.lstat()
+        except FileNotFoundError:
+            folder.mkdir()
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            folder.unlink()
+            folder.mkdir()
+
+
+def place(tmp: Path, base: Path, target: Path) -> None:
+    """Rename a finished temp file over ``target`` atomically (a folder there is replaced)."""
+    make_parents(base, target)
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISDIR(target.lstat().st_mode):
+            shutil.rmtree(target)
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+
+
+def finish(fd: int, tmp: Path, *, mode: int, mtime_ns: int) -> None:
+    """fsync a written temp file, then give it its mode and mtime."""
+    os.fsync(fd)
+    os.fchmod(fd, mode & MODE_MASK)
+    os.utime(fd, ns=(mtime_ns, mtime_ns))
+
+
+def clone(src: Path, fd_dst: int) -> None:
+    """Copy ``src`` into the open file ``fd_dst``: a reflink where possible, else in-kernel."""
+    with src.open("rb") as fh:
+        try:
+            fcntl.ioctl(fd_dst, FICLONE, fh.fileno())
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY):
+                raise
+        size = os.fstat(fh.fileno()).st_size
+        offset = 0
+        while offset < size:
+            sent = os.copy_file_range(fh.fileno(), fd_dst, size - offset, offset, offset)
+            if sent == 0:
+                break
+            offset += sent

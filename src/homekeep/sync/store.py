@@ -1,0 +1,739 @@
+"""The server side: a sync target folder, its content index, and every change applied to it.
+
+Layout of a target folder DIR::
+
+    DIR/.homekeep-sync/index.sqlite   entries, chunk locations, staged chunks, history
+    DIR/.homekeep-sync/tmp/           files being written (renamed into place when whole)
+    DIR/.homekeep-sync/staging/       uploaded chunks waiting to be assembled
+    DIR/<client>/...                  each client's copy of its folder
+
+A chunk id maps to (file, offset, length) of a file the server already holds, so chunks
+are read back from the files themselves; nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import zstandard
+from blake3 import blake3
+
+from homekeep.core.db import Database, utcnow
+from homekeep.core.errors import InvalidInput, NotFound, UsageError
+from homekeep.sync import fsops
+from homekeep.sync.protocol import (
+    CHUNK_MAX,
+    ChunkRef,
+    check_client,
+    decode_chunks,
+    decode_pack,
+    encode_chunks,
+)
+
+log = logging.getLogger(__name__)
+
+STATE = ".homekeep-sync"
+
+MIGRATIONS = (
+    """
+    CREATE TABLE clients (
+        name TEXT PRIMARY KEY,
+        generation INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT
+    );
+    CREATE TABLE entries (
+        id INTEGER PRIMARY KEY,
+        client TEXT NOT NULL,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'link')),
+        size INTEGER NOT NULL DEFAULT 0,
+        mtime_ns INTEGER NOT NULL DEFAULT 0,
+        mode INTEGER NOT NULL DEFAULT 0,
+        hash TEXT,
+        target TEXT,
+        UNIQUE (client, path)
+    );
+    CREATE INDEX entries_hash ON entries(hash);
+    CREATE TABLE chunks (
+        hash TEXT NOT NULL,
+        entry_id INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL
+    );
+    CREATE INDEX chunks_hash ON chunks(hash);
+    CREATE INDEX chunks_entry ON chunks(entry_id);
+    CREATE TABLE staged (
+        hash TEXT PRIMARY KEY,
+        pack TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        wire_bytes INTEGER NOT NULL,
+        received_at REAL NOT NULL
+    );
+    CREATE INDEX staged_pack ON staged(pack);
+    CREATE TABLE pending (
+        hash TEXT PRIMARY KEY,
+        chunks BLOB NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        client TEXT NOT NULL,
+        action TEXT NOT NULL,
+        path TEXT NOT NULL,
+        dest TEXT,
+        size INTEGER NOT NULL DEFAULT 0,
+        data_bytes INTEGER NOT NULL DEFAULT 0,
+        via TEXT
+    );
+    CREATE INDEX events_client ON events(client, id);
+    """,
+)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A file the client wants the server to hold."""
+
+    path: str
+    size: int
+    mode: int
+    mtime_ns: int
+    hash: str
+    chunks: list[ChunkRef] | None
+
+
+def is_target(root: Path) -> bool:
+    """Return True if ``root`` is already a homekeep sync target."""
+    return (root / STATE / "index.sqlite").is_file()
+
+
+class ServerStore:
+    """One sync target folder and its index; safe to use from many threads."""
+
+    def __init__(
+        self, root: Path, *, staging_ttl: float = 24 * 3600, maintain: bool = True
+    ) -> None:
+        self.root = root
+        self.state = root / STATE
+        self.tmp = self.state / "tmp"
+        self.staging = self.state / "staging"
+        self.staging_ttl = staging_ttl
+        if maintain:
+            for folder in (self.state, self.tmp, self.staging):
+                folder.mkdir(parents=True, exist_ok=True)
+        self.db = Database(self.state / "index.sqlite", area="sync", migrations=MIGRATIONS)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._dctx = zstandard.ZstdDecompressor()
+        if maintain:  # only the serving process may clear temp files and stale chunks
+            self._clean_tmp()
+            self.collect_staging()
+
+    @classmethod
+    def open(cls, root: Path, *, adopt: bool = False) -> ServerStore:
+        """Open ``root`` as a target: new, empty, already ours, or adopted with ``adopt``."""
+        root = root.expanduser().absolute()
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{root} is not a folder; give an empty or new folder")
+        if root.is_dir() and not is_target(root) and any(root.iterdir()) and not adopt:
+            raise UsageError(
+                f"{root} is not empty and not a homekeep sync target; give an empty folder, "
+                "or pass --adopt to index what is there for dedup"
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        store = cls(root)
+        if adopt:
+            store.adopt()
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def lock(self, client: str) -> threading.Lock:
+        """The lock that serialises one client's changes."""
+        with self._locks_guard:
+            return self._locks.setdefault(client, threading.Lock())
+
+    def client_dir(self, client: str) -> Path:
+        check_client(client)
+        return self.root / client
+
+    def _clean_tmp(self) -> None:
+        for leftover in self.tmp.iterdir():
+            fsops.remove(leftover)
+
+    def collect_staging(self) -> int:
+        """Drop staged chunks older than the TTL and packs nobody needs; return packs removed."""
+        cutoff = time.time() - self.staging_ttl
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM staged WHERE received_at < ?", (cutoff,))
+            conn.execute("DELETE FROM pending WHERE created_at < ?", (cutoff,))
+            live = {row[0] for row in conn.execute("SELECT DISTINCT pack FROM staged")}
+        removed = 0
+        for pack in self.staging.iterdir():
+            if pack.name not in live:
+                pack.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _touch_client(self, conn: sqlite3.Connection, client: str) -> None:
+        conn.execute(
+            "INSERT INTO clients (name, generation, created_at, last_seen_at) VALUES (?, 1, ?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET generation = generation + 1,"
+            " last_seen_at = excluded.last_seen_at",
+            (client, utcnow(), utcnow()),
+        )
+
+    def generation(self, client: str) -> int:
+        row = self.db.query_one("SELECT generation FROM clients WHERE name = ?", (client,))
+        return int(row["generation"]) if row else 0
+
+    def _event(
+        self,
+        conn: sqlite3.Connection,
+        client: str,
+        action: str,
+        path: str,
+        *,
+        dest: str | None = None,
+        size: int = 0,
+        data_bytes: int = 0,
+        via: str | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO events (at, client, action, path, dest, size, data_bytes, via)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (utcnow(), client, action, path, dest, size, data_bytes, via),
+        )
+
+    def _entry(self, client: str, path: str) -> sqlite3.Row | None:
+        return self.db.query_one(
+            "SELECT * FROM entries WHERE client = ? AND path = ?", (client, path)
+        )
+
+    @staticmethod
+    def _forget(conn: sqlite3.Connection, client: str, path: str) -> None:
+        """Drop the index rows of ``path`` and everything under it."""
+        conn.execute(
+            "DELETE FROM entries WHERE client = ? AND (path = ? OR (path > ? AND path < ?))",
+            (client, path, path + "/", path + "0"),
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def manifest(self, client: str) -> tuple[int, list[list[Any]]]:
+        """Return the client's generation and every entry it has on the server."""
+        check_client(client)
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT generation FROM clients WHERE name = ?", (client,)
+            ).fetchone()
+            rows = conn.execute(
+                "SELECT path, kind, size, mtime_ns, mode, hash, target FROM entries"
+                " WHERE client = ? ORDER BY path",
+                (client,),
+            ).fetchall()
+        return (int(row[0]) if row else 0), [list(r) for r in rows]
+
+    # -- changes -------------------------------------------------------------------------
+
+    def mkdir(self, client: str, path: str, mode: int) -> None:
+        base = self.client_dir(client)
+        base.mkdir(exist_ok=True)
+        target = fsops.resolve(base, path)
+        fsops.make_parents(base, target)
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISDIR(target.lstat().st_mode):
+                target.unlink()
+        created = not target.exists()
+        target.mkdir(exist_ok=True)
+        os.chmod(target, mode & fsops.MODE_MASK)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO entries (client, path, kind, mode) VALUES (?, ?, 'dir', ?)"
+                " ON CONFLICT(client, path) DO UPDATE SET kind = 'dir', mode = excluded.mode,"
+                " size = 0, hash = NULL, target = NULL",
+                (client, path, mode),
+            )
+            conn.execute(
+                "DELETE FROM chunks WHERE entry_id IN"
+                " (SELECT id FROM entries WHERE client = ? AND path = ?)",
+                (client, path),
+            )
+            self._event(conn, client, "mkdir" if created else "meta", path)
+            self._touch_client(conn, client)
+
+    def symlink(self, client: str, path: str, link_target: str, mtime_ns: int) -> None:
+        if "\x00" in link_target or not link_target or len(link_target) > 4096:
+            raise InvalidInput(f"invalid symlink target for {path!r}")
+        base = self.client_dir(client)
+        base.mkdir(exist_ok=True)
+        target = fsops.resolve(base, path)
+        tmp = self.tmp / uuid.uuid4().hex
+        os.symlink(link_target, tmp)
+        with contextlib.suppress(NotImplementedError, OSError):
+            os.utime(tmp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+        fsops.place(tmp, base, target)
+        with self.db.transaction() as conn:
+            self._forget(conn, client, path)
+            conn.execute(
+                "INSERT INTO entries (client, path, kind, mtime_ns, target)"
+                " VALUES (?, ?, 'link', ?, ?)",
+                (client, path, mtime_ns, link_target),
+            )
+            self._event(conn, client, "link", path)
+            self._touch_client(conn, client)
+
+    def delete(self, client: str, path: str) -> bool:
+        base = self.client_dir(client)
+        target = fsops.resolve(base, path)
+        removed = fsops.remove(target)
+        with self.db.transaction() as conn:
+            self._forget(conn, client, path)
+            self._event(conn, client, "delete", path)
+            self._touch_client(conn, client)
+        return removed
+
+    def rename(self, client: str, path: str, dest: str) -> bool:
+        """Rename a file or folder; return False if the source is not there (client re-sends)."""
+        base = self.client_dir(client)
+        source = fsops.resolve(base, path)
+        target = fsops.resolve(base, dest)
+        entry = self._entry(client, path)
+        if entry is None or not os.path.lexists(source):
+            return False
+        if dest == path or dest.startswith(path + "/"):
+            raise InvalidInput(f"cannot move {path!r} into itself ({dest!r})")
+        fsops.make_parents(base, target)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISDIR(target.lstat().st_mode) or entry["kind"] == "dir":
+                fsops.remove(target)
+        os.replace(source, target)
+        fsops.fsync_dir(target.parent)
+        with self.db.transaction() as conn:
+            self._forget(conn, client, dest)
+            conn.execute(
+                "UPDATE entries SET path = ? || substr(path, ?) WHERE client = ?"
+                " AND (path = ? OR (path > ? AND path < ?))",
+                (dest, len(path) + 1, client, path, path + "/", path + "0"),
+            )
+            self._event(conn, client, "rename", path, dest=dest, size=int(entry["size"]))
+            self._touch_client(conn, client)
+        return True
+
+    # -- chunks --------------------------------------------------------------------------
+
+    def receive_pack(self, client: str, body: bytes) -> tuple[int, int]:
+        """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
+        check_client(client)
+        records = []
+        for record in decode_pack(body, max_chunk=CHUNK_MAX):
+            data = record.data
+            if record.compressed:
+                try:
+                    data = self._dctx.decompress(data, max_output_size=CHUNK_MAX)
+                except zstandard.ZstdError as exc:
+                    raise InvalidInput(f"chunk {record.chunk_id[:12]} is not valid zstd") from exc
+            if len(data) > CHUNK_MAX or not data:
+                raise InvalidInput(f"chunk {record.chunk_id[:12]} has a bad length")
+            if blake3(data).hexdigest() != record.chunk_id:
+                raise InvalidInput(f"chunk {record.chunk_id[:12]} does not match its id")
+            records.append((record.chunk_id, data, len(record.data)))
+        if not records:
+            return 0, 0
+        name = uuid.uuid4().hex
+        pack = self.staging / name
+        rows = []
+        offset = 0
+        with pack.open("wb") as fh:
+            for chunk_id, data, wire in records:
+                fh.write(data)
+                rows.append((chunk_id, name, offset, len(data), wire, time.time()))
+                offset += len(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO staged (hash, pack, offset, length, wire_bytes, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(records), sum(r[2] for r in records)
+
+    def _locate(
+        self, conn: sqlite3.Connection, chunk_id: str
+    ) -> tuple[Path, int, int, bool] | None:
+        row = conn.execute(
+            "SELECT pack, offset, wire_bytes FROM staged WHERE hash = ?", (chunk_id,)
+        ).fetchone()
+        if row is not None:
+            return self.staging / row[0], int(row[1]), int(row[2]), True
+        row = conn.execute(
+            "SELECT e.client, e.path, c.offset FROM chunks c JOIN entries e ON e.id = c.entry_id"
+            " WHERE c.hash = ? LIMIT 1",
+            (chunk_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return self.root / row[0] / row[1], int(row[2]), 0, False
+
+    # -- files ---------------------------------------------------------------------------
+
+    def commit_file(self, client: str, spec: FileSpec) -> dict[str, Any]:
+        """Make the client's file ``spec``: by a local copy, from chunks, or ask for chunks.
+
+        Returns ``{"status": "done", "via": ...}``, ``{"status": "missing", "chunks": [...]}``
+        or ``{"status": "resend"}`` (the server forgot the chunk list: send it again).
+        """
+        base = self.client_dir(client)
+        base.mkdir(exist_ok=True)
+        target = fsops.resolve(base, spec.path)
+        current = self._entry(client, spec.path)
+        if current is not None and current["kind"] == "file" and current["hash"] == spec.hash:
+            if self._unchanged_on_disk(target, current):
+                os.chmod(target, spec.mode & fsops.MODE_MASK)
+                os.utime(target, ns=(spec.mtime_ns, spec.mtime_ns), follow_symlinks=False)
+                with self.db.transaction() as conn:
+                    conn.execute(
+                        "UPDATE entries SET mode = ?, mtime_ns = ? WHERE id = ?",
+                        (spec.mode, spec.mtime_ns, current["id"]),
+                    )
+                    self._event(conn, client, "meta", spec.path, size=spec.size, via="local")
+                    self._touch_client(conn, client)
+                return {"status": "done", "via": "meta"}
+        action = "modify" if current is not None else "create"
+        if self._copy_existing(client, spec, target, action):
+            return {"status": "done", "via": "copy"}
+        chunks = spec.chunks
+        if chunks is None:
+            row = self.db.query_one("SELECT chunks FROM pending WHERE hash = ?", (spec.hash,))
+            if row is None:
+                return {"status": "resend"}
+            chunks = decode_chunks(row["chunks"], max_chunks=1 << 40)
+        if sum(c.length for c in chunks) != spec.size:
+            raise InvalidInput(f"chunk lengths of {spec.path!r} do not add up to its size")
+        with self.db.transaction() as conn:
+            missing = [c.chunk_id for c in chunks if self._locate(conn, c.chunk_id) is None]
+        if missing:
+            self._remember(spec.hash, chunks)
+            return {"status": "missing", "chunks": list(dict.fromkeys(missing))}
+        return self._assemble(client, spec, chunks, target, action)
+
+    def _remember(self, file_hash: str, chunks: list[ChunkRef]) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO pending (hash, chunks, created_at) VALUES (?, ?, ?)",
+            (file_hash, encode_chunks(chunks), time.time()),
+        )
+
+    @staticmethod
+    def _unchanged_on_disk(path: Path, entry: sqlite3.Row) -> bool:
+        try:
+            st = path.lstat()
+        except OSError:
+            return False
+        return (
+            stat.S_ISREG(st.st_mode)
+            and st.st_size == entry["size"]
+            and st.st_mtime_ns == entry["mtime_ns"]
+        )
+
+    def _copy_existing(self, client: str, spec: FileSpec, target: Path, action: str) -> bool:
+        """Whole-file dedup: make the file from a copy of one the server holds."""
+        if spec.size == 0:
+            return False
+        for row in self.db.query(
+            "SELECT * FROM entries WHERE hash = ? AND kind = 'file' AND size = ? LIMIT 8",
+            (spec.hash, spec.size),
+        ):
+            source = self.root / row["client"] / row["path"]
+            if not self._unchanged_on_disk(source, row):
+                continue
+            tmp = self.tmp / uuid.uuid4().hex
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fsops.clone(source, fd)
+                if os.fstat(fd).st_size != spec.size:
+                    raise OSError("copy came out short")
+                fsops.finish(fd, tmp, mode=spec.mode, mtime_ns=spec.mtime_ns)
+            except OSError:
+                os.close(fd)
+                tmp.unlink(missing_ok=True)
+                continue
+            os.close(fd)
+            fsops.place(tmp, self.client_dir(client), target)
+            rows = self.db.query(
+                "SELECT hash, offset, length FROM chunks WHERE entry_id = ?", (row["id"],)
+            )
+            self._record_file(
+                client, spec, [(r[0], r[1], r[2]) for r in rows], action, data_bytes=0, via="copy"
+            )
+            return True
+        return False
+
+    def _assemble(
+        self, client: str, spec: FileSpec, chunks: list[ChunkRef], target: Path, action: str
+    ) -> dict[str, Any]:
+        tmp = self.tmp / uuid.uuid4().hex
+        handles: dict[Path, BinaryIO] = {}
+        whole = blake3()
+        placed: list[tuple[str, int, int]] = []
+        staged_used: set[str] = set()
+        data_bytes = 0
+        offset = 0
+        try:
+            with tmp.open("wb") as out:
+                for chunk in chunks:
+                    with self.db.transaction() as conn:
+                        where = self._locate(conn, chunk.chunk_id)
+                    data = self._read(handles, where, chunk) if where else None
+                    if data is None or where is None:
+                        self._drop_location(chunk.chunk_id)
+                        self._remember(spec.hash, chunks)
+                        return {"status": "missing", "chunks": [chunk.chunk_id]}
+                    if where[3] and chunk.chunk_id not in staged_used:
+                        staged_used.add(chunk.chunk_id)
+                        data_bytes += where[2]
+                    out.write(data)
+                    whole.update(data)
+                    placed.append((chunk.chunk_id, offset, chunk.length))
+                    offset += chunk.length
+                out.flush()
+                if whole.hexdigest() != spec.hash:
+                    raise InvalidInput(
+                        f"the chunks of {spec.path!r} do not add up to its content id"
+                    )
+                fsops.finish(out.fileno(), tmp, mode=spec.mode, mtime_ns=spec.mtime_ns)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            for fh in handles.values():
+                fh.close()
+        fsops.place(tmp, self.client_dir(client), target)
+        via = "chunks" if data_bytes else "local"
+        self._record_file(client, spec, placed, action, data_bytes=data_bytes, via=via)
+        self._release_staged(staged_used, spec.hash)
+        return {"status": "done", "via": via, "data_bytes": data_bytes}
+
+    @staticmethod
+    def _read(
+        handles: dict[Path, BinaryIO], where: tuple[Path, int, int, bool], chunk: ChunkRef
+    ) -> bytes | None:
+        path, offset, _, _ = where
+        try:
+            fh = handles.get(path)
+            if fh is None:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                fh = handles[path] = os.fdopen(fd, "rb")
+            fh.seek(offset)
+            data = fh.read(chunk.length)
+        except OSError:
+            return None
+        if len(data) != chunk.length or blake3(data).hexdigest() != chunk.chunk_id:
+            return None
+        return data
+
+    def _drop_location(self, chunk_id: str) -> None:
+        """Forget where a chunk was: its file changed under us, or its pack is gone."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
+            conn.execute("DELETE FROM chunks WHERE hash = ?", (chunk_id,))
+
+    def _record_file(
+        self,
+        client: str,
+        spec: FileSpec,
+        placed: list[tuple[str, int, int]],
+        action: str,
+        *,
+        data_bytes: int,
+        via: str,
+    ) -> None:
+        with self.db.transaction() as conn:
+            self._forget(conn, client, spec.path)
+            cur = conn.execute(
+                "INSERT INTO entries (client, path, kind, size, mtime_ns, mode, hash)"
+                " VALUES (?, ?, 'file', ?, ?, ?, ?)",
+                (client, spec.path, spec.size, spec.mtime_ns, spec.mode, spec.hash),
+            )
+            conn.executemany(
+                "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
+                [(h, cur.lastrowid, o, n) for h, o, n in placed],
+            )
+            self._event(
+                conn, client, action, spec.path, size=spec.size, data_bytes=data_bytes, via=via
+            )
+            self._touch_client(conn, client)
+
+    def _release_staged(self, used: set[str], file_hash: str) -> None:
+        """Staged chunks now live in a file; drop them and any pack left empty."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM pending WHERE hash = ?", (file_hash,))
+            if not used:
+                return
+            packs = set()
+            for chunk_id in used:
+                row = conn.execute("SELECT pack FROM staged WHERE hash = ?", (chunk_id,)).fetchone()
+                if row is not None:
+                    packs.add(row[0])
+                    conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
+            empty = [
+                p
+                for p in packs
+                if conn.execute("SELECT 1 FROM staged WHERE pack = ? LIMIT 1", (p,)).fetchone()
+                is None
+            ]
+        for pack in empty:
+            (self.staging / pack).unlink(missing_ok=True)
+
+    # -- adopt, status, history -------------------------------------------------------------
+
+    def adopt(self) -> int:
+        """Index files already in the folder (client = first-level folder) for dedup."""
+        from homekeep.sync.chunking import FileChanged, digest_file
+
+        count = 0
+        for client_dir in sorted(self.root.iterdir()):
+            if client_dir.name == STATE or not client_dir.is_dir() or client_dir.is_symlink():
+                continue
+            try:
+                client = check_client(client_dir.name)
+            except InvalidInput:
+                log.warning("not adopting %s: not a valid client name", client_dir)
+                continue
+            for path in _walk(client_dir):
+                rel = path.relative_to(client_dir).as_posix()
+                st = path.lstat()
+                if stat.S_ISDIR(st.st_mode):
+                    self._adopt_row(client, rel, "dir", st, None, None, [])
+                elif stat.S_ISLNK(st.st_mode):
+                    self._adopt_row(client, rel, "link", st, None, os.readlink(path), [])
+                elif stat.S_ISREG(st.st_mode):
+                    try:
+                        digest = digest_file(
+                            path, expect_size=st.st_size, expect_mtime_ns=st.st_mtime_ns
+                        )
+                    except (FileChanged, OSError):
+                        continue
+                    placed = []
+                    offset = 0
+                    for c in digest.chunks:
+                        placed.append((c.chunk_id, offset, c.length))
+                        offset += c.length
+                    self._adopt_row(client, rel, "file", st, digest.file_hash, None, placed)
+                    count += 1
+        return count
+
+    def _adopt_row(
+        self,
+        client: str,
+        rel: str,
+        kind: str,
+        st: os.stat_result,
+        file_hash: str | None,
+        link_target: str | None,
+        placed: list[tuple[str, int, int]],
+    ) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO clients (name, generation, created_at) VALUES (?, 1, ?)",
+                (client, utcnow()),
+            )
+            conn.execute("DELETE FROM entries WHERE client = ? AND path = ?", (client, rel))
+            cur = conn.execute(
+                "INSERT INTO entries (client, path, kind, size, mtime_ns, mode, hash, target)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    client,
+                    rel,
+                    kind,
+                    st.st_size if kind == "file" else 0,
+                    st.st_mtime_ns if kind != "dir" else 0,
+                    stat.S_IMODE(st.st_mode) if kind != "link" else 0,
+                    file_hash,
+                    link_target,
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
+                [(h, cur.lastrowid, o, n) for h, o, n in placed],
+            )
+
+    def status(self) -> dict[str, Any]:
+        """Per-client counts and the store's totals."""
+        clients = [
+            {
+                "name": row["name"],
+                "files": row["files"] or 0,
+                "folders": row["folders"] or 0,
+                "links": row["links"] or 0,
+                "bytes": row["bytes"] or 0,
+                "last_seen_at": row["last_seen_at"],
+            }
+            for row in self.db.query(
+                "SELECT c.name, c.last_seen_at,"
+                " SUM(e.kind = 'file') AS files, SUM(e.kind = 'dir') AS folders,"
+                " SUM(e.kind = 'link') AS links, SUM(e.size) AS bytes"
+                " FROM clients c LEFT JOIN entries e ON e.client = c.name"
+                " GROUP BY c.name ORDER BY c.name"
+            )
+        ]
+        totals = self.db.query_one(
+            "SELECT (SELECT COUNT(DISTINCT hash) FROM entries WHERE kind = 'file') AS contents,"
+            " (SELECT COUNT(DISTINCT hash) FROM chunks) AS chunks,"
+            " (SELECT COUNT(*) FROM staged) AS staged,"
+            " (SELECT COALESCE(SUM(data_bytes), 0) FROM events) AS received"
+        )
+        assert totals is not None
+        return {
+            "root": str(self.root),
+            "clients": clients,
+            "unique_contents": totals["contents"],
+            "unique_chunks": totals["chunks"],
+            "staged_chunks": totals["staged"],
+            "data_bytes_received": totals["received"],
+        }
+
+    def history(self, *, client: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest events, newest first."""
+        if client is not None and not self.db.query_one(
+            "SELECT 1 FROM clients WHERE name = ?", (client,)
+        ):
+            raise NotFound(f"no client named {client!r} on this server; see 'homekeep sync status'")
+        rows = self.db.query(
+            "SELECT * FROM events WHERE (? IS NULL OR client = ?) ORDER BY id DESC LIMIT ?",
+            (client, client, limit),
+        )
+        return [dict(row) for row in rows]
+
+
+def _walk(top: Path) -> Iterator[Path]:
+    """Yield every path under ``top`` (folders before their contents), never following links."""
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            yield path
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(path)
