@@ -45,6 +45,7 @@ class Summary:
     bytes_read: int = 0
     data_bytes_sent: int = 0
     wire_bytes: int = 0
+    requests: int = 0
     created: int = 0
     modified: int = 0
     renamed: int = 0
@@ -137,7 +138,12 @@ class Syncer:
     def run(self, scopes: list[Scope], *, first: bool) -> Summary:
         start = time.monotonic()
         counters = self.conn.counters
-        sent0, recv0, data0 = counters.sent, counters.received, counters.data
+        sent0, recv0, data0, req0 = (
+            counters.sent,
+            counters.received,
+            counters.data,
+            counters.requests,
+        )
         summary = Summary()
         if not self._hello_done:
             self.conn.hello()
@@ -161,6 +167,7 @@ class Syncer:
         self._send_deletes(local, remote, summary)
         summary.seconds = round(time.monotonic() - start, 3)
         summary.data_bytes_sent = counters.data - data0
+        summary.requests = counters.requests - req0
         summary.wire_bytes = (counters.sent - sent0) + (counters.received - recv0)
         return summary
 

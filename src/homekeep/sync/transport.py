@@ -47,6 +47,7 @@ class Counters:
     sent: int = 0
     received: int = 0
     data: int = 0  # chunk payload bytes, compressed as sent
+    requests: int = 0
 
 
 def fingerprint_of(der: bytes) -> str:
@@ -142,6 +143,7 @@ class Connection:
         except httpx.TransportError as exc:
             self.close()
             raise Offline(f"cannot reach {self.server}: {exc}") from exc
+        self.counters.requests += 1
         self.counters.sent += len(content) if content is not None else 0
         self.counters.received += len(response.content)
         if response.status_code >= 400:
