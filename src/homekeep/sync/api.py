@@ -119,6 +119,7 @@ def _parse_ops(body: bytes) -> OpsRequest:
 def _apply(store: ServerStore, client: str, request: OpsRequest) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     with store.lock(client):
+        store.register(client)
         for op in request.ops:
             if isinstance(op, MkdirOp):
                 store.mkdir(client, op.path, op.mode)

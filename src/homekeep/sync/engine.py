@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 BATCH_FILES = 1000
 BATCH_CHUNKS = 200_000
+BATCH_BYTES = 32 << 20  # commit often, so an interrupted first sync keeps most of its work
 BATCH_OPS = 2000
 PACK_BYTES = 8 << 20
 ROUNDS = 4
@@ -185,6 +186,8 @@ class Syncer:
             return
         self.index.replace_remote(answer["entries"])
         self.index.set_meta("generation", str(answer["generation"]))
+        if answer["generation"] == 0:
+            self._ops([])  # a new client: its folder appears on the server even if empty
 
     def _remote_in(self, scopes: list[Scope]) -> dict[str, Remote]:
         remote = self.index.remote()
@@ -390,6 +393,7 @@ class Syncer:
             bars = _Bars(display, len(paths), total)
             batch: list[_Send] = []
             chunk_count = 0
+            batch_bytes = 0
             for path in paths:
                 entry = local[path]
                 digest = self._digest(path, entry, summary)
@@ -409,9 +413,14 @@ class Syncer:
                 action = "modified" if have is not None and have.kind == "file" else "created"
                 batch.append(_Send(path, entry, digest, action))
                 chunk_count += len(digest.chunks)
-                if len(batch) >= BATCH_FILES or chunk_count >= BATCH_CHUNKS:
+                batch_bytes += entry.size
+                if (
+                    len(batch) >= BATCH_FILES
+                    or chunk_count >= BATCH_CHUNKS
+                    or batch_bytes >= BATCH_BYTES
+                ):
                     self._send_batch(batch, summary, bars)
-                    batch, chunk_count = [], 0
+                    batch, chunk_count, batch_bytes = [], 0, 0
             if batch:
                 self._send_batch(batch, summary, bars)
 

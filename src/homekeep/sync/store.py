@@ -235,6 +235,13 @@ class ServerStore:
             (client, path, path + "/", path + "0"),
         )
 
+    def register(self, client: str) -> None:
+        """Create a client's folder and record it, once."""
+        self.client_dir(client).mkdir(exist_ok=True)
+        with self.db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM clients WHERE name = ?", (client,)).fetchone() is None:
+                self._touch_client(conn, client)
+
     # -- reading -------------------------------------------------------------------------
 
     def manifest(self, client: str) -> tuple[int, list[list[Any]]]:

@@ -142,6 +142,11 @@ class Connection:
             response = self.http().request(method, path, **kwargs)
         except httpx.TransportError as exc:
             self.close()
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise AuthError(
+                    f"cannot verify the TLS certificate of {self.server}: pass --ca FILE, or "
+                    "--fingerprint SHA256 as printed by 'homekeep sync server' at start"
+                ) from exc
             raise Offline(f"cannot reach {self.server}: {exc}") from exc
         self.counters.requests += 1
         self.counters.sent += len(content) if content is not None else 0
