@@ -32,7 +32,10 @@ class SyncServer:
 
 @contextmanager
 def sync_server(
-    tmp: Path, *extra: str, port: int = 0, token_name: str = "laptop"
+    tmp: Path,
+    *extra: str,
+    port: int = 0,
+    token_name: str = "laptop",  # noqa: S107
 ) -> Iterator[SyncServer]:
     """Start a sync server receiving into ``tmp/server`` with one sync token."""
     data = tmp / "server-data"
@@ -74,7 +77,7 @@ def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
             rel = path.relative_to(root).as_posix()
             st = path.lstat()
             if stat.S_ISLNK(st.st_mode):
-                out[rel] = ("link", os.readlink(path))
+                out[rel] = ("link", str(path.readlink()))
             elif stat.S_ISDIR(st.st_mode):
                 out[rel] = ("dir", stat.S_IMODE(st.st_mode))
             else:

@@ -36,7 +36,32 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-CHANGES: dict[str, Callable[[Path], None]] = {
+def _swap_folder_for_file(r: Path) -> None:
+    shutil.rmtree(r / "docs/deep")
+    _write(r / "docs/deep", b"f")
+
+
+def _swap_file_for_folder(r: Path) -> None:
+    (r / "script.sh").unlink()
+    _write(r / "script.sh/in", b"i")
+
+
+def _retarget_link(r: Path) -> None:
+    (r / "link").unlink()
+    (r / "link").symlink_to("script.sh")
+
+
+def _link_to_file(r: Path) -> None:
+    (r / "link").unlink()
+    _write(r / "link", b"now a file")
+
+
+def _odd_names(r: Path) -> None:
+    for rel in ("ünï cødé/日本語 ✓.txt", "-dash", "sp ace s/  lead", 'quote\'s "q"', "new\nline"):
+        _write(r / rel, rel.encode())
+
+
+CHANGES: dict[str, Callable[[Path], object]] = {
     "create file": lambda r: _write(r / "new.txt", b"new"),
     "create nested": lambda r: _write(r / "x/y/z/new.bin", os.urandom(70_000)),
     "create empty folder": lambda r: (r / "docs/deep/empty2").mkdir(),
@@ -53,25 +78,16 @@ CHANGES: dict[str, Callable[[Path], None]] = {
     "move file": lambda r: (r / "docs/deep/b.bin").rename(r / "empty/b.bin"),
     "rename folder": lambda r: (r / "docs").rename(r / "papers"),
     "move nested folder": lambda r: (r / "docs/deep/er").rename(r / "empty/er"),
-    "swap folder for file": lambda r: (shutil.rmtree(r / "docs/deep"), _write(r / "docs/deep", b"f")),
-    "swap file for folder": lambda r: ((r / "zz").mkdir(), (r / "script.sh").unlink(),
-                                       (r / "script.sh").mkdir(), _write(r / "script.sh/in", b"i")),
-    "retarget link": lambda r: ((r / "link").unlink(), (r / "link").symlink_to("script.sh")),
-    "link to file": lambda r: ((r / "link").unlink(), _write(r / "link", b"now a file")),
-    "unicode and odd names": lambda r: (
-        _write(r / "ünï cødé/日本語 ✓.txt", b"u"),
-        _write(r / "-dash", b"d"),
-        _write(r / "sp ace s/  lead", b"s"),
-        _write(r / "quote's \"q\"", b"q"),
-        _write(r / "new\nline", b"n"),
-    ),
+    "swap folder for file": _swap_folder_for_file,
+    "swap file for folder": _swap_file_for_folder,
+    "retarget link": _retarget_link,
+    "link to file": _link_to_file,
+    "unicode and odd names": _odd_names,
 }
 
 
 @pytest.mark.parametrize("change", list(CHANGES))
-def test_change_ends_with_identical_trees(
-    server: SyncServer, tmp_path: Path, change: str
-) -> None:
+def test_change_ends_with_identical_trees(server: SyncServer, tmp_path: Path, change: str) -> None:
     src = tmp_path / "src"
     src.mkdir()
     _base(src)
@@ -94,8 +110,7 @@ def test_renames_are_renames_and_send_no_data(
     name = f"r{abs(hash(change)) % 10**8}"
     push(src, server, name)
     inode_before = {
-        p: (server.root / name / p).lstat().st_ino
-        for p in ("docs/a.txt", "docs/deep/b.bin")
+        p: (server.root / name / p).lstat().st_ino for p in ("docs/a.txt", "docs/deep/b.bin")
     }
     CHANGES[change](src)
     summary = push(src, server, name)

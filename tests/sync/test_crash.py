@@ -71,10 +71,23 @@ def _when_data_arrives(root: Path, timeout: float = 30) -> None:
 
 
 def _start_push(src: Path, url: str, token: str, name: str) -> subprocess.Popen[bytes]:
-    cmd = [*HOMEKEEP, "--data-dir", str(src.parent / f"client-data-{name}"), "sync", "push",
-           str(src), "--server", url, "--token", token, "--name", name, "--wait", "60"]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=clean_env())
+    cmd = [
+        *HOMEKEEP,
+        "--data-dir",
+        str(src.parent / f"client-data-{name}"),
+        "sync",
+        "push",
+        str(src),
+        "--server",
+        url,
+        "--token",
+        token,
+        "--name",
+        name,
+        "--wait",
+        "60",
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_env())
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -111,7 +124,7 @@ def test_kill_9_of_the_server_mid_sync(tmp_path: Path, seed: int) -> None:
     root = tmp_path / "server"
     token = create_token(data, "laptop", "sync")
     port = free_port()
-    args = ["sync", "server", root, "--port", str(port)]
+    args: list[str | Path] = ["sync", "server", root, "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     inspector = Inspector(root / "laptop", src)
     inspector.start()

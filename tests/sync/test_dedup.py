@@ -105,11 +105,13 @@ def test_restart_reads_nothing_unchanged_and_many_small_files_go_in_batches(
     assert first["requests"] <= 12
     assert snapshot(server.root / "small") == snapshot(src)
     again = push(src, server, "small")
-    assert again["bytes_read"] == 0 and again["files_sent"] == 0
+    assert again["bytes_read"] == 0
+    assert again["files_sent"] == 0
     assert again["data_bytes_sent"] == 0
     (src / "d3/f3.txt").write_text("edited\n")
     third = push(src, server, "small")
-    assert third["files_sent"] == 1 and third["bytes_read"] == len("edited\n")
+    assert third["files_sent"] == 1
+    assert third["bytes_read"] == len("edited\n")
 
 
 def test_big_file_is_streamed_and_its_server_copy_is_exact(

@@ -27,20 +27,42 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, s
     fingerprint = hashlib.sha256(der).hexdigest()
     data = tmp / "server-data"
     token = create_token(data, "laptop", "sync")
-    args = ["sync", "server", tmp / "server", "--port", "0",
-            "--tls-cert", cert_file, "--tls-key", key_file]
+    args: list[str | Path] = [
+        "sync",
+        "server",
+        tmp / "server",
+        "--port",
+        "0",
+        "--tls-cert",
+        cert_file,
+        "--tls-key",
+        key_file,
+    ]
     with running(args, data_dir=data, verify=str(ca_file)) as srv:
         assert srv.url.startswith("https://")
         yield srv.url, tmp / "server", token, fingerprint, ca_file
 
 
 def _push(src: Path, url: str, token: str, *extra: str | Path) -> tuple[int, str, str]:
-    result = run_cli("sync", "push", src, "--server", url, "--token", token, "--name", "tls",
-                     *extra, data_dir=src.parent / "client-data")
+    result = run_cli(
+        "sync",
+        "push",
+        src,
+        "--server",
+        url,
+        "--token",
+        token,
+        "--name",
+        "tls",
+        *extra,
+        data_dir=src.parent / "client-data",
+    )
     return result.returncode, result.stdout, result.stderr
 
 
-def test_push_over_tls_with_a_ca_file(tls: tuple[str, Path, str, str, Path], tmp_path: Path) -> None:
+def test_push_over_tls_with_a_ca_file(
+    tls: tuple[str, Path, str, str, Path], tmp_path: Path
+) -> None:
     url, root, token, _, ca_file = tls
     src = tmp_path / "src"
     src.mkdir()
@@ -72,5 +94,6 @@ def test_an_unverified_certificate_is_refused_in_one_line(
     src.mkdir()
     code, _, err = _push(src, url, token, *extra)
     assert code != 0
-    assert err.startswith("error: ") and "Traceback" not in err
+    assert err.startswith("error: ")
+    assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,8 +20,21 @@ from tests.sync.helpers import SyncServer, same_tree, snapshot, sync_server, wai
 def watching(src: Path, url: str, token: str, name: str) -> Iterator[subprocess.Popen[str]]:
     """Run `homekeep -v sync watch` until the block ends, then stop it with SIGTERM."""
     log = (src.parent / f"watch-{name}.log").open("w")
-    cmd = [*HOMEKEEP, "--data-dir", str(src.parent / f"client-{name}"), "-v", "sync", "watch",
-           str(src), "--server", url, "--token", token, "--name", name]
+    cmd = [
+        *HOMEKEEP,
+        "--data-dir",
+        str(src.parent / f"client-{name}"),
+        "-v",
+        "sync",
+        "watch",
+        str(src),
+        "--server",
+        url,
+        "--token",
+        token,
+        "--name",
+        name,
+    ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=clean_env())
     try:
         yield proc
@@ -44,7 +57,7 @@ def test_watch_follows_every_change_live(tmp_path: Path) -> None:
     with sync_server(tmp_path) as srv, watching(src, srv.url, srv.token, "live"):
         dst = srv.root / "live"
         assert wait_until(lambda: same_tree(src, dst))
-        steps = [
+        steps: list[Callable[[], object]] = [
             lambda: (src / "new.txt").write_text("new"),
             lambda: (src / "start.txt").write_text("modified"),
             lambda: (src / "folder/empty").mkdir(parents=True),
@@ -78,8 +91,9 @@ def test_server_down_at_start_then_up(tmp_path: Path) -> None:
         (src / "later.txt").write_text("also while down")
         from tests.support import running
 
-        with running(["sync", "server", tmp_path / "server", "--port", str(port)],
-                     data_dir=token_dir):
+        with running(
+            ["sync", "server", tmp_path / "server", "--port", str(port)], data_dir=token_dir
+        ):
             assert wait_until(lambda: same_tree(src, tmp_path / "server/late"), timeout=40)
             (src / "after.txt").write_text("after it came up")
             assert wait_until(lambda: same_tree(src, tmp_path / "server/late"))
@@ -144,7 +158,8 @@ def test_a_file_still_being_written_is_not_sent_torn(tmp_path: Path) -> None:
         stop.set()
         thread.join(timeout=5)
         assert errors == []
-        assert seen and set(seen) == {len(final)}
+        assert seen
+        assert set(seen) == {len(final)}
 
 
 def test_latency_of_a_small_edit_is_under_a_second(tmp_path: Path) -> None:

@@ -168,9 +168,7 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
         }
 
     @api.get(f"{PREFIX}/clients/{{client}}/manifest")
-    async def manifest(
-        client: str, generation: int = -1
-    ) -> dict[str, Any]:
+    async def manifest(client: str, generation: int = -1) -> dict[str, Any]:
         """Everything the server holds for a client, unless ``generation`` is current."""
         check_client(client)
         current = await anyio.to_thread.run_sync(store.generation, client)
@@ -189,9 +187,7 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
         return {"generation": generation, "results": results}
 
     @api.put(f"{PREFIX}/clients/{{client}}/chunks")
-    async def chunks(
-        client: str, request: Request
-    ) -> dict[str, Any]:
+    async def chunks(client: str, request: Request) -> dict[str, Any]:
         """Stage a pack of chunks (each verified against its id) for the next commits."""
         check_client(client)
         body = await read_body(request, pack_limit)

@@ -186,7 +186,7 @@ def _hostname() -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_runtime
-def push(rt: Runtime, folder: Path, wait: float, as_json: bool, **opts: Any) -> None:
+def push(rt: Runtime, /, folder: Path, wait: float, as_json: bool, **opts: Any) -> None:
     """Make the server's copy equal to FOLDER now, print a summary, and exit."""
     from homekeep.sync.transport import Offline
 
@@ -227,7 +227,7 @@ def push(rt: Runtime, folder: Path, wait: float, as_json: bool, **opts: Any) -> 
 @group.command("watch")
 @_client_options
 @pass_runtime
-def watch_cmd(rt: Runtime, folder: Path, **opts: Any) -> None:
+def watch_cmd(rt: Runtime, /, folder: Path, **opts: Any) -> None:
     """Sync FOLDER fully, then keep the server's copy equal to it until stopped."""
     from homekeep.sync.engine import Summary
     from homekeep.sync.watch import watch

@@ -287,16 +287,16 @@ class Syncer:
         for start in range(0, len(ops), BATCH_OPS):
             batch = ops[start : start + BATCH_OPS]
             results = self._ops([op for op, _, _ in batch])
-            for (op, path, entry), _result in zip(batch, results, strict=True):
+            for (op, path, acked), _result in zip(batch, results, strict=True):
                 if op["op"] == "link":
                     self.index.drop_remote(path)
-                self.index.put_remote(path, entry)
+                self.index.put_remote(path, acked)
                 if op["op"] == "mkdir":
                     summary.folders += 1
                     self.on_change(f"folder {path}")
                 else:
                     summary.links += 1
-                    self.on_change(f"link {path} -> {entry.target}")
+                    self.on_change(f"link {path} -> {acked.target}")
 
     # -- deletions ---------------------------------------------------------------------
 

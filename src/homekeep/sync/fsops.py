@@ -83,7 +83,7 @@ def place(tmp: Path, base: Path, target: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISDIR(target.lstat().st_mode):
             shutil.rmtree(target)
-    os.replace(tmp, target)
+    tmp.replace(target)
     fsync_dir(target.parent)
 
 

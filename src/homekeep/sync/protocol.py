@@ -10,6 +10,7 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from homekeep.core.errors import InvalidInput
 
@@ -21,7 +22,7 @@ PREFIX = f"/v{VERSION}"
 CHUNK_AVG = 32 * 1024
 CHUNK_MIN = 8 * 1024
 CHUNK_MAX = 128 * 1024
-CHUNK_NC = 1
+CHUNK_NC: Literal[1] = 1
 
 HASH_BYTES = 32
 _CLIENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -34,7 +34,7 @@ def _entry(path: str, st: os.stat_result) -> Local | None:
         return Local("dir", 0, 0, stat.S_IMODE(mode), st.st_ino)
     if stat.S_ISLNK(mode):
         try:
-            target = os.readlink(path)
+            target = os.readlink(path)  # noqa: PTH115 - str paths keep the scan fast
             target.encode("utf-8")
         except (OSError, UnicodeEncodeError):
             return None
@@ -63,7 +63,7 @@ def scan(root: Path, excludes: Excludes, scope: Iterable[str] = ("",)) -> dict[s
         if rel == "":
             stack.append("")
             continue
-        full = os.path.join(base, rel)
+        full = os.path.join(base, rel)  # noqa: PTH118
         try:
             st = os.lstat(full)
         except OSError:
@@ -79,7 +79,7 @@ def scan(root: Path, excludes: Excludes, scope: Iterable[str] = ("",)) -> dict[s
     while stack:
         rel_dir = stack.pop()
         try:
-            with os.scandir(os.path.join(base, rel_dir) if rel_dir else base) as it:
+            with os.scandir(os.path.join(base, rel_dir) if rel_dir else base) as it:  # noqa: PTH118
                 items = list(it)
         except OSError as exc:
             log.warning("cannot read folder %r: %s", rel_dir or ".", exc.strerror)

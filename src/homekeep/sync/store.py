@@ -270,7 +270,7 @@ class ServerStore:
                 target.unlink()
         created = not target.exists()
         target.mkdir(exist_ok=True)
-        os.chmod(target, mode & fsops.MODE_MASK)
+        target.chmod(mode & fsops.MODE_MASK)
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO entries (client, path, kind, mode) VALUES (?, ?, 'dir', ?)"
@@ -293,7 +293,7 @@ class ServerStore:
         base.mkdir(exist_ok=True)
         target = fsops.resolve(base, path)
         tmp = self.tmp / uuid.uuid4().hex
-        os.symlink(link_target, tmp)
+        tmp.symlink_to(link_target)
         with contextlib.suppress(NotImplementedError, OSError):
             os.utime(tmp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
         fsops.place(tmp, base, target)
@@ -331,7 +331,7 @@ class ServerStore:
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISDIR(target.lstat().st_mode) or entry["kind"] == "dir":
                 fsops.remove(target)
-        os.replace(source, target)
+        source.replace(target)
         fsops.fsync_dir(target.parent)
         with self.db.transaction() as conn:
             self._forget(conn, client, dest)
@@ -412,18 +412,22 @@ class ServerStore:
         base.mkdir(exist_ok=True)
         target = fsops.resolve(base, spec.path)
         current = self._entry(client, spec.path)
-        if current is not None and current["kind"] == "file" and current["hash"] == spec.hash:
-            if self._unchanged_on_disk(target, current):
-                os.chmod(target, spec.mode & fsops.MODE_MASK)
-                os.utime(target, ns=(spec.mtime_ns, spec.mtime_ns), follow_symlinks=False)
-                with self.db.transaction() as conn:
-                    conn.execute(
-                        "UPDATE entries SET mode = ?, mtime_ns = ? WHERE id = ?",
-                        (spec.mode, spec.mtime_ns, current["id"]),
-                    )
-                    self._event(conn, client, "meta", spec.path, size=spec.size, via="local")
-                    self._touch_client(conn, client)
-                return {"status": "done", "via": "meta"}
+        if (
+            current is not None
+            and current["kind"] == "file"
+            and current["hash"] == spec.hash
+            and self._unchanged_on_disk(target, current)
+        ):
+            target.chmod(spec.mode & fsops.MODE_MASK)
+            os.utime(target, ns=(spec.mtime_ns, spec.mtime_ns), follow_symlinks=False)
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "UPDATE entries SET mode = ?, mtime_ns = ? WHERE id = ?",
+                    (spec.mode, spec.mtime_ns, current["id"]),
+                )
+                self._event(conn, client, "meta", spec.path, size=spec.size, via="local")
+                self._touch_client(conn, client)
+            return {"status": "done", "via": "meta"}
         action = "modify" if current is not None else "create"
         if self._copy_existing(client, spec, target, action):
             return {"status": "done", "via": "copy"}
@@ -630,7 +634,7 @@ class ServerStore:
                 if stat.S_ISDIR(st.st_mode):
                     self._adopt_row(client, rel, "dir", st, None, None, [])
                 elif stat.S_ISLNK(st.st_mode):
-                    self._adopt_row(client, rel, "link", st, None, os.readlink(path), [])
+                    self._adopt_row(client, rel, "link", st, None, str(path.readlink()), [])
                 elif stat.S_ISREG(st.st_mode):
                     try:
                         digest = digest_file(
