@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import create_token, free_port, run_cli, running, serve
+from tests.support import create_token, free_port, run_cli, running
 from tests.sync.helpers import SyncServer, push, snapshot, sync_server
 
 
@@ -110,7 +110,9 @@ def test_mounted_in_homekeep_serve(tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "sub/a.txt").write_text("via serve")
-    with serve(data, env={"HOMEKEEP_SYNC_ROOT": str(root)}) as srv:
+    with running(
+        ["serve", "--port", "0"], data_dir=data, env={"HOMEKEEP_SYNC_ROOT": str(root)}
+    ) as srv:
         summary = push(src, SyncServer(srv, root, data, token), "phone")
         hello = srv.client(token).get("/api/sync/v1/hello").json()
     assert summary["files_sent"] == 1
