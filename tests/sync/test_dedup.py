@@ -65,7 +65,7 @@ def test_insert_in_the_middle_of_64_mib_sends_under_256_kib(
     (src / "disk.img").write_bytes(data[:middle] + b"a few inserted bytes" + data[middle:])
     summary = push(src, server, "insert")
     assert summary["data_bytes_sent"] < 256 * 1024
-    assert summary["wire_bytes"] < 512 * 1024
+    assert summary["wire_bytes"] < 320 * 1024  # the chunk list travels as a delta
     assert snapshot(server.root / "insert") == snapshot(src)
 
 

@@ -17,7 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homekeep.core.errors import InvalidInput
-from homekeep.sync.protocol import check_path, decode_chunks, decode_pack, encode_record
+from homekeep.sync.protocol import (
+    ChunkRef,
+    apply_delta,
+    check_path,
+    decode_chunks,
+    decode_pack,
+    encode_record,
+    make_delta,
+)
 from tests.support import create_token, run_cli, running
 from tests.sync.helpers import SyncServer, push
 
@@ -231,3 +239,24 @@ def test_decoders_reject_garbage_cleanly(data: bytes) -> None:
         list(decode_pack(data, max_chunk=1 << 17))
     with contextlib.suppress(InvalidInput):
         decode_chunks(data.decode("latin-1"), max_chunks=100)
+
+
+_refs = st.lists(
+    st.builds(ChunkRef, st.sampled_from([f"{i:064x}" for i in range(12)]), st.just(100)),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_refs, _refs)
+def test_a_chunk_list_delta_rebuilds_the_new_list(old: list[ChunkRef], new: list[ChunkRef]) -> None:
+    delta = make_delta(old, new)
+    assert apply_delta(old, delta, max_chunks=100) == new
+
+
+@pytest.mark.parametrize(
+    "delta", [[[0, 0]], [[-1, 1]], [[5, 1]], [["x"]], [[0, 1, 2]], [[True, "a"]], ["!!"]]
+)
+def test_malformed_deltas_are_refused(delta: list[list[int] | str]) -> None:
+    with pytest.raises(InvalidInput):
+        apply_delta([ChunkRef("0" * 64, 10)] * 3, delta, max_chunks=100)

@@ -22,6 +22,7 @@ from homekeep.sync.protocol import (
     CHUNK_NC,
     PREFIX,
     VERSION,
+    apply_delta,
     check_client,
     check_hash,
     check_path,
@@ -66,6 +67,8 @@ class FileOp(_Op):
     mtime_ns: int
     hash: str
     chunks: str | None = Field(default=None, max_length=256 << 20)
+    base: str | None = None
+    delta: list[list[int] | str] | None = Field(default=None, max_length=1 << 20)
 
 
 Op = Annotated[MkdirOp | LinkOp | DeleteOp | RenameOp | FileOp, Field(discriminator="op")]
@@ -134,11 +137,16 @@ def _apply(store: ServerStore, client: str, request: OpsRequest) -> list[dict[st
                 done = store.rename(client, op.path, op.dest)
                 results.append({"status": "done" if done else "absent"})
             else:
-                chunks = (
-                    decode_chunks(op.chunks, max_chunks=(op.size // CHUNK_MIN) + 2)
-                    if op.chunks is not None
-                    else None
-                )
+                limit = (op.size // CHUNK_MIN) + 2
+                chunks = None
+                if op.chunks is not None:
+                    chunks = decode_chunks(op.chunks, max_chunks=limit)
+                elif op.delta is not None:
+                    old = store.base_chunks(client, op.path, check_hash(op.base or ""))
+                    if old is None:
+                        results.append({"status": "resend"})
+                        continue
+                    chunks = apply_delta(old, op.delta, max_chunks=limit)
                 spec = FileSpec(op.path, op.size, op.mode, op.mtime_ns, op.hash.lower(), chunks)
                 results.append(store.commit_file(client, spec))
     return results

@@ -21,7 +21,7 @@ from homekeep.core.progress import Display, progress
 from homekeep.sync.chunking import Digest, FileChanged, chunk_id, digest_file
 from homekeep.sync.excludes import Excludes
 from homekeep.sync.index import ClientIndex, Remote
-from homekeep.sync.protocol import ChunkRef, encode_chunks, encode_record
+from homekeep.sync.protocol import ChunkRef, encode_chunks, encode_record, make_delta
 from homekeep.sync.scan import Local, scan
 from homekeep.sync.transport import Connection
 
@@ -34,6 +34,7 @@ BATCH_OPS = 2000
 PACK_BYTES = 8 << 20
 ROUNDS = 4
 COMPRESS_MIN_GAIN = 0.95
+BASE_MIN = 1 << 20  # from this size, a changed file's chunk list travels as a delta
 
 
 @dataclass
@@ -89,6 +90,7 @@ class _Send:
     local: Local
     digest: Digest
     action: str
+    base: tuple[str, list[ChunkRef]] | None = None
 
 
 def _ancestors(path: str) -> Iterator[str]:
@@ -394,13 +396,18 @@ class Syncer:
             batch: list[_Send] = []
             chunk_count = 0
             batch_bytes = 0
+            bases: dict[str, tuple[str, list[ChunkRef]]] = {}
             for path in paths:
                 entry = local[path]
+                have = remote.get(path)
+                if have is not None and have.kind == "file" and have.size > BASE_MIN:
+                    prev = self.index.previous(path)
+                    if prev is not None and prev[0] == have.hash:
+                        bases[path] = prev
                 digest = self._digest(path, entry, summary)
                 if digest is None:
                     bars.done(entry.size)
                     continue
-                have = remote.get(path)
                 if (
                     have is not None
                     and have.kind == "file"
@@ -411,7 +418,7 @@ class Syncer:
                     bars.done(entry.size)
                     continue
                 action = "modified" if have is not None and have.kind == "file" else "created"
-                batch.append(_Send(path, entry, digest, action))
+                batch.append(_Send(path, entry, digest, action, bases.pop(path, None)))
                 chunk_count += len(digest.chunks)
                 batch_bytes += entry.size
                 if (
@@ -445,6 +452,7 @@ class Syncer:
                     need.append(item)
                 elif status == "resend":
                     with_chunks.add(item.path)
+                    item.base = None
                 else:
                     raise InvalidInput(f"unexpected answer for {item.path}: {result}")
             if not waiting:
@@ -535,7 +543,10 @@ def _file_op(item: _Send, with_chunks: bool) -> dict[str, Any]:
         "mtime_ns": item.local.mtime_ns,
         "hash": item.digest.file_hash,
     }
-    if with_chunks:
+    if with_chunks and item.base is not None:
+        op["base"] = item.base[0]
+        op["delta"] = make_delta(item.base[1], item.digest.chunks)
+    elif with_chunks:
         op["chunks"] = encode_chunks(item.digest.chunks)
     return op
 

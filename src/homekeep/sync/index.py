@@ -127,6 +127,13 @@ class ClientIndex:
             return None
         return str(row["hash"]), decode_chunks(row["chunks"], max_chunks=1 << 40)
 
+    def previous(self, path: str) -> tuple[str, list[ChunkRef]] | None:
+        """The last chunk list read for ``path``, whatever the file's state now."""
+        row = self.db.query_one("SELECT hash, chunks FROM cache WHERE path = ?", (path,))
+        if row is None:
+            return None
+        return str(row["hash"]), decode_chunks(row["chunks"], max_chunks=1 << 40)
+
     def remember(
         self,
         path: str,

@@ -151,3 +151,64 @@ def decode_chunks(text: str, *, max_chunks: int) -> list[ChunkRef]:
             raise InvalidInput(f"chunk length {length} is outside 1..{CHUNK_MAX}")
         out.append(ChunkRef(raw_id.hex(), length))
     return out
+
+
+Delta = list[list[int] | str]
+
+
+def make_delta(old: list[ChunkRef], new: list[ChunkRef]) -> Delta:
+    """Describe ``new`` against ``old``: runs ``[start, count]`` of old chunks, and literal
+    chunk entries (encoded as by encode_chunks) for the rest. An edit in the middle of a big
+    file then costs a few entries instead of the whole chunk list."""
+    first: dict[str, int] = {}
+    for i, ref in enumerate(old):
+        first.setdefault(ref.chunk_id, i)
+    out: Delta = []
+    run_start = run_next = -1
+    literal: list[ChunkRef] = []
+
+    def flush_run() -> None:
+        nonlocal run_start
+        if run_start >= 0:
+            out.append([run_start, run_next - run_start])
+            run_start = -1
+
+    for ref in new:
+        if run_start >= 0 and run_next < len(old) and old[run_next] == ref:
+            run_next += 1
+            continue
+        flush_run()
+        at = first.get(ref.chunk_id)
+        if at is not None and old[at].length == ref.length:
+            if literal:
+                out.append(encode_chunks(literal))
+                literal = []
+            run_start, run_next = at, at + 1
+        else:
+            literal.append(ref)
+    flush_run()
+    if literal:
+        out.append(encode_chunks(literal))
+    return out
+
+
+def apply_delta(old: list[ChunkRef], delta: Delta, *, max_chunks: int) -> list[ChunkRef]:
+    """Rebuild a chunk list from ``old`` and a delta; raise InvalidInput if malformed."""
+    out: list[ChunkRef] = []
+    for item in delta:
+        if isinstance(item, str):
+            out.extend(decode_chunks(item, max_chunks=max_chunks))
+        elif (
+            isinstance(item, list)
+            and len(item) == 2
+            and all(isinstance(x, int) for x in item)
+            and item[0] >= 0
+            and item[1] >= 1
+            and item[0] + item[1] <= len(old)
+        ):
+            out.extend(old[item[0] : item[0] + item[1]])
+        else:
+            raise InvalidInput(f"malformed chunk delta entry {str(item)[:40]}")
+        if len(out) > max_chunks:
+            raise InvalidInput(f"chunk list has more than {max_chunks} chunks")
+    return out

@@ -446,6 +446,19 @@ class ServerStore:
             return {"status": "missing", "chunks": list(dict.fromkeys(missing))}
         return self._assemble(client, spec, chunks, target, action)
 
+    def base_chunks(self, client: str, path: str, base: str) -> list[ChunkRef] | None:
+        """The chunk list of the file at ``path`` if its content id is ``base``."""
+        entry = self._entry(client, path)
+        if entry is None or entry["kind"] != "file" or entry["hash"] != base:
+            return None
+        rows = self.db.query(
+            "SELECT hash, length FROM chunks WHERE entry_id = ? ORDER BY offset", (entry["id"],)
+        )
+        chunks = [ChunkRef(row[0], row[1]) for row in rows]
+        if sum(c.length for c in chunks) != entry["size"]:
+            return None
+        return chunks
+
     def _remember(self, file_hash: str, chunks: list[ChunkRef]) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO pending (hash, chunks, created_at) VALUES (?, ?, ?)",
