@@ -121,35 +121,47 @@ def _parse_ops(body: bytes) -> OpsRequest:
 
 def _apply(store: ServerStore, client: str, request: OpsRequest) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
+    ready: list[Any] = []
     with store.lock(client):
         store.register(client)
-        for op in request.ops:
-            if isinstance(op, MkdirOp):
-                store.mkdir(client, op.path, op.mode)
-                results.append({"status": "done"})
-            elif isinstance(op, LinkOp):
-                store.symlink(client, op.path, op.target, op.mtime_ns)
-                results.append({"status": "done"})
-            elif isinstance(op, DeleteOp):
-                store.delete(client, op.path)
-                results.append({"status": "done"})
-            elif isinstance(op, RenameOp):
-                done = store.rename(client, op.path, op.dest)
-                results.append({"status": "done" if done else "absent"})
-            else:
-                limit = (op.size // CHUNK_MIN) + 2
-                chunks = None
-                if op.chunks is not None:
-                    chunks = decode_chunks(op.chunks, max_chunks=limit)
-                elif op.delta is not None:
-                    old = store.base_chunks(client, op.path, check_hash(op.base or ""))
-                    if old is None:
-                        results.append({"status": "resend"})
-                        continue
-                    chunks = apply_delta(old, op.delta, max_chunks=limit)
-                spec = FileSpec(op.path, op.size, op.mode, op.mtime_ns, op.hash.lower(), chunks)
-                results.append(store.commit_file(client, spec))
+        try:
+            for op in request.ops:
+                if not isinstance(op, FileOp):
+                    store.settle(ready)
+                _apply_one(store, client, op, ready, results)
+        finally:
+            store.settle(ready)
     return results
+
+
+def _apply_one(
+    store: ServerStore, client: str, op: Any, ready: list[Any], results: list[dict[str, Any]]
+) -> None:
+    if isinstance(op, MkdirOp):
+        store.mkdir(client, op.path, op.mode)
+        results.append({"status": "done"})
+    elif isinstance(op, LinkOp):
+        store.symlink(client, op.path, op.target, op.mtime_ns)
+        results.append({"status": "done"})
+    elif isinstance(op, DeleteOp):
+        store.delete(client, op.path)
+        results.append({"status": "done"})
+    elif isinstance(op, RenameOp):
+        done = store.rename(client, op.path, op.dest)
+        results.append({"status": "done" if done else "absent"})
+    else:
+        limit = (op.size // CHUNK_MIN) + 2
+        chunks = None
+        if op.chunks is not None:
+            chunks = decode_chunks(op.chunks, max_chunks=limit)
+        elif op.delta is not None:
+            old = store.base_chunks(client, op.path, check_hash(op.base or ""))
+            if old is None:
+                results.append({"status": "resend"})
+                return
+            chunks = apply_delta(old, op.delta, max_chunks=limit)
+        spec = FileSpec(op.path, op.size, op.mode, op.mtime_ns, op.hash.lower(), chunks)
+        results.append(store.commit_file(client, spec, ready))
 
 
 def router(store: ServerStore, *, max_request: int) -> APIRouter:

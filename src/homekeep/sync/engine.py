@@ -289,16 +289,17 @@ class Syncer:
         for start in range(0, len(ops), BATCH_OPS):
             batch = ops[start : start + BATCH_OPS]
             results = self._ops([op for op, _, _ in batch])
-            for (op, path, acked), _result in zip(batch, results, strict=True):
-                if op["op"] == "link":
-                    self.index.drop_remote(path)
-                self.index.put_remote(path, acked)
-                if op["op"] == "mkdir":
-                    summary.folders += 1
-                    self.on_change(f"folder {path}")
-                else:
-                    summary.links += 1
-                    self.on_change(f"link {path} -> {acked.target}")
+            with self.index.db.transaction():
+                for (op, path, acked), _result in zip(batch, results, strict=True):
+                    if op["op"] == "link":
+                        self.index.drop_remote(path)
+                    self.index.put_remote(path, acked)
+                    if op["op"] == "mkdir":
+                        summary.folders += 1
+                        self.on_change(f"folder {path}")
+                    else:
+                        summary.links += 1
+                        self.on_change(f"link {path} -> {acked.target}")
 
     # -- deletions ---------------------------------------------------------------------
 
@@ -321,10 +322,11 @@ class Syncer:
         for start in range(0, len(gone), BATCH_OPS):
             batch = gone[start : start + BATCH_OPS]
             self._ops([{"op": "delete", "path": p} for p in batch])
-            for path in batch:
-                self.index.drop_remote(path)
-                summary.deleted += 1
-                self.on_change(f"deleted {path}")
+            with self.index.db.transaction():
+                for path in batch:
+                    self.index.drop_remote(path)
+                    summary.deleted += 1
+                    self.on_change(f"deleted {path}")
 
     # -- files -------------------------------------------------------------------------
 
@@ -441,20 +443,8 @@ class Syncer:
             missing: dict[str, None] = {}
             need: list[_Send] = []
             with_chunks = set()
-            for item, result in zip(items, results, strict=True):
-                status = result.get("status")
-                if status == "done":
-                    del waiting[item.path]
-                    self._acknowledge(item, result, summary)
-                    bars.done(item.local.size)
-                elif status == "missing":
-                    missing.update(dict.fromkeys(result.get("chunks", [])))
-                    need.append(item)
-                elif status == "resend":
-                    with_chunks.add(item.path)
-                    item.base = None
-                else:
-                    raise InvalidInput(f"unexpected answer for {item.path}: {result}")
+            with self.index.db.transaction():
+                self._handle(items, results, waiting, missing, need, with_chunks, summary, bars)
             if not waiting:
                 return
             for item in self._upload(need, missing):
@@ -464,6 +454,33 @@ class Syncer:
         for item in waiting.values():
             summary.errors.append(f"{item.path}: the server kept asking for chunks")
             bars.done(item.local.size)
+
+    def _handle(
+        self,
+        items: list[_Send],
+        results: list[dict[str, Any]],
+        waiting: dict[str, _Send],
+        missing: dict[str, None],
+        need: list[_Send],
+        with_chunks: set[str],
+        summary: Summary,
+        bars: _Bars,
+    ) -> None:
+        """Record what the server made, and collect what it still needs."""
+        for item, result in zip(items, results, strict=True):
+            status = result.get("status")
+            if status == "done":
+                del waiting[item.path]
+                self._acknowledge(item, result, summary)
+                bars.done(item.local.size)
+            elif status == "missing":
+                missing.update(dict.fromkeys(result.get("chunks", [])))
+                need.append(item)
+            elif status == "resend":
+                with_chunks.add(item.path)
+                item.base = None
+            else:
+                raise InvalidInput(f"unexpected answer for {item.path}: {result}")
 
     def _acknowledge(self, item: _Send, result: dict[str, Any], summary: Summary) -> None:
         self.index.drop_remote(item.path)

@@ -40,6 +40,17 @@ MIGRATIONS = (
 )
 
 
+# A path and everything under it, as two index range scans ('/' sorts just before '0').
+_SUBTREE = (
+    "SELECT rowid FROM remote WHERE path = ?"
+    " UNION ALL SELECT rowid FROM remote WHERE path > ? AND path < ?"
+)
+
+
+def _subtree(path: str) -> tuple[str, ...]:
+    return (path, path + "/", path + "0")
+
+
 @dataclass(frozen=True, slots=True)
 class Remote:
     """One entry as the server holds it."""
@@ -97,21 +108,14 @@ class ClientIndex:
         )
 
     def drop_remote(self, path: str) -> None:
-        self.db.execute(
-            "DELETE FROM remote WHERE path = ? OR (path > ? AND path < ?)",
-            (path, path + "/", path + "0"),
-        )
+        self.db.execute(f"DELETE FROM remote WHERE rowid IN ({_SUBTREE})", _subtree(path))  # noqa: S608 - a constant fragment
 
     def rename_remote(self, path: str, dest: str) -> None:
         with self.db.transaction() as conn:
+            conn.execute(f"DELETE FROM remote WHERE rowid IN ({_SUBTREE})", _subtree(dest))  # noqa: S608 - a constant fragment
             conn.execute(
-                "DELETE FROM remote WHERE path = ? OR (path > ? AND path < ?)",
-                (dest, dest + "/", dest + "0"),
-            )
-            conn.execute(
-                "UPDATE remote SET path = ? || substr(path, ?)"
-                " WHERE path = ? OR (path > ? AND path < ?)",
-                (dest, len(path) + 1, path, path + "/", path + "0"),
+                f"UPDATE remote SET path = ? || substr(path, ?) WHERE rowid IN ({_SUBTREE})",  # noqa: S608 - a constant fragment
+                (dest, len(path) + 1, *_subtree(path)),
             )
 
     def cached(

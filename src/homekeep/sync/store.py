@@ -104,6 +104,32 @@ MIGRATIONS = (
 )
 
 
+# A path and everything under it, as two index range scans ('/' sorts just before '0').
+_SUBTREE = (
+    "SELECT id FROM entries WHERE client = ? AND path = ?"
+    " UNION ALL SELECT id FROM entries WHERE client = ? AND path > ? AND path < ?"
+)
+
+
+def _subtree(client: str, path: str) -> tuple[str, ...]:
+    return (client, path, client, path + "/", path + "0")
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A file written to a temp name, waiting for the group commit that places it."""
+
+    tmp: Path
+    target: Path
+    client: str
+    spec: FileSpec
+    placed: list[tuple[str, int, int]]
+    action: str
+    data_bytes: int
+    via: str
+    staged: set[str]
+
+
 @dataclass(frozen=True)
 class FileSpec:
     """A file the client wants the server to hold."""
@@ -230,10 +256,7 @@ class ServerStore:
     @staticmethod
     def _forget(conn: sqlite3.Connection, client: str, path: str) -> None:
         """Drop the index rows of ``path`` and everything under it."""
-        conn.execute(
-            "DELETE FROM entries WHERE client = ? AND (path = ? OR (path > ? AND path < ?))",
-            (client, path, path + "/", path + "0"),
-        )
+        conn.execute(f"DELETE FROM entries WHERE id IN ({_SUBTREE})", _subtree(client, path))  # noqa: S608 - a constant fragment
 
     def register(self, client: str) -> None:
         """Create a client's folder and record it, once."""
@@ -336,9 +359,8 @@ class ServerStore:
         with self.db.transaction() as conn:
             self._forget(conn, client, dest)
             conn.execute(
-                "UPDATE entries SET path = ? || substr(path, ?) WHERE client = ?"
-                " AND (path = ? OR (path > ? AND path < ?))",
-                (dest, len(path) + 1, client, path, path + "/", path + "0"),
+                f"UPDATE entries SET path = ? || substr(path, ?) WHERE id IN ({_SUBTREE})",  # noqa: S608 - a constant fragment
+                (dest, len(path) + 1, *_subtree(client, path)),
             )
             self._event(conn, client, "rename", path, dest=dest, size=int(entry["size"]))
             self._touch_client(conn, client)
@@ -402,11 +424,12 @@ class ServerStore:
 
     # -- files ---------------------------------------------------------------------------
 
-    def commit_file(self, client: str, spec: FileSpec) -> dict[str, Any]:
+    def commit_file(self, client: str, spec: FileSpec, ready: list[_Ready]) -> dict[str, Any]:
         """Make the client's file ``spec``: by a local copy, from chunks, or ask for chunks.
 
         Returns ``{"status": "done", "via": ...}``, ``{"status": "missing", "chunks": [...]}``
         or ``{"status": "resend"}`` (the server forgot the chunk list: send it again).
+        A file made is appended to ``ready``; ``settle(ready)`` then places the lot.
         """
         base = self.client_dir(client)
         base.mkdir(exist_ok=True)
@@ -429,7 +452,7 @@ class ServerStore:
                 self._touch_client(conn, client)
             return {"status": "done", "via": "meta"}
         action = "modify" if current is not None else "create"
-        if self._copy_existing(client, spec, target, action):
+        if self._copy_existing(client, spec, target, action, ready):
             return {"status": "done", "via": "copy"}
         chunks = spec.chunks
         if chunks is None:
@@ -439,12 +462,12 @@ class ServerStore:
             chunks = decode_chunks(row["chunks"], max_chunks=1 << 40)
         if sum(c.length for c in chunks) != spec.size:
             raise InvalidInput(f"chunk lengths of {spec.path!r} do not add up to its size")
-        with self.db.transaction() as conn:
-            missing = [c.chunk_id for c in chunks if self._locate(conn, c.chunk_id) is None]
+        conn = self.db.connection()
+        missing = [c.chunk_id for c in chunks if self._locate(conn, c.chunk_id) is None]
         if missing:
             self._remember(spec.hash, chunks)
             return {"status": "missing", "chunks": list(dict.fromkeys(missing))}
-        return self._assemble(client, spec, chunks, target, action)
+        return self._assemble(client, spec, chunks, target, action, ready)
 
     def base_chunks(self, client: str, path: str, base: str) -> list[ChunkRef] | None:
         """The chunk list of the file at ``path`` if its content id is ``base``."""
@@ -477,7 +500,9 @@ class ServerStore:
             and st.st_mtime_ns == entry["mtime_ns"]
         )
 
-    def _copy_existing(self, client: str, spec: FileSpec, target: Path, action: str) -> bool:
+    def _copy_existing(
+        self, client: str, spec: FileSpec, target: Path, action: str, ready: list[_Ready]
+    ) -> bool:
         """Whole-file dedup: make the file from a copy of one the server holds."""
         if spec.size == 0:
             return False
@@ -494,24 +519,28 @@ class ServerStore:
                 fsops.clone(source, fd)
                 if os.fstat(fd).st_size != spec.size:
                     raise OSError("copy came out short")
-                fsops.finish(fd, tmp, mode=spec.mode, mtime_ns=spec.mtime_ns)
+                fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
             except OSError:
                 os.close(fd)
                 tmp.unlink(missing_ok=True)
                 continue
             os.close(fd)
-            fsops.place(tmp, self.client_dir(client), target)
             rows = self.db.query(
                 "SELECT hash, offset, length FROM chunks WHERE entry_id = ?", (row["id"],)
             )
-            self._record_file(
-                client, spec, [(r[0], r[1], r[2]) for r in rows], action, data_bytes=0, via="copy"
-            )
+            placed = [(r[0], r[1], r[2]) for r in rows]
+            ready.append(_Ready(tmp, target, client, spec, placed, action, 0, "copy", set()))
             return True
         return False
 
     def _assemble(
-        self, client: str, spec: FileSpec, chunks: list[ChunkRef], target: Path, action: str
+        self,
+        client: str,
+        spec: FileSpec,
+        chunks: list[ChunkRef],
+        target: Path,
+        action: str,
+        ready: list[_Ready],
     ) -> dict[str, Any]:
         tmp = self.tmp / uuid.uuid4().hex
         handles: dict[Path, BinaryIO] = {}
@@ -522,9 +551,9 @@ class ServerStore:
         offset = 0
         try:
             with tmp.open("wb") as out:
+                conn = self.db.connection()
                 for chunk in chunks:
-                    with self.db.transaction() as conn:
-                        where = self._locate(conn, chunk.chunk_id)
+                    where = self._locate(conn, chunk.chunk_id)
                     data = self._read(handles, where, chunk) if where else None
                     if data is None or where is None:
                         self._drop_location(chunk.chunk_id)
@@ -542,18 +571,42 @@ class ServerStore:
                     raise InvalidInput(
                         f"the chunks of {spec.path!r} do not add up to its content id"
                     )
-                fsops.finish(out.fileno(), tmp, mode=spec.mode, mtime_ns=spec.mtime_ns)
+                fsops.finish(out.fileno(), mode=spec.mode, mtime_ns=spec.mtime_ns)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         finally:
             for fh in handles.values():
                 fh.close()
-        fsops.place(tmp, self.client_dir(client), target)
         via = "chunks" if data_bytes else "local"
-        self._record_file(client, spec, placed, action, data_bytes=data_bytes, via=via)
-        self._release_staged(staged_used, spec.hash)
+        ready.append(
+            _Ready(tmp, target, client, spec, placed, action, data_bytes, via, staged_used)
+        )
         return {"status": "done", "via": via, "data_bytes": data_bytes}
+
+    def settle(self, ready: list[_Ready]) -> None:
+        """Group commit: make the files durable, rename them into place, record them."""
+        if not ready:
+            return
+        try:
+            fsops.sync_files([r.tmp for r in ready])
+            folders = set()
+            for r in ready:
+                fsops.place(r.tmp, self.client_dir(r.client), r.target, sync=False)
+                folders.add(r.target.parent)
+            for folder in folders:
+                fsops.fsync_dir(folder)
+        finally:
+            for r in ready:
+                r.tmp.unlink(missing_ok=True)
+        with self.db.transaction():
+            for r in ready:
+                self._record_file(
+                    r.client, r.spec, r.placed, r.action, data_bytes=r.data_bytes, via=r.via
+                )
+            for r in ready:
+                self._release_staged(r.staged, r.spec.hash)
+        ready.clear()
 
     @staticmethod
     def _read(
