@@ -185,6 +185,7 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
             },
             "max_request_bytes": max_request,
             "max_pack_bytes": pack_limit,
+            "server_id": store.server_id,
         }
 
     @api.get(f"{PREFIX}/clients/{{client}}/manifest")

@@ -149,7 +149,10 @@ class Syncer:
         )
         summary = Summary()
         if not self._hello_done:
-            self.conn.hello()
+            server_id = str(self.conn.hello().get("server_id", ""))
+            if server_id != self.index.get_meta("server_id"):
+                self.index.set_meta("generation", "-1")  # another server: take its manifest
+                self.index.set_meta("server_id", server_id)
             self._hello_done = True
         self._reconcile()
         local: dict[str, Local] = {}
@@ -572,9 +575,13 @@ def _remote_of(entry: Local, file_hash: str | None) -> Remote:
     return Remote("file", entry.size, entry.mtime_ns, entry.mode, file_hash, None, entry.inode)
 
 
-def client_index_path(data_dir: Path, root: Path, server: str, name: str) -> Path:
-    """Where the index of one (folder, server, client name) lives in the data directory."""
+def client_index_path(data_dir: Path, root: Path, name: str) -> Path:
+    """Where the index of one (folder, client name) lives in the data directory.
+
+    Not keyed by the server's URL, so reaching the same server by another address keeps
+    the index; the server's id (from hello) tells when it is really another server.
+    """
     from blake3 import blake3
 
-    key = blake3(f"{root}\n{server.rstrip('/')}\n{name}".encode()).hexdigest()[:20]
+    key = blake3(f"{root}\n{name}".encode()).hexdigest()[:20]
     return data_dir / "clients" / f"{key}.sqlite"

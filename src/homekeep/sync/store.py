@@ -162,6 +162,7 @@ class ServerStore:
             for folder in (self.state, self.tmp, self.staging):
                 folder.mkdir(parents=True, exist_ok=True)
         self.db = Database(self.state / "index.sqlite", area="sync", migrations=MIGRATIONS)
+        self.server_id = self._server_id(maintain)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._dctx = zstandard.ZstdDecompressor()
@@ -188,6 +189,15 @@ class ServerStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def _server_id(self, create: bool) -> str:
+        """A random id of this target folder: clients see when they face another server."""
+        path = self.state / "id"
+        if not path.exists() and create:
+            tmp = self.tmp / "id"
+            tmp.write_text(uuid.uuid4().hex)
+            tmp.replace(path)
+        return path.read_text().strip() if path.exists() else ""
 
     # -- helpers -------------------------------------------------------------------------
 
