@@ -260,3 +260,44 @@ def test_a_chunk_list_delta_rebuilds_the_new_list(old: list[ChunkRef], new: list
 def test_malformed_deltas_are_refused(delta: list[list[int] | str]) -> None:
     with pytest.raises(InvalidInput):
         apply_delta([ChunkRef("0" * 64, 10)] * 3, delta, max_chunks=100)
+
+
+def _upload_params(path: str, data: bytes, **over: str | int) -> dict[str, str | int]:
+    params: dict[str, str | int] = {
+        "path": path,
+        "size": len(data),
+        "mode": 0o644,
+        "mtime_ns": 0,
+        "hash": blake3(data).hexdigest(),
+    }
+    params.update(over)
+    return params
+
+
+@pytest.mark.parametrize(
+    ("params", "body", "headers", "status"),
+    [
+        (_upload_params("../up.bin", b"x"), b"x", {}, 422),
+        (_upload_params("up.bin", b"x", hash="ab" * 32), b"x", {}, 422),
+        (_upload_params("up.bin", b"xy"), b"xyz", {}, 413),
+        (_upload_params("up.bin", b"xy"), b"x", {}, 422),
+        (_upload_params("up.bin", b"x"), b"not zstd", {"Content-Encoding": "zstd"}, 422),
+        (_upload_params("up.bin", b"x"), b"x", {"Content-Encoding": "br"}, 415),
+        (_upload_params("up.bin", b"x", size=-1), b"x", {}, 422),
+    ],
+)
+def test_bad_whole_file_uploads_are_refused(
+    server: SyncServer,
+    params: dict[str, str | int],
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    with _client(server) as client:
+        response = client.put(
+            f"{API}/clients/h/files", params=params, content=body, headers=headers
+        )
+        _error(response, status)
+    assert not (server.root / "h/up.bin").exists()
+    assert not (server.root.parent / "up.bin").exists()
+    assert list((server.root / ".homekeep-sync/tmp").iterdir()) == []

@@ -6,13 +6,20 @@ import json
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, FastAPI, Request
+import zstandard
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from homekeep import __version__
 from homekeep.core.area import AreaContext, WebParts
 from homekeep.core.auth import TokenStore, require_scope
-from homekeep.core.errors import ConfigError, InvalidInput, PayloadTooLarge, UsageError
+from homekeep.core.errors import (
+    ConfigError,
+    InvalidInput,
+    PayloadTooLarge,
+    UnsupportedMedia,
+    UsageError,
+)
 from homekeep.core.web import install_error_handlers
 from homekeep.sync.config import SyncConfig
 from homekeep.sync.protocol import (
@@ -206,6 +213,44 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
         results = await anyio.to_thread.run_sync(_apply, store, client, parsed)
         generation = await anyio.to_thread.run_sync(store.generation, client)
         return {"generation": generation, "results": results}
+
+    @api.put(f"{PREFIX}/clients/{{client}}/files")
+    async def upload(
+        client: str,
+        request: Request,
+        path: str,
+        size: Annotated[int, Query(ge=0, le=1 << 50)],
+        mode: Annotated[int, Query(ge=0, le=MODE_LIMIT)],
+        mtime_ns: int,
+        hash: str,
+    ) -> dict[str, Any]:
+        """Stream one whole file (raw or a zstd stream): for new content, no chunk staging."""
+        check_client(client)
+        spec = FileSpec(check_path(path), size, mode, mtime_ns, check_hash(hash), None)
+        encoding = request.headers.get("content-encoding", "identity")
+        if encoding not in ("identity", "zstd"):
+            raise UnsupportedMedia(f"unknown Content-Encoding {encoding!r}; use zstd or none")
+        tmp = store.new_upload()
+        wire = 0
+        try:
+            inflate = zstandard.ZstdDecompressor().decompressobj() if encoding == "zstd" else None
+            written = 0
+            with tmp.open("wb") as out:
+                async for part in request.stream():
+                    if not part:
+                        continue  # the stream ends with an empty part; zstd wants none
+                    wire += len(part)
+                    data = inflate.decompress(part) if inflate is not None else part
+                    written += len(data)
+                    if written > size:
+                        raise PayloadTooLarge(f"upload of {path!r} is longer than its size")
+                    out.write(data)
+            await anyio.to_thread.run_sync(store.commit_upload, client, spec, tmp, wire)
+        except zstandard.ZstdError as exc:
+            raise InvalidInput(f"upload of {path!r} is not a valid zstd stream") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return {"status": "done", "via": "upload", "data_bytes": wire}
 
     @api.put(f"{PREFIX}/clients/{{client}}/chunks")
     async def chunks(client: str, request: Request) -> dict[str, Any]:

@@ -218,6 +218,12 @@ def push(rt: Runtime, /, folder: Path, wait: float, as_json: bool, **opts: Any) 
             f"{summary.renamed}, deleted {summary.deleted}, folders {summary.folders}, "
             f"links {summary.links}, deduplicated {summary.deduplicated}"
         )
+    if summary.skipped:
+        click.echo(
+            f"warning: {summary.skipped} files kept changing while read and were not sent; "
+            "run push again once they are written",
+            err=True,
+        )
     for error in summary.errors:
         click.echo(f"error: {error}", err=True)
     if summary.errors:

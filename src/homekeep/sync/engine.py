@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ BATCH_OPS = 2000
 PACK_BYTES = 8 << 20
 ROUNDS = 4
 COMPRESS_MIN_GAIN = 0.95
+COMPRESS_TRIES = 4  # after this many chunks in a row that do not shrink, send the file raw
+UPLOADS = 2
+WHOLE_MIN = 4 << 20  # new content from this size streams whole instead of in chunk packs
 BASE_MIN = 1 << 20  # from this size, a changed file's chunk list travels as a delta
 
 
@@ -450,6 +454,10 @@ class Syncer:
                 self._handle(items, results, waiting, missing, need, with_chunks, summary, bars)
             if not waiting:
                 return
+            for item in [i for i in need if self._whole_is_cheaper(i, missing)]:
+                need.remove(item)
+                del waiting[item.path]
+                self._upload_whole(item, summary, bars)
             for item in self._upload(need, missing):
                 waiting.pop(item.path, None)
                 summary.skipped += 1
@@ -502,31 +510,78 @@ class Syncer:
             summary.modified += 1
         self.on_change(f"{item.action} {item.path} ({item.local.size} bytes, {via})")
 
+    @staticmethod
+    def _whole_is_cheaper(item: _Send, missing: dict[str, None]) -> bool:
+        """Mostly new big content streams whole: no staging, one pass on the server."""
+        if item.local.size < WHOLE_MIN:
+            return False
+        lacking = sum(c.length for c in item.digest.chunks if c.chunk_id in missing)
+        return lacking * 2 >= item.local.size
+
+    def _upload_whole(self, item: _Send, summary: Summary, bars: _Bars) -> None:
+        params = {
+            "path": item.path,
+            "size": item.local.size,
+            "mode": item.local.mode,
+            "mtime_ns": item.local.mtime_ns,
+            "hash": item.digest.file_hash,
+        }
+        path = self.root / item.path
+        try:
+            with path.open("rb") as fh:
+                sample = fh.read(256 * 1024)
+            compress = len(self._cctx.compress(sample)) < len(sample) * COMPRESS_MIN_GAIN
+            result = self.conn.upload(params, _stream(path, compress), compressed=compress)
+        except (InvalidInput, OSError):
+            log.info("%s changed while it was sent; it will be sent again", item.path)
+            self.index.forget_cache([item.path])
+            summary.skipped += 1
+            bars.done(item.local.size)
+            return
+        with self.index.db.transaction():
+            self._acknowledge(item, result, summary)
+        bars.done(item.local.size)
+
     def _upload(self, items: list[_Send], missing: dict[str, None]) -> list[_Send]:
         """Send the chunks the server lacks; return the files that changed meanwhile."""
         changed: list[_Send] = []
         pack: list[bytes] = []
         pack_size = 0
         pack_data = 0
-        for item in items:
-            try:
-                for ref, data in self._read_chunks(item, missing):
-                    compressed = self._cctx.compress(data)
-                    small = len(compressed) < len(data) * COMPRESS_MIN_GAIN
-                    body = compressed if small else data
-                    pack.append(encode_record(ref.chunk_id, body, compressed=small))
-                    pack_size += len(pack[-1])
-                    pack_data += len(body)
-                    missing.pop(ref.chunk_id, None)
-                    if pack_size >= PACK_BYTES:
-                        self.conn.chunks(b"".join(pack), pack_data)
-                        pack, pack_size, pack_data = [], 0, 0
-            except (FileChanged, OSError):
-                log.info("%s changed while it was sent; it will be sent again", item.path)
-                self.index.forget_cache([item.path])
-                changed.append(item)
-        if pack:
-            self.conn.chunks(b"".join(pack), pack_data)
+        with ThreadPoolExecutor(max_workers=UPLOADS, thread_name_prefix="upload") as pool:
+            flying: list[Future[Any]] = []
+
+            def send(body: bytes, data: int) -> None:
+                # keep a bounded number of packs in flight: reading overlaps sending
+                while len(flying) >= UPLOADS:
+                    flying.pop(0).result()
+                flying.append(pool.submit(self.conn.chunks, body, data))
+
+            for item in items:
+                misses = 0
+                try:
+                    for ref, data in self._read_chunks(item, missing):
+                        small = False
+                        if misses < COMPRESS_TRIES:
+                            compressed = self._cctx.compress(data)
+                            small = len(compressed) < len(data) * COMPRESS_MIN_GAIN
+                            misses = 0 if small else misses + 1
+                        body = compressed if small else data
+                        pack.append(encode_record(ref.chunk_id, body, compressed=small))
+                        pack_size += len(pack[-1])
+                        pack_data += len(body)
+                        missing.pop(ref.chunk_id, None)
+                        if pack_size >= PACK_BYTES:
+                            send(b"".join(pack), pack_data)
+                            pack, pack_size, pack_data = [], 0, 0
+                except (FileChanged, OSError):
+                    log.info("%s changed while it was sent; it will be sent again", item.path)
+                    self.index.forget_cache([item.path])
+                    changed.append(item)
+            if pack:
+                send(b"".join(pack), pack_data)
+            for future in flying:
+                future.result()
         return changed
 
     def _read_chunks(
@@ -542,6 +597,18 @@ class Syncer:
                         raise FileChanged(item.path)
                     yield ref, data
                 offset += ref.length
+
+
+def _stream(path: Path, compress: bool) -> Iterator[bytes]:
+    """Yield a file in blocks, as one zstd stream when ``compress``; constant memory."""
+    packer = zstandard.ZstdCompressor(level=3).compressobj() if compress else None
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            out = packer.compress(block) if packer is not None else block
+            if out:
+                yield out
+    if packer is not None:
+        yield packer.flush()
 
 
 class _Bars:

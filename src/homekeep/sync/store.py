@@ -405,8 +405,7 @@ class ServerStore:
                 fh.write(data)
                 rows.append((chunk_id, name, offset, len(data), wire, time.time()))
                 offset += len(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        # no fsync: a staged chunk lost in a crash is sent again; files are synced when placed
         with self.db.transaction() as conn:
             conn.executemany(
                 "INSERT OR IGNORE INTO staged (hash, pack, offset, length, wire_bytes, received_at)"
@@ -414,6 +413,26 @@ class ServerStore:
                 rows,
             )
         return len(records), sum(r[2] for r in records)
+
+    def _locate_all(self, chunks: list[ChunkRef]) -> dict[str, tuple[Path, int, int, bool]]:
+        """Where each chunk can be read: a staged pack, else a file that holds it."""
+        conn = self.db.connection()
+        wanted = list(dict.fromkeys(c.chunk_id for c in chunks))
+        found: dict[str, tuple[Path, int, int, bool]] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for row in conn.execute(
+                f"SELECT hash, pack, offset, wire_bytes FROM staged WHERE hash IN ({marks})",  # noqa: S608 - placeholders only
+                part,
+            ):
+                found[row[0]] = (self.staging / row[1], int(row[2]), int(row[3]), True)
+        for chunk_id in wanted:
+            if chunk_id not in found:
+                where = self._locate(conn, chunk_id)
+                if where is not None:
+                    found[chunk_id] = where
+        return found
 
     def _locate(
         self, conn: sqlite3.Connection, chunk_id: str
@@ -472,12 +491,47 @@ class ServerStore:
             chunks = decode_chunks(row["chunks"], max_chunks=1 << 40)
         if sum(c.length for c in chunks) != spec.size:
             raise InvalidInput(f"chunk lengths of {spec.path!r} do not add up to its size")
-        conn = self.db.connection()
-        missing = [c.chunk_id for c in chunks if self._locate(conn, c.chunk_id) is None]
+        located = self._locate_all(chunks)
+        missing = [c.chunk_id for c in chunks if c.chunk_id not in located]
         if missing:
             self._remember(spec.hash, chunks)
             return {"status": "missing", "chunks": list(dict.fromkeys(missing))}
-        return self._assemble(client, spec, chunks, target, action, ready)
+        return self._assemble(client, spec, chunks, located, target, action, ready)
+
+    def new_upload(self) -> Path:
+        """A fresh temp file name for a streamed upload."""
+        return self.tmp / uuid.uuid4().hex
+
+    def commit_upload(self, client: str, spec: FileSpec, tmp: Path, wire_bytes: int) -> None:
+        """Place a file streamed whole into ``tmp`` once its content matches its id."""
+        from homekeep.sync.chunking import FileChanged, digest_file
+
+        try:
+            st = tmp.stat()
+            digest = digest_file(tmp, expect_size=st.st_size, expect_mtime_ns=st.st_mtime_ns)
+        except (OSError, FileChanged) as exc:
+            tmp.unlink(missing_ok=True)
+            raise InvalidInput(f"upload of {spec.path!r} could not be read back") from exc
+        if digest.size != spec.size or digest.file_hash != spec.hash:
+            tmp.unlink(missing_ok=True)
+            raise InvalidInput(f"the uploaded content of {spec.path!r} does not match its id")
+        base = self.client_dir(client)
+        base.mkdir(exist_ok=True)
+        target = fsops.resolve(base, spec.path)
+        fd = os.open(tmp, os.O_WRONLY)
+        try:
+            fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
+        finally:
+            os.close(fd)
+        placed = []
+        offset = 0
+        for c in digest.chunks:
+            placed.append((c.chunk_id, offset, c.length))
+            offset += c.length
+        action = "modify" if self._entry(client, spec.path) is not None else "create"
+        ready = [_Ready(tmp, target, client, spec, placed, action, wire_bytes, "upload", set())]
+        with self.lock(client):
+            self.settle(ready)
 
     def base_chunks(self, client: str, path: str, base: str) -> list[ChunkRef] | None:
         """The chunk list of the file at ``path`` if its content id is ``base``."""
@@ -548,6 +602,7 @@ class ServerStore:
         client: str,
         spec: FileSpec,
         chunks: list[ChunkRef],
+        located: dict[str, tuple[Path, int, int, bool]],
         target: Path,
         action: str,
         ready: list[_Ready],
@@ -561,9 +616,8 @@ class ServerStore:
         offset = 0
         try:
             with tmp.open("wb") as out:
-                conn = self.db.connection()
                 for chunk in chunks:
-                    where = self._locate(conn, chunk.chunk_id)
+                    where = located.get(chunk.chunk_id)
                     data = self._read(handles, where, chunk) if where else None
                     if data is None or where is None:
                         self._drop_location(chunk.chunk_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import socket
 import ssl
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +119,7 @@ class Connection:
     verify: ssl.SSLContext | bool = True
     counters: Counters = field(default_factory=Counters)
     _http: httpx.Client | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def http(self) -> httpx.Client:
         if self._http is None:
@@ -137,9 +140,11 @@ class Connection:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request; return its JSON, or raise our error for the server's answer."""
+        with self._lock:
+            http = self.http()
         content = kwargs.get("content")
         try:
-            response = self.http().request(method, path, **kwargs)
+            response = http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             self.close()
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
@@ -148,9 +153,10 @@ class Connection:
                     "--fingerprint SHA256 as printed by 'homekeep sync server' at start"
                 ) from exc
             raise Offline(f"cannot reach {self.server}: {exc}") from exc
-        self.counters.requests += 1
-        self.counters.sent += len(content) if content is not None else 0
-        self.counters.received += len(response.content)
+        with self._lock:
+            self.counters.requests += 1
+            self.counters.sent += len(content) if isinstance(content, bytes) else 0
+            self.counters.received += len(response.content)
         if response.status_code >= 400:
             raise _error(response, self.server)
         try:
@@ -184,6 +190,34 @@ class Connection:
         )
         return result
 
+    def upload(
+        self, params: dict[str, Any], body: Iterator[bytes], *, compressed: bool
+    ) -> dict[str, Any]:
+        """Stream one whole file; ``body`` yields it (as a zstd stream when ``compressed``)."""
+        sent = [0]
+
+        def counted() -> Iterator[bytes]:
+            for block in body:
+                sent[0] += len(block)
+                yield block
+
+        headers = {"Content-Type": "application/octet-stream"}
+        if compressed:
+            headers["Content-Encoding"] = "zstd"
+        try:
+            result: dict[str, Any] = self.request(
+                "PUT",
+                f"/clients/{self.client}/files",
+                params=params,
+                content=counted(),
+                headers=headers,
+            )
+        finally:
+            with self._lock:
+                self.counters.sent += sent[0]
+                self.counters.data += sent[0]
+        return result
+
     def chunks(self, pack: bytes, data_bytes: int) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
             "PUT",
@@ -191,7 +225,8 @@ class Connection:
             content=pack,
             headers={"Content-Type": "application/octet-stream"},
         )
-        self.counters.data += data_bytes
+        with self._lock:
+            self.counters.data += data_bytes
         return result
 
 
