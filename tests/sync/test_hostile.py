@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homekeep.core.errors import InvalidInput
+from homekeep.sync.excludes import Excludes
 from homekeep.sync.protocol import (
     ChunkRef,
     apply_delta,
@@ -301,3 +302,19 @@ def test_bad_whole_file_uploads_are_refused(
     assert not (server.root / "h/up.bin").exists()
     assert not (server.root.parent / "up.bin").exists()
     assert list((server.root / ".homekeep-sync/tmp").iterdir()) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["a", "b.swp", "build", "x~", ".#l", "#s#", "Thumbs.db", "ü"]),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+)
+def test_the_fast_exclude_matcher_agrees_with_pathspec(parts: list[str], is_dir: bool) -> None:
+    excludes = Excludes(["*.swp", "build/", "*~", ".#*", "\\#*#", "Thumbs.db", "/a/b"])
+    rel = "/".join(parts)
+    slow = excludes._spec.match_file(rel + "/" if is_dir else rel)
+    assert excludes.match(rel, is_dir=is_dir) == slow
