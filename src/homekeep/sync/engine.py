@@ -37,6 +37,7 @@ ROUNDS = 4
 COMPRESS_MIN_GAIN = 0.95
 COMPRESS_TRIES = 4  # after this many chunks in a row that do not shrink, send the file raw
 UPLOADS = 2
+LIST_LATER = 1 << 20  # files from this size send their chunk list only when asked
 WHOLE_MIN = 4 << 20  # new content from this size streams whole instead of in chunk packs
 BASE_MIN = 1 << 20  # from this size, a changed file's chunk list travels as a delta
 
@@ -130,6 +131,7 @@ class Syncer:
         self.show_progress = show_progress
         self._cctx = zstandard.ZstdCompressor(level=3)
         self._hello_done = False
+        self._read_cache: list[tuple[str, int, int, int, str, list[ChunkRef]]] = []
         self.on_change: Callable[[str], None] = lambda line: log.info("%s", line)
 
     # -- entry points ------------------------------------------------------------------
@@ -168,12 +170,13 @@ class Syncer:
         forced = {sc.path for sc in scopes if sc.path and not first}
         summary.files_scanned = sum(1 for e in local.values() if e.kind == "file")
         summary.bytes_scanned = sum(e.size for e in local.values() if e.kind == "file")
-        remote = self._remote_in(scopes)
-        self._send_renames(local, remote, summary)
-        remote = self._remote_in(scopes)
+        remote = self._remote_in(scopes, local)
+        if self._send_renames(local, remote, summary):
+            remote = self._remote_in(scopes, local)
         self._send_tree(local, remote, summary)
         files = self._file_candidates(local, remote, forced)
         self._send_files(files, local, remote, forced, summary, show=first)
+        self._flush_cache()
         self._send_deletes(local, remote, summary)
         summary.seconds = round(time.monotonic() - start, 3)
         summary.data_bytes_sent = counters.data - data0
@@ -198,14 +201,19 @@ class Syncer:
         if answer["generation"] == 0:
             self._ops([])  # a new client: its folder appears on the server even if empty
 
-    def _remote_in(self, scopes: list[Scope]) -> dict[str, Remote]:
+    def _remote_in(self, scopes: list[Scope], local: dict[str, Local]) -> dict[str, Remote]:
+        """The acknowledged entries in scope; ones excluded since are left alone."""
         remote = self.index.remote()
-        return {
-            path: entry
-            for path, entry in remote.items()
-            if any(sc.covers(path) for sc in scopes)
-            and not self.excludes.match(path, is_dir=entry.kind == "dir")
-        }
+        if not any(sc.path == "" and sc.deep for sc in scopes):
+            remote = {p: e for p, e in remote.items() if any(sc.covers(p) for sc in scopes)}
+        excluded = [
+            p
+            for p, e in remote.items()
+            if p not in local and self.excludes.match(p, is_dir=e.kind == "dir")
+        ]
+        for path in excluded:
+            del remote[path]
+        return remote
 
     def _ops(self, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
         answer = self.conn.ops(ops)
@@ -217,8 +225,14 @@ class Syncer:
 
     def _send_renames(
         self, local: dict[str, Local], remote: dict[str, Remote], summary: Summary
-    ) -> None:
+    ) -> bool:
+        """Send renames found by inode; return whether there were any."""
         moves: list[tuple[str, str]] = []
+        if not any(
+            e.inode and ((now := local.get(p)) is None or now.inode != e.inode)
+            for p, e in remote.items()
+        ):
+            return False  # nothing known has left its place: no rename to look for
         remote = dict(remote)
         for kind in ("dir", "file"):
             fresh = {
@@ -255,6 +269,7 @@ class Syncer:
                     self.index.rename_remote(old, new)
                     summary.renamed += 1
                     self.on_change(f"renamed {old} -> {new}")
+        return bool(moves)
 
     # -- folders and links -------------------------------------------------------------
 
@@ -313,11 +328,10 @@ class Syncer:
     def _send_deletes(
         self, local: dict[str, Local], remote: dict[str, Remote], summary: Summary
     ) -> None:
-        current = self.index.remote()
         gone: list[str] = []
         covered: set[str] = set()
         for path in sorted(remote):
-            if path in local or path not in current:
+            if path in local or not self.index.has_remote(path):
                 continue
             parent = _parent(path)
             if any(_under(path, g) for g in _ancestors(path) if g in covered):
@@ -380,8 +394,8 @@ class Syncer:
                 summary.errors.append(f"cannot read {path}: {exc.strerror}")
                 return None
             summary.bytes_read += digest.size
-            self.index.remember(
-                path, entry.size, entry.mtime_ns, entry.inode, digest.file_hash, digest.chunks
+            self._read_cache.append(
+                (path, entry.size, entry.mtime_ns, entry.inode, digest.file_hash, digest.chunks)
             )
             return digest
         log.warning("%s keeps changing; it will be sent once it is stable", path)
@@ -441,8 +455,13 @@ class Syncer:
                 self._send_batch(batch, summary, bars)
 
     def _send_batch(self, batch: list[_Send], summary: Summary, bars: _Bars) -> None:
+        self._flush_cache()
         waiting = {item.path: item for item in batch}
-        with_chunks = set(waiting)
+        # big files go first without their chunk list: if the server holds the content
+        # (a copy, a move), that is all it needs; else it answers "resend"
+        with_chunks = {
+            p for p, item in waiting.items() if item.local.size < LIST_LATER or item.base
+        }
         for _ in range(ROUNDS):
             items = list(waiting.values())
             ops = [_file_op(item, item.path in with_chunks) for item in items]
@@ -465,6 +484,14 @@ class Syncer:
         for item in waiting.values():
             summary.errors.append(f"{item.path}: the server kept asking for chunks")
             bars.done(item.local.size)
+
+    def _flush_cache(self) -> None:
+        """Write the chunk lists read since the last batch, in one transaction."""
+        if self._read_cache:
+            with self.index.db.transaction():
+                for row in self._read_cache:
+                    self.index.remember(*row)
+            self._read_cache.clear()
 
     def _handle(
         self,

@@ -102,6 +102,9 @@ class ClientIndex:
             conn.execute("DELETE FROM remote")
             conn.executemany("INSERT INTO remote VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def has_remote(self, path: str) -> bool:
+        return self.db.query_one("SELECT 1 FROM remote WHERE path = ?", (path,)) is not None
+
     def put_remote(self, path: str, entry: Remote) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO remote VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (path, *_row(entry))
