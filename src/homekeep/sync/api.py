@@ -21,6 +21,7 @@ from homekeep.core.errors import (
     UsageError,
 )
 from homekeep.core.web import install_error_handlers
+from homekeep.sync import fsops
 from homekeep.sync.config import SyncConfig
 from homekeep.sync.protocol import (
     CHUNK_AVG,
@@ -38,6 +39,7 @@ from homekeep.sync.protocol import (
 from homekeep.sync.store import FileSpec, ServerStore
 
 MAX_PACK_BYTES = 16 << 20
+WRITEBACK_STEP = 8 << 20
 MAX_OPS = 5000
 MODE_LIMIT = 0o7777
 
@@ -234,7 +236,7 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
         wire = 0
         try:
             inflate = zstandard.ZstdDecompressor().decompressobj() if encoding == "zstd" else None
-            written = 0
+            written = flushed = 0
             with tmp.open("wb") as out:
                 async for part in request.stream():
                     if not part:
@@ -245,6 +247,10 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
                     if written > size:
                         raise PayloadTooLarge(f"upload of {path!r} is longer than its size")
                     out.write(data)
+                    if written - flushed >= WRITEBACK_STEP:
+                        out.flush()
+                        fsops.start_writeback(out.fileno(), flushed, written - flushed)
+                        flushed = written
             await anyio.to_thread.run_sync(store.commit_upload, client, spec, tmp, wire)
         except zstandard.ZstdError as exc:
             raise InvalidInput(f"upload of {path!r} is not a valid zstd stream") from exc
