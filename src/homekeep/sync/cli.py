@@ -7,6 +7,7 @@ import logging
 import signal
 import socket
 import ssl
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +32,11 @@ def group() -> None:
 
 
 group.name = "sync"
+
+
+def _console() -> Console:
+    """A console for tables: as wide as the terminal, or wide enough when piped."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _human(size: float) -> str:
@@ -304,7 +310,7 @@ def status(rt: Runtime, folder: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    table = Table("client", "files", "folders", "links", "size", "last change")
+    table = Table("client", "files", "folders", "links", "size", "last change (UTC)")
     for c in info["clients"]:
         table.add_row(
             c["name"],
@@ -312,9 +318,9 @@ def status(rt: Runtime, folder: Path | None, as_json: bool) -> None:
             str(c["folders"]),
             str(c["links"]),
             _human(c["bytes"]),
-            c["last_seen_at"] or "-",
+            (c["last_seen_at"] or "-")[:19].replace("T", " "),
         )
-    console = Console()
+    console = _console()
     console.print(table)
     console.print(
         f"{info['unique_contents']} unique files, {info['unique_chunks']} unique chunks, "
@@ -342,11 +348,11 @@ def history(
     if as_json:
         click.echo(json.dumps(events, indent=2))
         return
-    table = Table("when", "client", "change", "path", "size", "data received", "how")
+    table = Table("when (UTC)", "client", "change", "path", "size", "data received", "how")
     for e in events:
         path = f"{e['path']} -> {e['dest']}" if e["dest"] else e["path"]
         table.add_row(
-            e["at"],
+            e["at"][:19].replace("T", " "),
             e["client"],
             e["action"],
             path,
@@ -354,4 +360,4 @@ def history(
             _human(e["data_bytes"]),
             e["via"] or "",
         )
-    Console().print(table)
+    _console().print(table)
