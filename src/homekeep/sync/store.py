@@ -44,6 +44,7 @@ from homekeep.sync.protocol import (
 log = logging.getLogger(__name__)
 
 STATE = ".homekeep-sync"
+COLLECT_EVERY = 3600.0  # seconds between sweeps of stale staged chunks while serving
 
 MIGRATIONS = (
     """
@@ -166,6 +167,7 @@ class ServerStore:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._dctx = zstandard.ZstdDecompressor()
+        self._collected_at = time.monotonic()
         if maintain:  # only the serving process may clear temp files and stale chunks
             self._clean_tmp()
             self.collect_staging()
@@ -222,8 +224,13 @@ class ServerStore:
             conn.execute("DELETE FROM pending WHERE created_at < ?", (cutoff,))
             live = {row[0] for row in conn.execute("SELECT DISTINCT pack FROM staged")}
         removed = 0
+        fresh = time.time() - 600  # a pack this young may still be arriving
         for pack in self.staging.iterdir():
-            if pack.name not in live:
+            try:
+                young = pack.stat().st_mtime > fresh
+            except FileNotFoundError:
+                continue
+            if pack.name not in live and not young:
                 pack.unlink(missing_ok=True)
                 removed += 1
         return removed
@@ -381,6 +388,9 @@ class ServerStore:
     def receive_pack(self, client: str, body: bytes) -> tuple[int, int]:
         """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
         check_client(client)
+        if time.monotonic() - self._collected_at > COLLECT_EVERY:
+            self._collected_at = time.monotonic()
+            self.collect_staging()
         records = []
         for record in decode_pack(body, max_chunk=CHUNK_MAX):
             data = record.data
