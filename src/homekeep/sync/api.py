@@ -271,7 +271,7 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
 
 def _collector(store: ServerStore) -> Any:
     async def collect() -> None:
-        await anyio.to_thread.run_sync(store.collect_staging)
+        await anyio.to_thread.run_sync(store.chunks.collect)
 
     return collect
 

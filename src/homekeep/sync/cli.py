@@ -300,11 +300,12 @@ def _target(rt: Runtime, folder: Path | None) -> Path:
 @pass_runtime
 def status(rt: Runtime, folder: Path | None, as_json: bool) -> None:
     """Show a server folder's clients and dedup totals (default folder: [sync] root)."""
+    from homekeep.sync.history import status as status_of
     from homekeep.sync.store import ServerStore
 
     store = ServerStore(_target(rt, folder), maintain=False)
     try:
-        info = store.status()
+        info = status_of(store)
     finally:
         store.close()
     if as_json:
@@ -338,11 +339,12 @@ def history(
     rt: Runtime, folder: Path | None, client: str | None, limit: int, as_json: bool
 ) -> None:
     """Show the server's history: what changed, when, from which client, bytes received."""
+    from homekeep.sync.history import history as history_of
     from homekeep.sync.store import ServerStore
 
     store = ServerStore(_target(rt, folder), maintain=False)
     try:
-        events = store.history(client=client, limit=limit)
+        events = history_of(store, client=client, limit=limit)
     finally:
         store.close()
     if as_json:

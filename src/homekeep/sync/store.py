@@ -21,30 +21,26 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import zstandard
 from blake3 import blake3
 
 from homekeep.core.db import Database, utcnow
-from homekeep.core.errors import InvalidInput, NotFound, UsageError
+from homekeep.core.errors import InvalidInput, UsageError
 from homekeep.sync import fsops
+from homekeep.sync.chunkstore import ChunkStore, Location
 from homekeep.sync.protocol import (
-    CHUNK_MAX,
     ChunkRef,
     check_client,
     decode_chunks,
-    decode_pack,
     encode_chunks,
 )
 
 log = logging.getLogger(__name__)
 
 STATE = ".homekeep-sync"
-COLLECT_EVERY = 3600.0  # seconds between sweeps of stale staged chunks while serving
 
 MIGRATIONS = (
     """
@@ -166,11 +162,10 @@ class ServerStore:
         self.server_id = self._server_id(maintain)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._dctx = zstandard.ZstdDecompressor()
-        self._collected_at = time.monotonic()
+        self.chunks = ChunkStore(root, self.db, self.staging, ttl=staging_ttl)
         if maintain:  # only the serving process may clear temp files and stale chunks
             self._clean_tmp()
-            self.collect_staging()
+            self.chunks.collect()
 
     @classmethod
     def open(cls, root: Path, *, adopt: bool = False) -> ServerStore:
@@ -186,7 +181,9 @@ class ServerStore:
         root.mkdir(parents=True, exist_ok=True)
         store = cls(root)
         if adopt:
-            store.adopt()
+            from homekeep.sync.adopt import adopt as index_existing
+
+            index_existing(store)
         return store
 
     def close(self) -> None:
@@ -215,25 +212,6 @@ class ServerStore:
     def _clean_tmp(self) -> None:
         for leftover in self.tmp.iterdir():
             fsops.remove(leftover)
-
-    def collect_staging(self) -> int:
-        """Drop staged chunks older than the TTL and packs nobody needs; return packs removed."""
-        cutoff = time.time() - self.staging_ttl
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM staged WHERE received_at < ?", (cutoff,))
-            conn.execute("DELETE FROM pending WHERE created_at < ?", (cutoff,))
-            live = {row[0] for row in conn.execute("SELECT DISTINCT pack FROM staged")}
-        removed = 0
-        fresh = time.time() - 600  # a pack this young may still be arriving
-        for pack in self.staging.iterdir():
-            try:
-                young = pack.stat().st_mtime > fresh
-            except FileNotFoundError:
-                continue
-            if pack.name not in live and not young:
-                pack.unlink(missing_ok=True)
-                removed += 1
-        return removed
 
     def _touch_client(self, conn: sqlite3.Connection, client: str) -> None:
         conn.execute(
@@ -388,78 +366,7 @@ class ServerStore:
     def receive_pack(self, client: str, body: bytes) -> tuple[int, int]:
         """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
         check_client(client)
-        if time.monotonic() - self._collected_at > COLLECT_EVERY:
-            self._collected_at = time.monotonic()
-            self.collect_staging()
-        records = []
-        for record in decode_pack(body, max_chunk=CHUNK_MAX):
-            data = record.data
-            if record.compressed:
-                try:
-                    data = self._dctx.decompress(data, max_output_size=CHUNK_MAX)
-                except zstandard.ZstdError as exc:
-                    raise InvalidInput(f"chunk {record.chunk_id[:12]} is not valid zstd") from exc
-            if len(data) > CHUNK_MAX or not data:
-                raise InvalidInput(f"chunk {record.chunk_id[:12]} has a bad length")
-            if blake3(data).hexdigest() != record.chunk_id:
-                raise InvalidInput(f"chunk {record.chunk_id[:12]} does not match its id")
-            records.append((record.chunk_id, data, len(record.data)))
-        if not records:
-            return 0, 0
-        name = uuid.uuid4().hex
-        pack = self.staging / name
-        rows = []
-        offset = 0
-        with pack.open("wb") as fh:
-            for chunk_id, data, wire in records:
-                fh.write(data)
-                rows.append((chunk_id, name, offset, len(data), wire, time.time()))
-                offset += len(data)
-        # no fsync: a staged chunk lost in a crash is sent again; files are synced when placed
-        with self.db.transaction() as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO staged (hash, pack, offset, length, wire_bytes, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        return len(records), sum(r[2] for r in records)
-
-    def _locate_all(self, chunks: list[ChunkRef]) -> dict[str, tuple[Path, int, int, bool]]:
-        """Where each chunk can be read: a staged pack, else a file that holds it."""
-        conn = self.db.connection()
-        wanted = list(dict.fromkeys(c.chunk_id for c in chunks))
-        found: dict[str, tuple[Path, int, int, bool]] = {}
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for row in conn.execute(
-                f"SELECT hash, pack, offset, wire_bytes FROM staged WHERE hash IN ({marks})",  # noqa: S608 - placeholders only
-                part,
-            ):
-                found[row[0]] = (self.staging / row[1], int(row[2]), int(row[3]), True)
-        for chunk_id in wanted:
-            if chunk_id not in found:
-                where = self._locate(conn, chunk_id)
-                if where is not None:
-                    found[chunk_id] = where
-        return found
-
-    def _locate(
-        self, conn: sqlite3.Connection, chunk_id: str
-    ) -> tuple[Path, int, int, bool] | None:
-        row = conn.execute(
-            "SELECT pack, offset, wire_bytes FROM staged WHERE hash = ?", (chunk_id,)
-        ).fetchone()
-        if row is not None:
-            return self.staging / row[0], int(row[1]), int(row[2]), True
-        row = conn.execute(
-            "SELECT e.client, e.path, c.offset FROM chunks c JOIN entries e ON e.id = c.entry_id"
-            " WHERE c.hash = ? LIMIT 1",
-            (chunk_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return self.root / row[0] / row[1], int(row[2]), 0, False
+        return self.chunks.receive(body)
 
     # -- files ---------------------------------------------------------------------------
 
@@ -501,7 +408,7 @@ class ServerStore:
             chunks = decode_chunks(row["chunks"], max_chunks=1 << 40)
         if sum(c.length for c in chunks) != spec.size:
             raise InvalidInput(f"chunk lengths of {spec.path!r} do not add up to its size")
-        located = self._locate_all(chunks)
+        located = self.chunks.locate_all(chunks)
         missing = [c.chunk_id for c in chunks if c.chunk_id not in located]
         if missing:
             self._remember(spec.hash, chunks)
@@ -612,7 +519,7 @@ class ServerStore:
         client: str,
         spec: FileSpec,
         chunks: list[ChunkRef],
-        located: dict[str, tuple[Path, int, int, bool]],
+        located: dict[str, Location],
         target: Path,
         action: str,
         ready: list[_Ready],
@@ -628,9 +535,9 @@ class ServerStore:
             with tmp.open("wb") as out:
                 for chunk in chunks:
                     where = located.get(chunk.chunk_id)
-                    data = self._read(handles, where, chunk) if where else None
+                    data = self.chunks.read(handles, where, chunk) if where else None
                     if data is None or where is None:
-                        self._drop_location(chunk.chunk_id)
+                        self.chunks.drop(chunk.chunk_id)
                         self._remember(spec.hash, chunks)
                         return {"status": "missing", "chunks": [chunk.chunk_id]}
                     if where[3] and chunk.chunk_id not in staged_used:
@@ -679,32 +586,8 @@ class ServerStore:
                     r.client, r.spec, r.placed, r.action, data_bytes=r.data_bytes, via=r.via
                 )
             for r in ready:
-                self._release_staged(r.staged, r.spec.hash)
+                self.chunks.release(r.staged, r.spec.hash)
         ready.clear()
-
-    @staticmethod
-    def _read(
-        handles: dict[Path, BinaryIO], where: tuple[Path, int, int, bool], chunk: ChunkRef
-    ) -> bytes | None:
-        path, offset, _, _ = where
-        try:
-            fh = handles.get(path)
-            if fh is None:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-                fh = handles[path] = os.fdopen(fd, "rb")
-            fh.seek(offset)
-            data = fh.read(chunk.length)
-        except OSError:
-            return None
-        if len(data) != chunk.length or blake3(data).hexdigest() != chunk.chunk_id:
-            return None
-        return data
-
-    def _drop_location(self, chunk_id: str) -> None:
-        """Forget where a chunk was: its file changed under us, or its pack is gone."""
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
-            conn.execute("DELETE FROM chunks WHERE hash = ?", (chunk_id,))
 
     def _record_file(
         self,
@@ -731,160 +614,3 @@ class ServerStore:
                 conn, client, action, spec.path, size=spec.size, data_bytes=data_bytes, via=via
             )
             self._touch_client(conn, client)
-
-    def _release_staged(self, used: set[str], file_hash: str) -> None:
-        """Staged chunks now live in a file; drop them and any pack left empty."""
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM pending WHERE hash = ?", (file_hash,))
-            if not used:
-                return
-            packs = set()
-            for chunk_id in used:
-                row = conn.execute("SELECT pack FROM staged WHERE hash = ?", (chunk_id,)).fetchone()
-                if row is not None:
-                    packs.add(row[0])
-                    conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
-            empty = [
-                p
-                for p in packs
-                if conn.execute("SELECT 1 FROM staged WHERE pack = ? LIMIT 1", (p,)).fetchone()
-                is None
-            ]
-        for pack in empty:
-            (self.staging / pack).unlink(missing_ok=True)
-
-    # -- adopt, status, history -------------------------------------------------------------
-
-    def adopt(self) -> int:
-        """Index files already in the folder (client = first-level folder) for dedup."""
-        from homekeep.sync.chunking import FileChanged, digest_file
-
-        count = 0
-        for client_dir in sorted(self.root.iterdir()):
-            if client_dir.name == STATE or not client_dir.is_dir() or client_dir.is_symlink():
-                continue
-            try:
-                client = check_client(client_dir.name)
-            except InvalidInput:
-                log.warning("not adopting %s: not a valid client name", client_dir)
-                continue
-            for path in _walk(client_dir):
-                rel = path.relative_to(client_dir).as_posix()
-                st = path.lstat()
-                if stat.S_ISDIR(st.st_mode):
-                    self._adopt_row(client, rel, "dir", st, None, None, [])
-                elif stat.S_ISLNK(st.st_mode):
-                    self._adopt_row(client, rel, "link", st, None, str(path.readlink()), [])
-                elif stat.S_ISREG(st.st_mode):
-                    try:
-                        digest = digest_file(
-                            path, expect_size=st.st_size, expect_mtime_ns=st.st_mtime_ns
-                        )
-                    except (FileChanged, OSError):
-                        continue
-                    placed = []
-                    offset = 0
-                    for c in digest.chunks:
-                        placed.append((c.chunk_id, offset, c.length))
-                        offset += c.length
-                    self._adopt_row(client, rel, "file", st, digest.file_hash, None, placed)
-                    count += 1
-        return count
-
-    def _adopt_row(
-        self,
-        client: str,
-        rel: str,
-        kind: str,
-        st: os.stat_result,
-        file_hash: str | None,
-        link_target: str | None,
-        placed: list[tuple[str, int, int]],
-    ) -> None:
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO clients (name, generation, created_at) VALUES (?, 1, ?)",
-                (client, utcnow()),
-            )
-            conn.execute("DELETE FROM entries WHERE client = ? AND path = ?", (client, rel))
-            cur = conn.execute(
-                "INSERT INTO entries (client, path, kind, size, mtime_ns, mode, hash, target)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    client,
-                    rel,
-                    kind,
-                    st.st_size if kind == "file" else 0,
-                    st.st_mtime_ns if kind != "dir" else 0,
-                    stat.S_IMODE(st.st_mode) if kind != "link" else 0,
-                    file_hash,
-                    link_target,
-                ),
-            )
-            conn.executemany(
-                "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
-                [(h, cur.lastrowid, o, n) for h, o, n in placed],
-            )
-
-    def status(self) -> dict[str, Any]:
-        """Per-client counts and the store's totals."""
-        clients = [
-            {
-                "name": row["name"],
-                "files": row["files"] or 0,
-                "folders": row["folders"] or 0,
-                "links": row["links"] or 0,
-                "bytes": row["bytes"] or 0,
-                "last_seen_at": row["last_seen_at"],
-            }
-            for row in self.db.query(
-                "SELECT c.name, c.last_seen_at,"
-                " SUM(e.kind = 'file') AS files, SUM(e.kind = 'dir') AS folders,"
-                " SUM(e.kind = 'link') AS links, SUM(e.size) AS bytes"
-                " FROM clients c LEFT JOIN entries e ON e.client = c.name"
-                " GROUP BY c.name ORDER BY c.name"
-            )
-        ]
-        totals = self.db.query_one(
-            "SELECT (SELECT COUNT(DISTINCT hash) FROM entries WHERE kind = 'file') AS contents,"
-            " (SELECT COUNT(DISTINCT hash) FROM chunks) AS chunks,"
-            " (SELECT COUNT(*) FROM staged) AS staged,"
-            " (SELECT COALESCE(SUM(data_bytes), 0) FROM events) AS received"
-        )
-        assert totals is not None
-        return {
-            "root": str(self.root),
-            "clients": clients,
-            "unique_contents": totals["contents"],
-            "unique_chunks": totals["chunks"],
-            "staged_chunks": totals["staged"],
-            "data_bytes_received": totals["received"],
-        }
-
-    def history(self, *, client: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """The latest events, newest first."""
-        if client is not None and not self.db.query_one(
-            "SELECT 1 FROM clients WHERE name = ?", (client,)
-        ):
-            raise NotFound(f"no client named {client!r} on this server; see 'homekeep sync status'")
-        rows = self.db.query(
-            "SELECT * FROM events WHERE (? IS NULL OR client = ?) ORDER BY id DESC LIMIT ?",
-            (client, client, limit),
-        )
-        return [dict(row) for row in rows]
-
-
-def _walk(top: Path) -> Iterator[Path]:
-    """Yield every path under ``top`` (folders before their contents), never following links."""
-    stack = [top]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            continue
-        for entry in entries:
-            path = Path(entry.path)
-            yield path
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(path)
