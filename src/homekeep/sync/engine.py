@@ -10,21 +10,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
 from homekeep.core.errors import InvalidInput
 from homekeep.core.progress import Display, progress
-from homekeep.sync.chunking import Digest, FileChanged, chunk_id, digest_file
+from homekeep.sync.chunking import Digest, FileChanged, digest_file
 from homekeep.sync.excludes import Excludes
 from homekeep.sync.index import ClientIndex, Remote
-from homekeep.sync.protocol import ChunkRef, encode_chunks, encode_record, make_delta
+from homekeep.sync.protocol import ChunkRef, encode_chunks, make_delta
 from homekeep.sync.scan import Local, scan
 from homekeep.sync.transport import Connection
+from homekeep.sync.uploads import Outgoing, Uploader
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +30,8 @@ BATCH_FILES = 1000
 BATCH_CHUNKS = 200_000
 BATCH_BYTES = 32 << 20  # commit often, so an interrupted first sync keeps most of its work
 BATCH_OPS = 2000
-PACK_BYTES = 8 << 20
 ROUNDS = 4
-COMPRESS_MIN_GAIN = 0.95
-COMPRESS_TRIES = 4  # after this many chunks in a row that do not shrink, send the file raw
-UPLOADS = 2
 LIST_LATER = 1 << 20  # files from this size send their chunk list only when asked
-WHOLE_MIN = 4 << 20  # new content from this size streams whole instead of in chunk packs
 BASE_MIN = 1 << 20  # from this size, a changed file's chunk list travels as a delta
 
 
@@ -89,15 +82,6 @@ class Scope:
         return self.deep and rel.startswith(self.path + "/")
 
 
-@dataclass
-class _Send:
-    path: str
-    local: Local
-    digest: Digest
-    action: str
-    base: tuple[str, list[ChunkRef]] | None = None
-
-
 def _ancestors(path: str) -> Iterator[str]:
     while "/" in path:
         path = path.rpartition("/")[0]
@@ -129,7 +113,7 @@ class Syncer:
         self.index = index
         self.excludes = excludes
         self.show_progress = show_progress
-        self._cctx = zstandard.ZstdCompressor(level=3)
+        self.uploader = Uploader(root, conn, index)
         self._hello_done = False
         self._read_cache: list[tuple[str, int, int, int, str, list[ChunkRef]]] = []
         self.on_change: Callable[[str], None] = lambda line: log.info("%s", line)
@@ -416,7 +400,7 @@ class Syncer:
         enabled = self.show_progress if self.show_progress is not None else None
         with progress(enabled=enabled if show and paths else False) as display:
             bars = _Bars(display, len(paths), total)
-            batch: list[_Send] = []
+            batch: list[Outgoing] = []
             chunk_count = 0
             batch_bytes = 0
             bases: dict[str, tuple[str, list[ChunkRef]]] = {}
@@ -441,7 +425,7 @@ class Syncer:
                     bars.done(entry.size)
                     continue
                 action = "modified" if have is not None and have.kind == "file" else "created"
-                batch.append(_Send(path, entry, digest, action, bases.pop(path, None)))
+                batch.append(Outgoing(path, entry, digest, action, bases.pop(path, None)))
                 chunk_count += len(digest.chunks)
                 batch_bytes += entry.size
                 if (
@@ -454,7 +438,7 @@ class Syncer:
             if batch:
                 self._send_batch(batch, summary, bars)
 
-    def _send_batch(self, batch: list[_Send], summary: Summary, bars: _Bars) -> None:
+    def _send_batch(self, batch: list[Outgoing], summary: Summary, bars: _Bars) -> None:
         self._flush_cache()
         waiting = {item.path: item for item in batch}
         # big files go first without their chunk list: if the server holds the content
@@ -467,17 +451,23 @@ class Syncer:
             ops = [_file_op(item, item.path in with_chunks) for item in items]
             results = self._ops(ops)
             missing: dict[str, None] = {}
-            need: list[_Send] = []
+            need: list[Outgoing] = []
             with_chunks = set()
             with self.index.db.transaction():
                 self._handle(items, results, waiting, missing, need, with_chunks, summary, bars)
             if not waiting:
                 return
-            for item in [i for i in need if self._whole_is_cheaper(i, missing)]:
+            for item in [i for i in need if self.uploader.whole_is_cheaper(i, missing)]:
                 need.remove(item)
                 del waiting[item.path]
-                self._upload_whole(item, summary, bars)
-            for item in self._upload(need, missing):
+                result = self.uploader.whole(item)
+                if result is None:
+                    summary.skipped += 1
+                else:
+                    with self.index.db.transaction():
+                        self._acknowledge(item, result, summary)
+                bars.done(item.local.size)
+            for item in self.uploader.chunks(need, missing):
                 waiting.pop(item.path, None)
                 summary.skipped += 1
                 bars.done(item.local.size)
@@ -495,11 +485,11 @@ class Syncer:
 
     def _handle(
         self,
-        items: list[_Send],
+        items: list[Outgoing],
         results: list[dict[str, Any]],
-        waiting: dict[str, _Send],
+        waiting: dict[str, Outgoing],
         missing: dict[str, None],
-        need: list[_Send],
+        need: list[Outgoing],
         with_chunks: set[str],
         summary: Summary,
         bars: _Bars,
@@ -520,7 +510,7 @@ class Syncer:
             else:
                 raise InvalidInput(f"unexpected answer for {item.path}: {result}")
 
-    def _acknowledge(self, item: _Send, result: dict[str, Any], summary: Summary) -> None:
+    def _acknowledge(self, item: Outgoing, result: dict[str, Any], summary: Summary) -> None:
         self.index.drop_remote(item.path)
         self.index.put_remote(item.path, _remote_of(item.local, item.digest.file_hash))
         via = result.get("via", "")
@@ -537,106 +527,6 @@ class Syncer:
             summary.modified += 1
         self.on_change(f"{item.action} {item.path} ({item.local.size} bytes, {via})")
 
-    @staticmethod
-    def _whole_is_cheaper(item: _Send, missing: dict[str, None]) -> bool:
-        """Mostly new big content streams whole: no staging, one pass on the server."""
-        if item.local.size < WHOLE_MIN:
-            return False
-        lacking = sum(c.length for c in item.digest.chunks if c.chunk_id in missing)
-        return lacking * 2 >= item.local.size
-
-    def _upload_whole(self, item: _Send, summary: Summary, bars: _Bars) -> None:
-        params = {
-            "path": item.path,
-            "size": item.local.size,
-            "mode": item.local.mode,
-            "mtime_ns": item.local.mtime_ns,
-            "hash": item.digest.file_hash,
-        }
-        path = self.root / item.path
-        try:
-            with path.open("rb") as fh:
-                sample = fh.read(256 * 1024)
-            compress = len(self._cctx.compress(sample)) < len(sample) * COMPRESS_MIN_GAIN
-            result = self.conn.upload(params, _stream(path, compress), compressed=compress)
-        except (InvalidInput, OSError):
-            log.info("%s changed while it was sent; it will be sent again", item.path)
-            self.index.forget_cache([item.path])
-            summary.skipped += 1
-            bars.done(item.local.size)
-            return
-        with self.index.db.transaction():
-            self._acknowledge(item, result, summary)
-        bars.done(item.local.size)
-
-    def _upload(self, items: list[_Send], missing: dict[str, None]) -> list[_Send]:
-        """Send the chunks the server lacks; return the files that changed meanwhile."""
-        changed: list[_Send] = []
-        pack: list[bytes] = []
-        pack_size = 0
-        pack_data = 0
-        with ThreadPoolExecutor(max_workers=UPLOADS, thread_name_prefix="upload") as pool:
-            flying: list[Future[Any]] = []
-
-            def send(body: bytes, data: int) -> None:
-                # keep a bounded number of packs in flight: reading overlaps sending
-                while len(flying) >= UPLOADS:
-                    flying.pop(0).result()
-                flying.append(pool.submit(self.conn.chunks, body, data))
-
-            for item in items:
-                misses = 0
-                try:
-                    for ref, data in self._read_chunks(item, missing):
-                        small = False
-                        if misses < COMPRESS_TRIES:
-                            compressed = self._cctx.compress(data)
-                            small = len(compressed) < len(data) * COMPRESS_MIN_GAIN
-                            misses = 0 if small else misses + 1
-                        body = compressed if small else data
-                        pack.append(encode_record(ref.chunk_id, body, compressed=small))
-                        pack_size += len(pack[-1])
-                        pack_data += len(body)
-                        missing.pop(ref.chunk_id, None)
-                        if pack_size >= PACK_BYTES:
-                            send(b"".join(pack), pack_data)
-                            pack, pack_size, pack_data = [], 0, 0
-                except (FileChanged, OSError):
-                    log.info("%s changed while it was sent; it will be sent again", item.path)
-                    self.index.forget_cache([item.path])
-                    changed.append(item)
-            if pack:
-                send(b"".join(pack), pack_data)
-            for future in flying:
-                future.result()
-        return changed
-
-    def _read_chunks(
-        self, item: _Send, missing: dict[str, None]
-    ) -> Iterator[tuple[ChunkRef, bytes]]:
-        offset = 0
-        with (self.root / item.path).open("rb") as fh:
-            for ref in item.digest.chunks:
-                if ref.chunk_id in missing:
-                    fh.seek(offset)
-                    data = fh.read(ref.length)
-                    if chunk_id(data) != ref.chunk_id:
-                        raise FileChanged(item.path)
-                    yield ref, data
-                offset += ref.length
-
-
-def _stream(path: Path, compress: bool) -> Iterator[bytes]:
-    """Yield a file in blocks, as one zstd stream when ``compress``; constant memory."""
-    packer = zstandard.ZstdCompressor(level=3).compressobj() if compress else None
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            out = packer.compress(block) if packer is not None else block
-            if out:
-                yield out
-    if packer is not None:
-        yield packer.flush()
-
 
 class _Bars:
     def __init__(self, display: Display, files: int, size: int) -> None:
@@ -648,7 +538,7 @@ class _Bars:
         self.bytes.advance(size)
 
 
-def _file_op(item: _Send, with_chunks: bool) -> dict[str, Any]:
+def _file_op(item: Outgoing, with_chunks: bool) -> dict[str, Any]:
     op: dict[str, Any] = {
         "op": "file",
         "path": item.path,
