@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from homekeep import backup, images, music
+from homekeep import backup, images, music, sync
 from homekeep.core.area import Area
 
-AREAS: tuple[Area, ...] = (backup.AREA, images.AREA, music.AREA)
+AREAS: tuple[Area, ...] = (sync.AREA, backup.AREA, images.AREA, music.AREA)
 
 
 def by_name() -> dict[str, Area]:

@@ -1,0 +1,456 @@
+"""Benchmark `homekeep sync` against an rsync daemon on loopback, on the same trees.
+
+    python bench/sync/run.py                      # full scale (10,000 + 4 x 256 MiB, 100k rescan)
+    python bench/sync/run.py --small 2000 --large-mb 32 --rescan 20000 --edits 20   # quick
+
+(a) first sync of a mixed tree: wall time, ours / rsync -a
+(b) edits: bytes on the wire (both directions, counted by a TCP proxy), ours / rsync
+(c) change-to-server latency of one small edit while `sync watch` runs, p50 / p95
+(d) rescan of an unchanged tree of many files: time and peak memory of the client
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+HOMEKEEP = [sys.executable, "-m", "homekeep"]
+MiB = 1 << 20
+
+
+def env() -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HOMEKEEP_")}
+    clean["NO_PROXY"] = "*"
+    return clean
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run(cmd: list[str]) -> tuple[float, int, str]:
+    """Run a command; return (seconds, its peak RSS in KiB, stdout).
+
+    The peak is the kernel's high-water mark (VmHWM) of the process, sampled every 5 ms:
+    wait4's ru_maxrss would include what the child inherited from this big parent.
+    """
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env())
+        peak = 0
+        status = Path(f"/proc/{proc.pid}/status")
+        while proc.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.005)
+        seconds = time.monotonic() - start
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(cmd[:6])}... failed: {err.read().decode()[-400:]}")
+        out.seek(0)
+        return seconds, peak, out.read().decode()
+
+
+def write_random(path: Path, size: int, rng: random.Random) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        left = size
+        while left:
+            n = min(left, 4 * MiB)
+            fh.write(rng.randbytes(n))
+            left -= n
+
+
+def make_mixed(root: Path, small: int, large: int, large_mb: int, seed: int = 7) -> int:
+    rng = random.Random(seed)
+    total = 0
+    for i in range(small):
+        size = rng.randrange(100, 16 * 1024)
+        path = root / "small" / f"d{i // 200:03d}" / f"f{i:05d}.dat"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(size))
+        total += size
+    for i in range(large):
+        write_random(root / "large" / f"big{i}.bin", large_mb * MiB, rng)
+        total += large_mb * MiB
+    return total
+
+
+class CountingProxy:
+    """A TCP proxy on loopback that counts the bytes crossing it in both directions."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.bytes = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                with self.lock:
+                    self.bytes += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def take(self) -> int:
+        time.sleep(0.2)
+        with self.lock:
+            value, self.bytes = self.bytes, 0
+        return value
+
+
+@contextmanager
+def sync_server(work: Path) -> Iterator[tuple[str, str, int]]:
+    data = work / "hk-server-data"
+    _, _, token = run(
+        [*HOMEKEEP, "--data-dir", str(data), "token", "create", "bench", "--scope", "sync"]
+    )
+    proc = subprocess.Popen(
+        [*HOMEKEEP, "--data-dir", str(data), "sync", "server", str(work / "hk-dst"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env(),
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    if not match:
+        proc.kill()
+        raise SystemExit(f"sync server did not start: {line}")
+    try:
+        yield match[0], token.strip(), int(match[1])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@contextmanager
+def rsync_daemon(work: Path) -> Iterator[int]:
+    dst = work / "rsync-dst"
+    dst.mkdir()
+    conf = work / "rsyncd.conf"
+    conf.write_text(
+        f"use chroot = no\npid file = {work}/rsyncd.pid\nuid = {os.getuid()}\ngid = {os.getgid()}\n"
+        f"[bench]\npath = {dst}\nread only = false\n"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "rsync",
+            "--daemon",
+            "--no-detach",
+            f"--config={conf}",
+            f"--port={port}",
+            "--address=127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def hk_push(
+    src: Path, url: str, token: str, name: str, work: Path
+) -> tuple[float, int, dict[str, Any]]:
+    seconds, rss, out = run(
+        [
+            *HOMEKEEP,
+            "--data-dir",
+            str(work / f"hk-client-{name}"),
+            "sync",
+            "push",
+            str(src),
+            "--server",
+            url,
+            "--token",
+            token,
+            "--name",
+            name,
+            "--json",
+        ]
+    )
+    return seconds, rss, json.loads(out)
+
+
+def rsync_push(src: Path, port: int, sub: str, *extra: str) -> tuple[float, int, str]:
+    url = f"rsync://127.0.0.1:{port}/bench/{sub}/"
+    return run(["rsync", "-a", "--delete", "--stats", *extra, f"{src}/", url])
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    print(f"\n{title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def bench_first_and_edits(
+    work: Path, args: argparse.Namespace, url: str, token: str, hk_port: int, rsync_port: int
+) -> None:
+    src = work / "mixed"
+    total = make_mixed(src, args.small, args.large, args.large_mb)
+    files = args.small + args.large
+    rs_s, _, _ = rsync_push(src, rsync_port, "mixed")
+    rsf_s, _, _ = rsync_push(src, rsync_port, "mixed-fsync", "--fsync")
+    hk_s, _, summary = hk_push(src, url, token, "mixed", work)
+    assert summary["files_sent"] == files, summary
+    rate = total / MiB
+    table(
+        f"(a) first sync: {files} files, {human(total)}",
+        ["tool", "seconds", "MB/s", "ours / this"],
+        [
+            ["rsync -a (daemon)", f"{rs_s:.2f}", f"{rate / rs_s:.0f}", f"{hk_s / rs_s:.2f}"],
+            [
+                "rsync -a --fsync (the durability we give)",
+                f"{rsf_s:.2f}",
+                f"{rate / rsf_s:.0f}",
+                f"{hk_s / rsf_s:.2f}",
+            ],
+            ["homekeep sync push", f"{hk_s:.2f}", f"{rate / hk_s:.0f}", "1.00"],
+        ],
+    )
+    hk_proxy, rs_proxy = CountingProxy(hk_port), CountingProxy(rsync_port)
+    hk_url = f"http://127.0.0.1:{hk_proxy.port}"
+    big = sorted((src / "large").iterdir())
+    rng = random.Random(11)
+
+    def insert() -> None:
+        data = big[0].read_bytes()
+        mid = len(data) // 2 + 4321
+        big[0].write_bytes(data[:mid] + rng.randbytes(100) + data[mid:])
+
+    def append() -> None:
+        with big[min(1, len(big) - 1)].open("ab") as fh:
+            fh.write(rng.randbytes(MiB))
+
+    def rename() -> None:
+        (src / "small/d000").rename(src / "small/d000-renamed")
+
+    def copy() -> None:
+        shutil.copy2(big[-1], src / "large/copy-of-last.bin")
+
+    rows = []
+    for label, edit in [
+        ("insert 100 B in the middle of a large file", insert),
+        ("append 1 MiB to a large file", append),
+        ("rename a folder of 200 small files", rename),
+        ("copy a large file", copy),
+    ]:
+        edit()
+        hk_proxy.take()
+        rs_proxy.take()
+        _, _, summary = hk_push(src, hk_url, token, "mixed", work)
+        hk_wire = hk_proxy.take()
+        run(
+            [
+                "rsync",
+                "-a",
+                "--delete",
+                f"{src}/",
+                f"rsync://127.0.0.1:{rs_proxy.port}/bench/mixed/",
+            ]
+        )
+        rs_wire = rs_proxy.take()
+        rows.append(
+            [
+                label,
+                human(rs_wire),
+                human(hk_wire),
+                human(summary["data_bytes_sent"]),
+                f"{hk_wire / max(rs_wire, 1):.3f}",
+            ]
+        )
+    table(
+        "(b) edits: bytes on the wire, both directions (TCP proxy count)",
+        ["edit", "rsync -a", "homekeep", "homekeep data bytes", "ratio (ours / rsync)"],
+        rows,
+    )
+
+
+def bench_latency(work: Path, args: argparse.Namespace, url: str, token: str) -> None:
+    src = work / "live"
+    src.mkdir()
+    (src / "note.txt").write_text("start")
+    target = work / "hk-dst" / "live" / "note.txt"
+    log = (work / "watch.log").open("w")
+    proc = subprocess.Popen(
+        [
+            *HOMEKEEP,
+            "--data-dir",
+            str(work / "hk-client-live"),
+            "sync",
+            "watch",
+            str(src),
+            "--server",
+            url,
+            "--token",
+            token,
+            "--name",
+            "live",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not target.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        delays = []
+        for i in range(args.edits):
+            text = f"edit {i} " * 10
+            start = time.monotonic()
+            (src / "note.txt").write_text(text)
+            while time.monotonic() - start < 30:
+                try:
+                    if target.read_text() == text:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.002)
+            delays.append(time.monotonic() - start)
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+    q = statistics.quantiles(delays, n=20)
+    table(
+        f"(c) change-to-server latency while `sync watch` runs ({args.edits} edits)",
+        ["p50", "p95", "max", "target"],
+        [
+            [
+                f"{statistics.median(delays):.3f} s",
+                f"{q[18]:.3f} s",
+                f"{max(delays):.3f} s",
+                "p50 < 1 s (Syncthing waits 10 s by default)",
+            ]
+        ],
+    )
+
+
+def bench_rescan(
+    work: Path, args: argparse.Namespace, url: str, token: str, rsync_port: int
+) -> None:
+    src = work / "many"
+    for i in range(args.rescan):
+        folder = src / f"d{i // 1000:03d}" / f"e{(i // 100) % 10}"
+        if i % 100 == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i}.txt").write_text(f"{i}\n")
+    first_s, _, _ = hk_push(src, url, token, "many", work)
+    rsync_push(src, rsync_port, "many")
+    hk_s, hk_rss, summary = hk_push(src, url, token, "many", work)
+    assert summary["files_sent"] == 0, summary
+    rs_s, rs_rss, _ = rsync_push(src, rsync_port, "many")
+    table(
+        f"(d) rescan of an unchanged tree of {args.rescan} files (first sync took {first_s:.1f} s)",
+        ["tool", "seconds", "peak RSS of the client"],
+        [
+            ["rsync -a (daemon)", f"{rs_s:.2f}", human(rs_rss * 1024)],
+            ["homekeep sync push", f"{hk_s:.2f}", human(hk_rss * 1024)],
+            ["ratio (ours / rsync)", f"{hk_s / rs_s:.2f}", f"{hk_rss / max(rs_rss, 1):.2f}"],
+        ],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--small", type=int, default=10_000, help="small files in the mixed tree")
+    parser.add_argument("--large", type=int, default=4, help="large files in the mixed tree")
+    parser.add_argument("--large-mb", type=int, default=256, help="size of each large file, MiB")
+    parser.add_argument("--edits", type=int, default=50, help="edits timed for latency")
+    parser.add_argument("--rescan", type=int, default=100_000, help="files in the rescan tree")
+    parser.add_argument(
+        "--only", choices=["ab", "c", "d"], action="append", help="run only these parts"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="where to build the trees (default: a temp dir)"
+    )
+    args = parser.parse_args()
+    if shutil.which("rsync") is None:
+        raise SystemExit("rsync not found on PATH: apt-get install rsync")
+    work = Path(tempfile.mkdtemp(prefix="hk-bench-sync-", dir=args.workdir))
+    parts = set(args.only or ["ab", "c", "d"])
+    print(f"homekeep sync benchmark; work dir {work}; {os.cpu_count()} CPUs")
+    try:
+        with sync_server(work) as (url, token, hk_port), rsync_daemon(work) as rsync_port:
+            if "ab" in parts:
+                bench_first_and_edits(work, args, url, token, hk_port, rsync_port)
+            if "c" in parts:
+                bench_latency(work, args, url, token)
+            if "d" in parts:
+                bench_rescan(work, args, url, token, rsync_port)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

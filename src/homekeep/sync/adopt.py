@@ -1,0 +1,104 @@
+"""`sync server --adopt`: index the files already in a target folder so they count for dedup."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from homekeep.core.db import utcnow
+from homekeep.core.errors import InvalidInput
+from homekeep.sync.chunking import FileChanged, digest_file
+from homekeep.sync.protocol import check_client
+from homekeep.sync.store import STATE, ServerStore
+
+log = logging.getLogger(__name__)
+
+
+def adopt(store: ServerStore) -> int:
+    """Index files already in the folder (client = first-level folder) for dedup."""
+    count = 0
+    for client_dir in sorted(store.root.iterdir()):
+        if client_dir.name == STATE or not client_dir.is_dir() or client_dir.is_symlink():
+            continue
+        try:
+            client = check_client(client_dir.name)
+        except InvalidInput:
+            log.warning("not adopting %s: not a valid client name", client_dir)
+            continue
+        for path in _walk(client_dir):
+            rel = path.relative_to(client_dir).as_posix()
+            st = path.lstat()
+            if stat.S_ISDIR(st.st_mode):
+                _adopt_row(store, client, rel, "dir", st, None, None, [])
+            elif stat.S_ISLNK(st.st_mode):
+                _adopt_row(store, client, rel, "link", st, None, str(path.readlink()), [])
+            elif stat.S_ISREG(st.st_mode):
+                try:
+                    digest = digest_file(
+                        path, expect_size=st.st_size, expect_mtime_ns=st.st_mtime_ns
+                    )
+                except (FileChanged, OSError):
+                    continue
+                placed = []
+                offset = 0
+                for c in digest.chunks:
+                    placed.append((c.chunk_id, offset, c.length))
+                    offset += c.length
+                _adopt_row(store, client, rel, "file", st, digest.file_hash, None, placed)
+                count += 1
+    return count
+
+
+def _adopt_row(
+    store: ServerStore,
+    client: str,
+    rel: str,
+    kind: str,
+    st: os.stat_result,
+    file_hash: str | None,
+    link_target: str | None,
+    placed: list[tuple[str, int, int]],
+) -> None:
+    with store.db.transaction() as conn:
+        conn.execute(
+            "INSERT OR IGNORE INTO clients (name, generation, created_at) VALUES (?, 1, ?)",
+            (client, utcnow()),
+        )
+        conn.execute("DELETE FROM entries WHERE client = ? AND path = ?", (client, rel))
+        cur = conn.execute(
+            "INSERT INTO entries (client, path, kind, size, mtime_ns, mode, hash, target)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                client,
+                rel,
+                kind,
+                st.st_size if kind == "file" else 0,
+                st.st_mtime_ns if kind != "dir" else 0,
+                stat.S_IMODE(st.st_mode) if kind != "link" else 0,
+                file_hash,
+                link_target,
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
+            [(h, cur.lastrowid, o, n) for h, o, n in placed],
+        )
+
+
+def _walk(top: Path) -> Iterator[Path]:
+    """Yield every path under ``top`` (folders before their contents), never following links."""
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            yield path
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(path)

@@ -1,0 +1,311 @@
+"""The sync server's HTTP API (protocol v1), for `homekeep serve` and `homekeep sync server`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+import zstandard
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from homekeep import __version__
+from homekeep.core.area import AreaContext, WebParts
+from homekeep.core.auth import TokenStore, require_scope
+from homekeep.core.errors import (
+    ConfigError,
+    InvalidInput,
+    PayloadTooLarge,
+    UnsupportedMedia,
+    UsageError,
+)
+from homekeep.core.web import install_error_handlers
+from homekeep.sync import fsops
+from homekeep.sync.config import SyncConfig
+from homekeep.sync.protocol import (
+    CHUNK_AVG,
+    CHUNK_MAX,
+    CHUNK_MIN,
+    CHUNK_NC,
+    PREFIX,
+    VERSION,
+    apply_delta,
+    check_client,
+    check_hash,
+    check_path,
+    decode_chunks,
+)
+from homekeep.sync.store import FileSpec, ServerStore
+
+MAX_PACK_BYTES = 16 << 20
+WRITEBACK_STEP = 8 << 20
+MAX_OPS = 5000
+MODE_LIMIT = 0o7777
+
+
+class _Op(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+
+
+class MkdirOp(_Op):
+    op: Literal["mkdir"]
+    mode: int = Field(ge=0, le=MODE_LIMIT)
+
+
+class LinkOp(_Op):
+    op: Literal["link"]
+    target: str = Field(min_length=1, max_length=4096)
+    mtime_ns: int = 0
+
+
+class DeleteOp(_Op):
+    op: Literal["delete"]
+
+
+class RenameOp(_Op):
+    op: Literal["rename"]
+    dest: str
+
+
+class FileOp(_Op):
+    op: Literal["file"]
+    size: int = Field(ge=0, le=1 << 50)
+    mode: int = Field(ge=0, le=MODE_LIMIT)
+    mtime_ns: int
+    hash: str
+    chunks: str | None = Field(default=None, max_length=256 << 20)
+    base: str | None = None
+    delta: list[list[int] | str] | None = Field(default=None, max_length=1 << 20)
+
+
+Op = Annotated[MkdirOp | LinkOp | DeleteOp | RenameOp | FileOp, Field(discriminator="op")]
+
+
+class OpsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ops: list[Op] = Field(max_length=MAX_OPS)
+
+
+_OPS = TypeAdapter(OpsRequest)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the request body, refusing more than ``limit`` bytes with 413."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise PayloadTooLarge(f"request body over the {limit} byte limit")
+        except ValueError as exc:
+            raise UsageError("malformed Content-Length header") from exc
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body over the {limit} byte limit")
+    return bytes(body)
+
+
+def _parse_ops(body: bytes) -> OpsRequest:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"request body is not JSON: {exc}") from exc
+    try:
+        request = _OPS.validate_python(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise InvalidInput(f"invalid operation at {where}: {first.get('msg')}") from exc
+    for op in request.ops:
+        check_path(op.path)
+        if isinstance(op, RenameOp):
+            check_path(op.dest)
+        if isinstance(op, FileOp):
+            check_hash(op.hash)
+    return request
+
+
+def _apply(store: ServerStore, client: str, request: OpsRequest) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    ready: list[Any] = []
+    with store.lock(client):
+        store.register(client)
+        try:
+            for op in request.ops:
+                if not isinstance(op, FileOp):
+                    store.settle(ready)
+                _apply_one(store, client, op, ready, results)
+        finally:
+            store.settle(ready)
+    return results
+
+
+def _apply_one(
+    store: ServerStore, client: str, op: Any, ready: list[Any], results: list[dict[str, Any]]
+) -> None:
+    if isinstance(op, MkdirOp):
+        store.mkdir(client, op.path, op.mode)
+        results.append({"status": "done"})
+    elif isinstance(op, LinkOp):
+        store.symlink(client, op.path, op.target, op.mtime_ns)
+        results.append({"status": "done"})
+    elif isinstance(op, DeleteOp):
+        store.delete(client, op.path)
+        results.append({"status": "done"})
+    elif isinstance(op, RenameOp):
+        done = store.rename(client, op.path, op.dest)
+        results.append({"status": "done" if done else "absent"})
+    else:
+        limit = (op.size // CHUNK_MIN) + 2
+        chunks = None
+        if op.chunks is not None:
+            chunks = decode_chunks(op.chunks, max_chunks=limit)
+        elif op.delta is not None:
+            old = store.base_chunks(client, op.path, check_hash(op.base or ""))
+            if old is None:
+                results.append({"status": "resend"})
+                return
+            chunks = apply_delta(old, op.delta, max_chunks=limit)
+        spec = FileSpec(op.path, op.size, op.mode, op.mtime_ns, op.hash.lower(), chunks)
+        results.append(store.commit_file(client, spec, ready))
+
+
+def router(store: ServerStore, *, max_request: int) -> APIRouter:
+    """The protocol routes, relative to the mount point (``/api/sync``)."""
+    api = APIRouter(dependencies=[Depends(require_scope("sync"))])
+    pack_limit = min(max_request, MAX_PACK_BYTES)
+
+    @api.get(f"{PREFIX}/hello")
+    async def hello() -> dict[str, Any]:
+        """The protocol version and its frozen chunking parameters."""
+        return {
+            "protocol": VERSION,
+            "server": f"homekeep {__version__}",
+            "chunking": {
+                "algorithm": "fastcdc2020",
+                "avg": CHUNK_AVG,
+                "min": CHUNK_MIN,
+                "max": CHUNK_MAX,
+                "nc": CHUNK_NC,
+                "hash": "blake3",
+            },
+            "max_request_bytes": max_request,
+            "max_pack_bytes": pack_limit,
+            "server_id": store.server_id,
+        }
+
+    @api.get(f"{PREFIX}/clients/{{client}}/manifest")
+    async def manifest(client: str, generation: int = -1) -> dict[str, Any]:
+        """Everything the server holds for a client, unless ``generation`` is current."""
+        check_client(client)
+        current = await anyio.to_thread.run_sync(store.generation, client)
+        if generation == current:
+            return {"generation": current, "unchanged": True}
+        gen, entries = await anyio.to_thread.run_sync(store.manifest, client)
+        return {"generation": gen, "entries": entries}
+
+    @api.post(f"{PREFIX}/clients/{{client}}/ops")
+    async def ops(client: str, request: Request) -> dict[str, Any]:
+        """Apply a batch of changes in order; file changes may answer with missing chunks."""
+        check_client(client)
+        parsed = _parse_ops(await read_body(request, max_request))
+        results = await anyio.to_thread.run_sync(_apply, store, client, parsed)
+        generation = await anyio.to_thread.run_sync(store.generation, client)
+        return {"generation": generation, "results": results}
+
+    @api.put(f"{PREFIX}/clients/{{client}}/files")
+    async def upload(
+        client: str,
+        request: Request,
+        path: str,
+        size: Annotated[int, Query(ge=0, le=1 << 50)],
+        mode: Annotated[int, Query(ge=0, le=MODE_LIMIT)],
+        mtime_ns: int,
+        hash: str,
+    ) -> dict[str, Any]:
+        """Stream one whole file (raw or a zstd stream): for new content, no chunk staging."""
+        check_client(client)
+        spec = FileSpec(check_path(path), size, mode, mtime_ns, check_hash(hash), None)
+        encoding = request.headers.get("content-encoding", "identity")
+        if encoding not in ("identity", "zstd"):
+            raise UnsupportedMedia(f"unknown Content-Encoding {encoding!r}; use zstd or none")
+        tmp = store.new_upload()
+        wire = 0
+        try:
+            inflate = zstandard.ZstdDecompressor().decompressobj() if encoding == "zstd" else None
+            written = flushed = 0
+            with tmp.open("wb") as out:
+                async for part in request.stream():
+                    if not part:
+                        continue  # the stream ends with an empty part; zstd wants none
+                    wire += len(part)
+                    data = inflate.decompress(part) if inflate is not None else part
+                    written += len(data)
+                    if written > size:
+                        raise PayloadTooLarge(f"upload of {path!r} is longer than its size")
+                    out.write(data)
+                    if written - flushed >= WRITEBACK_STEP:
+                        out.flush()
+                        fsops.start_writeback(out.fileno(), flushed, written - flushed)
+                        flushed = written
+            await anyio.to_thread.run_sync(store.commit_upload, client, spec, tmp, wire)
+        except zstandard.ZstdError as exc:
+            raise InvalidInput(f"upload of {path!r} is not a valid zstd stream") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return {"status": "done", "via": "upload", "data_bytes": wire}
+
+    @api.put(f"{PREFIX}/clients/{{client}}/chunks")
+    async def chunks(client: str, request: Request) -> dict[str, Any]:
+        """Stage a pack of chunks (each verified against its id) for the next commits."""
+        check_client(client)
+        body = await read_body(request, pack_limit)
+        stored, wire = await anyio.to_thread.run_sync(store.receive_pack, client, body)
+        return {"stored": stored, "bytes": wire}
+
+    return api
+
+
+def _collector(store: ServerStore) -> Any:
+    async def collect() -> None:
+        await anyio.to_thread.run_sync(store.chunks.collect)
+
+    return collect
+
+
+def build(ctx: AreaContext) -> WebParts:
+    """Mount the sync server in `homekeep serve` when [sync] root is set."""
+    cfg = ctx.config(SyncConfig)
+    if cfg.root is None:
+        return WebParts()
+    try:
+        store = ServerStore.open(cfg.root)
+    except UsageError as exc:
+        raise ConfigError(f"[sync] root: {exc.message}") from exc
+
+    async def close() -> None:
+        store.close()
+
+    return WebParts(
+        api=router(store, max_request=cfg.max_request_mb << 20),
+        startup=[_collector(store)],
+        shutdown=[close],
+    )
+
+
+def standalone_app(store: ServerStore, tokens: TokenStore, *, max_request: int) -> FastAPI:
+    """The app of `homekeep sync server`: the protocol under /api/sync, plus /healthz."""
+    app = FastAPI(title="homekeep sync", version=__version__, redoc_url=None)
+    app.state.tokens = tokens
+    install_error_handlers(app)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        """Liveness: answers while the server runs."""
+        return {"status": "ok", "version": __version__, "protocol": VERSION}
+
+    app.include_router(router(store, max_request=max_request), prefix="/api/sync", tags=["sync"])
+    return app

@@ -1,0 +1,174 @@
+"""Where chunk data lives on the server: staged uploads, and the files that hold it.
+
+Uploaded chunks are verified and appended to pack files under ``staging/`` until a file
+is assembled from them; a chunk already in a stored file is read from that file through
+the chunk index (file, offset, length), never copied a second time.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+from blake3 import blake3
+
+from homekeep.core.db import Database
+from homekeep.core.errors import InvalidInput
+from homekeep.sync.protocol import CHUNK_MAX, ChunkRef, decode_pack
+
+COLLECT_EVERY = 3600.0  # seconds between sweeps of stale staged chunks while serving
+
+# (file or pack, offset, bytes received for it on the wire (staged only), staged?)
+Location = tuple[Path, int, int, bool]
+
+
+class ChunkStore:
+    """Staged chunk packs plus lookups into the chunk index of one target folder."""
+
+    def __init__(self, root: Path, db: Database, staging: Path, *, ttl: float) -> None:
+        self.root = root
+        self.db = db
+        self.staging = staging
+        self.staging_ttl = ttl
+        self._dctx = zstandard.ZstdDecompressor()
+        self._collected_at = time.monotonic()
+
+    def receive(self, body: bytes) -> tuple[int, int]:
+        """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
+        if time.monotonic() - self._collected_at > COLLECT_EVERY:
+            self._collected_at = time.monotonic()
+            self.collect()
+        records = []
+        for record in decode_pack(body, max_chunk=CHUNK_MAX):
+            data = record.data
+            if record.compressed:
+                try:
+                    data = self._dctx.decompress(data, max_output_size=CHUNK_MAX)
+                except zstandard.ZstdError as exc:
+                    raise InvalidInput(f"chunk {record.chunk_id[:12]} is not valid zstd") from exc
+            if len(data) > CHUNK_MAX or not data:
+                raise InvalidInput(f"chunk {record.chunk_id[:12]} has a bad length")
+            if blake3(data).hexdigest() != record.chunk_id:
+                raise InvalidInput(f"chunk {record.chunk_id[:12]} does not match its id")
+            records.append((record.chunk_id, data, len(record.data)))
+        if not records:
+            return 0, 0
+        name = uuid.uuid4().hex
+        pack = self.staging / name
+        rows = []
+        offset = 0
+        with pack.open("wb") as fh:
+            for chunk_id, data, wire in records:
+                fh.write(data)
+                rows.append((chunk_id, name, offset, len(data), wire, time.time()))
+                offset += len(data)
+        # no fsync: a staged chunk lost in a crash is sent again; files are synced when placed
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO staged (hash, pack, offset, length, wire_bytes, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(records), sum(r[2] for r in records)
+
+    def collect(self) -> int:
+        """Drop staged chunks older than the TTL and packs nobody needs; return packs removed."""
+        cutoff = time.time() - self.staging_ttl
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM staged WHERE received_at < ?", (cutoff,))
+            conn.execute("DELETE FROM pending WHERE created_at < ?", (cutoff,))
+            live = {row[0] for row in conn.execute("SELECT DISTINCT pack FROM staged")}
+        removed = 0
+        fresh = time.time() - 600  # a pack this young may still be arriving
+        for pack in self.staging.iterdir():
+            try:
+                young = pack.stat().st_mtime > fresh
+            except FileNotFoundError:
+                continue
+            if pack.name not in live and not young:
+                pack.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def locate_all(self, chunks: list[ChunkRef]) -> dict[str, Location]:
+        """Where each chunk can be read: a staged pack, else a file that holds it."""
+        conn = self.db.connection()
+        wanted = list(dict.fromkeys(c.chunk_id for c in chunks))
+        found: dict[str, Location] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for row in conn.execute(
+                f"SELECT hash, pack, offset, wire_bytes FROM staged WHERE hash IN ({marks})",  # noqa: S608 - placeholders only
+                part,
+            ):
+                found[row[0]] = (self.staging / row[1], int(row[2]), int(row[3]), True)
+        for chunk_id in wanted:
+            if chunk_id not in found:
+                where = self._locate(conn, chunk_id)
+                if where is not None:
+                    found[chunk_id] = where
+        return found
+
+    def _locate(self, conn: sqlite3.Connection, chunk_id: str) -> Location | None:
+        row = conn.execute(
+            "SELECT pack, offset, wire_bytes FROM staged WHERE hash = ?", (chunk_id,)
+        ).fetchone()
+        if row is not None:
+            return self.staging / row[0], int(row[1]), int(row[2]), True
+        row = conn.execute(
+            "SELECT e.client, e.path, c.offset FROM chunks c JOIN entries e ON e.id = c.entry_id"
+            " WHERE c.hash = ? LIMIT 1",
+            (chunk_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return self.root / row[0] / row[1], int(row[2]), 0, False
+
+    def drop(self, chunk_id: str) -> None:
+        """Forget where a chunk was: its file changed under us, or its pack is gone."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
+            conn.execute("DELETE FROM chunks WHERE hash = ?", (chunk_id,))
+
+    def release(self, used: set[str], file_hash: str) -> None:
+        """Staged chunks now live in a file; drop them and any pack left empty."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM pending WHERE hash = ?", (file_hash,))
+            if not used:
+                return
+            packs = set()
+            for chunk_id in used:
+                row = conn.execute("SELECT pack FROM staged WHERE hash = ?", (chunk_id,)).fetchone()
+                if row is not None:
+                    packs.add(row[0])
+                    conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
+            empty = [
+                p
+                for p in packs
+                if conn.execute("SELECT 1 FROM staged WHERE pack = ? LIMIT 1", (p,)).fetchone()
+                is None
+            ]
+        for pack in empty:
+            (self.staging / pack).unlink(missing_ok=True)
+
+    @staticmethod
+    def read(handles: dict[Path, BinaryIO], where: Location, chunk: ChunkRef) -> bytes | None:
+        path, offset, _, _ = where
+        try:
+            fh = handles.get(path)
+            if fh is None:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                fh = handles[path] = os.fdopen(fd, "rb")
+            fh.seek(offset)
+            data = fh.read(chunk.length)
+        except OSError:
+            return None
+        if len(data) != chunk.length or blake3(data).hexdigest() != chunk.chunk_id:
+            return None
+        return data

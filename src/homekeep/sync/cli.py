@@ -1,0 +1,365 @@
+"""`homekeep sync ...`: the server, the watching client, one-shot push, status and history."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from homekeep.core.errors import AuthError, NotFound, UsageError
+from homekeep.core.runtime import Runtime, pass_runtime
+from homekeep.sync.config import SyncConfig
+from homekeep.sync.protocol import check_client
+
+log = logging.getLogger("homekeep.sync")
+
+
+@click.group()
+def group() -> None:
+    """Live folder sync: a client pushes every change to a server, deduplicated."""
+
+
+group.name = "sync"
+
+
+def _console() -> Console:
+    """A console for tables: as wide as the terminal, or wide enough when piped."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def _cert_fingerprint(cert: Path) -> str:
+    from homekeep.sync.transport import fingerprint_of
+
+    pem = cert.read_text(encoding="ascii", errors="replace")
+    start = pem.find("-----BEGIN CERTIFICATE-----")
+    end = pem.find("-----END CERTIFICATE-----")
+    if start < 0 or end < 0:
+        raise UsageError(f"{cert} holds no PEM certificate")
+    return fingerprint_of(ssl.PEM_cert_to_DER_cert(pem[start : end + 25]))
+
+
+@group.command("server")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any."
+)
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--adopt", is_flag=True, help="Index a non-empty folder's files for dedup.")
+@pass_runtime
+def server(
+    rt: Runtime,
+    folder: Path,
+    host: str,
+    port: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    adopt: bool,
+) -> None:
+    """Receive synced folders into FOLDER (each client under FOLDER/<name>).
+
+    Clients authenticate with tokens from this data directory:
+    'homekeep token create NAME --scope sync'.
+    """
+    from homekeep.core.server import check_tls, serve
+    from homekeep.sync.api import standalone_app
+    from homekeep.sync.store import ServerStore
+
+    ctx = rt.area("sync")
+    cfg = ctx.config(SyncConfig)
+    check_tls(tls_cert, tls_key)
+    store = ServerStore.open(folder, adopt=adopt)
+    tokens = rt.tokens()
+    if not any(t.allows("sync") and t.revoked_at is None for t in tokens.list()):
+        click.echo(
+            "warning: no token can write here yet; create one with "
+            "'homekeep token create NAME --scope sync'",
+            err=True,
+        )
+    app = standalone_app(store, tokens, max_request=cfg.max_request_mb << 20)
+    if tls_cert is not None:
+        click.echo(f"certificate SHA-256 fingerprint: {_cert_fingerprint(tls_cert)}")
+
+    def ready(url: str) -> None:
+        click.echo(f"homekeep sync server receiving into {store.root} at {url} (Ctrl-C stops)")
+
+    try:
+        serve(
+            app,
+            host=host,
+            port=port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            on_ready=ready,
+            name="sync server",
+        )
+    finally:
+        store.close()
+        tokens.close()
+
+
+def _client_options(fn: Any) -> Any:
+    options = [
+        click.option("--server", "server_url", help="Server URL (default: [sync] server)."),
+        click.option(
+            "--token", help="Token with scope sync (default: [sync] token, HOMEKEEP_SYNC_TOKEN)."
+        ),
+        click.option("--name", help="This client's folder on the server (default: hostname)."),
+        click.option(
+            "--exclude",
+            "excludes",
+            multiple=True,
+            metavar="PATTERN",
+            help="gitignore-style pattern to skip; repeatable (also read: .homekeepignore).",
+        ),
+        click.option(
+            "--ca",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            help="CA certificate (PEM) that signed the server's certificate.",
+        ),
+        click.option("--fingerprint", help="Pin the server certificate by SHA-256 fingerprint."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))(
+        fn
+    )
+
+
+class _Client:
+    """The pieces a client command needs, opened from its options."""
+
+    def __init__(self, rt: Runtime, folder: Path, opts: dict[str, Any]) -> None:
+        from homekeep.sync.engine import Syncer, client_index_path
+        from homekeep.sync.excludes import Excludes
+        from homekeep.sync.index import ClientIndex
+        from homekeep.sync.transport import Connection, tls_context
+
+        ctx = rt.area("sync")
+        self.cfg = cfg = ctx.config(SyncConfig)
+        server_url = opts["server_url"] or cfg.server
+        if not server_url:
+            raise UsageError("no server given: pass --server URL or set [sync] server")
+        if not server_url.startswith(("http://", "https://")):
+            raise UsageError(f"--server {server_url!r} must start with http:// or https://")
+        token = opts["token"] or cfg.token.get_secret_value() or None
+        name = check_client(opts["name"] or cfg.name or _hostname())
+        self.root = folder.resolve()
+        verify = tls_context(server_url, opts["ca"], opts["fingerprint"])
+        self.conn = Connection(server_url, token, name, verify)
+        self.index = ClientIndex(client_index_path(ctx.dir, self.root, name))
+        excludes = Excludes.for_folder(self.root, opts["excludes"], defaults=cfg.default_excludes)
+        self.syncer = Syncer(self.root, self.conn, self.index, excludes)
+
+    def close(self) -> None:
+        self.conn.close()
+        self.index.close()
+
+
+def _hostname() -> str:
+    name = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
+    return name.lstrip(".-_")[:64] or "client"
+
+
+@group.command("push")
+@_client_options
+@click.option(
+    "--wait",
+    type=click.FloatRange(0),
+    default=0,
+    help="Keep retrying this many seconds while the server is unreachable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_runtime
+def push(rt: Runtime, /, folder: Path, wait: float, as_json: bool, **opts: Any) -> None:
+    """Make the server's copy equal to FOLDER now, print a summary, and exit."""
+    from homekeep.sync.transport import Offline
+
+    client = _Client(rt, folder, opts)
+    try:
+        deadline = time.monotonic() + wait
+        delay = 0.5
+        while True:
+            try:
+                summary = client.syncer.full()
+                break
+            except Offline as exc:
+                if time.monotonic() + delay > deadline:
+                    raise Offline(f"{exc.message}; is the server running?") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, client.cfg.backoff_max_s)
+    finally:
+        client.close()
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), indent=2))
+    else:
+        click.echo(
+            f"scanned {summary.files_scanned} files ({_human(summary.bytes_scanned)}), "
+            f"sent {summary.files_sent} files, {_human(summary.data_bytes_sent)} of data "
+            f"({_human(summary.wire_bytes)} on the wire) in {summary.seconds:.2f} s"
+        )
+        click.echo(
+            f"created {summary.created}, modified {summary.modified}, renamed "
+            f"{summary.renamed}, deleted {summary.deleted}, folders {summary.folders}, "
+            f"links {summary.links}, deduplicated {summary.deduplicated}"
+        )
+    if summary.skipped:
+        click.echo(
+            f"warning: {summary.skipped} files kept changing while read and were not sent; "
+            "run push again once they are written",
+            err=True,
+        )
+    for error in summary.errors:
+        click.echo(f"error: {error}", err=True)
+    if summary.errors:
+        raise SystemExit(1)
+
+
+@group.command("watch")
+@_client_options
+@pass_runtime
+def watch_cmd(rt: Runtime, /, folder: Path, **opts: Any) -> None:
+    """Sync FOLDER fully, then keep the server's copy equal to it until stopped."""
+    from homekeep.sync.engine import Summary
+    from homekeep.sync.watch import watch
+
+    client = _Client(rt, folder, opts)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    first = [True]
+
+    def report(summary: Summary) -> None:
+        if first[0]:
+            first[0] = False
+            click.echo(
+                f"in sync: {summary.files_scanned} files ({_human(summary.bytes_scanned)}), "
+                f"sent {summary.files_sent} ({_human(summary.data_bytes_sent)} of data); "
+                "watching for changes (Ctrl-C stops)",
+                err=True,
+            )
+        for error in summary.errors:
+            log.error("%s", error)
+
+    click.echo(f"watching {client.root} -> {client.conn.server} as {client.conn.client}", err=True)
+    try:
+        watch(
+            client.syncer,
+            client.root,
+            settle=client.cfg.settle_ms / 1000,
+            backoff_max=client.cfg.backoff_max_s,
+            on_summary=report,
+            stop=stop,
+        )
+    except AuthError:
+        raise
+    finally:
+        client.close()
+
+
+def _target(rt: Runtime, folder: Path | None) -> Path:
+    from homekeep.sync.store import is_target
+
+    cfg = rt.area("sync").config(SyncConfig)
+    root = folder or cfg.root
+    if root is None:
+        raise UsageError("give the server's FOLDER, or set [sync] root")
+    if not is_target(root):
+        raise NotFound(f"{root} is not a sync target; start 'homekeep sync server {root}' first")
+    return root
+
+
+@group.command("status")
+@click.argument("folder", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_runtime
+def status(rt: Runtime, folder: Path | None, as_json: bool) -> None:
+    """Show a server folder's clients and dedup totals (default folder: [sync] root)."""
+    from homekeep.sync.history import status as status_of
+    from homekeep.sync.store import ServerStore
+
+    store = ServerStore(_target(rt, folder), maintain=False)
+    try:
+        info = status_of(store)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    table = Table("client", "files", "folders", "links", "size", "last change (UTC)")
+    for c in info["clients"]:
+        table.add_row(
+            c["name"],
+            str(c["files"]),
+            str(c["folders"]),
+            str(c["links"]),
+            _human(c["bytes"]),
+            (c["last_seen_at"] or "-")[:19].replace("T", " "),
+        )
+    console = _console()
+    console.print(table)
+    console.print(
+        f"{info['unique_contents']} unique files, {info['unique_chunks']} unique chunks, "
+        f"{info['staged_chunks']} staged; {_human(info['data_bytes_received'])} of data received"
+    )
+
+
+@group.command("log")
+@click.argument("folder", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--client", help="Only this client's changes.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_runtime
+def history(
+    rt: Runtime, folder: Path | None, client: str | None, limit: int, as_json: bool
+) -> None:
+    """Show the server's history: what changed, when, from which client, bytes received."""
+    from homekeep.sync.history import history as history_of
+    from homekeep.sync.store import ServerStore
+
+    store = ServerStore(_target(rt, folder), maintain=False)
+    try:
+        events = history_of(store, client=client, limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(events, indent=2))
+        return
+    table = Table("when (UTC)", "client", "change", "path", "size", "data received", "how")
+    for e in events:
+        path = f"{e['path']} -> {e['dest']}" if e["dest"] else e["path"]
+        table.add_row(
+            e["at"][:19].replace("T", " "),
+            e["client"],
+            e["action"],
+            path,
+            _human(e["size"]),
+            _human(e["data_bytes"]),
+            e["via"] or "",
+        )
+    _console().print(table)

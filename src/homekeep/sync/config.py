@@ -1,0 +1,52 @@
+"""The [sync] config section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from homekeep.core.config import Section
+
+
+class SyncConfig(Section):
+    """Live folder sync: the server mounted in `homekeep serve`, and client defaults."""
+
+    root: Path | None = Field(
+        default=None,
+        description="Folder that receives synced trees when `homekeep serve` runs; "
+        "set it to mount the sync server under /api/sync/ (unset: not mounted).",
+    )
+    max_request_mb: int = Field(
+        default=64, ge=1, le=4096, description="Largest request body the server accepts, in MiB."
+    )
+    staging_ttl_hours: float = Field(
+        default=24, gt=0, description="Uploaded chunks not used by a file within this are dropped."
+    )
+    settle_ms: int = Field(
+        default=150,
+        ge=0,
+        le=60_000,
+        description="`sync watch` waits until a path has been quiet this long before sending.",
+    )
+    backoff_max_s: float = Field(
+        default=30, gt=0, description="Longest wait between retries while the server is down."
+    )
+    default_excludes: bool = Field(
+        default=True,
+        description="Ignore common temporary and editor files (*.swp, *~, .DS_Store, ...).",
+    )
+    server: str = Field(
+        default="",
+        description="Client: URL of the sync server, e.g. https://home.example:8765 "
+        "(the --server option wins).",
+    )
+    token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Client: bearer token with scope sync (from 'homekeep token create NAME "
+        "--scope sync' on the server); better set as HOMEKEEP_SYNC_TOKEN.",
+    )
+    name: str = Field(
+        default="",
+        description="Client: this machine's folder name on the server (default: the hostname).",
+    )

@@ -1,0 +1,571 @@
+"""Make the server's copy equal to the local folder: plan the changes, then send them.
+
+One pass: fetch the server's manifest when it changed (reconcile), scan the scope,
+detect renames by inode, then send folders and links, files in batches (chunk lists
+first, then only the chunks the server lacks), and deletions last.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from homekeep.core.errors import InvalidInput
+from homekeep.core.progress import Display, progress
+from homekeep.sync.chunking import Digest, FileChanged, digest_file
+from homekeep.sync.excludes import Excludes
+from homekeep.sync.index import ClientIndex, Remote
+from homekeep.sync.protocol import ChunkRef, encode_chunks, make_delta
+from homekeep.sync.scan import Local, scan
+from homekeep.sync.transport import Connection
+from homekeep.sync.uploads import Outgoing, Uploader
+
+log = logging.getLogger(__name__)
+
+BATCH_FILES = 1000
+BATCH_CHUNKS = 200_000
+BATCH_BYTES = 32 << 20  # commit often, so an interrupted first sync keeps most of its work
+BATCH_OPS = 2000
+ROUNDS = 4
+LIST_LATER = 1 << 20  # files from this size send their chunk list only when asked
+BASE_MIN = 1 << 20  # from this size, a changed file's chunk list travels as a delta
+
+
+@dataclass
+class Summary:
+    """What one pass did; printed by `sync push`."""
+
+    files_scanned: int = 0
+    bytes_scanned: int = 0
+    files_sent: int = 0
+    bytes_read: int = 0
+    data_bytes_sent: int = 0
+    wire_bytes: int = 0
+    requests: int = 0
+    created: int = 0
+    modified: int = 0
+    renamed: int = 0
+    deleted: int = 0
+    folders: int = 0
+    links: int = 0
+    deduplicated: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def changes(self) -> int:
+        return (
+            self.created + self.modified + self.renamed + self.deleted + self.folders + self.links
+        )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A path to look at; ``deep`` includes everything under it."""
+
+    path: str
+    deep: bool = True
+
+    def covers(self, rel: str) -> bool:
+        if self.path == "":
+            return self.deep or rel == ""
+        if rel == self.path:
+            return True
+        return self.deep and rel.startswith(self.path + "/")
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    while "/" in path:
+        path = path.rpartition("/")[0]
+        yield path
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder + "/")
+
+
+def _parent(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+class Syncer:
+    """Pushes one local folder to one client folder on a server."""
+
+    def __init__(
+        self,
+        root: Path,
+        conn: Connection,
+        index: ClientIndex,
+        excludes: Excludes,
+        *,
+        show_progress: bool | None = None,
+    ) -> None:
+        self.root = root
+        self.conn = conn
+        self.index = index
+        self.excludes = excludes
+        self.show_progress = show_progress
+        self.uploader = Uploader(root, conn, index)
+        self._hello_done = False
+        self._read_cache: list[tuple[str, int, int, int, str, list[ChunkRef]]] = []
+        self.on_change: Callable[[str], None] = lambda line: log.info("%s", line)
+
+    # -- entry points ------------------------------------------------------------------
+
+    def full(self) -> Summary:
+        """Sync everything."""
+        return self.run([Scope("")], first=True)
+
+    def paths(self, scopes: Iterable[Scope]) -> Summary:
+        """Sync only the given paths (from watch events); files in scope are re-read."""
+        return self.run(list(scopes), first=False)
+
+    def run(self, scopes: list[Scope], *, first: bool) -> Summary:
+        start = time.monotonic()
+        counters = self.conn.counters
+        sent0, recv0, data0, req0 = (
+            counters.sent,
+            counters.received,
+            counters.data,
+            counters.requests,
+        )
+        summary = Summary()
+        if not self._hello_done:
+            server_id = str(self.conn.hello().get("server_id", ""))
+            if server_id != self.index.get_meta("server_id"):
+                self.index.set_meta("generation", "-1")  # another server: take its manifest
+                self.index.set_meta("server_id", server_id)
+            self._hello_done = True
+        self._reconcile()
+        local: dict[str, Local] = {}
+        for sc in scopes:
+            if sc.deep:
+                local.update(scan(self.root, self.excludes, [sc.path]))
+            else:
+                local.update(self._shallow(sc.path))
+        forced = {sc.path for sc in scopes if sc.path and not first}
+        summary.files_scanned = sum(1 for e in local.values() if e.kind == "file")
+        summary.bytes_scanned = sum(e.size for e in local.values() if e.kind == "file")
+        remote = self._remote_in(scopes, local)
+        if self._send_renames(local, remote, summary):
+            remote = self._remote_in(scopes, local)
+        self._send_tree(local, remote, summary)
+        files = self._file_candidates(local, remote, forced)
+        self._send_files(files, local, remote, forced, summary, show=first)
+        self._flush_cache()
+        self._send_deletes(local, remote, summary)
+        summary.seconds = round(time.monotonic() - start, 3)
+        summary.data_bytes_sent = counters.data - data0
+        summary.requests = counters.requests - req0
+        summary.wire_bytes = (counters.sent - sent0) + (counters.received - recv0)
+        return summary
+
+    def _shallow(self, rel: str) -> dict[str, Local]:
+        found = scan(self.root, self.excludes, [rel]) if rel else {}
+        return {k: v for k, v in found.items() if k == rel}
+
+    # -- state -------------------------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        """Take the server's manifest when it changed since we last saw it."""
+        generation = int(self.index.get_meta("generation", "-1"))
+        answer = self.conn.manifest(generation)
+        if answer.get("unchanged"):
+            return
+        self.index.replace_remote(answer["entries"])
+        self.index.set_meta("generation", str(answer["generation"]))
+        if answer["generation"] == 0:
+            self._ops([])  # a new client: its folder appears on the server even if empty
+
+    def _remote_in(self, scopes: list[Scope], local: dict[str, Local]) -> dict[str, Remote]:
+        """The acknowledged entries in scope; ones excluded since are left alone."""
+        remote = self.index.remote()
+        if not any(sc.path == "" and sc.deep for sc in scopes):
+            remote = {p: e for p, e in remote.items() if any(sc.covers(p) for sc in scopes)}
+        excluded = [
+            p
+            for p, e in remote.items()
+            if p not in local and self.excludes.match(p, is_dir=e.kind == "dir")
+        ]
+        for path in excluded:
+            del remote[path]
+        return remote
+
+    def _ops(self, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        answer = self.conn.ops(ops)
+        self.index.set_meta("generation", str(answer["generation"]))
+        results: list[dict[str, Any]] = answer["results"]
+        return results
+
+    # -- renames -----------------------------------------------------------------------
+
+    def _send_renames(
+        self, local: dict[str, Local], remote: dict[str, Remote], summary: Summary
+    ) -> bool:
+        """Send renames found by inode; return whether there were any."""
+        moves: list[tuple[str, str]] = []
+        if not any(
+            e.inode and ((now := local.get(p)) is None or now.inode != e.inode)
+            for p, e in remote.items()
+        ):
+            return False  # nothing known has left its place: no rename to look for
+        remote = dict(remote)
+        for kind in ("dir", "file"):
+            fresh = {
+                entry.inode: path
+                for path, entry in local.items()
+                if entry.kind == kind and (path not in remote or remote[path].inode != entry.inode)
+            }
+            for old in sorted(remote):
+                was = remote.get(old)
+                if was is None or was.kind != kind or not was.inode:
+                    continue
+                now = local.get(old)
+                if now is not None and now.kind == kind and now.inode == was.inode:
+                    continue
+                new = fresh.get(was.inode)
+                if new is None or new == old or _under(new, old):
+                    continue
+                if kind == "file" and (local[new].size, local[new].mtime_ns) != (
+                    was.size,
+                    was.mtime_ns,
+                ):
+                    continue
+                moves.append((old, new))
+                remote = {
+                    (new + p[len(old) :] if _under(p, old) else p): e
+                    for p, e in remote.items()
+                    if not _under(p, new)
+                }
+        for start in range(0, len(moves), BATCH_OPS):
+            batch = moves[start : start + BATCH_OPS]
+            results = self._ops([{"op": "rename", "path": o, "dest": n} for o, n in batch])
+            for (old, new), result in zip(batch, results, strict=True):
+                if result["status"] == "done":
+                    self.index.rename_remote(old, new)
+                    summary.renamed += 1
+                    self.on_change(f"renamed {old} -> {new}")
+        return bool(moves)
+
+    # -- folders and links -------------------------------------------------------------
+
+    def _send_tree(
+        self, local: dict[str, Local], remote: dict[str, Remote], summary: Summary
+    ) -> None:
+        ops: list[tuple[dict[str, Any], str, Remote]] = []
+        for path in sorted(local):
+            entry = local[path]
+            have = remote.get(path)
+            if entry.kind == "dir":
+                if have is None or have.kind != "dir" or have.mode != entry.mode:
+                    ops.append(
+                        (
+                            {"op": "mkdir", "path": path, "mode": entry.mode},
+                            path,
+                            Remote("dir", 0, 0, entry.mode, None, None, entry.inode),
+                        )
+                    )
+                elif have.inode != entry.inode:
+                    self.index.put_remote(
+                        path, Remote("dir", 0, 0, entry.mode, None, None, entry.inode)
+                    )
+            elif entry.kind == "link" and (
+                have is None or have.kind != "link" or have.target != entry.target
+            ):
+                ops.append(
+                    (
+                        {
+                            "op": "link",
+                            "path": path,
+                            "target": entry.target,
+                            "mtime_ns": entry.mtime_ns,
+                        },
+                        path,
+                        Remote("link", 0, entry.mtime_ns, 0, None, entry.target, entry.inode),
+                    )
+                )
+        for start in range(0, len(ops), BATCH_OPS):
+            batch = ops[start : start + BATCH_OPS]
+            results = self._ops([op for op, _, _ in batch])
+            with self.index.db.transaction():
+                for (op, path, acked), _result in zip(batch, results, strict=True):
+                    if op["op"] == "link":
+                        self.index.drop_remote(path)
+                    self.index.put_remote(path, acked)
+                    if op["op"] == "mkdir":
+                        summary.folders += 1
+                        self.on_change(f"folder {path}")
+                    else:
+                        summary.links += 1
+                        self.on_change(f"link {path} -> {acked.target}")
+
+    # -- deletions ---------------------------------------------------------------------
+
+    def _send_deletes(
+        self, local: dict[str, Local], remote: dict[str, Remote], summary: Summary
+    ) -> None:
+        gone: list[str] = []
+        covered: set[str] = set()
+        for path in sorted(remote):
+            if path in local or not self.index.has_remote(path):
+                continue
+            parent = _parent(path)
+            if any(_under(path, g) for g in _ancestors(path) if g in covered):
+                continue
+            if parent and parent in local and local[parent].kind != "dir":
+                continue  # the parent became a file or link, which replaced it
+            gone.append(path)
+            covered.add(path)
+        for start in range(0, len(gone), BATCH_OPS):
+            batch = gone[start : start + BATCH_OPS]
+            self._ops([{"op": "delete", "path": p} for p in batch])
+            with self.index.db.transaction():
+                for path in batch:
+                    self.index.drop_remote(path)
+                    summary.deleted += 1
+                    self.on_change(f"deleted {path}")
+
+    # -- files -------------------------------------------------------------------------
+
+    def _file_candidates(
+        self, local: dict[str, Local], remote: dict[str, Remote], forced: set[str]
+    ) -> list[str]:
+        out = []
+        for path in sorted(local):
+            entry = local[path]
+            if entry.kind != "file":
+                continue
+            have = remote.get(path)
+            if (
+                path not in forced
+                and have is not None
+                and have.kind == "file"
+                and (have.size, have.mtime_ns, have.mode)
+                == (entry.size, entry.mtime_ns, entry.mode)
+            ):
+                if have.inode != entry.inode:
+                    self.index.put_remote(path, _remote_of(entry, have.hash))
+                continue
+            out.append(path)
+        return out
+
+    def _digest(self, path: str, entry: Local, summary: Summary) -> Digest | None:
+        cached = self.index.cached(path, entry.size, entry.mtime_ns, entry.inode)
+        if cached is not None:
+            return Digest(cached[0], entry.size, cached[1])
+        for attempt in range(3):
+            try:
+                digest = digest_file(
+                    self.root / path, expect_size=entry.size, expect_mtime_ns=entry.mtime_ns
+                )
+            except FileChanged:
+                time.sleep(0.1 * (attempt + 1))
+                try:
+                    st = (self.root / path).lstat()
+                except OSError:
+                    return None
+                entry = Local("file", st.st_size, st.st_mtime_ns, entry.mode, st.st_ino)
+                continue
+            except OSError as exc:
+                summary.errors.append(f"cannot read {path}: {exc.strerror}")
+                return None
+            summary.bytes_read += digest.size
+            self._read_cache.append(
+                (path, entry.size, entry.mtime_ns, entry.inode, digest.file_hash, digest.chunks)
+            )
+            return digest
+        log.warning("%s keeps changing; it will be sent once it is stable", path)
+        summary.skipped += 1
+        return None
+
+    def _send_files(
+        self,
+        paths: list[str],
+        local: dict[str, Local],
+        remote: dict[str, Remote],
+        forced: set[str],
+        summary: Summary,
+        *,
+        show: bool,
+    ) -> None:
+        total = sum(local[p].size for p in paths)
+        enabled = self.show_progress if self.show_progress is not None else None
+        with progress(enabled=enabled if show and paths else False) as display:
+            bars = _Bars(display, len(paths), total)
+            batch: list[Outgoing] = []
+            chunk_count = 0
+            batch_bytes = 0
+            bases: dict[str, tuple[str, list[ChunkRef]]] = {}
+            for path in paths:
+                entry = local[path]
+                have = remote.get(path)
+                if have is not None and have.kind == "file" and have.size > BASE_MIN:
+                    prev = self.index.previous(path)
+                    if prev is not None and prev[0] == have.hash:
+                        bases[path] = prev
+                digest = self._digest(path, entry, summary)
+                if digest is None:
+                    bars.done(entry.size)
+                    continue
+                if (
+                    have is not None
+                    and have.kind == "file"
+                    and have.hash == digest.file_hash
+                    and (have.mode, have.mtime_ns) == (entry.mode, entry.mtime_ns)
+                ):
+                    self.index.put_remote(path, _remote_of(entry, digest.file_hash))
+                    bars.done(entry.size)
+                    continue
+                action = "modified" if have is not None and have.kind == "file" else "created"
+                batch.append(Outgoing(path, entry, digest, action, bases.pop(path, None)))
+                chunk_count += len(digest.chunks)
+                batch_bytes += entry.size
+                if (
+                    len(batch) >= BATCH_FILES
+                    or chunk_count >= BATCH_CHUNKS
+                    or batch_bytes >= BATCH_BYTES
+                ):
+                    self._send_batch(batch, summary, bars)
+                    batch, chunk_count, batch_bytes = [], 0, 0
+            if batch:
+                self._send_batch(batch, summary, bars)
+
+    def _send_batch(self, batch: list[Outgoing], summary: Summary, bars: _Bars) -> None:
+        self._flush_cache()
+        waiting = {item.path: item for item in batch}
+        # big files go first without their chunk list: if the server holds the content
+        # (a copy, a move), that is all it needs; else it answers "resend"
+        with_chunks = {
+            p for p, item in waiting.items() if item.local.size < LIST_LATER or item.base
+        }
+        for _ in range(ROUNDS):
+            items = list(waiting.values())
+            ops = [_file_op(item, item.path in with_chunks) for item in items]
+            results = self._ops(ops)
+            missing: dict[str, None] = {}
+            need: list[Outgoing] = []
+            with_chunks = set()
+            with self.index.db.transaction():
+                self._handle(items, results, waiting, missing, need, with_chunks, summary, bars)
+            if not waiting:
+                return
+            for item in [i for i in need if self.uploader.whole_is_cheaper(i, missing)]:
+                need.remove(item)
+                del waiting[item.path]
+                result = self.uploader.whole(item)
+                if result is None:
+                    summary.skipped += 1
+                else:
+                    with self.index.db.transaction():
+                        self._acknowledge(item, result, summary)
+                bars.done(item.local.size)
+            for item in self.uploader.chunks(need, missing):
+                waiting.pop(item.path, None)
+                summary.skipped += 1
+                bars.done(item.local.size)
+        for item in waiting.values():
+            summary.errors.append(f"{item.path}: the server kept asking for chunks")
+            bars.done(item.local.size)
+
+    def _flush_cache(self) -> None:
+        """Write the chunk lists read since the last batch, in one transaction."""
+        if self._read_cache:
+            with self.index.db.transaction():
+                for row in self._read_cache:
+                    self.index.remember(*row)
+            self._read_cache.clear()
+
+    def _handle(
+        self,
+        items: list[Outgoing],
+        results: list[dict[str, Any]],
+        waiting: dict[str, Outgoing],
+        missing: dict[str, None],
+        need: list[Outgoing],
+        with_chunks: set[str],
+        summary: Summary,
+        bars: _Bars,
+    ) -> None:
+        """Record what the server made, and collect what it still needs."""
+        for item, result in zip(items, results, strict=True):
+            status = result.get("status")
+            if status == "done":
+                del waiting[item.path]
+                self._acknowledge(item, result, summary)
+                bars.done(item.local.size)
+            elif status == "missing":
+                missing.update(dict.fromkeys(result.get("chunks", [])))
+                need.append(item)
+            elif status == "resend":
+                with_chunks.add(item.path)
+                item.base = None
+            else:
+                raise InvalidInput(f"unexpected answer for {item.path}: {result}")
+
+    def _acknowledge(self, item: Outgoing, result: dict[str, Any], summary: Summary) -> None:
+        self.index.drop_remote(item.path)
+        self.index.put_remote(item.path, _remote_of(item.local, item.digest.file_hash))
+        via = result.get("via", "")
+        if via == "meta":
+            summary.modified += 1
+            self.on_change(f"metadata {item.path}")
+            return
+        summary.files_sent += 1
+        if via == "copy":
+            summary.deduplicated += 1
+        if item.action == "created":
+            summary.created += 1
+        else:
+            summary.modified += 1
+        self.on_change(f"{item.action} {item.path} ({item.local.size} bytes, {via})")
+
+
+class _Bars:
+    def __init__(self, display: Display, files: int, size: int) -> None:
+        self.files = display.task("files", files)
+        self.bytes = display.task("bytes", size, bytes=True)
+
+    def done(self, size: int) -> None:
+        self.files.advance(1)
+        self.bytes.advance(size)
+
+
+def _file_op(item: Outgoing, with_chunks: bool) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "op": "file",
+        "path": item.path,
+        "size": item.local.size,
+        "mode": item.local.mode,
+        "mtime_ns": item.local.mtime_ns,
+        "hash": item.digest.file_hash,
+    }
+    if with_chunks and item.base is not None:
+        op["base"] = item.base[0]
+        op["delta"] = make_delta(item.base[1], item.digest.chunks)
+    elif with_chunks:
+        op["chunks"] = encode_chunks(item.digest.chunks)
+    return op
+
+
+def _remote_of(entry: Local, file_hash: str | None) -> Remote:
+    return Remote("file", entry.size, entry.mtime_ns, entry.mode, file_hash, None, entry.inode)
+
+
+def client_index_path(data_dir: Path, root: Path, name: str) -> Path:
+    """Where the index of one (folder, client name) lives in the data directory.
+
+    Not keyed by the server's URL, so reaching the same server by another address keeps
+    the index; the server's id (from hello) tells when it is really another server.
+    """
+    from blake3 import blake3
+
+    key = blake3(f"{root}\n{name}".encode()).hexdigest()[:20]
+    return data_dir / "clients" / f"{key}.sqlite"

@@ -1,0 +1,171 @@
+"""The client's own state in SQLite: what the server acknowledged, and a local hash cache.
+
+``remote`` mirrors the server's copy (plus the local inode each entry had when sent, to
+see renames); ``cache`` remembers the chunk lists of local files by (size, mtime, inode),
+so a restart re-reads nothing unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from homekeep.core.db import Database
+from homekeep.sync.protocol import ChunkRef, decode_chunks, encode_chunks
+
+MIGRATIONS = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE remote (
+        path TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        mode INTEGER NOT NULL,
+        hash TEXT,
+        target TEXT,
+        inode INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE cache (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        chunks TEXT NOT NULL
+    );
+    """,
+)
+
+
+# A path and everything under it, as two index range scans ('/' sorts just before '0').
+_SUBTREE = (
+    "SELECT rowid FROM remote WHERE path = ?"
+    " UNION ALL SELECT rowid FROM remote WHERE path > ? AND path < ?"
+)
+
+
+def _subtree(path: str) -> tuple[str, ...]:
+    return (path, path + "/", path + "0")
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """One entry as the server holds it."""
+
+    kind: str
+    size: int
+    mtime_ns: int
+    mode: int
+    hash: str | None
+    target: str | None
+    inode: int = 0
+
+
+class ClientIndex:
+    """The client's SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = Database(path, area="sync", migrations=MIGRATIONS)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def get_meta(self, key: str, default: str = "") -> str:
+        row = self.db.query_one("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(row["value"]) if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def remote(self) -> dict[str, Remote]:
+        return {
+            row[0]: Remote(*row[1:])
+            for row in self.db.connection().execute(
+                "SELECT path, kind, size, mtime_ns, mode, hash, target, inode FROM remote"
+            )
+        }
+
+    def replace_remote(self, entries: Iterable[list[Any]]) -> None:
+        """Take the server's manifest as the truth, keeping known inodes."""
+        old = self.remote()
+        rows = []
+        for path, kind, size, mtime_ns, mode, file_hash, target in entries:
+            entry = Remote(kind, size, mtime_ns, mode, file_hash, target)
+            prev = old.get(path)
+            if prev is not None and replace(prev, inode=0) == entry:
+                entry = prev
+            rows.append((path, *_row(entry)))
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM remote")
+            conn.executemany("INSERT INTO remote VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def has_remote(self, path: str) -> bool:
+        return self.db.query_one("SELECT 1 FROM remote WHERE path = ?", (path,)) is not None
+
+    def put_remote(self, path: str, entry: Remote) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO remote VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (path, *_row(entry))
+        )
+
+    def drop_remote(self, path: str) -> None:
+        self.db.execute(f"DELETE FROM remote WHERE rowid IN ({_SUBTREE})", _subtree(path))  # noqa: S608 - a constant fragment
+
+    def rename_remote(self, path: str, dest: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(f"DELETE FROM remote WHERE rowid IN ({_SUBTREE})", _subtree(dest))  # noqa: S608 - a constant fragment
+            conn.execute(
+                f"UPDATE remote SET path = ? || substr(path, ?) WHERE rowid IN ({_SUBTREE})",  # noqa: S608 - a constant fragment
+                (dest, len(path) + 1, *_subtree(path)),
+            )
+
+    def cached(
+        self, path: str, size: int, mtime_ns: int, inode: int
+    ) -> tuple[str, list[ChunkRef]] | None:
+        """The chunk list of a local file if it has not changed since it was read."""
+        row = self.db.query_one(
+            "SELECT hash, chunks FROM cache WHERE path = ? AND size = ? AND mtime_ns = ?"
+            " AND inode = ?",
+            (path, size, mtime_ns, inode),
+        )
+        if row is None:
+            return None
+        return str(row["hash"]), decode_chunks(row["chunks"], max_chunks=1 << 40)
+
+    def previous(self, path: str) -> tuple[str, list[ChunkRef]] | None:
+        """The last chunk list read for ``path``, whatever the file's state now."""
+        row = self.db.query_one("SELECT hash, chunks FROM cache WHERE path = ?", (path,))
+        if row is None:
+            return None
+        return str(row["hash"]), decode_chunks(row["chunks"], max_chunks=1 << 40)
+
+    def remember(
+        self,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        inode: int,
+        file_hash: str,
+        chunks: list[ChunkRef],
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
+            (path, size, mtime_ns, inode, file_hash, encode_chunks(chunks)),
+        )
+
+    def forget_cache(self, paths: Iterable[str]) -> None:
+        self.db.connection().executemany("DELETE FROM cache WHERE path = ?", [(p,) for p in paths])
+
+
+def _row(entry: Remote) -> tuple[Any, ...]:
+    return (
+        entry.kind,
+        entry.size,
+        entry.mtime_ns,
+        entry.mode,
+        entry.hash,
+        entry.target,
+        entry.inode,
+    )

@@ -1,0 +1,214 @@
+"""The sync wire protocol v1: fixed chunking parameters, path rules, the chunk pack format.
+
+Changing anything here changes what a chunk id means, so it needs a new protocol version.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from homekeep.core.errors import InvalidInput
+
+VERSION = 1
+PREFIX = f"/v{VERSION}"
+
+# FastCDC 2020 parameters, frozen for protocol v1: chunk ids are BLAKE3 of chunk bytes
+# cut with exactly these settings, so client and server must agree on them.
+CHUNK_AVG = 32 * 1024
+CHUNK_MIN = 8 * 1024
+CHUNK_MAX = 128 * 1024
+CHUNK_NC: Literal[1] = 1
+
+HASH_BYTES = 32
+_CLIENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+
+# A chunk pack is a sequence of records: 32-byte id, 1-byte flags, 4-byte big-endian
+# length of what follows, then the chunk (zstd-compressed when flags & 1).
+_RECORD = struct.Struct(">32sBI")
+FLAG_ZSTD = 1
+
+
+def check_client(name: str) -> str:
+    """Return a valid client name, or raise InvalidInput."""
+    if not _CLIENT_RE.match(name):
+        raise InvalidInput(
+            f"invalid client name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "not starting with '.'"
+        )
+    return name
+
+
+def check_path(path: str) -> str:
+    """Return a client-relative path if it stays inside the client's folder, else raise.
+
+    Refused: empty, absolute, NUL, backslashes, '.', '..' or empty components, and
+    names longer than the filesystem allows.
+    """
+    if not isinstance(path, str) or not path:
+        raise InvalidInput("empty path")
+    if "\x00" in path:
+        raise InvalidInput("path contains a NUL byte")
+    if "\\" in path:
+        raise InvalidInput(f"path {path!r} contains a backslash; use '/' between names")
+    if path.startswith("/"):
+        raise InvalidInput(f"path {path!r} is absolute; send paths relative to the folder")
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"path {path!r} is not valid UTF-8") from exc
+    if len(encoded) > MAX_PATH_BYTES:
+        raise InvalidInput(f"path is longer than {MAX_PATH_BYTES} bytes")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise InvalidInput(f"path {path!r} has an empty, '.' or '..' component")
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+            raise InvalidInput(f"a name in {path!r} is longer than {MAX_NAME_BYTES} bytes")
+    return path
+
+
+def check_hash(value: str) -> str:
+    """Return a lowercase hex BLAKE3 id, or raise InvalidInput."""
+    if not isinstance(value, str) or len(value) != 2 * HASH_BYTES:
+        raise InvalidInput("a content id must be 64 hex digits")
+    try:
+        bytes.fromhex(value)
+    except ValueError as exc:
+        raise InvalidInput("a content id must be 64 hex digits") from exc
+    return value.lower()
+
+
+@dataclass(frozen=True)
+class PackRecord:
+    """One chunk in a pack, as sent (``data`` still compressed when ``compressed``)."""
+
+    chunk_id: str
+    compressed: bool
+    data: bytes
+
+
+def encode_record(chunk_id: str, data: bytes, *, compressed: bool) -> bytes:
+    """Return one pack record."""
+    flags = FLAG_ZSTD if compressed else 0
+    return _RECORD.pack(bytes.fromhex(chunk_id), flags, len(data)) + data
+
+
+def decode_pack(body: bytes, *, max_chunk: int) -> Iterator[PackRecord]:
+    """Yield the records of a pack; raise InvalidInput on any malformed byte."""
+    view = memoryview(body)
+    pos = 0
+    while pos < len(view):
+        if len(view) - pos < _RECORD.size:
+            raise InvalidInput("chunk pack is truncated inside a record header")
+        raw_id, flags, length = _RECORD.unpack_from(view, pos)
+        pos += _RECORD.size
+        if flags & ~FLAG_ZSTD:
+            raise InvalidInput(f"chunk pack record has unknown flags {flags}")
+        if length > max_chunk + 1024:
+            raise InvalidInput(f"chunk pack record of {length} bytes exceeds the chunk limit")
+        if len(view) - pos < length:
+            raise InvalidInput("chunk pack is truncated inside a chunk")
+        yield PackRecord(raw_id.hex(), bool(flags & FLAG_ZSTD), bytes(view[pos : pos + length]))
+        pos += length
+
+
+_CHUNK_ENTRY = struct.Struct(">32sI")
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """A chunk of a file: its id and its length (offsets follow from the order)."""
+
+    chunk_id: str
+    length: int
+
+
+def encode_chunks(chunks: list[ChunkRef]) -> str:
+    """Pack a chunk list as base64 of (32-byte id, 4-byte length) entries: compact JSON."""
+    raw = b"".join(_CHUNK_ENTRY.pack(bytes.fromhex(c.chunk_id), c.length) for c in chunks)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def decode_chunks(text: str, *, max_chunks: int) -> list[ChunkRef]:
+    """Unpack a chunk list, raising InvalidInput on anything malformed."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise InvalidInput("chunk list is not valid base64") from exc
+    if len(raw) % _CHUNK_ENTRY.size:
+        raise InvalidInput("chunk list length is not a whole number of entries")
+    if len(raw) // _CHUNK_ENTRY.size > max_chunks:
+        raise InvalidInput(f"chunk list has more than {max_chunks} chunks")
+    out = []
+    for raw_id, length in _CHUNK_ENTRY.iter_unpack(raw):
+        if length == 0 or length > CHUNK_MAX:
+            raise InvalidInput(f"chunk length {length} is outside 1..{CHUNK_MAX}")
+        out.append(ChunkRef(raw_id.hex(), length))
+    return out
+
+
+Delta = list[list[int] | str]
+
+
+def make_delta(old: list[ChunkRef], new: list[ChunkRef]) -> Delta:
+    """Describe ``new`` against ``old``: runs ``[start, count]`` of old chunks, and literal
+    chunk entries (encoded as by encode_chunks) for the rest. An edit in the middle of a big
+    file then costs a few entries instead of the whole chunk list."""
+    first: dict[str, int] = {}
+    for i, ref in enumerate(old):
+        first.setdefault(ref.chunk_id, i)
+    out: Delta = []
+    run_start = run_next = -1
+    literal: list[ChunkRef] = []
+
+    def flush_run() -> None:
+        nonlocal run_start
+        if run_start >= 0:
+            out.append([run_start, run_next - run_start])
+            run_start = -1
+
+    for ref in new:
+        if run_start >= 0 and run_next < len(old) and old[run_next] == ref:
+            run_next += 1
+            continue
+        flush_run()
+        at = first.get(ref.chunk_id)
+        if at is not None and old[at].length == ref.length:
+            if literal:
+                out.append(encode_chunks(literal))
+                literal = []
+            run_start, run_next = at, at + 1
+        else:
+            literal.append(ref)
+    flush_run()
+    if literal:
+        out.append(encode_chunks(literal))
+    return out
+
+
+def apply_delta(old: list[ChunkRef], delta: Delta, *, max_chunks: int) -> list[ChunkRef]:
+    """Rebuild a chunk list from ``old`` and a delta; raise InvalidInput if malformed."""
+    out: list[ChunkRef] = []
+    for item in delta:
+        if isinstance(item, str):
+            out.extend(decode_chunks(item, max_chunks=max_chunks))
+        elif (
+            isinstance(item, list)
+            and len(item) == 2
+            and all(isinstance(x, int) for x in item)
+            and item[0] >= 0
+            and item[1] >= 1
+            and item[0] + item[1] <= len(old)
+        ):
+            out.extend(old[item[0] : item[0] + item[1]])
+        else:
+            raise InvalidInput(f"malformed chunk delta entry {str(item)[:40]}")
+        if len(out) > max_chunks:
+            raise InvalidInput(f"chunk list has more than {max_chunks} chunks")
+    return out

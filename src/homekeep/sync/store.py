@@ -1,0 +1,616 @@
+"""The server side: a sync target folder, its content index, and every change applied to it.
+
+Layout of a target folder DIR::
+
+    DIR/.homekeep-sync/index.sqlite   entries, chunk locations, staged chunks, history
+    DIR/.homekeep-sync/tmp/           files being written (renamed into place when whole)
+    DIR/.homekeep-sync/staging/       uploaded chunks waiting to be assembled
+    DIR/<client>/...                  each client's copy of its folder
+
+A chunk id maps to (file, offset, length) of a file the server already holds, so chunks
+are read back from the files themselves; nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import stat
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from blake3 import blake3
+
+from homekeep.core.db import Database, utcnow
+from homekeep.core.errors import InvalidInput, UsageError
+from homekeep.sync import fsops
+from homekeep.sync.chunkstore import ChunkStore, Location
+from homekeep.sync.protocol import (
+    ChunkRef,
+    check_client,
+    decode_chunks,
+    encode_chunks,
+)
+
+log = logging.getLogger(__name__)
+
+STATE = ".homekeep-sync"
+
+MIGRATIONS = (
+    """
+    CREATE TABLE clients (
+        name TEXT PRIMARY KEY,
+        generation INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT
+    );
+    CREATE TABLE entries (
+        id INTEGER PRIMARY KEY,
+        client TEXT NOT NULL,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'link')),
+        size INTEGER NOT NULL DEFAULT 0,
+        mtime_ns INTEGER NOT NULL DEFAULT 0,
+        mode INTEGER NOT NULL DEFAULT 0,
+        hash TEXT,
+        target TEXT,
+        UNIQUE (client, path)
+    );
+    CREATE INDEX entries_hash ON entries(hash);
+    CREATE TABLE chunks (
+        hash TEXT NOT NULL,
+        entry_id INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL
+    );
+    CREATE INDEX chunks_hash ON chunks(hash);
+    CREATE INDEX chunks_entry ON chunks(entry_id);
+    CREATE TABLE staged (
+        hash TEXT PRIMARY KEY,
+        pack TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        wire_bytes INTEGER NOT NULL,
+        received_at REAL NOT NULL
+    );
+    CREATE INDEX staged_pack ON staged(pack);
+    CREATE TABLE pending (
+        hash TEXT PRIMARY KEY,
+        chunks BLOB NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        client TEXT NOT NULL,
+        action TEXT NOT NULL,
+        path TEXT NOT NULL,
+        dest TEXT,
+        size INTEGER NOT NULL DEFAULT 0,
+        data_bytes INTEGER NOT NULL DEFAULT 0,
+        via TEXT
+    );
+    CREATE INDEX events_client ON events(client, id);
+    """,
+)
+
+
+# A path and everything under it, as two index range scans ('/' sorts just before '0').
+_SUBTREE = (
+    "SELECT id FROM entries WHERE client = ? AND path = ?"
+    " UNION ALL SELECT id FROM entries WHERE client = ? AND path > ? AND path < ?"
+)
+
+
+def _subtree(client: str, path: str) -> tuple[str, ...]:
+    return (client, path, client, path + "/", path + "0")
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A file written to a temp name, waiting for the group commit that places it."""
+
+    tmp: Path
+    target: Path
+    client: str
+    spec: FileSpec
+    placed: list[tuple[str, int, int]]
+    action: str
+    data_bytes: int
+    via: str
+    staged: set[str]
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A file the client wants the server to hold."""
+
+    path: str
+    size: int
+    mode: int
+    mtime_ns: int
+    hash: str
+    chunks: list[ChunkRef] | None
+
+
+def is_target(root: Path) -> bool:
+    """Return True if ``root`` is already a homekeep sync target."""
+    return (root / STATE / "index.sqlite").is_file()
+
+
+class ServerStore:
+    """One sync target folder and its index; safe to use from many threads."""
+
+    def __init__(
+        self, root: Path, *, staging_ttl: float = 24 * 3600, maintain: bool = True
+    ) -> None:
+        self.root = root
+        self.state = root / STATE
+        self.tmp = self.state / "tmp"
+        self.staging = self.state / "staging"
+        self.staging_ttl = staging_ttl
+        if maintain:
+            for folder in (self.state, self.tmp, self.staging):
+                folder.mkdir(parents=True, exist_ok=True)
+        self.db = Database(self.state / "index.sqlite", area="sync", migrations=MIGRATIONS)
+        self.server_id = self._server_id(maintain)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self.chunks = ChunkStore(root, self.db, self.staging, ttl=staging_ttl)
+        if maintain:  # only the serving process may clear temp files and stale chunks
+            self._clean_tmp()
+            self.chunks.collect()
+
+    @classmethod
+    def open(cls, root: Path, *, adopt: bool = False) -> ServerStore:
+        """Open ``root`` as a target: new, empty, already ours, or adopted with ``adopt``."""
+        root = root.expanduser().absolute()
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{root} is not a folder; give an empty or new folder")
+        if root.is_dir() and not is_target(root) and any(root.iterdir()) and not adopt:
+            raise UsageError(
+                f"{root} is not empty and not a homekeep sync target; give an empty folder, "
+                "or pass --adopt to index what is there for dedup"
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        store = cls(root)
+        if adopt:
+            from homekeep.sync.adopt import adopt as index_existing
+
+            index_existing(store)
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _server_id(self, create: bool) -> str:
+        """A random id of this target folder: clients see when they face another server."""
+        path = self.state / "id"
+        if not path.exists() and create:
+            tmp = self.tmp / "id"
+            tmp.write_text(uuid.uuid4().hex)
+            tmp.replace(path)
+        return path.read_text().strip() if path.exists() else ""
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def lock(self, client: str) -> threading.Lock:
+        """The lock that serialises one client's changes."""
+        with self._locks_guard:
+            return self._locks.setdefault(client, threading.Lock())
+
+    def client_dir(self, client: str) -> Path:
+        check_client(client)
+        return self.root / client
+
+    def _clean_tmp(self) -> None:
+        for leftover in self.tmp.iterdir():
+            fsops.remove(leftover)
+
+    def _touch_client(self, conn: sqlite3.Connection, client: str) -> None:
+        conn.execute(
+            "INSERT INTO clients (name, generation, created_at, last_seen_at) VALUES (?, 1, ?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET generation = generation + 1,"
+            " last_seen_at = excluded.last_seen_at",
+            (client, utcnow(), utcnow()),
+        )
+
+    def generation(self, client: str) -> int:
+        row = self.db.query_one("SELECT generation FROM clients WHERE name = ?", (client,))
+        return int(row["generation"]) if row else 0
+
+    def _event(
+        self,
+        conn: sqlite3.Connection,
+        client: str,
+        action: str,
+        path: str,
+        *,
+        dest: str | None = None,
+        size: int = 0,
+        data_bytes: int = 0,
+        via: str | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO events (at, client, action, path, dest, size, data_bytes, via)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (utcnow(), client, action, path, dest, size, data_bytes, via),
+        )
+
+    def _entry(self, client: str, path: str) -> sqlite3.Row | None:
+        return self.db.query_one(
+            "SELECT * FROM entries WHERE client = ? AND path = ?", (client, path)
+        )
+
+    @staticmethod
+    def _forget(conn: sqlite3.Connection, client: str, path: str) -> None:
+        """Drop the index rows of ``path`` and everything under it."""
+        conn.execute(f"DELETE FROM entries WHERE id IN ({_SUBTREE})", _subtree(client, path))  # noqa: S608 - a constant fragment
+
+    def register(self, client: str) -> None:
+        """Create a client's folder and record it, once."""
+        self.client_dir(client).mkdir(exist_ok=True)
+        with self.db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM clients WHERE name = ?", (client,)).fetchone() is None:
+                self._touch_client(conn, client)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def manifest(self, client: str) -> tuple[int, list[list[Any]]]:
+        """Return the client's generation and every entry it has on the server."""
+        check_client(client)
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT generation FROM clients WHERE name = ?", (client,)
+            ).fetchone()
+            rows = conn.execute(
+                "SELECT path, kind, size, mtime_ns, mode, hash, target FROM entries"
+                " WHERE client = ? ORDER BY path",
+                (client,),
+            ).fetchall()
+        return (int(row[0]) if row else 0), [list(r) for r in rows]
+
+    # -- changes -------------------------------------------------------------------------
+
+    def mkdir(self, client: str, path: str, mode: int) -> None:
+        base = self.client_dir(client)
+        base.mkdir(exist_ok=True)
+        target = fsops.resolve(base, path)
+        fsops.make_parents(base, target)
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISDIR(target.lstat().st_mode):
+                target.unlink()
+        created = not target.exists()
+        target.mkdir(exist_ok=True)
+        target.chmod(mode & fsops.MODE_MASK)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO entries (client, path, kind, mode) VALUES (?, ?, 'dir', ?)"
+                " ON CONFLICT(client, path) DO UPDATE SET kind = 'dir', mode = excluded.mode,"
+                " size = 0, hash = NULL, target = NULL",
+                (client, path, mode),
+            )
+            conn.execute(
+                "DELETE FROM chunks WHERE entry_id IN"
+                " (SELECT id FROM entries WHERE client = ? AND path = ?)",
+                (client, path),
+            )
+            self._event(conn, client, "mkdir" if created else "meta", path)
+            self._touch_client(conn, client)
+
+    def symlink(self, client: str, path: str, link_target: str, mtime_ns: int) -> None:
+        if "\x00" in link_target or not link_target or len(link_target) > 4096:
+            raise InvalidInput(f"invalid symlink target for {path!r}")
+        base = self.client_dir(client)
+        base.mkdir(exist_ok=True)
+        target = fsops.resolve(base, path)
+        tmp = self.tmp / uuid.uuid4().hex
+        tmp.symlink_to(link_target)
+        with contextlib.suppress(NotImplementedError, OSError):
+            os.utime(tmp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+        fsops.place(tmp, base, target)
+        with self.db.transaction() as conn:
+            self._forget(conn, client, path)
+            conn.execute(
+                "INSERT INTO entries (client, path, kind, mtime_ns, target)"
+                " VALUES (?, ?, 'link', ?, ?)",
+                (client, path, mtime_ns, link_target),
+            )
+            self._event(conn, client, "link", path)
+            self._touch_client(conn, client)
+
+    def delete(self, client: str, path: str) -> bool:
+        base = self.client_dir(client)
+        target = fsops.resolve(base, path)
+        removed = fsops.remove(target)
+        with self.db.transaction() as conn:
+            self._forget(conn, client, path)
+            self._event(conn, client, "delete", path)
+            self._touch_client(conn, client)
+        return removed
+
+    def rename(self, client: str, path: str, dest: str) -> bool:
+        """Rename a file or folder; return False if the source is not there (client re-sends)."""
+        base = self.client_dir(client)
+        source = fsops.resolve(base, path)
+        target = fsops.resolve(base, dest)
+        entry = self._entry(client, path)
+        if entry is None or not os.path.lexists(source):
+            return False
+        if dest == path or dest.startswith(path + "/"):
+            raise InvalidInput(f"cannot move {path!r} into itself ({dest!r})")
+        fsops.make_parents(base, target)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISDIR(target.lstat().st_mode) or entry["kind"] == "dir":
+                fsops.remove(target)
+        source.replace(target)
+        fsops.fsync_dir(target.parent)
+        with self.db.transaction() as conn:
+            self._forget(conn, client, dest)
+            conn.execute(
+                f"UPDATE entries SET path = ? || substr(path, ?) WHERE id IN ({_SUBTREE})",  # noqa: S608 - a constant fragment
+                (dest, len(path) + 1, *_subtree(client, path)),
+            )
+            self._event(conn, client, "rename", path, dest=dest, size=int(entry["size"]))
+            self._touch_client(conn, client)
+        return True
+
+    # -- chunks --------------------------------------------------------------------------
+
+    def receive_pack(self, client: str, body: bytes) -> tuple[int, int]:
+        """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
+        check_client(client)
+        return self.chunks.receive(body)
+
+    # -- files ---------------------------------------------------------------------------
+
+    def commit_file(self, client: str, spec: FileSpec, ready: list[_Ready]) -> dict[str, Any]:
+        """Make the client's file ``spec``: by a local copy, from chunks, or ask for chunks.
+
+        Returns ``{"status": "done", "via": ...}``, ``{"status": "missing", "chunks": [...]}``
+        or ``{"status": "resend"}`` (the server forgot the chunk list: send it again).
+        A file made is appended to ``ready``; ``settle(ready)`` then places the lot.
+        """
+        base = self.client_dir(client)
+        base.mkdir(exist_ok=True)
+        target = fsops.resolve(base, spec.path)
+        current = self._entry(client, spec.path)
+        if (
+            current is not None
+            and current["kind"] == "file"
+            and current["hash"] == spec.hash
+            and self._unchanged_on_disk(target, current)
+        ):
+            target.chmod(spec.mode & fsops.MODE_MASK)
+            os.utime(target, ns=(spec.mtime_ns, spec.mtime_ns), follow_symlinks=False)
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "UPDATE entries SET mode = ?, mtime_ns = ? WHERE id = ?",
+                    (spec.mode, spec.mtime_ns, current["id"]),
+                )
+                self._event(conn, client, "meta", spec.path, size=spec.size, via="local")
+                self._touch_client(conn, client)
+            return {"status": "done", "via": "meta"}
+        action = "modify" if current is not None else "create"
+        if self._copy_existing(client, spec, target, action, ready):
+            return {"status": "done", "via": "copy"}
+        chunks = spec.chunks
+        if chunks is None:
+            row = self.db.query_one("SELECT chunks FROM pending WHERE hash = ?", (spec.hash,))
+            if row is None:
+                return {"status": "resend"}
+            chunks = decode_chunks(row["chunks"], max_chunks=1 << 40)
+        if sum(c.length for c in chunks) != spec.size:
+            raise InvalidInput(f"chunk lengths of {spec.path!r} do not add up to its size")
+        located = self.chunks.locate_all(chunks)
+        missing = [c.chunk_id for c in chunks if c.chunk_id not in located]
+        if missing:
+            self._remember(spec.hash, chunks)
+            return {"status": "missing", "chunks": list(dict.fromkeys(missing))}
+        return self._assemble(client, spec, chunks, located, target, action, ready)
+
+    def new_upload(self) -> Path:
+        """A fresh temp file name for a streamed upload."""
+        return self.tmp / uuid.uuid4().hex
+
+    def commit_upload(self, client: str, spec: FileSpec, tmp: Path, wire_bytes: int) -> None:
+        """Place a file streamed whole into ``tmp`` once its content matches its id."""
+        from homekeep.sync.chunking import FileChanged, digest_file
+
+        try:
+            st = tmp.stat()
+            digest = digest_file(tmp, expect_size=st.st_size, expect_mtime_ns=st.st_mtime_ns)
+        except (OSError, FileChanged) as exc:
+            tmp.unlink(missing_ok=True)
+            raise InvalidInput(f"upload of {spec.path!r} could not be read back") from exc
+        if digest.size != spec.size or digest.file_hash != spec.hash:
+            tmp.unlink(missing_ok=True)
+            raise InvalidInput(f"the uploaded content of {spec.path!r} does not match its id")
+        base = self.client_dir(client)
+        base.mkdir(exist_ok=True)
+        target = fsops.resolve(base, spec.path)
+        fd = os.open(tmp, os.O_WRONLY)
+        try:
+            fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
+        finally:
+            os.close(fd)
+        placed = []
+        offset = 0
+        for c in digest.chunks:
+            placed.append((c.chunk_id, offset, c.length))
+            offset += c.length
+        action = "modify" if self._entry(client, spec.path) is not None else "create"
+        ready = [_Ready(tmp, target, client, spec, placed, action, wire_bytes, "upload", set())]
+        with self.lock(client):
+            self.settle(ready)
+
+    def base_chunks(self, client: str, path: str, base: str) -> list[ChunkRef] | None:
+        """The chunk list of the file at ``path`` if its content id is ``base``."""
+        entry = self._entry(client, path)
+        if entry is None or entry["kind"] != "file" or entry["hash"] != base:
+            return None
+        rows = self.db.query(
+            "SELECT hash, length FROM chunks WHERE entry_id = ? ORDER BY offset", (entry["id"],)
+        )
+        chunks = [ChunkRef(row[0], row[1]) for row in rows]
+        if sum(c.length for c in chunks) != entry["size"]:
+            return None
+        return chunks
+
+    def _remember(self, file_hash: str, chunks: list[ChunkRef]) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO pending (hash, chunks, created_at) VALUES (?, ?, ?)",
+            (file_hash, encode_chunks(chunks), time.time()),
+        )
+
+    @staticmethod
+    def _unchanged_on_disk(path: Path, entry: sqlite3.Row) -> bool:
+        try:
+            st = path.lstat()
+        except OSError:
+            return False
+        return (
+            stat.S_ISREG(st.st_mode)
+            and st.st_size == entry["size"]
+            and st.st_mtime_ns == entry["mtime_ns"]
+        )
+
+    def _copy_existing(
+        self, client: str, spec: FileSpec, target: Path, action: str, ready: list[_Ready]
+    ) -> bool:
+        """Whole-file dedup: make the file from a copy of one the server holds."""
+        if spec.size == 0:
+            return False
+        for row in self.db.query(
+            "SELECT * FROM entries WHERE hash = ? AND kind = 'file' AND size = ? LIMIT 8",
+            (spec.hash, spec.size),
+        ):
+            source = self.root / row["client"] / row["path"]
+            if not self._unchanged_on_disk(source, row):
+                continue
+            tmp = self.tmp / uuid.uuid4().hex
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fsops.clone(source, fd)
+                if os.fstat(fd).st_size != spec.size:
+                    raise OSError("copy came out short")
+                fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
+            except OSError:
+                os.close(fd)
+                tmp.unlink(missing_ok=True)
+                continue
+            os.close(fd)
+            rows = self.db.query(
+                "SELECT hash, offset, length FROM chunks WHERE entry_id = ?", (row["id"],)
+            )
+            placed = [(r[0], r[1], r[2]) for r in rows]
+            ready.append(_Ready(tmp, target, client, spec, placed, action, 0, "copy", set()))
+            return True
+        return False
+
+    def _assemble(
+        self,
+        client: str,
+        spec: FileSpec,
+        chunks: list[ChunkRef],
+        located: dict[str, Location],
+        target: Path,
+        action: str,
+        ready: list[_Ready],
+    ) -> dict[str, Any]:
+        tmp = self.tmp / uuid.uuid4().hex
+        handles: dict[Path, BinaryIO] = {}
+        whole = blake3()
+        placed: list[tuple[str, int, int]] = []
+        staged_used: set[str] = set()
+        data_bytes = 0
+        offset = 0
+        try:
+            with tmp.open("wb") as out:
+                for chunk in chunks:
+                    where = located.get(chunk.chunk_id)
+                    data = self.chunks.read(handles, where, chunk) if where else None
+                    if data is None or where is None:
+                        self.chunks.drop(chunk.chunk_id)
+                        self._remember(spec.hash, chunks)
+                        return {"status": "missing", "chunks": [chunk.chunk_id]}
+                    if where[3] and chunk.chunk_id not in staged_used:
+                        staged_used.add(chunk.chunk_id)
+                        data_bytes += where[2]
+                    out.write(data)
+                    whole.update(data)
+                    placed.append((chunk.chunk_id, offset, chunk.length))
+                    offset += chunk.length
+                out.flush()
+                if whole.hexdigest() != spec.hash:
+                    raise InvalidInput(
+                        f"the chunks of {spec.path!r} do not add up to its content id"
+                    )
+                fsops.finish(out.fileno(), mode=spec.mode, mtime_ns=spec.mtime_ns)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            for fh in handles.values():
+                fh.close()
+        via = "chunks" if data_bytes else "local"
+        ready.append(
+            _Ready(tmp, target, client, spec, placed, action, data_bytes, via, staged_used)
+        )
+        return {"status": "done", "via": via, "data_bytes": data_bytes}
+
+    def settle(self, ready: list[_Ready]) -> None:
+        """Group commit: make the files durable, rename them into place, record them."""
+        if not ready:
+            return
+        try:
+            fsops.sync_files([r.tmp for r in ready])
+            folders = set()
+            for r in ready:
+                fsops.place(r.tmp, self.client_dir(r.client), r.target, sync=False)
+                folders.add(r.target.parent)
+            for folder in folders:
+                fsops.fsync_dir(folder)
+        finally:
+            for r in ready:
+                r.tmp.unlink(missing_ok=True)
+        with self.db.transaction():
+            for r in ready:
+                self._record_file(
+                    r.client, r.spec, r.placed, r.action, data_bytes=r.data_bytes, via=r.via
+                )
+            for r in ready:
+                self.chunks.release(r.staged, r.spec.hash)
+        ready.clear()
+
+    def _record_file(
+        self,
+        client: str,
+        spec: FileSpec,
+        placed: list[tuple[str, int, int]],
+        action: str,
+        *,
+        data_bytes: int,
+        via: str,
+    ) -> None:
+        with self.db.transaction() as conn:
+            self._forget(conn, client, spec.path)
+            cur = conn.execute(
+                "INSERT INTO entries (client, path, kind, size, mtime_ns, mode, hash)"
+                " VALUES (?, ?, 'file', ?, ?, ?, ?)",
+                (client, spec.path, spec.size, spec.mtime_ns, spec.mode, spec.hash),
+            )
+            conn.executemany(
+                "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
+                [(h, cur.lastrowid, o, n) for h, o, n in placed],
+            )
+            self._event(
+                conn, client, action, spec.path, size=spec.size, data_bytes=data_bytes, via=via
+            )
+            self._touch_client(conn, client)

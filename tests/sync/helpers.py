@@ -1,0 +1,104 @@
+"""Shared helpers for the sync tests: a real server, the real client CLI, tree snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support import Server, create_token, run_cli, running
+
+
+@dataclass
+class SyncServer:
+    """A running `homekeep sync server` with its folder and a token."""
+
+    server: Server
+    root: Path
+    data_dir: Path
+    token: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@contextmanager
+def sync_server(
+    tmp: Path,
+    *extra: str,
+    port: int = 0,
+    token_name: str = "laptop",  # noqa: S107
+) -> Iterator[SyncServer]:
+    """Start a sync server receiving into ``tmp/server`` with one sync token."""
+    data = tmp / "server-data"
+    root = tmp / "server"
+    token = create_token(data, token_name, "sync")
+    with running(["sync", "server", root, "--port", str(port), *extra], data_dir=data) as srv:
+        yield SyncServer(srv, root, data, token)
+
+
+def push(
+    src: Path, srv: SyncServer, name: str = "laptop", *extra: str, data_dir: Path | None = None
+) -> dict[str, Any]:
+    """Run `homekeep sync push --json` and return its summary."""
+    result = run_cli(
+        "sync",
+        "push",
+        src,
+        "--server",
+        srv.url,
+        "--token",
+        srv.token,
+        "--name",
+        name,
+        "--json",
+        *extra,
+        data_dir=data_dir or src.parent / f"client-data-{name}",
+    )
+    assert result.returncode == 0, result.stderr
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
+    """Everything a user would compare: kind, content, mtime, mode, link target."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", str(path.readlink()))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", stat.S_IMODE(st.st_mode))
+            else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                out[rel] = ("file", digest, st.st_mtime_ns, stat.S_IMODE(st.st_mode))
+    return out
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 20, step: float = 0.05) -> bool:
+    """Poll ``check`` until it is true or ``timeout`` passes; return the last result."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(step)
+    return check()
+
+
+def same_tree(a: Path, b: Path) -> bool:
+    """True if both trees look the same to a user."""
+    try:
+        return snapshot(a) == snapshot(b)
+    except OSError:
+        return False

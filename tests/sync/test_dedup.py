@@ -1,0 +1,133 @@
+"""Dedup as a user measures it: data bytes on the wire for copies, inserts, appends, restarts."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.sync.helpers import SyncServer, push, snapshot, sync_server
+
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
+    with sync_server(tmp_path_factory.mktemp("dedup")) as srv:
+        yield srv
+
+
+def _random(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def test_copy_of_a_file_sends_no_data(server: SyncServer, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "photo.raw").write_bytes(_random(5 * MiB, 1))
+    first = push(src, server, "copy")
+    assert first["data_bytes_sent"] >= 5 * MiB * 0.99
+    shutil.copy2(src / "photo.raw", src / "photo copy.raw")
+    summary = push(src, server, "copy")
+    assert summary["data_bytes_sent"] == 0
+    assert summary["deduplicated"] == 1
+    assert snapshot(server.root / "copy") == snapshot(src)
+
+
+def test_another_client_with_the_same_file_sends_no_data(
+    server: SyncServer, tmp_path: Path
+) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    data = _random(3 * MiB, 2)
+    (one / "shared.iso").write_bytes(data)
+    (two / "same.iso").write_bytes(data)
+    push(one, server, "alice")
+    summary = push(two, server, "bob")
+    assert summary["data_bytes_sent"] == 0
+    assert (server.root / "bob/same.iso").read_bytes() == data
+
+
+def test_insert_in_the_middle_of_64_mib_sends_under_256_kib(
+    server: SyncServer, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    data = _random(64 * MiB, 3)
+    (src / "disk.img").write_bytes(data)
+    push(src, server, "insert")
+    middle = 32 * MiB + 12345
+    (src / "disk.img").write_bytes(data[:middle] + b"a few inserted bytes" + data[middle:])
+    summary = push(src, server, "insert")
+    assert summary["data_bytes_sent"] < 256 * 1024
+    assert summary["wire_bytes"] < 320 * 1024  # the chunk list travels as a delta
+    assert snapshot(server.root / "insert") == snapshot(src)
+
+
+def test_append_sends_about_the_appended_bytes(server: SyncServer, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    log = src / "app.log"
+    log.write_bytes(_random(8 * MiB, 4))
+    push(src, server, "append")
+    with log.open("ab") as fh:
+        fh.write(_random(MiB, 5))
+    summary = push(src, server, "append")
+    assert MiB * 0.9 <= summary["data_bytes_sent"] <= MiB + 256 * 1024
+    assert snapshot(server.root / "append") == snapshot(src)
+
+
+def test_compressible_data_travels_compressed(server: SyncServer, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "text.csv").write_bytes(b"id,name,amount\n" + b"42,widget,19.99\n" * 200_000)
+    summary = push(src, server, "zstd")
+    assert 0 < summary["data_bytes_sent"] < 3_200_000 / 10
+    assert snapshot(server.root / "zstd") == snapshot(src)
+
+
+def test_restart_reads_nothing_unchanged_and_many_small_files_go_in_batches(
+    server: SyncServer, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    for i in range(1500):
+        path = src / f"d{i % 15}" / f"f{i}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"file {i}\n" * (i % 7 + 1))
+    first = push(src, server, "small")
+    assert first["files_sent"] == 1500
+    # batches: a few requests per thousand files, not one per file
+    assert first["requests"] <= 12
+    assert snapshot(server.root / "small") == snapshot(src)
+    again = push(src, server, "small")
+    assert again["bytes_read"] == 0
+    assert again["files_sent"] == 0
+    assert again["data_bytes_sent"] == 0
+    (src / "d3/f3.txt").write_text("edited\n")
+    third = push(src, server, "small")
+    assert third["files_sent"] == 1
+    assert third["bytes_read"] == len("edited\n")
+
+
+def test_big_file_is_streamed_and_its_server_copy_is_exact(
+    server: SyncServer, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    with (src / "big.bin").open("wb") as fh:
+        for i in range(24):
+            fh.write(_random(MiB, 100 + i) if i % 3 else b"\0" * MiB)
+    summary = push(src, server, "big")
+    assert summary["files_sent"] == 1
+    assert snapshot(server.root / "big") == snapshot(src)
+    leftovers = list((server.root / ".homekeep-sync/staging").iterdir())
+    assert leftovers == []
+    os.truncate(src / "big.bin", 10 * MiB)
+    summary = push(src, server, "big")
+    assert summary["data_bytes_sent"] < 256 * 1024
+    assert snapshot(server.root / "big") == snapshot(src)
