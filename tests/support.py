@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -95,7 +96,7 @@ def running(
     data_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
     ready_path: str = "/healthz",
-    verify: bool | str = True,
+    verify: bool | ssl.SSLContext = True,
     timeout: float = 30,
 ) -> Iterator[Server]:
     """Start ``homekeep [--data-dir D] ARGS``, a server that prints its URL; wait for it.

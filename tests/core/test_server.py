@@ -171,7 +171,7 @@ def test_tls(tmp_path: Path, data_dir: Path) -> None:
     with running(
         ["serve", "--port", "0", "--tls-cert", cert_file, "--tls-key", key_file],
         data_dir=data_dir,
-        verify=context,  # type: ignore[arg-type]
+        verify=context,
     ) as server:
         assert server.url.startswith("https://127.0.0.1:")
         assert httpx.get(server.url + "/healthz", verify=context).json()["status"] == "ok"

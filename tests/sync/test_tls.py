@@ -38,7 +38,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, s
         "--tls-key",
         key_file,
     ]
-    with running(args, data_dir=data, verify=str(ca_file)) as srv:
+    with running(args, data_dir=data, verify=ssl.create_default_context(cafile=ca_file)) as srv:
         assert srv.url.startswith("https://")
         yield srv.url, tmp / "server", token, fingerprint, ca_file
 
