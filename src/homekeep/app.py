@@ -94,7 +94,15 @@ def create_app(settings: Settings, areas: Sequence[Area] = AREAS) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def landing(request: Request) -> HTMLResponse:
         return page_templates.TemplateResponse(
-            request, "landing.html", {"areas": [a for a, _ in mounted], "version": __version__}
+            request,
+            "landing.html",
+            {
+                "areas": [
+                    (area, f"/{area.name}/" if parts.pages else f"/docs#/{area.name}")
+                    for area, parts in mounted
+                ],
+                "version": __version__,
+            },
         )
 
     for area, parts in mounted:

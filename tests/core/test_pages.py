@@ -26,3 +26,18 @@ def test_landing_page_links_docs_and_health(data_dir: Path) -> None:
             assert "homekeep" in page.content()
         finally:
             browser.close()
+
+
+def test_every_link_on_the_landing_page_leads_somewhere(data_dir: Path) -> None:
+    with serve(data_dir) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            links = page.eval_on_selector_all("a", "els => els.map(e => e.href)")
+            assert len(links) >= 4
+            for link in links:
+                response = page.request.get(link)
+                assert response.status == 200, link
+        finally:
+            browser.close()
