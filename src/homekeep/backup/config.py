@@ -56,7 +56,11 @@ class JobSpec(BaseModel):
     )
     every: int | None = Field(default=None, ge=1, description="Run every N units.")
     units: str = Field(default="Days", description="Seconds, Minutes, Hours or Days.")
-    cron: str = Field(default="", description="A cron expression, instead of every/units.")
+    cron: str = Field(
+        default="",
+        description="A cron expression, instead of every/units (an optional sixth field is the "
+        "second).",
+    )
     catch_up: bool = Field(
         default=False, description="Run once at daemon start if a run was missed."
     )
