@@ -253,16 +253,34 @@ class _Execution:
 
     def go(self) -> None:
         self.check_safety()
-        if self.target.is_local:
-            self.run.free_before = nearest_usage(self.target.path)
+        self.run.free_before = self.free_space()
         if self.job.method == "snapshot":
             self.snapshot()
         elif self.target.tool == "rclone":
             self.rclone_mirror()
         else:
             self.rsync_mirror()
+        self.run.free_after = self.free_space()
+
+    def free_space(self) -> int | None:
+        """Free bytes at the target: statvfs locally, ``rclone about`` for a remote that
+        tells (many do: sftp, Drive, OneDrive; B2 and S3 do not); None otherwise."""
         if self.target.is_local:
-            self.run.free_after = nearest_usage(self.target.path)
+            return nearest_usage(self.target.path)
+        if self.target.tool != "rclone":
+            return None
+        config = self.backups.config
+        conf: Path | None = rclone_config_path(config)
+        cmd = [require_tool("rclone"), "about", "--json", self.target.location]
+        if conf is not None and conf.exists():
+            cmd += ["--config", str(conf)]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+            about = json.loads(done.stdout) if done.returncode == 0 else {}
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return None
+        free = about.get("free") if isinstance(about, dict) else None
+        return free if isinstance(free, int) and free >= 0 else None
 
     def check_safety(self) -> None:
         source = Path(self.job.source)
