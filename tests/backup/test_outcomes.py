@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.backup.conftest import Home, make_tree
 from tests.support import HOMEKEEP, clean_env, free_port
 
@@ -203,3 +205,37 @@ def test_verbose_lines_summary_and_rotating_log(home: Home, source: Path) -> Non
         True,
         True,
     ]
+
+
+def test_run_loads_only_what_a_run_needs(home: Home, source: Path) -> None:
+    # Start-up time is part of every `backup run`: a cron job must not pull in croniter,
+    # and plotting, the daemon, the hook's HTTP client and the web server stay unloaded.
+    home.write([{"name": "nightly", "source": str(source), "cron": "30 3 * * *"}])
+    result = home.cli("backup", "run", "nightly", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "homekeep" in loaded
+    heavy = {"croniter", "matplotlib", "websockets", "httpx", "uvicorn", "starlette", "fastapi"}
+    assert loaded & heavy == set()
+
+
+@pytest.mark.parametrize("cron", ["61 * * * *", "* 25 * * *", "0 0 32 * *"])
+def test_out_of_range_cron_stops_the_daemon_and_init(home: Home, source: Path, cron: str) -> None:
+    # The shape passes at load; the field ranges are checked where a schedule is used.
+    home.write([{"name": "odd", "source": str(source), "cron": cron}])
+    assert home.cli("backup", "run", "odd").returncode == 0
+    cmd = ["backup", "daemon", "--host", "127.0.0.1", "--port", "0"]
+    daemon = home.cli(*cmd, timeout=30)
+    assert daemon.returncode == 2
+    assert (
+        daemon.stderr == f"error: job odd: cron: not a valid cron expression: {cron!r}; "
+        f"fix it in {home.config}\n"
+    )
+    home.write([])
+    init = home.cli("backup", "init", "--name", "x", "--source", source, "--cron", cron)
+    assert init.returncode == 2
+    assert "not a valid cron expression" in init.stderr

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from homekeep.backup.config import JobSpec
+from homekeep.backup.config import JobSpec, cron_problem
 from homekeep.backup.jobbook import describe_error
 from homekeep.backup.runner import human, summary
 from homekeep.backup.service import Service, open_service
@@ -317,6 +317,8 @@ def init_cmd(rt: Runtime, /, interactive: bool, **values: Any) -> None:
         spec = JobSpec.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(f"job: {describe_error(exc)}") from exc
+    if spec.cron and (problem := cron_problem(spec.cron)):
+        raise InvalidInput(f"job: cron: {problem}")
     if not valid_source(spec.source):
         raise InvalidInput(f"source {spec.source} is not an existing directory")
     target = resolve(spec, svc.config)
