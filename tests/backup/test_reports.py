@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import tomllib
 import zlib
@@ -139,6 +140,20 @@ def test_stats_reports_free_space_and_speed(home: Home, tmp_path: Path) -> None:
     assert " free of " in text.stdout
     missing = home.cli("backup", "stats", tmp_path / "nope")
     assert missing.returncode == 2
+
+
+def test_stats_reads_from_the_device_not_the_page_cache(home: Home, tmp_path: Path) -> None:
+    # mincore after fsync + DONTNEED: none of the file is cached when the read starts.
+    disk = json.loads(home.cli("backup", "stats", tmp_path, "--size", "8", "--json").stdout)
+    assert disk["cached_before_read"] == 0.0
+    # On tmpfs the pages are the storage: the tool says the read is memory speed.
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        pytest.skip("no writable tmpfs")
+    ram = home.cli("backup", "stats", shm, "--size", "4")
+    assert ram.returncode == 0, ram.stderr
+    assert "page cache dropped" not in ram.stdout
+    assert "the read speed is memory speed" in ram.stdout
 
 
 def test_init_from_flags_and_interactive(home: Home, source: Path) -> None:

@@ -244,10 +244,16 @@ def stats_cmd(path: Path, size: int, no_speed: bool, as_json: bool) -> None:
         return
     click.echo(f"{path}: {human(result['free'])} free of {human(result['total'])}")
     if not no_speed:
+        cached = (result["cached_before_read"] or 0) > 0.1
         click.echo(
             f"write {result['write_mb_s']} MiB/s, read {result['read_mb_s']} MiB/s "
-            f"({human(result['bytes'])}, fsync, page cache dropped)"
+            f"({human(result['bytes'])}, fsync{'' if cached else ', page cache dropped'})"
         )
+        if cached:
+            click.echo(
+                "note: the page cache could not be dropped here (a RAM file system?); "
+                "the read speed is memory speed"
+            )
 
 
 @group.command("daemon")
