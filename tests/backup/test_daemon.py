@@ -267,8 +267,11 @@ def test_drive_forms_names_and_requests(home: Home, source: Path) -> None:
 def test_run_drive_pushes_events_and_history(home: Home, source: Path) -> None:
     home.write([{"name": "docs", "source": str(source)}])
     with daemon(home) as url, connect(url) as ws:
-        answer = ask(ws, {"request": "RunDrive", "Name": "docs"})
+        ws.send(json.dumps({"request": "RunDrive", "Name": "docs"}))
+        begun = time.monotonic()
+        answer = json.loads(ws.recv(timeout=30))  # the answer comes first, at once
         assert answer == {"response": "RunDrive", "Result": "Success", "Name": "docs"}
+        assert time.monotonic() - begun < 2
         events = events_until(ws, "RunFinished")
         assert events[0]["event"] == "RunStarted"
         progress = [e for e in events if e["event"] == "RunProgress"]
