@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -239,3 +240,39 @@ def test_out_of_range_cron_stops_the_daemon_and_init(home: Home, source: Path, c
     init = home.cli("backup", "init", "--name", "x", "--source", source, "--cron", cron)
     assert init.returncode == 2
     assert "not a valid cron expression" in init.stderr
+
+
+def test_lock_of_a_reused_pid_is_cleared(home: Home, source: Path) -> None:
+    # The pid is alive (this test's own process) but was not the one that took the lock:
+    # its start time differs, as after a reboot.
+    import socket
+
+    lock = home.data / "backup" / "locks" / "docs.lock"
+    lock.parent.mkdir(parents=True)
+    holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": 1}
+    lock.write_text(json.dumps(holder))
+    home.write([{"name": "docs", "source": str(source)}])
+    result = home.cli("backup", "run", "docs")
+    assert result.returncode == 0, result.stderr
+    assert not lock.exists()
+    # The same pid with its real start time is a live holder.
+    stat = Path(f"/proc/{os.getpid()}/stat").read_text()
+    holder["started"] = int(stat.rsplit(")", 1)[1].split()[19])
+    lock.write_text(json.dumps(holder))
+    assert home.cli("backup", "run", "docs").returncode == 4
+    lock.unlink()
+
+
+def test_a_lock_being_written_is_not_taken_for_stale(home: Home, source: Path) -> None:
+    lock = home.data / "backup" / "locks" / "docs.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")  # another process has just created it
+    home.write([{"name": "docs", "source": str(source)}])
+    busy = home.cli("backup", "run", "docs")
+    assert busy.returncode == 4
+    assert "just being started" in busy.stderr
+    old = time.time() - 60  # left empty by a crash long ago: stale
+    os.utime(lock, (old, old))
+    assert home.cli("backup", "run", "docs").returncode == 0
+    assert not lock.exists()
+    assert list(lock.parent.iterdir()) == []  # no temporary lock files left
