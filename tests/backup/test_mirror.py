@@ -61,6 +61,16 @@ def test_include_from_backs_up_only_matching_files(home: Home, source: Path) -> 
     # Only the .jpg outside the excluded folder; empty folders are pruned.
     assert files_under(home.root / "pics") == {"b.jpg"}
     assert not (home.root / "pics" / "notes").exists()
+    # verify applies the same filters: files left out on purpose are not differences.
+    verify = home.cli("backup", "verify", "pics")
+    assert verify.returncode == 0, verify.stdout
+    (home.root / "pics" / "b.jpg").write_bytes(b"\0" * (source / "b.jpg").stat().st_size)
+    changed = home.cli("backup", "verify", "pics")
+    assert changed.returncode == 1
+    assert "b.jpg" in changed.stdout
+    restored = home.cli("backup", "restore", "pics", home.tmp / "back")
+    assert restored.returncode == 0, restored.stderr
+    assert files_under(home.tmp / "back") == {"b.jpg"}
 
 
 def test_max_delete_guard_stops_mass_deletion(home: Home, source: Path) -> None:
@@ -178,6 +188,17 @@ def test_host_path_target_over_a_remote_shell(home: Home, source: Path, tmp_path
     assert result.returncode == 0, result.stderr
     assert (remote / "far" / "notes" / "c.md").read_text() == "# notes\n"
     assert home.history("far")[-1]["target"] == f"nas.lan:{remote}/far"
+    # verify and restore go through the same remote shell.
+    verify = home.cli("backup", "verify", "far")
+    assert verify.returncode == 0, verify.stderr
+    assert "matches" in verify.stdout
+    (remote / "far" / "notes" / "c.md").write_text("# NOTES\n")  # same size, other bytes
+    changed = home.cli("backup", "verify", "far")
+    assert changed.returncode == 1
+    assert "notes/c.md" in changed.stdout
+    restored = home.cli("backup", "restore", "far", tmp_path / "back")
+    assert restored.returncode == 0, restored.stderr
+    assert (tmp_path / "back" / "notes" / "c.md").read_text() == "# NOTES\n"
 
 
 def test_rsync_daemon_target(home: Home, source: Path, rsync_daemon: RsyncDaemon) -> None:
