@@ -6,7 +6,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from websockets.sync.client import connect
+
 from tests.backup.conftest import Home, RcloneRemote
+from tests.backup.test_daemon import ask, daemon
 from tests.support import free_port
 
 
@@ -124,3 +127,10 @@ def test_free_space_of_an_rclone_remote(
     assert mem["result"] == "ok"
     assert mem["free_before"] is None
     assert mem["free_after"] is None
+    # DriveStats over the WebSocket API tells the same.
+    with daemon(home) as url, connect(url) as ws:
+        cloud = ask(ws, {"request": "DriveStats", "Name": "cloud"})
+        assert cloud["Result"] == "Success"
+        assert abs(cloud["Target"]["free"] - disk.free) < disk.total // 100
+        assert cloud["Target"]["total"] == disk.total
+        assert ask(ws, {"request": "DriveStats", "Name": "mem"})["Target"] is None

@@ -282,6 +282,12 @@ class Commands:
                 out["Speed"] = await self.control.in_thread(
                     lambda: diskstats.speed_test(probe, 16 * diskstats.CHUNK)
                 )
+        elif target.tool == "rclone":
+            from homekeep.backup.runner import rclone_about
+
+            out["Target"] = await self.control.in_thread(
+                lambda: rclone_about(target, self.svc.config)
+            )
         last = await self.control.in_thread(lambda: self.svc.backups.store.last(job.name))
         out["LastRun"] = last.to_json() if last else None
         return out

@@ -112,6 +112,26 @@ def nearest_usage(path: Path) -> int | None:
         return None
 
 
+def rclone_about(target: Target, config: BackupConfig) -> dict[str, int] | None:
+    """Total, used and free bytes of an rclone remote (``rclone about``), None when its
+    backend cannot tell (B2, S3...) or the remote does not answer."""
+    conf = rclone_config_path(config)
+    cmd = [require_tool("rclone"), "about", "--json", target.location]
+    if conf.exists():
+        cmd += ["--config", str(conf)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        about = json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    if not isinstance(about, dict):
+        return None
+    sizes = {k: about.get(k) for k in ("total", "used", "free")}
+    if not isinstance(sizes["free"], int) or sizes["free"] < 0:
+        return None
+    return {k: v for k, v in sizes.items() if isinstance(v, int)}
+
+
 def _prune_logs(folder: Path, keep: int) -> None:
     """Delete the oldest run logs of a job beyond ``keep`` (names start with the run id)."""
     logs = sorted(folder.glob("*.log"), key=lambda p: int(p.name.split("-", 1)[0]))
@@ -269,18 +289,8 @@ class _Execution:
             return nearest_usage(self.target.path)
         if self.target.tool != "rclone":
             return None
-        config = self.backups.config
-        conf: Path | None = rclone_config_path(config)
-        cmd = [require_tool("rclone"), "about", "--json", self.target.location]
-        if conf is not None and conf.exists():
-            cmd += ["--config", str(conf)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-            about = json.loads(done.stdout) if done.returncode == 0 else {}
-        except (OSError, subprocess.SubprocessError, ValueError):
-            return None
-        free = about.get("free") if isinstance(about, dict) else None
-        return free if isinstance(free, int) and free >= 0 else None
+        about = rclone_about(self.target, self.backups.config)
+        return about["free"] if about else None
 
     def check_safety(self) -> None:
         source = Path(self.job.source)
