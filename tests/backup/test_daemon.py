@@ -147,6 +147,19 @@ def test_seed_examples(home: Home, source: Path) -> None:
     assert home.config.read_text().startswith("# kept comment")
     listed = json.loads(home.cli("backup", "list", "--json").stdout)
     assert listed[0]["schedule"] == "every 12 Hour"
+    # A restarted daemon lists the drive it was given before.
+    with daemon(home) as url, connect(url) as ws:
+        again = ask(ws, SEED_LIST)["Drives"]
+    assert again == [
+        {
+            "Test Drive": {
+                "Source": str(source),
+                "Target": str(home.tmp / "mirror"),
+                "Sleep": 12,
+                "Units": "Hour",
+            }
+        }
+    ]
 
 
 @pytest.mark.parametrize(
