@@ -150,6 +150,12 @@ def test_seed_examples(home: Home, source: Path) -> None:
     # A restarted daemon lists the drive it was given before.
     with daemon(home) as url, connect(url) as ws:
         again = ask(ws, SEED_LIST)["Drives"]
+        # Units left out default to Days; the name to the drive's index in the list.
+        plain = {"request": "AddDrive", "Drives": [drive(source, home.tmp / "m2", Sleep=3)]}
+        assert ask(ws, plain) == {"response": "AddDrive", "Result": "Success"}
+        assert ask(ws, SEED_LIST)["Drives"][1] == {
+            "2": drive(source, home.tmp / "m2", Sleep=3, Units="Days")
+        }
     assert again == [
         {
             "Test Drive": {
