@@ -232,3 +232,28 @@ def test_unreachable_rsync_daemon_is_an_error(home: Home, source: Path) -> None:
     assert run["result"] == "error"
     assert run["exit_code"] == 10
     assert any("Connection refused" in line for line in run["errors"])
+
+
+def test_verify_restore_and_plot_before_any_backup_say_so(home: Home, source: Path) -> None:
+    home.write([{"name": "docs", "source": str(source)}])
+    dest = home.tmp / "back"
+    for args in (["verify", "docs"], ["restore", "docs", dest], ["plot", "docs", "-o", dest]):
+        result = home.cli("backup", *args)
+        assert result.returncode == 3, result.stderr
+        assert result.stderr.count("\n") == 1
+        assert "run" in result.stderr
+        assert not dest.exists()
+
+
+def test_restore_from_an_unreachable_daemon_is_one_line(home: Home, source: Path) -> None:
+    from tests.support import free_port
+
+    target = f"rsync://127.0.0.1:{free_port()}/backups/d"
+    home.write([{"name": "d", "source": str(source), "target": target}])
+    dest = home.tmp / "back"
+    result = home.cli("backup", "restore", "d", dest)
+    assert result.returncode == 8
+    assert result.stderr.startswith("error: restore failed: ")
+    assert "Connection refused" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not dest.exists()  # the folder it made for the restore is gone again

@@ -20,7 +20,7 @@ from homekeep.backup.runner import human, summary
 from homekeep.backup.service import Service, open_service
 from homekeep.backup.store import Run
 from homekeep.backup.targets import resolve, valid_source
-from homekeep.core.errors import HomekeepError, InvalidInput, UsageError
+from homekeep.core.errors import HomekeepError, InvalidInput, NotFound, UsageError
 from homekeep.core.progress import progress
 from homekeep.core.runtime import Runtime, pass_runtime
 
@@ -180,6 +180,8 @@ def plot_cmd(rt: Runtime, job: str | None, plot_all: bool, output: Path) -> None
     svc = _service(rt)
     names = [j.name for j in svc.jobs.all()] if plot_all else [svc.jobs.get(job or "").name]
     series = {name: svc.backups.store.history(name) for name in names}
+    if not any(series.values()):
+        raise NotFound(f"no runs of {', '.join(names) or 'any job'} yet; run a backup first")
     if not output.parent.is_dir():
         raise UsageError(f"folder {output.parent} does not exist")
     count = plot.write(series, output)
