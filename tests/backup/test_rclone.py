@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from websockets.sync.client import connect
@@ -92,10 +93,14 @@ def test_unreachable_rclone_remote_is_an_error(home: Home, source: Path) -> None
         [{"name": "cloud", "source": str(source), "target": "b2test:bucket/cloud"}],
         rclone_config=str(conf),
     )
+    begun = time.monotonic()
     result = home.cli("backup", "run", "cloud")
+    # Fails fast: asking the dead remote for its free space must not retry for long.
+    assert time.monotonic() - begun < 8
     assert result.returncode == 1
     run = home.history("cloud")[-1]
     assert run["result"] == "error"
+    assert run["free_before"] is None
     assert run["exit_code"] != 0
     assert any("connection refused" in line.lower() for line in run["errors"])
 

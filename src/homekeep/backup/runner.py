@@ -116,7 +116,9 @@ def rclone_about(target: Target, config: BackupConfig) -> dict[str, int] | None:
     """Total, used and free bytes of an rclone remote (``rclone about``), None when its
     backend cannot tell (B2, S3...) or the remote does not answer."""
     conf = rclone_config_path(config)
-    cmd = [require_tool("rclone"), "about", "--json", target.location]
+    # One try, short timeouts: an unreachable remote must not add minutes to a run.
+    cmd = [require_tool("rclone"), "about", "--json", target.location, "--low-level-retries=1"]
+    cmd += ["--contimeout=10s", "--timeout=30s", "--retries=1"]
     if conf.exists():
         cmd += ["--config", str(conf)]
     try:
@@ -280,7 +282,8 @@ class _Execution:
             self.rclone_mirror()
         else:
             self.rsync_mirror()
-        self.run.free_after = self.free_space()
+        if self.run.free_before is not None or self.target.is_local:
+            self.run.free_after = self.free_space()  # a remote that could not tell, still cannot
 
     def free_space(self) -> int | None:
         """Free bytes at the target: statvfs locally, ``rclone about`` for a remote that
