@@ -180,6 +180,7 @@ def test_seed_examples(home: Home, source: Path) -> None:
         ),
         ({"Target": "D:\\Whatever"}, {"Result": "Failure", "Error": "Invalid Target Path"}),
         ({"Target": "relative/path"}, {"Result": "Failure", "Error": "Invalid Target Path"}),
+        ({"Target": "/"}, {"Result": "Failure", "Error": "Invalid Target Path"}),  # holds Source
         ({"Target": 7}, {"Result": "Failure", "Error": "Invalid Target Path"}),
         ({"Name": "../../etc"}, {"Result": "Failure", "Error": "Invalid Name"}),
     ],

@@ -257,3 +257,26 @@ def test_restore_from_an_unreachable_daemon_is_one_line(home: Home, source: Path
     assert "Connection refused" in result.stderr
     assert result.stderr.count("\n") == 1
     assert not dest.exists()  # the folder it made for the restore is gone again
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("SRC", "is the source itself"),
+        ("PARENT", "contains the source"),  # never "/" here: a regression would wipe it
+        ("SRC/backup", "is inside the source"),
+    ],
+)
+def test_a_target_overlapping_the_source_is_refused(
+    home: Home, source: Path, where: str, message: str
+) -> None:
+    sentinel = source.parent / "keep-me.txt"
+    sentinel.write_text("precious\n")
+    target = where.replace("SRC", str(source)).replace("PARENT", str(source.parent))
+    home.write([{"name": "oops", "source": str(source), "target": target}])
+    result = home.cli("backup", "run", "oops")
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert sentinel.read_text() == "precious\n"
+    assert not (source / "backup").exists()
