@@ -172,6 +172,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=6)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hk-bench-") as tmp:
+        print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         start = time.perf_counter()
         bench = Bench(Path(tmp), args.files)
         print(
@@ -186,6 +187,17 @@ def main() -> None:
             samples = [getattr(bench, name)(i) for i in range(args.repeat)]
             r, c, lib = (statistics.median(s[i] for s in samples) for i in range(3))
             print(f"{name:<12}{r:>10.3f}{c:>12.3f}{c / r:>8.2f}{lib:>14.3f}{lib / r:>8.2f}")
+        # The fixed cost of a new process: Python, the CLI's imports, the config and the
+        # database opened, then an unknown job refused (no rsync at all).
+        python = statistics.median(
+            timed(lambda: run([sys.executable, "-c", "pass"])) for _ in range(args.repeat)
+        )
+        startup = statistics.median(
+            timed(lambda: subprocess.run([*bench.cli, "no-such-job"], capture_output=True))
+            for _ in range(args.repeat)
+        )
+        print(f"start-up: python {python:.3f} s, homekeep backup run (no rsync) {startup:.3f} s")
+        print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         bench.svc.close()
 
 

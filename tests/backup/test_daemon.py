@@ -147,6 +147,25 @@ def test_seed_examples(home: Home, source: Path) -> None:
     assert home.config.read_text().startswith("# kept comment")
     listed = json.loads(home.cli("backup", "list", "--json").stdout)
     assert listed[0]["schedule"] == "every 12 Hour"
+    # A restarted daemon lists the drive it was given before.
+    with daemon(home) as url, connect(url) as ws:
+        again = ask(ws, SEED_LIST)["Drives"]
+        # Units left out default to Days; the name to the drive's index in the list.
+        plain = {"request": "AddDrive", "Drives": [drive(source, home.tmp / "m2", Sleep=3)]}
+        assert ask(ws, plain) == {"response": "AddDrive", "Result": "Success"}
+        assert ask(ws, SEED_LIST)["Drives"][1] == {
+            "2": drive(source, home.tmp / "m2", Sleep=3, Units="Days")
+        }
+    assert again == [
+        {
+            "Test Drive": {
+                "Source": str(source),
+                "Target": str(home.tmp / "mirror"),
+                "Sleep": 12,
+                "Units": "Hour",
+            }
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -161,6 +180,7 @@ def test_seed_examples(home: Home, source: Path) -> None:
         ),
         ({"Target": "D:\\Whatever"}, {"Result": "Failure", "Error": "Invalid Target Path"}),
         ({"Target": "relative/path"}, {"Result": "Failure", "Error": "Invalid Target Path"}),
+        ({"Target": "/"}, {"Result": "Failure", "Error": "Invalid Target Path"}),  # holds Source
         ({"Target": 7}, {"Result": "Failure", "Error": "Invalid Target Path"}),
         ({"Name": "../../etc"}, {"Result": "Failure", "Error": "Invalid Name"}),
     ],
@@ -267,8 +287,11 @@ def test_drive_forms_names_and_requests(home: Home, source: Path) -> None:
 def test_run_drive_pushes_events_and_history(home: Home, source: Path) -> None:
     home.write([{"name": "docs", "source": str(source)}])
     with daemon(home) as url, connect(url) as ws:
-        answer = ask(ws, {"request": "RunDrive", "Name": "docs"})
+        ws.send(json.dumps({"request": "RunDrive", "Name": "docs"}))
+        begun = time.monotonic()
+        answer = json.loads(ws.recv(timeout=30))  # the answer comes first, at once
         assert answer == {"response": "RunDrive", "Result": "Success", "Name": "docs"}
+        assert time.monotonic() - begun < 2
         events = events_until(ws, "RunFinished")
         assert events[0]["event"] == "RunStarted"
         progress = [e for e in events if e["event"] == "RunProgress"]
@@ -365,3 +388,19 @@ def test_tokens_guard_the_daemon_when_required(home: Home, source: Path) -> None
             assert next(iter(ask(ws, SEED_LIST)["Drives"][0])) == "docs"
         with connect(f"{url}/?token={good}") as ws:
             assert ask(ws, SEED_LIST)["response"] == "ListDrives"
+
+
+def test_cron_with_a_seconds_field_fires_live(home: Home, source: Path) -> None:
+    # croniter's optional sixth field is the second: every 2 seconds, on even seconds.
+    home.write([{"name": "ticking", "source": str(source), "cron": "* * * * * */2"}])
+    listed = home.cli("backup", "list", "--json")
+    assert json.loads(listed.stdout)[0]["schedule"] == "cron * * * * * */2"
+    with daemon(home):
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and len(home.history("ticking")) < 2:
+            time.sleep(0.5)
+    runs = home.history("ticking")
+    assert len(runs) >= 2, runs
+    assert {r["trigger"] for r in runs} == {"schedule"}
+    assert all(started(r).timestamp() % 2 < 1.5 for r in runs)  # soon after an even second
+    assert {r["result"] for r in runs} == {"ok"}

@@ -61,6 +61,16 @@ def test_include_from_backs_up_only_matching_files(home: Home, source: Path) -> 
     # Only the .jpg outside the excluded folder; empty folders are pruned.
     assert files_under(home.root / "pics") == {"b.jpg"}
     assert not (home.root / "pics" / "notes").exists()
+    # verify applies the same filters: files left out on purpose are not differences.
+    verify = home.cli("backup", "verify", "pics")
+    assert verify.returncode == 0, verify.stdout
+    (home.root / "pics" / "b.jpg").write_bytes(b"\0" * (source / "b.jpg").stat().st_size)
+    changed = home.cli("backup", "verify", "pics")
+    assert changed.returncode == 1
+    assert "b.jpg" in changed.stdout
+    restored = home.cli("backup", "restore", "pics", home.tmp / "back")
+    assert restored.returncode == 0, restored.stderr
+    assert files_under(home.tmp / "back") == {"b.jpg"}
 
 
 def test_max_delete_guard_stops_mass_deletion(home: Home, source: Path) -> None:
@@ -178,6 +188,17 @@ def test_host_path_target_over_a_remote_shell(home: Home, source: Path, tmp_path
     assert result.returncode == 0, result.stderr
     assert (remote / "far" / "notes" / "c.md").read_text() == "# notes\n"
     assert home.history("far")[-1]["target"] == f"nas.lan:{remote}/far"
+    # verify and restore go through the same remote shell.
+    verify = home.cli("backup", "verify", "far")
+    assert verify.returncode == 0, verify.stderr
+    assert "matches" in verify.stdout
+    (remote / "far" / "notes" / "c.md").write_text("# NOTES\n")  # same size, other bytes
+    changed = home.cli("backup", "verify", "far")
+    assert changed.returncode == 1
+    assert "notes/c.md" in changed.stdout
+    restored = home.cli("backup", "restore", "far", tmp_path / "back")
+    assert restored.returncode == 0, restored.stderr
+    assert (tmp_path / "back" / "notes" / "c.md").read_text() == "# NOTES\n"
 
 
 def test_rsync_daemon_target(home: Home, source: Path, rsync_daemon: RsyncDaemon) -> None:
@@ -211,3 +232,51 @@ def test_unreachable_rsync_daemon_is_an_error(home: Home, source: Path) -> None:
     assert run["result"] == "error"
     assert run["exit_code"] == 10
     assert any("Connection refused" in line for line in run["errors"])
+
+
+def test_verify_restore_and_plot_before_any_backup_say_so(home: Home, source: Path) -> None:
+    home.write([{"name": "docs", "source": str(source)}])
+    dest = home.tmp / "back"
+    for args in (["verify", "docs"], ["restore", "docs", dest], ["plot", "docs", "-o", dest]):
+        result = home.cli("backup", *args)
+        assert result.returncode == 3, result.stderr
+        assert result.stderr.count("\n") == 1
+        assert "run" in result.stderr
+        assert not dest.exists()
+
+
+def test_restore_from_an_unreachable_daemon_is_one_line(home: Home, source: Path) -> None:
+    from tests.support import free_port
+
+    target = f"rsync://127.0.0.1:{free_port()}/backups/d"
+    home.write([{"name": "d", "source": str(source), "target": target}])
+    dest = home.tmp / "back"
+    result = home.cli("backup", "restore", "d", dest)
+    assert result.returncode == 8
+    assert result.stderr.startswith("error: restore failed: ")
+    assert "Connection refused" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not dest.exists()  # the folder it made for the restore is gone again
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("SRC", "is the source itself"),
+        ("PARENT", "contains the source"),  # never "/" here: a regression would wipe it
+        ("SRC/backup", "is inside the source"),
+    ],
+)
+def test_a_target_overlapping_the_source_is_refused(
+    home: Home, source: Path, where: str, message: str
+) -> None:
+    sentinel = source.parent / "keep-me.txt"
+    sentinel.write_text("precious\n")
+    target = where.replace("SRC", str(source)).replace("PARENT", str(source.parent))
+    home.write([{"name": "oops", "source": str(source), "target": target}])
+    result = home.cli("backup", "run", "oops")
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert sentinel.read_text() == "precious\n"
+    assert not (source / "backup").exists()

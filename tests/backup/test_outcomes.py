@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.backup.conftest import Home, make_tree
 from tests.support import HOMEKEEP, clean_env, free_port
@@ -203,3 +206,73 @@ def test_verbose_lines_summary_and_rotating_log(home: Home, source: Path) -> Non
         True,
         True,
     ]
+
+
+def test_run_loads_only_what_a_run_needs(home: Home, source: Path) -> None:
+    # Start-up time is part of every `backup run`: a cron job must not pull in croniter,
+    # and plotting, the daemon, the hook's HTTP client and the web server stay unloaded.
+    home.write([{"name": "nightly", "source": str(source), "cron": "30 3 * * *"}])
+    result = home.cli("backup", "run", "nightly", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "homekeep" in loaded
+    heavy = {"croniter", "matplotlib", "websockets", "httpx", "uvicorn", "starlette", "fastapi"}
+    assert loaded & heavy == set()
+
+
+@pytest.mark.parametrize("cron", ["61 * * * *", "* 25 * * *", "0 0 32 * *"])
+def test_out_of_range_cron_stops_the_daemon_and_init(home: Home, source: Path, cron: str) -> None:
+    # The shape passes at load; the field ranges are checked where a schedule is used.
+    home.write([{"name": "odd", "source": str(source), "cron": cron}])
+    assert home.cli("backup", "run", "odd").returncode == 0
+    cmd = ["backup", "daemon", "--host", "127.0.0.1", "--port", "0"]
+    daemon = home.cli(*cmd, timeout=30)
+    assert daemon.returncode == 2
+    assert (
+        daemon.stderr == f"error: job odd: cron: not a valid cron expression: {cron!r}; "
+        f"fix it in {home.config}\n"
+    )
+    home.write([])
+    init = home.cli("backup", "init", "--name", "x", "--source", source, "--cron", cron)
+    assert init.returncode == 2
+    assert "not a valid cron expression" in init.stderr
+
+
+def test_lock_of_a_reused_pid_is_cleared(home: Home, source: Path) -> None:
+    # The pid is alive (this test's own process) but was not the one that took the lock:
+    # its start time differs, as after a reboot.
+    import socket
+
+    lock = home.data / "backup" / "locks" / "docs.lock"
+    lock.parent.mkdir(parents=True)
+    holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": 1}
+    lock.write_text(json.dumps(holder))
+    home.write([{"name": "docs", "source": str(source)}])
+    result = home.cli("backup", "run", "docs")
+    assert result.returncode == 0, result.stderr
+    assert not lock.exists()
+    # The same pid with its real start time is a live holder.
+    stat = Path(f"/proc/{os.getpid()}/stat").read_text()
+    holder["started"] = int(stat.rsplit(")", 1)[1].split()[19])
+    lock.write_text(json.dumps(holder))
+    assert home.cli("backup", "run", "docs").returncode == 4
+    lock.unlink()
+
+
+def test_a_lock_being_written_is_not_taken_for_stale(home: Home, source: Path) -> None:
+    lock = home.data / "backup" / "locks" / "docs.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")  # another process has just created it
+    home.write([{"name": "docs", "source": str(source)}])
+    busy = home.cli("backup", "run", "docs")
+    assert busy.returncode == 4
+    assert "just being started" in busy.stderr
+    old = time.time() - 60  # left empty by a crash long ago: stale
+    os.utime(lock, (old, old))
+    assert home.cli("backup", "run", "docs").returncode == 0
+    assert not lock.exists()
+    assert list(lock.parent.iterdir()) == []  # no temporary lock files left

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from homekeep.backup.config import BackupConfig
+from homekeep.backup.config import BackupConfig, cron_problem, cron_shape_ok
 from homekeep.backup.protocol import Commands, drive_entries
 from homekeep.backup.service import Service, open_service
 from homekeep.core.area import AreaContext
@@ -195,3 +195,22 @@ def test_any_target_string_resolves_or_says_why(target: str) -> None:
     # Nothing that could read as an rsync option ever reaches the command line.
     assert not resolved.location.startswith("-")
     assert resolved.kind in ("local", "ssh", "rsyncd", "rclone")
+
+
+_CRON_FIELD = st.one_of(
+    st.sampled_from(["*", "?", "L", "mon-fri", "jan", "5#3", "*/2", "1-5/2", "0,30", "61"]),
+    st.integers(0, 70).map(str),
+    st.text("0123456789*/,-?#LWa ", min_size=1, max_size=6),
+)
+
+
+@given(st.lists(_CRON_FIELD, min_size=1, max_size=8).map(" ".join))
+@settings(max_examples=300, deadline=None)
+def test_cron_shape_check_never_rejects_what_croniter_accepts(expr: str) -> None:
+    # The config load only checks the shape (croniter stays unloaded for `backup run`);
+    # it must never refuse an expression croniter would run.
+    from croniter import croniter
+
+    if croniter.is_valid(expr):
+        assert cron_shape_ok(expr)
+    assert (cron_problem(expr) is None) == croniter.is_valid(expr)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import time
 from pathlib import Path
 
+from websockets.sync.client import connect
+
 from tests.backup.conftest import Home, RcloneRemote
+from tests.backup.test_daemon import ask, daemon
 from tests.support import free_port
 
 
@@ -88,9 +93,49 @@ def test_unreachable_rclone_remote_is_an_error(home: Home, source: Path) -> None
         [{"name": "cloud", "source": str(source), "target": "b2test:bucket/cloud"}],
         rclone_config=str(conf),
     )
+    begun = time.monotonic()
     result = home.cli("backup", "run", "cloud")
+    # Fails fast: asking the dead remote for its free space must not retry for long.
+    assert time.monotonic() - begun < 8
     assert result.returncode == 1
     run = home.history("cloud")[-1]
     assert run["result"] == "error"
+    assert run["free_before"] is None
     assert run["exit_code"] != 0
     assert any("connection refused" in line.lower() for line in run["errors"])
+
+
+def test_free_space_of_an_rclone_remote(
+    home: Home, source: Path, rclone_remote: RcloneRemote
+) -> None:
+    # An sftp remote with a shell answers `rclone about` (rclone's server runs df);
+    # the memory backend cannot, so its runs say null.
+    conf = rclone_remote.conf
+    text = conf.read_text()
+    nas = text.replace("[b2test]", "[nas]").replace("shell_type = none\n", "")
+    conf.write_text(f"{text}\n{nas}\n[scratch]\ntype = memory\n")
+    home.write(
+        [
+            {"name": "cloud", "source": str(source), "target": "nas:bucket/cloud"},
+            {"name": "mem", "source": str(source), "target": "scratch:bucket"},
+        ],
+        rclone_config=str(conf),
+    )
+    assert home.cli("backup", "run", "cloud").returncode == 0
+    run = home.history("cloud")[-1]
+    disk = shutil.disk_usage(rclone_remote.served)
+    for key in ("free_before", "free_after"):
+        assert isinstance(run[key], int)
+        assert abs(run[key] - disk.free) < disk.total // 100  # the served disk's free space
+    assert home.cli("backup", "run", "mem").returncode == 0
+    mem = home.history("mem")[-1]
+    assert mem["result"] == "ok"
+    assert mem["free_before"] is None
+    assert mem["free_after"] is None
+    # DriveStats over the WebSocket API tells the same.
+    with daemon(home) as url, connect(url) as ws:
+        cloud = ask(ws, {"request": "DriveStats", "Name": "cloud"})
+        assert cloud["Result"] == "Success"
+        assert abs(cloud["Target"]["free"] - disk.free) < disk.total // 100
+        assert cloud["Target"]["total"] == disk.total
+        assert ask(ws, {"request": "DriveStats", "Name": "mem"})["Target"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import tomllib
 import zlib
@@ -141,6 +142,20 @@ def test_stats_reports_free_space_and_speed(home: Home, tmp_path: Path) -> None:
     assert missing.returncode == 2
 
 
+def test_stats_reads_from_the_device_not_the_page_cache(home: Home, tmp_path: Path) -> None:
+    # mincore after fsync + DONTNEED: none of the file is cached when the read starts.
+    disk = json.loads(home.cli("backup", "stats", tmp_path, "--size", "8", "--json").stdout)
+    assert disk["cached_before_read"] == 0.0
+    # On tmpfs the pages are the storage: the tool says the read is memory speed.
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        pytest.skip("no writable tmpfs")
+    ram = home.cli("backup", "stats", shm, "--size", "4")
+    assert ram.returncode == 0, ram.stderr
+    assert "page cache dropped" not in ram.stdout
+    assert "the read speed is memory speed" in ram.stdout
+
+
 def test_init_from_flags_and_interactive(home: Home, source: Path) -> None:
     home.config.write_text("# my settings\n[server]\nport = 8099\n")
     flags = home.cli(
@@ -218,7 +233,11 @@ def test_init_rejects_bad_input(home: Home, source: Path, args: list[str], messa
             "two jobs are named",
         ),
         ('[backup]\njobs = [{name = "a", source = "/x", units = "Weeks"}]', "units must be"),
-        ('[backup]\njobs = [{name = "a", source = "photos"}]', "absolute path"),
+        (
+            '[backup]\njobs = [{name = "a", source = "photos"}]',
+            "jobs.0.source: source must be an absolute path, got 'photos'",
+        ),
+        ('[backup]\njobs = [{name = "a", source = "/x", cron = "1 2"}]', "cron expression, got"),
         ('[backup]\njobs = [{name = "a", source = "/x", colour = "red"}]', "colour"),
         ('[backup]\nexit_codes = {rsync = {"x" = "ok"}}', "not a number"),
         ('[backup]\nexit_codes = {rsync = {"23" = "fine"}}', "exit_codes"),
@@ -230,6 +249,8 @@ def test_bad_config_is_one_line_error(home: Home, config: str, message: str) -> 
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stderr.count("\n") == 1
+    assert "value error" not in result.stderr.lower()  # pydantic's wording stays out
+    assert result.stderr.count(", got ") <= 1  # the bad value is named once
 
 
 @pytest.mark.browser

@@ -136,19 +136,41 @@ def test_verify_finds_a_changed_file(home: Home, source: Path) -> None:
     assert "1 differences" in bad.stderr
 
 
-def test_snapshot_to_remote_target_is_refused(home: Home, source: Path) -> None:
-    home.write(
-        [
-            {
-                "name": "snap",
-                "source": str(source),
-                "method": "snapshot",
-                "target": "nas.lan:/backups/snap",
-            }
-        ]
-    )
+@pytest.mark.parametrize("target", ["nas.lan:/backups/snap", "rsync://nas.lan/backups/snap"])
+def test_snapshot_to_remote_target_is_refused(home: Home, source: Path, target: str) -> None:
+    # Why: docs/backup.md, "Targets" (no rename on a daemon, no retention remotely).
+    home.write([{"name": "snap", "source": str(source), "method": "snapshot", "target": target}])
     result = home.cli("backup", "run", "snap")
     assert result.returncode == 2
     assert "snapshots need a local or mounted target" in result.stderr
     listing = json.loads(home.cli("backup", "list", "--json").stdout)
     assert listing[0]["name"] == "snap"
+
+
+@pytest.mark.parametrize(
+    ("rules", "kept_old"),
+    [
+        ({"keep_monthly": 3}, ["2020-03-15T020000Z", "2020-02-10T020000Z"]),
+        ({"keep_weekly": 3}, ["2020-03-15T020000Z", "2020-03-01T020000Z"]),
+        ({"keep_daily": 2, "keep_last": 3}, ["2020-03-15T020000Z", "2020-03-14T020000Z"]),
+    ],
+)
+def test_retention_prunes_real_snapshot_dirs(
+    home: Home, source: Path, rules: dict[str, int], kept_old: list[str]
+) -> None:
+    # Old snapshots on disk (dated long ago, so today's date cannot change the answer).
+    root = home.root / "snap"
+    old = ["2020-01-05T020000Z", "2020-01-20T020000Z", "2020-02-10T020000Z"]
+    old += ["2020-03-01T020000Z", "2020-03-14T020000Z", "2020-03-15T020000Z"]
+    for name in old:
+        (root / name).mkdir(parents=True)
+        (root / name / "old.txt").write_text(name * 100)
+    (root / "2020-03-16T020000Z.partial").mkdir()  # an interrupted run: resumed, not kept
+    home.write([{"name": "snap", "source": str(source), "method": "snapshot", **rules}])
+    result = home.cli("backup", "run", "snap")
+    assert result.returncode == 0, result.stderr
+    new = home.history("snap")[-1]["snapshot"]
+    assert sorted(p.name for p in root.iterdir()) == sorted([*kept_old, new, "latest"])
+    assert (root / "latest").resolve() == (root / new).resolve()
+    log = Path(home.history("snap")[-1]["log_file"]).read_text()
+    assert log.count("retention: removed snapshot") == len(old) - len(kept_old)

@@ -14,13 +14,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from homekeep.backup.config import JobSpec
+from homekeep.backup.config import JobSpec, cron_problem
 from homekeep.backup.jobbook import describe_error
 from homekeep.backup.runner import human, summary
 from homekeep.backup.service import Service, open_service
 from homekeep.backup.store import Run
 from homekeep.backup.targets import resolve, valid_source
-from homekeep.core.errors import HomekeepError, InvalidInput, UsageError
+from homekeep.core.errors import HomekeepError, InvalidInput, NotFound, UsageError
 from homekeep.core.progress import progress
 from homekeep.core.runtime import Runtime, pass_runtime
 
@@ -180,6 +180,8 @@ def plot_cmd(rt: Runtime, job: str | None, plot_all: bool, output: Path) -> None
     svc = _service(rt)
     names = [j.name for j in svc.jobs.all()] if plot_all else [svc.jobs.get(job or "").name]
     series = {name: svc.backups.store.history(name) for name in names}
+    if not any(series.values()):
+        raise NotFound(f"no runs of {', '.join(names) or 'any job'} yet; run a backup first")
     if not output.parent.is_dir():
         raise UsageError(f"folder {output.parent} does not exist")
     count = plot.write(series, output)
@@ -244,10 +246,16 @@ def stats_cmd(path: Path, size: int, no_speed: bool, as_json: bool) -> None:
         return
     click.echo(f"{path}: {human(result['free'])} free of {human(result['total'])}")
     if not no_speed:
+        cached = (result["cached_before_read"] or 0) > 0.1
         click.echo(
             f"write {result['write_mb_s']} MiB/s, read {result['read_mb_s']} MiB/s "
-            f"({human(result['bytes'])}, fsync, page cache dropped)"
+            f"({human(result['bytes'])}, fsync{'' if cached else ', page cache dropped'})"
         )
+        if cached:
+            click.echo(
+                "note: the page cache could not be dropped here (a RAM file system?); "
+                "the read speed is memory speed"
+            )
 
 
 @group.command("daemon")
@@ -317,6 +325,8 @@ def init_cmd(rt: Runtime, /, interactive: bool, **values: Any) -> None:
         spec = JobSpec.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(f"job: {describe_error(exc)}") from exc
+    if spec.cron and (problem := cron_problem(spec.cron)):
+        raise InvalidInput(f"job: cron: {problem}")
     if not valid_source(spec.source):
         raise InvalidInput(f"source {spec.source} is not an existing directory")
     target = resolve(spec, svc.config)

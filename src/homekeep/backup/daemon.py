@@ -18,10 +18,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from homekeep.backup import schedule
-from homekeep.backup.config import JobSpec
+from homekeep.backup.config import JobSpec, cron_problem
 from homekeep.backup.protocol import Commands
 from homekeep.backup.service import Service
-from homekeep.core.errors import AuthError, Conflict, HomekeepError, UsageError
+from homekeep.core.errors import AuthError, Conflict, HomekeepError, InvalidInput, UsageError
 from homekeep.core.tokens import TokenStore
 
 log = logging.getLogger("homekeep.backup")
@@ -135,7 +135,10 @@ class Daemon:
         for name, job in jobs.items():
             if self.known.get(name) == job:
                 continue
-            if initial:
+            if job.cron and (problem := cron_problem(job.cron)):
+                log.error("%s: %s; the job is not scheduled", name, problem)
+                self.due[name] = None
+            elif initial:
                 last = self.svc.backups.store.last(name)
                 started = datetime.fromisoformat(last.started_at) if last else None
                 self.due[name] = schedule.first_due(job, started, now)
@@ -250,6 +253,10 @@ def run_daemon(
     ``tokens`` None lets every client in; the CLI always passes it beyond loopback.
     """
     import click
+
+    for job in svc.jobs.all():
+        if job.cron and (problem := cron_problem(job.cron)):
+            raise InvalidInput(f"job {job.name}: cron: {problem}; fix it in {svc.jobs.path}")
 
     def announce(url: str) -> None:
         click.echo(f"homekeep backup daemon listening on {url} (Ctrl-C stops)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 import shutil
 import time
@@ -15,6 +17,37 @@ def usage(path: Path) -> dict[str, int]:
     """Total, used and free bytes of the file system holding ``path``."""
     du = shutil.disk_usage(path)
     return {"total": du.total, "used": du.used, "free": du.free}
+
+
+def resident_fraction(fd: int, size: int) -> float | None:
+    """The share of a file's pages in the page cache (mincore), None where unknown."""
+    if size <= 0:
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        mmap_fn = libc.mmap
+        mmap_fn.restype = ctypes.c_void_p
+        mmap_fn.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_long,
+        ]
+        addr = mmap_fn(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    except (OSError, AttributeError):
+        return None
+    if addr in (None, ctypes.c_void_p(-1).value):
+        return None
+    try:
+        pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+        vec = (ctypes.c_ubyte * pages)()
+        if libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(size), vec) != 0:
+            return None
+        return sum(b & 1 for b in vec) / pages
+    finally:
+        libc.munmap(ctypes.c_void_p(addr), ctypes.c_size_t(size))
 
 
 def speed_test(directory: Path, size: int = 64 * CHUNK) -> dict[str, Any]:
@@ -42,6 +75,8 @@ def speed_test(directory: Path, size: int = 64 * CHUNK) -> dict[str, Any]:
         fd = os.open(path, os.O_RDONLY)
         try:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            # On tmpfs (and some FUSE mounts) the pages are the storage and stay put.
+            cached = resident_fraction(fd, written)
             start = time.perf_counter()
             read = 0
             while chunk := os.read(fd, CHUNK):
@@ -55,6 +90,7 @@ def speed_test(directory: Path, size: int = 64 * CHUNK) -> dict[str, Any]:
         "bytes": written,
         "write_mb_s": round(written / 2**20 / max(write_seconds, 1e-9), 1),
         "read_mb_s": round(read / 2**20 / max(read_seconds, 1e-9), 1),
+        "cached_before_read": None if cached is None else round(cached, 3),
     }
 
 

@@ -19,7 +19,9 @@ def describe_error(exc: ValidationError) -> str:
     """The first validation problem, in one line."""
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
-    return f"{loc}: {err['msg']}" if loc else str(err["msg"])
+    text = f"{loc}: {err['msg']}" if loc else str(err["msg"])
+    given = err.get("input")
+    return f"{text}, got {given!r}" if isinstance(given, str) and loc else text
 
 
 class JobBook:

@@ -11,6 +11,18 @@ from types import TracebackType
 
 from homekeep.core.errors import Conflict
 
+# A lock file without a readable holder younger than this is being written, not stale.
+FRESH_SECONDS = 10.0
+
+
+def _started(pid: int) -> int | None:
+    """The start time of a process (clock ticks since boot, /proc), None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -34,28 +46,46 @@ class JobLock:
     def acquire(self) -> None:
         """Take the lock or raise Conflict naming the holder."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps(
-            {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
-        ).encode()
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder is None or self._stale(holder):
-                    self.path.unlink(missing_ok=True)
-                    self.stale_cleared = True
-                    continue
-                raise Conflict(
-                    f"job {self.job} is already running (pid {holder.get('pid')} on "
-                    f"{holder.get('host')}); wait for it, or remove {self.path} if that "
-                    "process is gone"
-                ) from None
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(body)
-            self._held = True
-            return
+        me = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": _started(os.getpid()),
+            "since": time.time(),
+        }
+        # Written aside and hard-linked into place: the lock appears with its holder in
+        # it, so no reader ever sees a half-written lock and takes it for a stale one.
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{time.monotonic_ns()}")
+        tmp.write_bytes(json.dumps(me).encode())
+        try:
+            for _ in range(3):
+                try:
+                    os.link(tmp, self.path)
+                except FileExistsError:
+                    holder = self._holder()
+                    if holder is None and self._fresh():
+                        raise Conflict(
+                            f"job {self.job} is just being started by another process"
+                        ) from None
+                    if holder is None or self._stale(holder):
+                        self.path.unlink(missing_ok=True)
+                        self.stale_cleared = True
+                        continue
+                    raise Conflict(
+                        f"job {self.job} is already running (pid {holder.get('pid')} on "
+                        f"{holder.get('host')}); wait for it, or remove {self.path} if that "
+                        "process is gone"
+                    ) from None
+                self._held = True
+                return
+        finally:
+            tmp.unlink(missing_ok=True)
         raise Conflict(f"cannot take the lock {self.path}; remove it if no run is active")
+
+    def _fresh(self) -> bool:
+        try:
+            return time.time() - self.path.stat().st_mtime < FRESH_SECONDS
+        except OSError:
+            return False
 
     def _holder(self) -> dict[str, object] | None:
         try:
@@ -69,7 +99,12 @@ class JobLock:
         pid = holder.get("pid")
         if holder.get("host") != socket.gethostname():
             return False
-        return not isinstance(pid, int) or not _alive(pid)
+        if not isinstance(pid, int) or not _alive(pid):
+            return True
+        # The pid is alive, but after a reboot or a long time it may be another process.
+        started = holder.get("started")
+        now = _started(pid)
+        return isinstance(started, int) and now is not None and now != started
 
     def release(self) -> None:
         """Drop the lock if this process holds it."""

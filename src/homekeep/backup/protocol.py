@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from homekeep.backup.config import JobSpec, unit_seconds
+from homekeep.backup.config import JobSpec, cron_problem, unit_seconds
 from homekeep.backup.service import Service
 from homekeep.backup.targets import resolve, valid_local_target, valid_source
 from homekeep.core.errors import HomekeepError
@@ -113,6 +113,8 @@ def build_drive(
         loc = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
         error = {"name": "Invalid Name", "target": "Invalid Target Path"}.get(loc, "Invalid Drive")
         return None, error, warning
+    if job.cron and cron_problem(job.cron):
+        return None, "Invalid Drive", warning
     try:
         resolved = resolve(job, svc.config)
     except HomekeepError:
@@ -280,6 +282,12 @@ class Commands:
                 out["Speed"] = await self.control.in_thread(
                     lambda: diskstats.speed_test(probe, 16 * diskstats.CHUNK)
                 )
+        elif target.tool == "rclone":
+            from homekeep.backup.runner import rclone_about
+
+            out["Target"] = await self.control.in_thread(
+                lambda: rclone_about(target, self.svc.config)
+            )
         last = await self.control.in_thread(lambda: self.svc.backups.store.last(job.name))
         out["LastRun"] = last.to_json() if last else None
         return out

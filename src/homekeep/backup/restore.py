@@ -12,6 +12,12 @@ from homekeep.core.errors import ExternalToolError, InvalidInput, NotFound, Usag
 from homekeep.core.tools import require_tool
 
 
+def _one_line(stderr: str) -> str:
+    """A tool's complaint in one line: its last few lines joined, at most 500 characters."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    return "; ".join(lines[-3:])[-500:] or "no message"
+
+
 def _rclone_conf(config: BackupConfig) -> list[str]:
     path = rclone_config_path(config)
     return ["--config", str(path)] if path.exists() else []
@@ -22,8 +28,10 @@ def backup_location(job: JobSpec, target: Target, snapshot: str | None = None) -
     if job.method != "snapshot":
         if snapshot:
             raise UsageError(f"job {job.name} is a mirror; it has no snapshots")
+        if target.is_local and not target.path.is_dir():
+            raise NotFound(f"job {job.name} has no backup yet at {target.path}; run it first")
         return target.location
-    names = retention.snapshots(target.path)
+    names = retention.snapshots(target.path) if target.path.is_dir() else []
     if not names:
         raise NotFound(f"job {job.name} has no complete snapshot yet; run it first")
     if snapshot is None:
@@ -52,7 +60,7 @@ def verify(job: JobSpec, config: BackupConfig) -> list[str]:
             cmd.append("--download")
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
         if done.returncode not in (0, 1):
-            raise ExternalToolError(f"rclone check failed: {done.stderr.strip()[-500:]}")
+            raise ExternalToolError(f"rclone check failed: {_one_line(done.stderr)}")
         # --combined marks each file: "=" same, "-" missing in the backup, "*" differs.
         differences = [line for line in done.stdout.splitlines() if line[:2] in ("- ", "* ", "! ")]
         if done.returncode == 1 and not differences:
@@ -66,7 +74,7 @@ def verify(job: JobSpec, config: BackupConfig) -> list[str]:
     cmd += [job.source.rstrip("/") + "/", location.rstrip("/") + "/"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
     if done.returncode != 0:
-        raise ExternalToolError(f"rsync verify failed: {done.stderr.strip()[-500:]}")
+        raise ExternalToolError(f"rsync verify failed: {_one_line(done.stderr)}")
     # Directory timestamp updates (".d..t...") are not differences in content.
     return [
         line
@@ -85,6 +93,7 @@ def restore(
         raise UsageError(f"{dest} is not empty; restore into an empty folder or pass --force")
     target = resolve(job, config)
     location = backup_location(job, target, snapshot)
+    created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     if target.tool == "rclone":
         cmd = [require_tool("rclone"), "copy", location, str(dest), *_rclone_conf(config)]
@@ -95,5 +104,7 @@ def restore(
         cmd += [location.rstrip("/") + "/", str(dest) + "/"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=24 * 3600, check=False)
     if done.returncode != 0:
-        raise ExternalToolError(f"restore failed: {done.stderr.strip()[-500:]}")
+        if created and not any(dest.iterdir()):
+            dest.rmdir()
+        raise ExternalToolError(f"restore failed: {_one_line(done.stderr)}")
     return cmd

@@ -112,6 +112,28 @@ def nearest_usage(path: Path) -> int | None:
         return None
 
 
+def rclone_about(target: Target, config: BackupConfig) -> dict[str, int] | None:
+    """Total, used and free bytes of an rclone remote (``rclone about``), None when its
+    backend cannot tell (B2, S3...) or the remote does not answer."""
+    conf = rclone_config_path(config)
+    # One try, short timeouts: an unreachable remote must not add minutes to a run.
+    cmd = [require_tool("rclone"), "about", "--json", target.location, "--low-level-retries=1"]
+    cmd += ["--contimeout=10s", "--timeout=30s", "--retries=1"]
+    if conf.exists():
+        cmd += ["--config", str(conf)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        about = json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    if not isinstance(about, dict):
+        return None
+    sizes = {k: about.get(k) for k in ("total", "used", "free")}
+    if not isinstance(sizes["free"], int) or sizes["free"] < 0:
+        return None
+    return {k: v for k, v in sizes.items() if isinstance(v, int)}
+
+
 def _prune_logs(folder: Path, keep: int) -> None:
     """Delete the oldest run logs of a job beyond ``keep`` (names start with the run id)."""
     logs = sorted(folder.glob("*.log"), key=lambda p: int(p.name.split("-", 1)[0]))
@@ -253,16 +275,25 @@ class _Execution:
 
     def go(self) -> None:
         self.check_safety()
-        if self.target.is_local:
-            self.run.free_before = nearest_usage(self.target.path)
+        self.run.free_before = self.free_space()
         if self.job.method == "snapshot":
             self.snapshot()
         elif self.target.tool == "rclone":
             self.rclone_mirror()
         else:
             self.rsync_mirror()
+        if self.run.free_before is not None or self.target.is_local:
+            self.run.free_after = self.free_space()  # a remote that could not tell, still cannot
+
+    def free_space(self) -> int | None:
+        """Free bytes at the target: statvfs locally, ``rclone about`` for a remote that
+        tells (many do: sftp, Drive, OneDrive; B2 and S3 do not); None otherwise."""
         if self.target.is_local:
-            self.run.free_after = nearest_usage(self.target.path)
+            return nearest_usage(self.target.path)
+        if self.target.tool != "rclone":
+            return None
+        about = rclone_about(self.target, self.backups.config)
+        return about["free"] if about else None
 
     def check_safety(self) -> None:
         source = Path(self.job.source)

@@ -93,7 +93,29 @@ def _checked(job: JobSpec, target: Target) -> Target:
         )
     if job.method == "snapshot" and target.tool == "rclone":
         raise InvalidInput(f"job {job.name}: rclone cannot make snapshots; use mirror")
+    if target.is_local and (problem := overlap_problem(Path(job.source), target.path)):
+        raise InvalidInput(f"job {job.name}: {problem}")
     return target
+
+
+def overlap_problem(source: Path, target: Path) -> str | None:
+    """Why a local target cannot hold a backup of ``source``, or None.
+
+    A mirror deletes what the source lacks, so a target that is the source or contains
+    it (``/``, ``/home`` for ``/home/me``) would be wiped; a target inside the source
+    would be backed up into itself, growing every run.
+    """
+    src, dst = source.resolve(), target.resolve()
+    if dst == src:
+        return f"target {target} is the source itself"
+    if dst in src.parents:
+        return (
+            f"target {target} contains the source {source}; a mirror would delete everything "
+            "else in it"
+        )
+    if src in dst.parents:
+        return f"target {target} is inside the source {source}; it would back itself up"
+    return None
 
 
 def valid_source(source: str) -> bool:
