@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from homekeep.core.config import (
     CORE_SECTIONS,
@@ -91,3 +91,23 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
     write_atomic(target, b"new", mode=0o600)
     assert target.read_text() == "new"
     assert target.stat().st_mode & 0o777 == 0o600
+
+
+class PairSection(Section):
+    """Two keys that must differ."""
+
+    low: int = 1
+    high: int = 2
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PairSection:
+        if self.low >= self.high:
+            raise ValueError("low must be below high")
+        return self
+
+
+def test_a_cross_key_error_is_stated_once_without_the_section_dump() -> None:
+    sections: dict[str, type[Section]] = {**CORE_SECTIONS, "pair": PairSection}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, sections, env={"HOMEKEEP_PAIR_LOW": "5"})
+    assert str(caught.value) == "the embedded defaults: [pair] low must be below high"

@@ -232,8 +232,13 @@ def _describe(
         return f"{origin}: [{section}] unknown key '{key}'; remove it or check its spelling"
     if error["type"] == "missing":
         return f"{origin}: [{section}] {key} is required"
+    msg = error["msg"].removeprefix("Value error, ")
+    msg = msg[:1].lower() + msg[1:]
+    if not loc:  # a check across keys: the section's own words say it all
+        return f"{origin}: [{section}] {msg}"
     got = error.get("input")
-    return f"{origin}: [{section}] {key}: {error['msg'].lower()}, got {got!r}"
+    shown = "" if isinstance(got, dict | list) else f", got {got!r}"
+    return f"{origin}: [{section}] {key}: {msg}{shown}"
 
 
 def _drop_none(value: Any) -> Any:
