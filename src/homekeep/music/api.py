@@ -89,13 +89,25 @@ def build(ctx: AreaContext) -> WebParts:
         q: Search = None,
         album_id: Annotated[str | None, Query(max_length=64)] = None,
         artist_id: Annotated[str | None, Query(max_length=64)] = None,
+        genre: Annotated[str | None, Query(max_length=200)] = None,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        """Tracks, filtered by album or artist; paginated."""
+        """Tracks, filtered by album, by any of their artists or genres; paginated."""
         return await db.run(
-            library.tracks, q=q, album_id=album_id, artist_id=artist_id, limit=limit, offset=offset
+            library.tracks,
+            q=q,
+            album_id=album_id,
+            artist_id=artist_id,
+            genre=genre,
+            limit=limit,
+            offset=offset,
         )
+
+    @api.get("/genres")
+    async def genres(q: Search = None, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
+        """Genres with their track counts (every value of multi-valued genre tags)."""
+        return await db.run(library.genres, q=q, limit=limit, offset=offset)
 
     @api.get("/tracks/{track_id}")
     async def track(track_id: int) -> dict[str, Any]:

@@ -449,6 +449,8 @@ class Scanner:
         file_rows = []
         track_rows = []
         picture_rows: list[tuple[Any, ...]] = []
+        artist_rows: list[tuple[Any, ...]] = []
+        genre_rows: list[tuple[Any, ...]] = []
         for r in results:
             if r.vanished:
                 continue
@@ -463,6 +465,9 @@ class Scanner:
             )  # fmt: skip
             if r.error is None:
                 track_rows.append((r.file_id, *r.row))
+                artists = r.artists or [(r.row[-3], catalog.UNKNOWN_ARTIST)]
+                artist_rows.extend((r.file_id, n, a[0], a[1]) for n, a in enumerate(artists))
+                genre_rows.extend((r.file_id, n, g) for n, g in enumerate(r.genres))
                 picture_rows.extend(
                     (r.file_id, n, p.type, p.mime or "", p.description or "", p.hash, p.size)
                     for n, p in enumerate(r.pictures)
@@ -476,6 +481,15 @@ class Scanner:
             conn.executemany("DELETE FROM tracks WHERE file_id = ?", known)
             conn.executemany("DELETE FROM pictures WHERE file_id = ?", known)
             conn.executemany(_INSERT_TRACK, track_rows)
+            conn.executemany(
+                "INSERT OR REPLACE INTO track_artists (file_id, position, artist_id, name)"
+                " VALUES (?, ?, ?, ?)",
+                artist_rows,
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO track_genres (file_id, position, genre) VALUES (?, ?, ?)",
+                genre_rows,
+            )
             conn.executemany(
                 "INSERT INTO pictures (file_id, position, type, mime, description, hash, size)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",

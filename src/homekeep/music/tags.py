@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from homekeep.core.hashing import hash_bytes
-from homekeep.music.catalog import track_ids
+from homekeep.music.catalog import artist_id, track_ids
 from homekeep.music.images import MAX_IMAGE_BYTES, ImageStore, sniff_mime
 
 SAMPLE_BYTES = 1 << 20
@@ -147,6 +147,8 @@ class ReadResult:
     warning: str | None = None
     vanished: bool = False
     row: tuple[Any, ...] = ()  # the tracks table row: TRACK_COLUMNS, then the three ids
+    artists: list[tuple[str, str]] = field(default_factory=list)  # every (id, name), in order
+    genres: list[str] = field(default_factory=list)  # every genre, in order
 
 
 def fingerprint(path: Path, size: int) -> str:
@@ -221,6 +223,8 @@ def read_file(file_id: int, path: str | Path, size: int, store: ImageStore) -> R
         result.tags.update(_tags(system, fields))
         result.warning = _truncated(result.detected, size, result.tags)
         result.row = (*(result.tags.get(c) for c in TRACK_COLUMNS), *track_ids(result.tags))
+        result.artists = [(artist_id(name), name) for name in result.tags["artists"]]
+        result.genres = result.tags["genres"]
         result.pictures = [
             Picture(ptype, mime, desc, store.save(data), len(data))
             for ptype, mime, desc, data in _pictures(audio, system, fields)
@@ -370,28 +374,44 @@ def _facts(audio: Any) -> dict[str, Any]:
 
 
 def _first(values: Any) -> str | None:
+    found = _all(values)
+    return found[0] if found else None
+
+
+def _all(values: Any) -> list[str]:
+    """Return every non-empty text of a tag, in order: ID3 frames and Vorbis comments
+    hold lists, APEv2 text items hold NUL-separated values, MP4 and ASF hold lists."""
     if values is None:
-        return None
-    if isinstance(values, list | tuple):
+        return []
+    if hasattr(values, "genres"):  # ID3 TCON: "(17)" and "17" are ID3v1 genre numbers
+        items: list[Any] = list(values.genres)
+    elif hasattr(values, "text"):
+        items = list(values.text)
+    elif isinstance(values, list | tuple):
+        items = []
         for value in values:
-            text = _text(value)
-            if text:
-                return text
-        return None
-    return _text(values)
+            items.extend(_all(value) if hasattr(value, "text") else [value])
+    else:
+        items = [values]
+    out: list[str] = []
+    for item in items:
+        if hasattr(item, "value") and not isinstance(item, str | int | bytes):
+            item = item.value  # APE, ASF values
+        if isinstance(item, bytes):
+            item = item.decode("utf-8", "replace")
+        for part in str(item).split("\x00"):
+            text = part.strip()
+            if text and text not in out:
+                out.append(text)
+    return out
 
 
-def _text(value: Any) -> str | None:
-    if hasattr(value, "text"):  # ID3 frames
-        return _first(value.text)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if hasattr(value, "value") and not isinstance(value, str | int):  # APE, ASF values
-        value = value.value
-        if isinstance(value, bytes):
-            return None
-    text = str(value).replace("\x00", "").strip()
-    return text or None
+def _lookup_all(tags: Any, names: tuple[str, ...]) -> list[str]:
+    for name in names:
+        found = _all(tags.get(name))
+        if found:
+            return found
+    return []
 
 
 def _lookup(tags: Any, names: tuple[str, ...]) -> str | None:
@@ -444,8 +464,11 @@ _SYSTEMS: dict[str, dict[str, tuple[str, ...]]] = {
 
 def _tags(system: str, fields: dict[str, Any]) -> dict[str, Any]:
     raw: dict[str, str | None] = {}
-    for field_name, keys in _SYSTEMS.get(system, {}).items():
+    names = _SYSTEMS.get(system, {})
+    for field_name, keys in names.items():
         raw[field_name] = _lookup(fields, keys)
+    # several artists and genres are kept: a player lists the track under each of them
+    many = {key: _lookup_all(fields, names.get(key, ())) for key in ("artist", "genre")}
     if system == "id3":
         ufid = fields.get("UFID:http://musicbrainz.org")
         if ufid is not None:
@@ -462,9 +485,14 @@ def _tags(system: str, fields: dict[str, Any]) -> dict[str, Any]:
                 raw[total_key] = str(total) if total else None
         if fields.get("cpil"):
             raw["compilation"] = "1"
-        if not raw.get("genre") and fields.get("gnre"):
-            raw["genre"] = _first(fields.get("gnre"))
-    return _normalise(raw)
+        if not many["genre"] and fields.get("gnre"):
+            many["genre"] = _all(fields.get("gnre"))
+    out = _normalise(raw)
+    out["artists"], out["genres"] = many["artist"], many["genre"]
+    # the display strings hold every value; the first artist is the track's main artist
+    out["artist"] = "; ".join(many["artist"]) or None
+    out["genre"] = "; ".join(many["genre"]) or None
+    return out
 
 
 def _number(text: str | None) -> tuple[int | None, int | None]:

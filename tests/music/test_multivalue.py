@@ -1,0 +1,103 @@
+# mypy: disable-error-code="no-untyped-call, attr-defined"
+"""Multi-valued artist and genre tags: every value kept, a track listed under each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from homekeep.music.catalog import artist_id
+from homekeep.music.library import Library as Queries
+from tests.music import media
+from tests.music.conftest import Library
+
+ARTISTS = ["Alice Keys", "Bob Strings", "Carol Drums"]
+GENRES = ["Jazz", "Funk"]
+
+
+def _tag_many(path: Path, fmt: str) -> None:
+    """Write several artists and genres the way each tag system stores them."""
+    from mutagen import File
+    from mutagen.apev2 import APEv2
+    from mutagen.id3 import TCON, TPE1
+
+    if fmt in ("mp3", "aiff", "wav"):
+        audio = File(path)
+        audio.tags.add(TPE1(encoding=3, text=ARTISTS))  # one frame, several values
+        audio.tags.add(TCON(encoding=3, text=GENRES))
+        audio.save()
+    elif fmt in ("flac", "vorbis", "opus"):
+        audio = File(path)
+        audio["ARTIST"] = ARTISTS  # repeated ARTIST= comments
+        audio["GENRE"] = GENRES
+        audio.save()
+    elif fmt in ("aac", "alac"):
+        audio = File(path)
+        audio["\xa9ART"] = ARTISTS
+        audio["\xa9gen"] = GENRES
+        audio.save()
+    elif fmt in ("ape", "wavpack"):
+        ape = APEv2(path)
+        ape["Artist"] = ARTISTS  # NUL-separated values of one item
+        ape["Genre"] = GENRES
+        ape.save(path)
+    else:  # wma: one attribute per value
+        audio = File(path)
+        audio["Author"] = ARTISTS
+        audio["WM/Genre"] = GENRES
+        audio.save()
+
+
+@pytest.mark.parametrize("fmt", media.FORMATS)
+def test_every_artist_and_genre_is_kept(library: Library, fmt: str) -> None:
+    path = library.add("multi/song", fmt, title="Together", album="Ensemble", track=1)
+    _tag_many(path, fmt)
+    result = library.scan()
+    assert result.counts["errors"] == 0
+    queries = Queries(library.db)
+    track = queries.tracks(q=None, album_id=None, artist_id=None, limit=10, offset=0)["items"][0]
+    assert [a["name"] for a in track["artists"]] == ARTISTS
+    assert track["genres"] == GENRES
+    assert track["artist"] == "Alice Keys; Bob Strings; Carol Drums"
+    # the album is filed under the main (first) artist, not under a joined name
+    assert track["artist_id"] == artist_id("Alice Keys")
+    album = queries.album(track["album_id"])
+    assert album["album_artist"] == "Alice Keys"
+    # a player lists the track under each artist and each genre
+    for name in ARTISTS:
+        found = queries.tracks(q=None, album_id=None, artist_id=artist_id(name), limit=10, offset=0)
+        assert [t["id"] for t in found["items"]] == [track["id"]], name
+        assert queries.artist(artist_id(name))["track_count"] == 1
+        assert [a["id"] for a in queries.artist(artist_id(name))["albums"]] == [album["id"]]
+    for genre in GENRES:
+        found = queries.tracks(
+            q=None, album_id=None, artist_id=None, genre=genre.lower(), limit=10, offset=0
+        )
+        assert found["total"] == 1, genre
+    genres = queries.genres(q=None, limit=10, offset=0)["items"]
+    assert [(g["name"], g["tracks"]) for g in genres] == [("Funk", 1), ("Jazz", 1)]
+
+
+def test_id3v1_genre_numbers_are_named(library: Library) -> None:
+    from mutagen import File
+    from mutagen.id3 import TCON
+
+    path = library.add("numbered", "mp3", title="T", artist="A", album="B")
+    audio = File(path)
+    audio.tags.add(TCON(encoding=3, text=["(17)", "Electronic"]))
+    audio.save()
+    library.scan()
+    assert library.rows("SELECT genre FROM tracks") == [{"genre": "Rock; Electronic"}]
+
+
+def test_a_rescan_after_dropping_artists_forgets_them(library: Library) -> None:
+    path = library.add("song", "flac", title="T", album="B")
+    _tag_many(path, "flac")
+    library.scan()
+    media.set_tag(path, "ARTIST", "Alice Keys")
+    library.scan()
+    assert library.rows("SELECT name FROM track_artists") == [{"name": "Alice Keys"}]
+    assert [r["name"] for r in library.rows("SELECT name FROM artists ORDER BY name")] == [
+        "Alice Keys"
+    ]
