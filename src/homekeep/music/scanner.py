@@ -30,7 +30,14 @@ from homekeep.music.config import MusicConfig
 from homekeep.music.files import Seen, compare, walk
 from homekeep.music.images import MAX_IMAGE_BYTES, ImageInfo, ImageStore
 from homekeep.music.kinds import AUDIO_EXTENSIONS, COVER_EXTENSIONS, extension, kind_of
-from homekeep.music.tags import TRACK_COLUMNS, ReadResult, fingerprint, read_batch
+from homekeep.music.tags import (
+    SAMPLE_BYTES,
+    TRACK_COLUMNS,
+    ReadResult,
+    fingerprint,
+    read_batch,
+    read_file,
+)
 
 STEPS = ("walk", "stat_diff", "tag_read", "artwork", "database")
 CHUNK = 64
@@ -301,7 +308,14 @@ class Scanner:
     def _moves(
         self, new: list[Seen], deleted: dict[tuple[int, str], tuple[Any, ...]]
     ) -> list[Seen]:
-        """Recognise new paths that are deleted files moved: same size, same content hash."""
+        """Recognise new paths that are deleted files moved, so they keep their id and data.
+
+        A move needs the same size and the same content hash. Files over 2 MiB are hashed
+        by sample (size, first and last MiB), so for them the new file's tags and stream
+        facts are read too and must equal the stored ones: a look-alike that differs only
+        in the middle (tags behind a big picture block) is a new file, never a move that
+        would keep the deleted file's tags.
+        """
         by_size: dict[int, list[tuple[tuple[int, str], str]]] = {}
         for key, (_, size, _, digest, kind) in deleted.items():
             if digest and kind == "audio":
@@ -317,13 +331,35 @@ class Scanner:
                 digest = fingerprint(Path(item.path), item.size)
             except OSError:
                 continue
+            row: tuple[Any, ...] | None = None
             for n, (key, old_digest) in enumerate(candidates):
-                if old_digest == digest:
-                    item.id, item.known = deleted.pop(key)[0], True
-                    del candidates[n]
-                    moved.append(item)
-                    break
+                if old_digest != digest:
+                    continue
+                if item.size > 2 * SAMPLE_BYTES:
+                    if row is None:
+                        row = self._read_row(item)
+                    if row != self._stored_row(deleted[key][0]):
+                        continue
+                item.id, item.known = deleted.pop(key)[0], True
+                del candidates[n]
+                moved.append(item)
+                break
         return moved
+
+    def _read_row(self, item: Seen) -> tuple[Any, ...]:
+        result = read_file(0, item.path, item.size, self.images)
+        if result.error or result.vanished:
+            return ("unreadable",)
+        return tuple(result.row[: len(TRACK_COLUMNS)])
+
+    def _stored_row(self, file_id: int) -> tuple[Any, ...]:
+        cur = self.db.connection().cursor()
+        cur.row_factory = None
+        found = cur.execute(
+            f"SELECT {', '.join(TRACK_COLUMNS)} FROM tracks WHERE file_id = ?",  # noqa: S608
+            (file_id,),
+        ).fetchone()
+        return ("no track",) if found is None else tuple(found)
 
     def _next_id(self) -> int:
         """Return the first file id never used: a track id stays one track's for good."""
