@@ -90,7 +90,9 @@ _APE: dict[str, tuple[str, ...]] = {
     "album": ("album",),
     "album_artist": ("album artist", "albumartist"),
     "track": ("track",),
+    "track_total": ("tracktotal", "totaltracks"),
     "disc": ("disc", "discnumber"),
+    "disc_total": ("disctotal", "totaldiscs"),
     "date": ("year", "date"),
     "genre": ("genre",),
     "compilation": ("compilation",),
@@ -108,7 +110,9 @@ _ASF: dict[str, tuple[str, ...]] = {
     "album": ("WM/AlbumTitle",),
     "album_artist": ("WM/AlbumArtist",),
     "track": ("WM/TrackNumber",),
+    "track_total": ("TotalTracks", "WM/TrackTotal"),
     "disc": ("WM/PartOfSet",),
+    "disc_total": ("TotalDiscs", "WM/DiscTotal"),
     "date": ("WM/Year",),
     "genre": ("WM/Genre",),
     "compilation": ("WM/IsCompilation",),
@@ -373,11 +377,6 @@ def _facts(audio: Any) -> dict[str, Any]:
     }
 
 
-def _first(values: Any) -> str | None:
-    found = _all(values)
-    return found[0] if found else None
-
-
 def _all(values: Any) -> list[str]:
     """Return every non-empty text of a tag, in order: ID3 frames and Vorbis comments
     hold lists, APEv2 text items hold NUL-separated values, MP4 and ASF hold lists."""
@@ -404,27 +403,6 @@ def _all(values: Any) -> list[str]:
             if text and text not in out:
                 out.append(text)
     return out
-
-
-def _lookup_all(tags: Any, names: tuple[str, ...]) -> list[str]:
-    for name in names:
-        found = _all(tags.get(name))
-        if found:
-            return found
-    return []
-
-
-def _lookup(tags: Any, names: tuple[str, ...]) -> str | None:
-    # Vorbis comment and APEv2 lookups in mutagen ignore case; ID3, MP4, ASF keys are exact.
-    for name in names:
-        try:
-            values = tags.get(name)
-        except (KeyError, ValueError):
-            continue
-        text = _first(values)
-        if text:
-            return text
-    return None
 
 
 def _fields(audio: Any) -> tuple[str, dict[str, Any]]:
@@ -462,13 +440,31 @@ _SYSTEMS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+# tag name -> (our field, preference: lower wins), per tag system
+_REVERSE: dict[str, dict[str, tuple[str, int]]] = {
+    system: {name: (f, n) for f, names in table.items() for n, name in enumerate(names)}
+    for system, table in _SYSTEMS.items()
+}
+
+
 def _tags(system: str, fields: dict[str, Any]) -> dict[str, Any]:
-    raw: dict[str, str | None] = {}
-    names = _SYSTEMS.get(system, {})
-    for field_name, keys in names.items():
-        raw[field_name] = _lookup(fields, keys)
+    # Walk the tags the file has (a handful) rather than every name we know (dozens):
+    # most wanted names are missing from any one file.
+    reverse = _REVERSE.get(system, {})
+    best: dict[str, tuple[int, list[str]]] = {}
+    for key, value in fields.items():
+        hit = reverse.get(key)
+        if hit is None:
+            continue
+        name, rank = hit
+        if name in best and best[name][0] < rank:
+            continue
+        values = _all(value)
+        if values:
+            best[name] = (rank, values)
+    raw: dict[str, str | None] = {name: values[0] for name, (_, values) in best.items()}
     # several artists and genres are kept: a player lists the track under each of them
-    many = {key: _lookup_all(fields, names.get(key, ())) for key in ("artist", "genre")}
+    many = {key: best[key][1] if key in best else [] for key in ("artist", "genre")}
     if system == "id3":
         ufid = fields.get("UFID:http://musicbrainz.org")
         if ufid is not None:
