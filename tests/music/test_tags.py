@@ -200,9 +200,7 @@ def _write_mb(path: Path, fmt: str) -> None:
 def test_every_format_reads_musicbrainz_ids_and_totals(
     fmt: str, clips: dict[str, Path], tmp_path: Path
 ) -> None:
-    path = media.write_track(
-        clips[fmt], fmt, tmp_path / f"song.{media.extension(fmt)}", FULL_TAGS
-    )
+    path = media.write_track(clips[fmt], fmt, tmp_path / f"song.{media.extension(fmt)}", FULL_TAGS)
     _write_mb(path, fmt)
     result = read_file(1, path, path.stat().st_size, ImageStore(tmp_path / "images"))
     assert result.error is None
