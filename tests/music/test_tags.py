@@ -1,3 +1,4 @@
+# mypy: disable-error-code="no-untyped-call"
 """Tags, stream facts and embedded pictures read from real files of every format."""
 
 from __future__ import annotations

@@ -474,9 +474,9 @@ def _tags(system: str, fields: dict[str, Any]) -> dict[str, Any]:
             ("track", "track_total", "trkn"),
             ("disc", "disc_total", "disk"),
         ):
-            values = fields.get(pair)
-            if values:
-                number, total = values[0]
+            pairs = fields.get(pair)
+            if pairs:
+                number, total = pairs[0]
                 raw[key] = str(number) if number else None
                 raw[total_key] = str(total) if total else None
         if fields.get("cpil"):
