@@ -108,7 +108,8 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
         f" unchanged {c['unchanged']}; tags read {c['tags_read']}; new images {c['images_new']}"
     )
     click.echo(
-        f"  library: {c['tracks']} tracks, {c['albums']} albums, {c['artists']} artists;"
+        f"  library: {_count(c['tracks'], 'track')}, {_count(c['albums'], 'album')},"
+        f" {_count(c['artists'], 'artist')};"
         f" {_count(c['errors'], 'unreadable file')}, {_count(c['warnings'], 'warning')}"
         + (" (see 'homekeep music report errors')" if c["errors"] or c["warnings"] else "")
     )
