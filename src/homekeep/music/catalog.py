@@ -7,6 +7,7 @@ so they survive a full rebuild and the player's links stay valid.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 from collections import Counter
@@ -85,10 +86,12 @@ class _Album:
     files: list[tuple[int, int, str]] = field(default_factory=list)  # (file id, root, dir)
 
 
+@functools.lru_cache(maxsize=65536)
 def _disc_parent(directory: str) -> str | None:
-    path = PurePosixPath(directory)
-    if directory and _DISC_DIR_RE.match(path.name):
-        return str(path.parent) if str(path.parent) != "." else ""
+    """Return the parent of a disc folder (``CD1``, ``Disc 2``...), else None."""
+    parent, _, name = directory.rstrip("/").rpartition("/")
+    if directory and _DISC_DIR_RE.match(name):
+        return parent
     return None
 
 
