@@ -101,3 +101,30 @@ def test_a_rescan_after_dropping_artists_forgets_them(library: Library) -> None:
     assert [r["name"] for r in library.rows("SELECT name FROM artists ORDER BY name")] == [
         "Alice Keys"
     ]
+
+
+def test_a_library_from_before_keeps_its_artists_and_genres(tmp_path: Path) -> None:
+    from homekeep.core.db import Database
+    from homekeep.music.schema import MIGRATIONS
+
+    path = tmp_path / "music.sqlite"
+    old = Database(path, area="music", migrations=MIGRATIONS[:1])
+    with old.transaction() as conn:
+        conn.execute("INSERT INTO roots (id, path, added_at) VALUES (1, '/m', 'now')")
+        conn.execute(
+            "INSERT INTO files (id, root_id, path, dir, ext, kind, size, mtime_ns, ctime_ns,"
+            " inode) VALUES (7, 1, 'a.mp3', '', 'mp3', 'audio', 1, 1, 1, 1)"
+        )
+        conn.execute(
+            "INSERT INTO tracks (file_id, title, artist, genre, artist_id, album_artist_id,"
+            " album_id) VALUES (7, 'T', 'Solo', 'Blues', ?, ?, 'x')",
+            (artist_id("Solo"), artist_id("Solo")),
+        )
+    old.close()
+    db = Database(path, area="music", migrations=MIGRATIONS)
+    try:
+        track = Queries(db).track(7)
+        assert track["artists"] == [{"id": artist_id("Solo"), "name": "Solo"}]
+        assert track["genres"] == ["Blues"]
+    finally:
+        db.close()
