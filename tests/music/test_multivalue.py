@@ -128,3 +128,33 @@ def test_a_library_from_before_keeps_its_artists_and_genres(tmp_path: Path) -> N
         assert track["genres"] == ["Blues"]
     finally:
         db.close()
+
+
+def test_the_api_lists_a_track_under_each_artist_and_genre(
+    tmp_path: Path, clips: dict[str, Path]
+) -> None:
+    from tests.support import create_token, run_cli, running
+
+    root, data = tmp_path / "music", tmp_path / "data"
+    path = media.write_track(clips["flac"], "flac", root / "Duets" / "01.flac",
+                             {"title": "Together", "album": "Duets", "track": 1})  # fmt: skip
+    _tag_many(path, "flac")
+    media.write_track(clips["mp3"], "mp3", root / "Duets" / "02.mp3",
+                      {"title": "Alone", "artist": "Bob Strings", "album": "Duets",
+                       "genre": "Funk", "track": 2})  # fmt: skip
+    assert run_cli("music", "scan", root, data_dir=data).returncode == 0
+    token = create_token(data, "player", "music")
+    with running(["serve", "--port", "0"], data_dir=data) as srv, srv.client(token) as client:
+        bob = artist_id("Bob Strings")
+        tracks = client.get("/api/music/tracks", params={"artist_id": bob}).json()
+        assert [t["title"] for t in tracks["items"]] == ["Together", "Alone"]  # by artist
+        together = tracks["items"][0]
+        assert [a["name"] for a in together["artists"]] == ARTISTS
+        assert together["genres"] == GENRES
+        assert client.get(f"/api/music/artists/{bob}").json()["track_count"] == 2
+        funk = client.get("/api/music/tracks", params={"genre": "Funk"}).json()
+        assert funk["total"] == 2
+        genres = client.get("/api/music/genres").json()
+        assert [(g["name"], g["tracks"]) for g in genres["items"]] == [("Funk", 2), ("Jazz", 1)]
+        one = client.get(f"/api/music/tracks/{together['id']}").json()
+        assert one["artists"] == together["artists"]
