@@ -210,3 +210,20 @@ def test_every_format_reads_musicbrainz_ids_and_totals(
     assert result.tags["mb_album_id"] == FULL_TAGS["mb_album_id"]
     assert (result.tags["track_total"], result.tags["disc_total"]) == (12, 2)
     assert result.tags["compilation"] is True
+
+
+def test_the_old_vorbis_coverart_field_is_a_front_cover(
+    clips: dict[str, Path], covers: dict[str, bytes], tmp_path: Path
+) -> None:
+    import base64
+
+    from mutagen import File
+
+    path = media.write_track(clips["vorbis"], "vorbis", tmp_path / "old.ogg", {"title": "T"})
+    audio = File(path)
+    audio["COVERART"] = [base64.b64encode(covers["small"]).decode("ascii")]
+    audio.save()
+    store = ImageStore(tmp_path / "images")
+    result = read_file(1, path, path.stat().st_size, store)
+    assert [(p.type, p.mime) for p in result.pictures] == [(3, "image/jpeg")]
+    assert store.full_path(result.pictures[0].hash).read_bytes() == covers["small"]
