@@ -298,6 +298,42 @@ def test_the_process_pool_reads_the_same_as_one_process(library: Library) -> Non
     assert set(pooled.timings) == {"walk", "stat_diff", "tag_read", "artwork", "database"}
 
 
+def test_a_pool_forked_before_the_scan_reads_the_same(library: Library) -> None:
+    import threading
+
+    from homekeep.music.config import MusicConfig
+    from homekeep.music.scanner import Scanner, prestart_pool
+
+    for n in range(140):
+        library.add(f"Pool/{n:03d}", "mp3", title=f"t{n}", artist="A", album="B", track=n)
+    pool = prestart_pool(2)
+    assert pool is not None
+    try:
+        worker_pids = set(pool.map(_pid, range(4)))
+        stop = threading.Event()  # a second thread, as a progress display has
+        drawer = threading.Thread(target=stop.wait)
+        drawer.start()
+        try:
+            result = Scanner(library.db, library.data, MusicConfig(workers=2)).scan(
+                [library.root], pool=pool
+            )
+        finally:
+            stop.set()
+            drawer.join()
+        assert (result.workers, result.counts["tags_read"]) == (2, 140)
+        assert set(pool.map(_pid, range(4))) <= worker_pids  # the same, still running
+    finally:
+        pool.shutdown()
+    titles = {r["title"] for r in library.rows("SELECT title FROM tracks")}
+    assert titles == {f"t{n}" for n in range(140)}
+
+
+def _pid(_: int) -> int:
+    import os
+
+    return os.getpid()
+
+
 def test_file_names_that_are_not_utf8_are_scanned(library: Library) -> None:
     path = library.add("Odd/song", title="odd", artist="A", album="X")
     odd = os.fsencode(library.root / "Odd") + b"/caf\xe9.mp3"

@@ -18,7 +18,7 @@ from homekeep.core.runtime import Runtime, pass_runtime
 from homekeep.music import reports
 from homekeep.music.config import MusicConfig
 from homekeep.music.library import Library
-from homekeep.music.scanner import STEPS, Scanner, remove_root, resolve_roots
+from homekeep.music.scanner import STEPS, Scanner, prestart_pool, remove_root, resolve_roots
 from homekeep.music.schema import MIGRATIONS
 
 STEP_NAMES = {
@@ -89,8 +89,13 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
             wanted = [Path(row["path"]) for row in Library(db).roots()]
         paths = resolve_roots(wanted)
         scanner = Scanner(db, ctx.dir, config)
-        with progress(enabled=None if not as_json else False) as display:
-            result = scanner.scan(paths, full=full, display=display)
+        pool = prestart_pool(scanner.workers)  # before the progress display's thread
+        try:
+            with progress(enabled=None if not as_json else False) as display:
+                result = scanner.scan(paths, full=full, display=display, pool=pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
     finally:
         db.close()
     if as_json:
