@@ -214,3 +214,11 @@ def test_a_second_scan_at_once_is_refused(scanned: tuple[Path, Path]) -> None:
         result = run_cli("music", "scan", root, data_dir=data)
     assert result.returncode == 4
     assert result.stderr.strip() == "error: another music scan is running; wait for it to finish"
+
+
+def test_scan_summary_counts_one_in_the_singular(tmp_path: Path, clips: dict[str, Path]) -> None:
+    root = tmp_path / "music"
+    media.write_track(clips["mp3"], "mp3", root / "one.mp3", {"title": "T", "artist": "A"})
+    result = run_cli("music", "scan", root, data_dir=tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    assert "library: 1 track, 1 album, 1 artist; 0 unreadable files, 0 warnings" in result.stdout

@@ -298,6 +298,42 @@ def test_the_process_pool_reads_the_same_as_one_process(library: Library) -> Non
     assert set(pooled.timings) == {"walk", "stat_diff", "tag_read", "artwork", "database"}
 
 
+def test_a_pool_forked_before_the_scan_reads_the_same(library: Library) -> None:
+    import threading
+
+    from homekeep.music.config import MusicConfig
+    from homekeep.music.scanner import Scanner, prestart_pool
+
+    for n in range(140):
+        library.add(f"Pool/{n:03d}", "mp3", title=f"t{n}", artist="A", album="B", track=n)
+    pool = prestart_pool(2)
+    assert pool is not None
+    try:
+        worker_pids = set(pool.map(_pid, range(4)))
+        stop = threading.Event()  # a second thread, as a progress display has
+        drawer = threading.Thread(target=stop.wait)
+        drawer.start()
+        try:
+            result = Scanner(library.db, library.data, MusicConfig(workers=2)).scan(
+                [library.root], pool=pool
+            )
+        finally:
+            stop.set()
+            drawer.join()
+        assert (result.workers, result.counts["tags_read"]) == (2, 140)
+        assert set(pool.map(_pid, range(4))) <= worker_pids  # the same, still running
+    finally:
+        pool.shutdown()
+    titles = {r["title"] for r in library.rows("SELECT title FROM tracks")}
+    assert titles == {f"t{n}" for n in range(140)}
+
+
+def _pid(_: int) -> int:
+    import os
+
+    return os.getpid()
+
+
 def test_file_names_that_are_not_utf8_are_scanned(library: Library) -> None:
     path = library.add("Odd/song", title="odd", artist="A", album="X")
     odd = os.fsencode(library.root / "Odd") + b"/caf\xe9.mp3"
@@ -355,3 +391,49 @@ def test_a_stored_image_deleted_by_hand_is_reported_not_fatal(
             stored.unlink()
     library.scan(thumbnail_size=100)  # remakes thumbnails from the originals
     assert str(_cover_of(library, "E")["error"]).startswith("stored image missing")
+
+
+class _Task:
+    def advance(self, amount: float = 1) -> None:
+        pass
+
+    def update(self, *, total: float | None = None, description: str | None = None) -> None:
+        pass
+
+
+class _DeletingDisplay:
+    """A progress display that deletes files when the tag reading starts: a file that
+    vanishes after it was found and stat'ed, before its tags are read."""
+
+    def __init__(self, doomed: list[Path]) -> None:
+        self.doomed = doomed
+
+    def task(self, description: str, total: float | None = None, *, bytes: bool = False) -> _Task:
+        if description == "reading tags":
+            for path in self.doomed:
+                path.unlink()
+        return _Task()
+
+
+def test_a_file_that_vanishes_during_the_scan_is_simply_gone(library: Library) -> None:
+    from homekeep.music.config import MusicConfig
+    from homekeep.music.scanner import Scanner
+
+    kept = library.add("A/kept", title="kept", artist="A", album="X")
+    new = library.add("A/new", title="new", artist="A", album="X")
+    changed = library.add("A/changed", title="old title", artist="A", album="X")
+    library.scan()
+    media.set_tag(changed, "TIT2", "edited")  # changed: it will be read again...
+    library.add("A/new2", title="new2", artist="A", album="X")
+    new.unlink()
+    new = library.add("A/new", title="back", artist="A", album="X")  # ...and so will this
+    result = Scanner(library.db, library.data, MusicConfig(workers=1)).scan(
+        [library.root], display=_DeletingDisplay([changed, new])
+    )
+    assert result.counts["failed_reads"] == 0
+    paths = [r["path"] for r in library.rows("SELECT path FROM files ORDER BY path")]
+    assert paths == ["A/kept.mp3", "A/new2.mp3"]
+    assert not library.rows("SELECT 1 FROM files WHERE error IS NOT NULL")
+    titles = sorted(r["title"] for r in library.rows("SELECT title FROM tracks"))
+    assert titles == ["kept", "new2"]
+    assert kept.exists()

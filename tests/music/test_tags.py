@@ -1,8 +1,10 @@
+# mypy: disable-error-code="no-untyped-call"
 """Tags, stream facts and embedded pictures read from real files of every format."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -127,3 +129,101 @@ def test_any_bytes_under_any_audio_name_give_a_result_not_a_crash(
     result = read_file(1, path, path.stat().st_size, ImageStore(tmp_path / "img"))
     assert result.error is not None or result.detected is not None
     assert result.fingerprint is not None
+
+
+MB = {
+    "mb_recording_id": "11111111-1111-1111-1111-111111111111",
+    "mb_track_id": "22222222-2222-2222-2222-222222222222",
+    "mb_artist_id": "33333333-3333-3333-3333-333333333333",
+    "mb_album_artist_id": "44444444-4444-4444-4444-444444444444",
+    "mb_release_group_id": "55555555-5555-5555-5555-555555555555",
+}
+# the names MusicBrainz Picard writes, per tag system
+_MB_NAMES = {
+    "vorbis": {
+        "mb_recording_id": "MUSICBRAINZ_TRACKID",
+        "mb_track_id": "MUSICBRAINZ_RELEASETRACKID",
+        "mb_artist_id": "MUSICBRAINZ_ARTISTID",
+        "mb_album_artist_id": "MUSICBRAINZ_ALBUMARTISTID",
+        "mb_release_group_id": "MUSICBRAINZ_RELEASEGROUPID",
+    },
+    "mp4": {
+        "mb_recording_id": "----:com.apple.iTunes:MusicBrainz Track Id",
+        "mb_track_id": "----:com.apple.iTunes:MusicBrainz Release Track Id",
+        "mb_artist_id": "----:com.apple.iTunes:MusicBrainz Artist Id",
+        "mb_album_artist_id": "----:com.apple.iTunes:MusicBrainz Album Artist Id",
+        "mb_release_group_id": "----:com.apple.iTunes:MusicBrainz Release Group Id",
+    },
+    "asf": {
+        "mb_recording_id": "MusicBrainz/Track Id",
+        "mb_track_id": "MusicBrainz/Release Track Id",
+        "mb_artist_id": "MusicBrainz/Artist Id",
+        "mb_album_artist_id": "MusicBrainz/Album Artist Id",
+        "mb_release_group_id": "MusicBrainz/Release Group Id",
+    },
+}
+
+
+def _write_mb(path: Path, fmt: str) -> None:
+    # mypy: the mutagen classes are untyped
+    from mutagen import File
+    from mutagen.apev2 import APEv2
+    from mutagen.id3 import TXXX, UFID
+    from mutagen.mp4 import MP4FreeForm
+
+    if fmt in ("mp3", "aiff", "wav"):
+        audio: Any = File(path)
+        audio.tags.add(UFID(owner="http://musicbrainz.org", data=MB["mb_recording_id"].encode()))
+        for key, desc in (
+            ("mb_track_id", "MusicBrainz Release Track Id"),
+            ("mb_artist_id", "MusicBrainz Artist Id"),
+            ("mb_album_artist_id", "MusicBrainz Album Artist Id"),
+            ("mb_release_group_id", "MusicBrainz Release Group Id"),
+        ):
+            audio.tags.add(TXXX(encoding=3, desc=desc, text=[MB[key]]))
+        audio.save()
+    elif fmt in ("ape", "wavpack"):
+        ape = APEv2(path)
+        for key, name in _MB_NAMES["vorbis"].items():
+            ape[name] = MB[key]
+        ape.save(path)
+    else:
+        system = {"aac": "mp4", "alac": "mp4", "wma": "asf"}.get(fmt, "vorbis")
+        audio = File(path)
+        for key, name in _MB_NAMES[system].items():
+            audio[name] = [MP4FreeForm(MB[key].encode()) if system == "mp4" else MB[key]]
+        if system == "asf":  # Picard's names for the totals in ASF
+            audio["TotalTracks"] = ["12"]
+        audio.save()
+
+
+@pytest.mark.parametrize("fmt", media.FORMATS)
+def test_every_format_reads_musicbrainz_ids_and_totals(
+    fmt: str, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    path = media.write_track(clips[fmt], fmt, tmp_path / f"song.{media.extension(fmt)}", FULL_TAGS)
+    _write_mb(path, fmt)
+    result = read_file(1, path, path.stat().st_size, ImageStore(tmp_path / "images"))
+    assert result.error is None
+    for key, value in MB.items():
+        assert result.tags[key] == value, key
+    assert result.tags["mb_album_id"] == FULL_TAGS["mb_album_id"]
+    assert (result.tags["track_total"], result.tags["disc_total"]) == (12, 2)
+    assert result.tags["compilation"] is True
+
+
+def test_the_old_vorbis_coverart_field_is_a_front_cover(
+    clips: dict[str, Path], covers: dict[str, bytes], tmp_path: Path
+) -> None:
+    import base64
+
+    from mutagen import File
+
+    path = media.write_track(clips["vorbis"], "vorbis", tmp_path / "old.ogg", {"title": "T"})
+    audio = File(path)
+    audio["COVERART"] = [base64.b64encode(covers["small"]).decode("ascii")]
+    audio.save()
+    store = ImageStore(tmp_path / "images")
+    result = read_file(1, path, path.stat().st_size, store)
+    assert [(p.type, p.mime) for p in result.pictures] == [(3, "image/jpeg")]
+    assert store.full_path(result.pictures[0].hash).read_bytes() == covers["small"]

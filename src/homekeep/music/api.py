@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse
 
 from homekeep.core.area import AreaContext, WebParts
@@ -21,6 +21,8 @@ _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")]
+# SQLite integers are 64-bit: a bigger id would be a 500 (OverflowError), not a 404
+TrackId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1, description="A track id.")]
 Search = Annotated[str | None, Query(max_length=200, description="Substring to look for.")]
 
 
@@ -89,16 +91,28 @@ def build(ctx: AreaContext) -> WebParts:
         q: Search = None,
         album_id: Annotated[str | None, Query(max_length=64)] = None,
         artist_id: Annotated[str | None, Query(max_length=64)] = None,
+        genre: Annotated[str | None, Query(max_length=200)] = None,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        """Tracks, filtered by album or artist; paginated."""
+        """Tracks, filtered by album, by any of their artists or genres; paginated."""
         return await db.run(
-            library.tracks, q=q, album_id=album_id, artist_id=artist_id, limit=limit, offset=offset
+            library.tracks,
+            q=q,
+            album_id=album_id,
+            artist_id=artist_id,
+            genre=genre,
+            limit=limit,
+            offset=offset,
         )
 
+    @api.get("/genres")
+    async def genres(q: Search = None, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
+        """Genres with their track counts (every value of multi-valued genre tags)."""
+        return await db.run(library.genres, q=q, limit=limit, offset=offset)
+
     @api.get("/tracks/{track_id}")
-    async def track(track_id: int) -> dict[str, Any]:
+    async def track(track_id: TrackId) -> dict[str, Any]:
         """One track with every embedded picture (front, back, artist...)."""
         return await db.run(library.track, track_id)
 

@@ -7,6 +7,7 @@ so they survive a full rebuild and the player's links stay valid.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 from collections import Counter
@@ -34,11 +35,17 @@ def artist_id(name: str) -> str:
     return hash_bytes(f"artist\x1f{_fold(name)}".encode())[:16]
 
 
+def main_artist(tags: dict[str, Any]) -> str:
+    """Return a track's main artist: the first of its artists."""
+    artists = tags.get("artists")
+    return str(artists[0] if artists else tags.get("artist") or UNKNOWN_ARTIST)
+
+
 def album_artist_of(tags: dict[str, Any]) -> str:
-    """Return the artist an album is filed under."""
+    """Return the artist an album is filed under (the main artist when untagged)."""
     if tags.get("compilation"):
         return VARIOUS_ARTISTS
-    return str(tags.get("album_artist") or tags.get("artist") or UNKNOWN_ARTIST)
+    return str(tags.get("album_artist") or main_artist(tags))
 
 
 def album_key(tags: dict[str, Any]) -> str:
@@ -53,7 +60,7 @@ def album_key(tags: dict[str, Any]) -> str:
 def track_ids(tags: dict[str, Any]) -> tuple[str, str, str]:
     """Return (artist id, album artist id, album id) for a track's tags."""
     return (
-        artist_id(str(tags.get("artist") or UNKNOWN_ARTIST)),
+        artist_id(main_artist(tags)),
         artist_id(album_artist_of(tags)),
         hash_bytes(album_key(tags).encode())[:16],
     )
@@ -79,10 +86,12 @@ class _Album:
     files: list[tuple[int, int, str]] = field(default_factory=list)  # (file id, root, dir)
 
 
+@functools.lru_cache(maxsize=65536)
 def _disc_parent(directory: str) -> str | None:
-    path = PurePosixPath(directory)
-    if directory and _DISC_DIR_RE.match(path.name):
-        return str(path.parent) if str(path.parent) != "." else ""
+    """Return the parent of a disc folder (``CD1``, ``Disc 2``...), else None."""
+    parent, _, name = directory.rstrip("/").rpartition("/")
+    if directory and _DISC_DIR_RE.match(name):
+        return parent
     return None
 
 
@@ -97,8 +106,9 @@ def rebuild(conn: sqlite3.Connection, cover_priority: list[str]) -> None:
     rows = cur.execute(
         "SELECT t.album_id, t.album, t.year, t.date, t.genre, t.compilation, t.release_type,"
         " t.mb_album_id, t.mb_release_group_id, t.disc, t.disc_total, t.duration, t.file_id,"
-        " f.root_id, f.dir, t.artist, t.artist_id, t.mb_artist_id, t.album_artist,"
+        " f.root_id, f.dir, ta.name, t.artist_id, t.mb_artist_id, t.album_artist,"
         " t.album_artist_id FROM tracks t JOIN files f ON f.id = t.file_id"
+        " LEFT JOIN track_artists ta ON ta.file_id = t.file_id AND ta.position = 0"
         " ORDER BY t.album_id, COALESCE(t.disc, 1), COALESCE(t.track, 0), f.path"
     )
     for (album_id, title, year, date, genre, compilation, release_type, mb_album_id, mb_group,
@@ -109,7 +119,7 @@ def rebuild(conn: sqlite3.Connection, cover_priority: list[str]) -> None:
             tags = {
                 "compilation": compilation,
                 "album_artist": tag_album_artist,
-                "artist": artist,
+                "artists": [artist] if artist else [],
                 "mb_album_id": mb_album_id,
                 "year": year,
                 "album": title,
@@ -139,10 +149,14 @@ def rebuild(conn: sqlite3.Connection, cover_priority: list[str]) -> None:
             album.discs = max(album.discs, disc or 1, disc_total or 1)
         album.duration += duration or 0.0
         album.files.append((file_id, root_id, directory))
-        artist_names.setdefault(track_artist_id, Counter())[artist or UNKNOWN_ARTIST] += 1
-        artist_tracks[track_artist_id] += 1
         if mb_artist_id:
             artist_mbids.setdefault(track_artist_id, mb_artist_id)
+    # every artist of every track (multi-valued tags): a track counts for each of them
+    for aid, name, count in cur.execute(
+        "SELECT artist_id, name, COUNT(*) FROM track_artists GROUP BY artist_id, name"
+    ):
+        artist_names.setdefault(aid, Counter())[name] += count
+        artist_tracks[aid] += count
     covers = _covers(conn, albums, cover_priority)
     conn.execute("DELETE FROM albums")
     conn.executemany(

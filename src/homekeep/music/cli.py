@@ -18,7 +18,7 @@ from homekeep.core.runtime import Runtime, pass_runtime
 from homekeep.music import reports
 from homekeep.music.config import MusicConfig
 from homekeep.music.library import Library
-from homekeep.music.scanner import STEPS, Scanner, remove_root, resolve_roots
+from homekeep.music.scanner import STEPS, Scanner, prestart_pool, remove_root, resolve_roots
 from homekeep.music.schema import MIGRATIONS
 
 STEP_NAMES = {
@@ -89,8 +89,13 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
             wanted = [Path(row["path"]) for row in Library(db).roots()]
         paths = resolve_roots(wanted)
         scanner = Scanner(db, ctx.dir, config)
-        with progress(enabled=None if not as_json else False) as display:
-            result = scanner.scan(paths, full=full, display=display)
+        pool = prestart_pool(scanner.workers)  # before the progress display's thread
+        try:
+            with progress(enabled=None if not as_json else False) as display:
+                result = scanner.scan(paths, full=full, display=display, pool=pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
     finally:
         db.close()
     if as_json:
@@ -108,7 +113,8 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
         f" unchanged {c['unchanged']}; tags read {c['tags_read']}; new images {c['images_new']}"
     )
     click.echo(
-        f"  library: {c['tracks']} tracks, {c['albums']} albums, {c['artists']} artists;"
+        f"  library: {_count(c['tracks'], 'track')}, {_count(c['albums'], 'album')},"
+        f" {_count(c['artists'], 'artist')};"
         f" {_count(c['errors'], 'unreadable file')}, {_count(c['warnings'], 'warning')}"
         + (" (see 'homekeep music report errors')" if c["errors"] or c["warnings"] else "")
     )

@@ -75,7 +75,8 @@ class Library:
             raise NotFound(f"no artist with id {artist_id!r}")
         albums = self.db.query(
             f"{_ALBUM_SELECT} WHERE a.album_artist_id = ? OR a.id IN"  # noqa: S608
-            " (SELECT album_id FROM tracks WHERE artist_id = ?)"
+            " (SELECT t.album_id FROM track_artists ta JOIN tracks t ON t.file_id = ta.file_id"
+            " WHERE ta.artist_id = ?)"
             f" ORDER BY {ALBUM_SORTS['year']}",
             (artist_id, artist_id),
         )
@@ -122,7 +123,7 @@ class Library:
             " ORDER BY COALESCE(t.disc, 1), COALESCE(t.track, 0), f.path",
             (album_id,),
         )
-        return {**_album(row), "tracks": [_track(t) for t in tracks]}
+        return {**_album(row), "tracks": self._with_lists([_track(t) for t in tracks])}
 
     def groups(self, by: str) -> list[dict[str, Any]]:
         """Albums grouped by album artist, by release type, or compilations apart."""
@@ -153,9 +154,15 @@ class Library:
         artist_id: str | None,
         limit: int,
         offset: int,
+        genre: str | None = None,
     ) -> dict[str, Any]:
         clauses: list[str] = []
         params: list[Any] = []
+        if genre:
+            clauses.append(
+                "t.file_id IN (SELECT file_id FROM track_genres WHERE genre = ? COLLATE NOCASE)"
+            )
+            params.append(genre)
         if q:
             clauses.append(
                 "(t.title LIKE ? ESCAPE '\\' OR t.artist LIKE ? ESCAPE '\\'"
@@ -165,8 +172,8 @@ class Library:
         if album_id:
             clauses.append("t.album_id = ?")
             params.append(album_id)
-        if artist_id:
-            clauses.append("t.artist_id = ?")
+        if artist_id:  # any of the track's artists, not only the main one
+            clauses.append("t.file_id IN (SELECT file_id FROM track_artists WHERE artist_id = ?)")
             params.append(artist_id)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"{_TRACK_SELECT}{where}"
@@ -175,7 +182,8 @@ class Library:
             " COALESCE(t.disc, 1), COALESCE(t.track, 0), f.path LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        return _page([_track(r) for r in rows], self._count(sql, params), limit, offset)
+        items = self._with_lists([_track(r) for r in rows])
+        return _page(items, self._count(sql, params), limit, offset)
 
     def track(self, track_id: int) -> dict[str, Any]:
         row = self.db.query_one(f"{_TRACK_SELECT} WHERE t.file_id = ?", (track_id,))
@@ -187,7 +195,45 @@ class Library:
             " ORDER BY p.position",
             (track_id,),
         )
-        return {**_track(row), "pictures": [dict(p) for p in pictures]}
+        return {**self._with_lists([_track(row)])[0], "pictures": [dict(p) for p in pictures]}
+
+    def _with_lists(self, tracks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add every artist ({id, name}) and every genre of each track, in tag order."""
+        by_id = {t["id"]: t for t in tracks}
+        for t in tracks:
+            t["artists"], t["genres"] = [], []
+        for start in range(0, len(tracks), 500):
+            ids = list(by_id)[start : start + 500]
+            marks = ", ".join("?" * len(ids))
+            for row in self.db.query(
+                f"SELECT file_id, artist_id, name FROM track_artists"  # noqa: S608
+                f" WHERE file_id IN ({marks}) ORDER BY file_id, position",
+                ids,
+            ):
+                by_id[row["file_id"]]["artists"].append(
+                    {"id": row["artist_id"], "name": row["name"]}
+                )
+            for row in self.db.query(
+                f"SELECT file_id, genre FROM track_genres"  # noqa: S608
+                f" WHERE file_id IN ({marks}) ORDER BY file_id, position",
+                ids,
+            ):
+                by_id[row["file_id"]]["genres"].append(row["genre"])
+        return tracks
+
+    def genres(self, *, q: str | None, limit: int, offset: int) -> dict[str, Any]:
+        """Every genre with its track count (a track counts for each of its genres)."""
+        where, params = "", []
+        if q:
+            where, params = " WHERE genre LIKE ? ESCAPE '\\'", [_like(q)]
+        sql = (
+            "SELECT MIN(genre) AS name, COUNT(DISTINCT file_id) AS tracks"  # noqa: S608
+            f" FROM track_genres{where} GROUP BY genre COLLATE NOCASE"
+        )
+        rows = self.db.query(
+            f"{sql} ORDER BY name COLLATE NOCASE LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        return _page([dict(r) for r in rows], self._count(sql, params), limit, offset)
 
     def image(self, digest: str) -> dict[str, Any]:
         row = self.db.query_one("SELECT * FROM images WHERE hash = ?", (digest,))

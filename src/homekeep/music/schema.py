@@ -121,4 +121,27 @@ MIGRATIONS = (
         timings TEXT NOT NULL
     );
     """,
+    # every artist and genre of a track (multi-valued tags), in tag order; position 0 is
+    # the main artist (tracks.artist_id). Existing tracks get their one known value.
+    """
+    CREATE TABLE track_artists (
+        file_id INTEGER NOT NULL REFERENCES tracks(file_id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        artist_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (file_id, position)
+    );
+    CREATE INDEX track_artists_artist ON track_artists(artist_id);
+    CREATE TABLE track_genres (
+        file_id INTEGER NOT NULL REFERENCES tracks(file_id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        genre TEXT NOT NULL,
+        PRIMARY KEY (file_id, position)
+    );
+    CREATE INDEX track_genres_genre ON track_genres(genre COLLATE NOCASE);
+    INSERT INTO track_artists (file_id, position, artist_id, name)
+        SELECT file_id, 0, artist_id, COALESCE(artist, '[Unknown Artist]') FROM tracks;
+    INSERT INTO track_genres (file_id, position, genre)
+        SELECT file_id, 0, genre FROM tracks WHERE genre IS NOT NULL;
+    """,
 )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from homekeep.core.hashing import hash_bytes
-from homekeep.music.catalog import track_ids
+from homekeep.music.catalog import artist_id, track_ids
 from homekeep.music.images import MAX_IMAGE_BYTES, ImageStore, sniff_mime
 
 SAMPLE_BYTES = 1 << 20
@@ -90,7 +90,9 @@ _APE: dict[str, tuple[str, ...]] = {
     "album": ("album",),
     "album_artist": ("album artist", "albumartist"),
     "track": ("track",),
+    "track_total": ("tracktotal", "totaltracks"),
     "disc": ("disc", "discnumber"),
+    "disc_total": ("disctotal", "totaldiscs"),
     "date": ("year", "date"),
     "genre": ("genre",),
     "compilation": ("compilation",),
@@ -108,7 +110,9 @@ _ASF: dict[str, tuple[str, ...]] = {
     "album": ("WM/AlbumTitle",),
     "album_artist": ("WM/AlbumArtist",),
     "track": ("WM/TrackNumber",),
+    "track_total": ("TotalTracks", "WM/TrackTotal"),
     "disc": ("WM/PartOfSet",),
+    "disc_total": ("TotalDiscs", "WM/DiscTotal"),
     "date": ("WM/Year",),
     "genre": ("WM/Genre",),
     "compilation": ("WM/IsCompilation",),
@@ -147,6 +151,8 @@ class ReadResult:
     warning: str | None = None
     vanished: bool = False
     row: tuple[Any, ...] = ()  # the tracks table row: TRACK_COLUMNS, then the three ids
+    artists: list[tuple[str, str]] = field(default_factory=list)  # every (id, name), in order
+    genres: list[str] = field(default_factory=list)  # every genre, in order
 
 
 def fingerprint(path: Path, size: int) -> str:
@@ -221,6 +227,8 @@ def read_file(file_id: int, path: str | Path, size: int, store: ImageStore) -> R
         result.tags.update(_tags(system, fields))
         result.warning = _truncated(result.detected, size, result.tags)
         result.row = (*(result.tags.get(c) for c in TRACK_COLUMNS), *track_ids(result.tags))
+        result.artists = [(artist_id(name), name) for name in result.tags["artists"]]
+        result.genres = result.tags["genres"]
         result.pictures = [
             Picture(ptype, mime, desc, store.save(data), len(data))
             for ptype, mime, desc, data in _pictures(audio, system, fields)
@@ -369,42 +377,32 @@ def _facts(audio: Any) -> dict[str, Any]:
     }
 
 
-def _first(values: Any) -> str | None:
+def _all(values: Any) -> list[str]:
+    """Return every non-empty text of a tag, in order: ID3 frames and Vorbis comments
+    hold lists, APEv2 text items hold NUL-separated values, MP4 and ASF hold lists."""
     if values is None:
-        return None
-    if isinstance(values, list | tuple):
+        return []
+    if hasattr(values, "genres"):  # ID3 TCON: "(17)" and "17" are ID3v1 genre numbers
+        items: list[Any] = list(values.genres)
+    elif hasattr(values, "text"):
+        items = list(values.text)
+    elif isinstance(values, list | tuple):
+        items = []
         for value in values:
-            text = _text(value)
-            if text:
-                return text
-        return None
-    return _text(values)
-
-
-def _text(value: Any) -> str | None:
-    if hasattr(value, "text"):  # ID3 frames
-        return _first(value.text)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if hasattr(value, "value") and not isinstance(value, str | int):  # APE, ASF values
-        value = value.value
-        if isinstance(value, bytes):
-            return None
-    text = str(value).replace("\x00", "").strip()
-    return text or None
-
-
-def _lookup(tags: Any, names: tuple[str, ...]) -> str | None:
-    # Vorbis comment and APEv2 lookups in mutagen ignore case; ID3, MP4, ASF keys are exact.
-    for name in names:
-        try:
-            values = tags.get(name)
-        except (KeyError, ValueError):
-            continue
-        text = _first(values)
-        if text:
-            return text
-    return None
+            items.extend(_all(value) if hasattr(value, "text") else [value])
+    else:
+        items = [values]
+    out: list[str] = []
+    for item in items:
+        if hasattr(item, "value") and not isinstance(item, str | int | bytes):
+            item = item.value  # APE, ASF values
+        if isinstance(item, bytes):
+            item = item.decode("utf-8", "replace")
+        for part in str(item).split("\x00"):
+            text = part.strip()
+            if text and text not in out:
+                out.append(text)
+    return out
 
 
 def _fields(audio: Any) -> tuple[str, dict[str, Any]]:
@@ -442,10 +440,31 @@ _SYSTEMS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+# tag name -> (our field, preference: lower wins), per tag system
+_REVERSE: dict[str, dict[str, tuple[str, int]]] = {
+    system: {name: (f, n) for f, names in table.items() for n, name in enumerate(names)}
+    for system, table in _SYSTEMS.items()
+}
+
+
 def _tags(system: str, fields: dict[str, Any]) -> dict[str, Any]:
-    raw: dict[str, str | None] = {}
-    for field_name, keys in _SYSTEMS.get(system, {}).items():
-        raw[field_name] = _lookup(fields, keys)
+    # Walk the tags the file has (a handful) rather than every name we know (dozens):
+    # most wanted names are missing from any one file.
+    reverse = _REVERSE.get(system, {})
+    best: dict[str, tuple[int, list[str]]] = {}
+    for key, value in fields.items():
+        hit = reverse.get(key)
+        if hit is None:
+            continue
+        name, rank = hit
+        if name in best and best[name][0] < rank:
+            continue
+        values = _all(value)
+        if values:
+            best[name] = (rank, values)
+    raw: dict[str, str | None] = {name: values[0] for name, (_, values) in best.items()}
+    # several artists and genres are kept: a player lists the track under each of them
+    many = {key: best[key][1] if key in best else [] for key in ("artist", "genre")}
     if system == "id3":
         ufid = fields.get("UFID:http://musicbrainz.org")
         if ufid is not None:
@@ -455,16 +474,21 @@ def _tags(system: str, fields: dict[str, Any]) -> dict[str, Any]:
             ("track", "track_total", "trkn"),
             ("disc", "disc_total", "disk"),
         ):
-            values = fields.get(pair)
-            if values:
-                number, total = values[0]
+            pairs = fields.get(pair)
+            if pairs:
+                number, total = pairs[0]
                 raw[key] = str(number) if number else None
                 raw[total_key] = str(total) if total else None
         if fields.get("cpil"):
             raw["compilation"] = "1"
-        if not raw.get("genre") and fields.get("gnre"):
-            raw["genre"] = _first(fields.get("gnre"))
-    return _normalise(raw)
+        if not many["genre"] and fields.get("gnre"):
+            many["genre"] = _all(fields.get("gnre"))
+    out = _normalise(raw)
+    out["artists"], out["genres"] = many["artist"], many["genre"]
+    # the display strings hold every value; the first artist is the track's main artist
+    out["artist"] = "; ".join(many["artist"]) or None
+    out["genre"] = "; ".join(many["genre"]) or None
+    return out
 
 
 def _number(text: str | None) -> tuple[int | None, int | None]:
