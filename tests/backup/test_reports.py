@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.backup.conftest import Home
-from tests.support import running
+from tests.support import CHROMIUM, CHROMIUM_ARGS, running
 
 
 def png_text(data: bytes) -> dict[str, str]:
@@ -263,17 +263,7 @@ def test_page_in_a_browser_shows_jobs_and_chart(home: Home, source: Path) -> Non
         running(["--config", home.config, "serve", "--port", "0"], data_dir=home.data) as srv,
         sync_playwright() as p,
     ):
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.goto(srv.url + "/backup/")

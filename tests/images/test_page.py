@@ -11,15 +11,7 @@ from playwright.sync_api import sync_playwright
 
 from tests.images import samples
 from tests.images.conftest import Hosted
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.support import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.mark.browser
@@ -28,7 +20,7 @@ def test_upload_page(hosted: Hosted, tmp_path: Path) -> None:
     picture = tmp_path / "<b>sunset<i>.png"
     picture.write_bytes(samples.png(seed=300, size=(90, 60)))
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.goto(f"{hosted.server.url}/images/")

@@ -8,12 +8,12 @@ Layout under the area's folder::
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from homekeep.core.files import write_atomic
 from homekeep.core.hashing import hash_bytes
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
@@ -48,18 +48,6 @@ class ImageInfo:
     error: str | None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class ImageStore:
     """Originals and thumbnails, content-addressed; safe to use from several processes."""
 
@@ -79,7 +67,7 @@ class ImageStore:
         if digest not in self._saved:
             path = self.full_path(digest)
             if not path.exists():
-                _write_atomic(path, data)
+                write_atomic(path, data, durable=False)  # re-extracted by a rescan
             self._saved.add(digest)
         return digest
 
@@ -103,16 +91,9 @@ class ImageStore:
                     img.load()
                     thumb = img.convert("RGB") if img.mode != "RGB" else img.copy()
             thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
-            target = self.thumb_path(digest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            os.close(fd)
-            try:
-                thumb.save(tmp, "JPEG", quality=85, optimize=True)
-                Path(tmp).replace(target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            out = io.BytesIO()
+            thumb.save(out, "JPEG", quality=85, optimize=True)
+            write_atomic(self.thumb_path(digest), out.getvalue(), durable=False)
         except (
             UnidentifiedImageError,
             Image.DecompressionBombError,
