@@ -25,6 +25,10 @@ class DemoSection(Section):
     password: SecretStr = Field(default=SecretStr("hunter2"), description="A secret.")
     roots: list[str] = Field(default_factory=list, description="Folders.")
     ratio: float = Field(default=0.5, description="A ratio.")
+    codes: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {"rsync": {"24": "warning"}, "odd key": {}},
+        description="A table.",
+    )
 
 
 SECTIONS: dict[str, type[Section]] = {**CORE_SECTIONS, "demo": DemoSection}
@@ -60,6 +64,7 @@ def test_default_config_text_parses_back_to_the_defaults(tmp_path: Path) -> None
     data = tomllib.loads(uncommented)
     assert data["server"]["port"] == 8080
     assert data["demo"]["ratio"] == 0.5
+    assert data["demo"]["codes"] == {"rsync": {"24": "warning"}, "odd key": {}}
 
 
 def test_save_section_keeps_comments_and_other_sections(tmp_path: Path) -> None:

@@ -269,10 +269,25 @@ def default_config_text(sections: Mapping[str, type[Section]]) -> str:
                 lines.append(f"# {key} =")
             else:
                 dumped = model.model_construct(**{key: default}).model_dump(mode="json")[key]
-                rendered = tomli_w.dumps({key: dumped}).strip()
-                lines.extend(f"# {line}" for line in rendered.splitlines())
+                lines.append(f"# {key} = {_inline(dumped)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _inline(value: Any) -> str:
+    """Render a value as one line of TOML (tables inline), to sit under its section."""
+    if isinstance(value, dict):
+        items = ", ".join(f"{_key(k)} = {_inline(v)}" for k, v in value.items() if v is not None)
+        return "{" + (f" {items} " if items else "") + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    return tomli_w.dumps({"v": value}).strip().removeprefix("v = ")
+
+
+def _key(name: str) -> str:
+    if name.replace("_", "").replace("-", "").isalnum():
+        return name
+    return tomli_w.dumps({name: 0}).rstrip("\n").rpartition(" = ")[0]  # quoted as TOML needs
 
 
 def save_section(path: Path, name: str, values: Mapping[str, Any]) -> None:
