@@ -52,6 +52,7 @@ class _Op(BaseModel):
 class MkdirOp(_Op):
     op: Literal["mkdir"]
     mode: int = Field(ge=0, le=MODE_LIMIT)
+    mtime_ns: int | None = None
 
 
 class LinkOp(_Op):
@@ -140,6 +141,9 @@ def _apply(store: ServerStore, client: str, request: OpsRequest) -> list[dict[st
                 _apply_one(store, client, op, ready, results)
         finally:
             store.settle(ready)
+            touched = [op.path for op in request.ops if not isinstance(op, FileOp)]
+            touched += [op.dest for op in request.ops if isinstance(op, RenameOp)]
+            store.restore_dir_times(client, touched)
     return results
 
 
@@ -147,7 +151,7 @@ def _apply_one(
     store: ServerStore, client: str, op: Any, ready: list[Any], results: list[dict[str, Any]]
 ) -> None:
     if isinstance(op, MkdirOp):
-        store.mkdir(client, op.path, op.mode)
+        store.mkdir(client, op.path, op.mode, op.mtime_ns)
         results.append({"status": "done"})
     elif isinstance(op, LinkOp):
         store.symlink(client, op.path, op.target, op.mtime_ns)

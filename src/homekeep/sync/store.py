@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 from blake3 import blake3
 
 from homekeep.core.db import Database, utcnow
-from homekeep.core.errors import InvalidInput, UsageError
+from homekeep.core.errors import Conflict, InvalidInput, UsageError
 from homekeep.sync import fsops
 from homekeep.sync.chunkstore import ChunkStore, Location
 from homekeep.sync.protocol import (
@@ -278,7 +278,8 @@ class ServerStore:
 
     # -- changes -------------------------------------------------------------------------
 
-    def mkdir(self, client: str, path: str, mode: int) -> None:
+    def mkdir(self, client: str, path: str, mode: int, mtime_ns: int | None = None) -> None:
+        """Create or update a folder; its mtime is applied by ``restore_dir_times``."""
         base = self.client_dir(client)
         base.mkdir(exist_ok=True)
         target = fsops.resolve(base, path)
@@ -290,18 +291,24 @@ class ServerStore:
         target.mkdir(exist_ok=True)
         target.chmod(mode & fsops.MODE_MASK)
         with self.db.transaction() as conn:
+            old = conn.execute(
+                "SELECT kind, mode FROM entries WHERE client = ? AND path = ?", (client, path)
+            ).fetchone()
             conn.execute(
-                "INSERT INTO entries (client, path, kind, mode) VALUES (?, ?, 'dir', ?)"
+                "INSERT INTO entries (client, path, kind, mode, mtime_ns)"
+                " VALUES (?, ?, 'dir', ?, ?)"
                 " ON CONFLICT(client, path) DO UPDATE SET kind = 'dir', mode = excluded.mode,"
+                " mtime_ns = CASE WHEN ? IS NULL THEN mtime_ns ELSE excluded.mtime_ns END,"
                 " size = 0, hash = NULL, target = NULL",
-                (client, path, mode),
+                (client, path, mode, mtime_ns or 0, mtime_ns),
             )
             conn.execute(
                 "DELETE FROM chunks WHERE entry_id IN"
                 " (SELECT id FROM entries WHERE client = ? AND path = ?)",
                 (client, path),
             )
-            self._event(conn, client, "mkdir" if created else "meta", path)
+            if created or old is None or (old["kind"], old["mode"]) != ("dir", mode):
+                self._event(conn, client, "mkdir" if created else "meta", path)
             self._touch_client(conn, client)
 
     def symlink(self, client: str, path: str, link_target: str, mtime_ns: int) -> None:
@@ -580,6 +587,9 @@ class ServerStore:
         finally:
             for r in ready:
                 r.tmp.unlink(missing_ok=True)
+        by_client: dict[str, list[str]] = {}
+        for r in ready:
+            by_client.setdefault(r.client, []).append(r.spec.path)
         with self.db.transaction():
             for r in ready:
                 self._record_file(
@@ -588,6 +598,46 @@ class ServerStore:
             for r in ready:
                 self.chunks.release(r.staged, r.spec.hash)
         ready.clear()
+        for client, paths in by_client.items():
+            self.restore_dir_times(client, paths)
+
+    def restore_dir_times(self, client: str, changed: list[str]) -> None:
+        """Give the folders around ``changed`` paths the mtimes the client recorded.
+
+        Adding, removing or renaming an entry moves its folder's mtime, so this runs after
+        each batch of changes: the changed paths that are folders themselves and every folder
+        above them get their recorded mtime back, deepest first (a folder's own utime does
+        not touch its parent).
+        """
+        folders: set[str] = set()
+        for path in changed:
+            folders.add(path)
+            while "/" in path:
+                path = path.rpartition("/")[0]
+                if path in folders:
+                    break
+                folders.add(path)
+        if not folders:
+            return
+        wanted = sorted(folders)
+        times: list[tuple[str, int]] = []
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self.db.query(
+                "SELECT path, mtime_ns FROM entries WHERE client = ? AND kind = 'dir'"  # noqa: S608 - placeholders only
+                f" AND mtime_ns > 0 AND path IN ({marks})",
+                (client, *part),
+            )
+            times.extend((str(r[0]), int(r[1])) for r in rows)
+        base = self.client_dir(client)
+        for path, mtime_ns in sorted(times, key=lambda t: t[0].count("/"), reverse=True):
+            try:
+                target = fsops.resolve(base, path)
+                if stat.S_ISDIR(target.lstat().st_mode):
+                    os.utime(target, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+            except (OSError, InvalidInput, Conflict) as exc:
+                log.debug("cannot set the mtime of %s: %s", path, exc)
 
     def _record_file(
         self,
