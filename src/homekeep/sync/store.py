@@ -30,6 +30,7 @@ from blake3 import blake3
 from homekeep.core.db import Database, utcnow
 from homekeep.core.errors import Conflict, InvalidInput, UsageError
 from homekeep.sync import fsops
+from homekeep.sync.chunking import Digest
 from homekeep.sync.chunkstore import ChunkStore, Location
 from homekeep.sync.protocol import (
     ChunkRef,
@@ -426,13 +427,25 @@ class ServerStore:
         """A fresh temp file name for a streamed upload."""
         return self.tmp / uuid.uuid4().hex
 
-    def commit_upload(self, client: str, spec: FileSpec, tmp: Path, wire_bytes: int) -> None:
-        """Place a file streamed whole into ``tmp`` once its content matches its id."""
+    def commit_upload(
+        self,
+        client: str,
+        spec: FileSpec,
+        tmp: Path,
+        wire_bytes: int,
+        digest: Digest | None = None,
+    ) -> None:
+        """Place a file streamed whole into ``tmp`` once its content matches its id.
+
+        ``digest`` is the chunk list and hash taken while the file arrived; without it the
+        file is read again.
+        """
         from homekeep.sync.chunking import FileChanged, digest_file
 
         try:
             st = tmp.stat()
-            digest = digest_file(tmp, expect_size=st.st_size, expect_mtime_ns=st.st_mtime_ns)
+            if digest is None or digest.size != st.st_size:
+                digest = digest_file(tmp, expect_size=st.st_size, expect_mtime_ns=st.st_mtime_ns)
         except (OSError, FileChanged) as exc:
             tmp.unlink(missing_ok=True)
             raise InvalidInput(f"upload of {spec.path!r} could not be read back") from exc
