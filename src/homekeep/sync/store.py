@@ -21,6 +21,7 @@ import stat
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -121,7 +122,7 @@ class _Ready:
     target: Path
     client: str
     spec: FileSpec
-    placed: list[tuple[str, int, int]]
+    placed: Iterable[tuple[str, int, int]]  # iterated once, when recorded
     action: str
     data_bytes: int
     via: str
@@ -460,11 +461,7 @@ class ServerStore:
             fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
         finally:
             os.close(fd)
-        placed = []
-        offset = 0
-        for c in digest.chunks:
-            placed.append((c.chunk_id, offset, c.length))
-            offset += c.length
+        placed = _offsets(digest.chunks)  # lazily: a huge file's list is not copied
         action = "modify" if self._entry(client, spec.path) is not None else "create"
         ready = [_Ready(tmp, target, client, spec, placed, action, wire_bytes, "upload", set())]
         with self.lock(client):
@@ -656,7 +653,7 @@ class ServerStore:
         self,
         client: str,
         spec: FileSpec,
-        placed: list[tuple[str, int, int]],
+        placed: Iterable[tuple[str, int, int]],
         action: str,
         *,
         data_bytes: int,
@@ -671,9 +668,17 @@ class ServerStore:
             )
             conn.executemany(
                 "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
-                [(h, cur.lastrowid, o, n) for h, o, n in placed],
+                ((h, cur.lastrowid, o, n) for h, o, n in placed),
             )
             self._event(
                 conn, client, action, spec.path, size=spec.size, data_bytes=data_bytes, via=via
             )
             self._touch_client(conn, client)
+
+
+def _offsets(chunks: list[ChunkRef]) -> Iterator[tuple[str, int, int]]:
+    """(chunk id, offset, length) of each chunk of a file, in order."""
+    offset = 0
+    for c in chunks:
+        yield c.chunk_id, offset, c.length
+        offset += c.length
