@@ -419,6 +419,95 @@ def bench_rescan(
     )
 
 
+def write_huge(path: Path, size: int) -> None:
+    """Write ``size`` bytes of incompressible, non-repeating data quickly (BLAKE3's XOF)."""
+    from blake3 import blake3
+
+    block = 64 * MiB
+    with path.open("wb") as fh:
+        written = 0
+        index = 0
+        while written < size:
+            n = min(block, size - written)
+            fh.write(blake3(index.to_bytes(8, "little")).digest(length=n))
+            written += n
+            index += 1
+
+
+def hwm_kib(pid: int) -> int:
+    """The peak RSS (VmHWM) of a running process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def bench_huge(work: Path, args: argparse.Namespace, rsync_port: int) -> None:
+    """One file of 4 GiB and more, pushed to a fresh server: time and peak memory of both."""
+    src = work / "huge"
+    src.mkdir()
+    size = int(args.huge_gb * (1 << 30))
+    start = time.monotonic()
+    write_huge(src / "huge.bin", size)
+    made = time.monotonic() - start
+    data = work / "hk-huge-server-data"
+    _, _, token = run(
+        [*HOMEKEEP, "--data-dir", str(data), "token", "create", "huge", "--scope", "sync"]
+    )
+    proc = subprocess.Popen(
+        [
+            *HOMEKEEP,
+            "--data-dir",
+            str(data),
+            "sync",
+            "server",
+            str(work / "hk-huge"),
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env(),
+    )
+    assert proc.stdout is not None
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", proc.stdout.readline())
+    if not match:
+        proc.kill()
+        raise SystemExit("sync server did not start")
+    try:
+        idle = hwm_kib(proc.pid)
+        hk_s, hk_rss, summary = hk_push(src, match[0], token.strip(), "huge", work)
+        server_peak = hwm_kib(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    pushed = work / "hk-huge" / "huge" / "huge.bin"
+    assert pushed.stat().st_size == size, "the pushed file has the wrong size"
+    assert summary["files_sent"] == 1, summary
+    rs_s, rs_rss, _ = rsync_push(src, rsync_port, "huge")
+    table(
+        f"(huge) one file of {human(size)} (random, written in {made:.1f} s)",
+        ["tool", "seconds", "MB/s", "peak RSS client", "peak RSS server"],
+        [
+            [
+                "rsync -a (daemon)",
+                f"{rs_s:.2f}",
+                f"{size / MiB / rs_s:.0f}",
+                human(rs_rss * 1024),
+                "-",
+            ],
+            [
+                "homekeep sync push",
+                f"{hk_s:.2f}",
+                f"{size / MiB / hk_s:.0f}",
+                human(hk_rss * 1024),
+                f"{human(server_peak * 1024)} (idle: {human(idle * 1024)})",
+            ],
+        ],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -429,7 +518,13 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=50, help="edits timed for latency")
     parser.add_argument("--rescan", type=int, default=100_000, help="files in the rescan tree")
     parser.add_argument(
-        "--only", choices=["ab", "c", "d"], action="append", help="run only these parts"
+        "--only",
+        choices=["ab", "c", "d", "huge"],
+        action="append",
+        help="run only these parts (huge: one file of --huge-gb, not run by default)",
+    )
+    parser.add_argument(
+        "--huge-gb", type=float, default=4.25, help="size of the one file of part 'huge', GiB"
     )
     parser.add_argument(
         "--workdir", type=Path, help="where to build the trees (default: a temp dir)"
@@ -448,6 +543,8 @@ def main() -> None:
                 bench_latency(work, args, url, token)
             if "d" in parts:
                 bench_rescan(work, args, url, token, rsync_port)
+            if "huge" in parts:
+                bench_huge(work, args, rsync_port)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -69,7 +69,7 @@ def push(
 
 
 def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
-    """Everything a user would compare: kind, content, mtime, mode, link target."""
+    """Everything a user would compare: kind, content, mtime (of folders too), mode, link target."""
     out: dict[str, tuple[Any, ...]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
@@ -79,7 +79,7 @@ def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
             if stat.S_ISLNK(st.st_mode):
                 out[rel] = ("link", str(path.readlink()))
             elif stat.S_ISDIR(st.st_mode):
-                out[rel] = ("dir", stat.S_IMODE(st.st_mode))
+                out[rel] = ("dir", st.st_mtime_ns, stat.S_IMODE(st.st_mode))
             else:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 out[rel] = ("file", digest, st.st_mtime_ns, stat.S_IMODE(st.st_mode))

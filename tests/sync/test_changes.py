@@ -56,6 +56,14 @@ def _link_to_file(r: Path) -> None:
     _write(r / "link", b"now a file")
 
 
+def _add_to_old_folder(r: Path) -> None:
+    # a folder with an old mtime gets a new child: the server's folder must end with the
+    # folder's new local mtime, not the moment the server wrote the child
+    os.utime(r / "empty", ns=(10**18, 10**18))
+    _write(r / "empty/now", b"x")
+    _write(r / "docs/deep/er/new.txt", b"y")
+
+
 def _odd_names(r: Path) -> None:
     for rel in ("ünï cødé/日本語 ✓.txt", "-dash", "sp ace s/  lead", 'quote\'s "q"', "new\nline"):
         _write(r / rel, rel.encode())
@@ -83,6 +91,8 @@ CHANGES: dict[str, Callable[[Path], object]] = {
     "retarget link": _retarget_link,
     "link to file": _link_to_file,
     "unicode and odd names": _odd_names,
+    "set a folder's mtime": lambda r: os.utime(r / "docs/deep", ns=(10**18, 10**18)),
+    "file added to an old folder": _add_to_old_folder,
 }
 
 

@@ -17,7 +17,9 @@ from tests.sync.helpers import SyncServer, same_tree, snapshot, sync_server, wai
 
 
 @contextmanager
-def watching(src: Path, url: str, token: str, name: str) -> Iterator[subprocess.Popen[str]]:
+def watching(
+    src: Path, url: str, token: str, name: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
     """Run `homekeep -v sync watch` until the block ends, then stop it with SIGTERM."""
     log = (src.parent / f"watch-{name}.log").open("w")
     cmd = [
@@ -35,7 +37,9 @@ def watching(src: Path, url: str, token: str, name: str) -> Iterator[subprocess.
         "--name",
         name,
     ]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=clean_env())
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=clean_env(env)
+    )
     try:
         yield proc
     finally:
@@ -181,3 +185,49 @@ def test_latency_of_a_small_edit_is_under_a_second(tmp_path: Path) -> None:
 
 def _server_for(srv: SyncServer) -> SyncServer:
     return srv
+
+
+def test_periodic_rescan_repairs_a_change_the_events_missed(tmp_path: Path) -> None:
+    # A write through a hard link outside the watched folder raises no event for the path
+    # inside it (inotify reports to the parent of the name used), like events the kernel
+    # dropped: only the periodic full rescan can find the change.
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("before")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.link(src / "a.txt", outside / "same-inode")
+    env = {"HOMEKEEP_SYNC_RESCAN_INTERVAL_S": "1"}
+    with sync_server(tmp_path) as srv, watching(src, srv.url, srv.token, "rescan", env):
+        dst = srv.root / "rescan"
+        assert wait_until(lambda: same_tree(src, dst))
+        (outside / "same-inode").write_text("after, changed behind the watcher's back")
+        assert wait_until(lambda: same_tree(src, dst), timeout=30)
+        assert (dst / "a.txt").read_text() == "after, changed behind the watcher's back"
+    assert "periodic rescan" in (tmp_path / "watch-rescan.log").read_text()
+
+
+def test_lost_kernel_events_ask_for_a_rescan() -> None:
+    import inspect
+    import logging
+
+    from watchdog.observers import inotify_c
+
+    from homekeep.sync.watch import _Events, _Overflow
+
+    # the signal we listen for is the warning watchdog logs when inotify overflows
+    assert "Inotify queue overflowed" in inspect.getsource(inotify_c)
+    events = _Events(Path("/nonexistent"))
+    handler = _Overflow(events)
+    logger = logging.getLogger(_Overflow.LOGGER)
+    logger.addHandler(handler)
+    try:
+        logging.getLogger("watchdog.observers.inotify_c.other").warning("unrelated")
+        before = events.lost
+        logger.warning("Inotify queue overflowed; filesystem events were lost")
+        after = events.lost
+        assert not before
+        assert after
+        assert events.wakeup.is_set()
+    finally:
+        logger.removeHandler(handler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -22,6 +23,7 @@ from homekeep.core.errors import (
 )
 from homekeep.core.web import install_error_handlers
 from homekeep.sync import fsops
+from homekeep.sync.chunking import Digest, Follower
 from homekeep.sync.config import SyncConfig
 from homekeep.sync.protocol import (
     CHUNK_AVG,
@@ -52,6 +54,7 @@ class _Op(BaseModel):
 class MkdirOp(_Op):
     op: Literal["mkdir"]
     mode: int = Field(ge=0, le=MODE_LIMIT)
+    mtime_ns: int | None = None
 
 
 class LinkOp(_Op):
@@ -89,6 +92,8 @@ class OpsRequest(BaseModel):
 
 
 _OPS = TypeAdapter(OpsRequest)
+# chunk and hash whole-file uploads as they arrive; more uploads at once queue here
+_DIGESTERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="digest")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -140,6 +145,9 @@ def _apply(store: ServerStore, client: str, request: OpsRequest) -> list[dict[st
                 _apply_one(store, client, op, ready, results)
         finally:
             store.settle(ready)
+            touched = [op.path for op in request.ops if not isinstance(op, FileOp)]
+            touched += [op.dest for op in request.ops if isinstance(op, RenameOp)]
+            store.restore_dir_times(client, touched)
     return results
 
 
@@ -147,7 +155,7 @@ def _apply_one(
     store: ServerStore, client: str, op: Any, ready: list[Any], results: list[dict[str, Any]]
 ) -> None:
     if isinstance(op, MkdirOp):
-        store.mkdir(client, op.path, op.mode)
+        store.mkdir(client, op.path, op.mode, op.mtime_ns)
         results.append({"status": "done"})
     elif isinstance(op, LinkOp):
         store.symlink(client, op.path, op.target, op.mtime_ns)
@@ -234,10 +242,15 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
             raise UnsupportedMedia(f"unknown Content-Encoding {encoding!r}; use zstd or none")
         tmp = store.new_upload()
         wire = 0
+        follower: Follower | None = None
+        digesting: Future[Digest] | None = None
         try:
             inflate = zstandard.ZstdDecompressor().decompressobj() if encoding == "zstd" else None
             written = flushed = 0
             with tmp.open("wb") as out:
+                # chunked and hashed by a thread as it arrives, not read again afterwards
+                follower = Follower(tmp)
+                digesting = _DIGESTERS.submit(follower.digest)
                 async for part in request.stream():
                     if not part:
                         continue  # the stream ends with an empty part; zstd wants none
@@ -247,14 +260,19 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
                     if written > size:
                         raise PayloadTooLarge(f"upload of {path!r} is longer than its size")
                     out.write(data)
+                    out.flush()
+                    follower.publish(written)
                     if written - flushed >= WRITEBACK_STEP:
-                        out.flush()
                         fsops.start_writeback(out.fileno(), flushed, written - flushed)
                         flushed = written
-            await anyio.to_thread.run_sync(store.commit_upload, client, spec, tmp, wire)
+            follower.publish(written, done=True)
+            digest = await anyio.to_thread.run_sync(digesting.result)
+            await anyio.to_thread.run_sync(store.commit_upload, client, spec, tmp, wire, digest)
         except zstandard.ZstdError as exc:
             raise InvalidInput(f"upload of {path!r} is not a valid zstd stream") from exc
         finally:
+            if follower is not None:
+                follower.abort()  # no-op once done; else wakes the digesting thread to stop
             tmp.unlink(missing_ok=True)
         return {"status": "done", "via": "upload", "data_bytes": wire}
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from blake3 import blake3
 from pyfastcdc import FastCDC
@@ -31,6 +33,72 @@ class Digest:
 def chunk_id(data: bytes | memoryview) -> str:
     """Return the id of one chunk."""
     return blake3(data).hexdigest()
+
+
+class Follower:
+    """Reads a file while another thread writes it, never past what the writer published.
+
+    Lets the server chunk and hash a streamed upload as it arrives instead of reading the
+    whole file again afterwards.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fh = path.open("rb", buffering=0)
+        self._cond = threading.Condition()
+        self._published = 0
+        self._pos = 0
+        self._done = False
+        self._failed = False
+
+    def publish(self, total: int, *, done: bool = False) -> None:
+        """The writer flushed ``total`` bytes (and, with ``done``, will write no more)."""
+        with self._cond:
+            self._published = total
+            self._done = done
+            self._cond.notify_all()
+
+    def abort(self) -> None:
+        """The upload failed: wake the reader, which stops with FileChanged."""
+        with self._cond:
+            self._failed = self._done = True
+            self._cond.notify_all()
+
+    def readinto(self, buf: memoryview) -> int:
+        with self._cond:
+            while self._pos >= self._published and not self._done:
+                self._cond.wait(1.0)
+            if self._failed:
+                raise FileChanged("upload aborted")
+            want = min(len(buf), self._published - self._pos)
+        if want <= 0:
+            return 0
+        got = self._fh.readinto(buf[:want])
+        if not got:
+            raise FileChanged("the upload's temp file is shorter than what was written")
+        self._pos += got
+        return got
+
+    def digest(self) -> Digest:
+        """Chunk and hash everything the writer publishes, until it is done."""
+        try:
+            return _digest_stream(self)
+        finally:
+            self._fh.close()
+
+
+def _digest_stream(fh: Any) -> Digest:
+    whole = blake3()
+    chunks: list[ChunkRef] = []
+    size = 0
+    # a chunker of its own: pyfastcdc's objects are not meant to be shared across threads
+    chunker = FastCDC(
+        CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=CHUNK_NC
+    )
+    for chunk in FastCDC.cut_stream(chunker, fh):
+        whole.update(chunk.data)
+        chunks.append(ChunkRef(blake3(chunk.data).hexdigest(), chunk.length))
+        size += chunk.length
+    return Digest(whole.hexdigest(), size, chunks)
 
 
 def digest_file(path: Path, *, expect_size: int, expect_mtime_ns: int) -> Digest:

@@ -273,6 +273,7 @@ def watch_cmd(rt: Runtime, /, folder: Path, **opts: Any) -> None:
             client.root,
             settle=client.cfg.settle_ms / 1000,
             backoff_max=client.cfg.backoff_max_s,
+            rescan_interval=client.cfg.rescan_interval_s,
             on_summary=report,
             stop=stop,
         )

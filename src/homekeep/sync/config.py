@@ -29,6 +29,13 @@ class SyncConfig(Section):
         le=60_000,
         description="`sync watch` waits until a path has been quiet this long before sending.",
     )
+    rescan_interval_s: float = Field(
+        default=3600,
+        ge=0,
+        description="`sync watch` re-checks the whole folder this often, repairing changes "
+        "the filesystem events missed (Syncthing rescans hourly too); 0 turns it off. "
+        "A lost-events signal from the kernel (inotify overflow) rescans at once.",
+    )
     backoff_max_s: float = Field(
         default=30, gt=0, description="Longest wait between retries while the server is down."
     )

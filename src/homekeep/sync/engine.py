@@ -152,6 +152,12 @@ class Syncer:
             else:
                 local.update(self._shallow(sc.path))
         forced = {sc.path for sc in scopes if sc.path and not first}
+        if not first:
+            # a change inside a folder moves the folder's mtime: look at the parents too
+            for parent in {_parent(sc.path) for sc in scopes if sc.path} - {""}:
+                if not any(s.covers(parent) for s in scopes):
+                    scopes.append(Scope(parent, deep=False))
+                    local.update(self._shallow(parent))
         summary.files_scanned = sum(1 for e in local.values() if e.kind == "file")
         summary.bytes_scanned = sum(e.size for e in local.values() if e.kind == "file")
         remote = self._remote_in(scopes, local)
@@ -265,18 +271,17 @@ class Syncer:
             entry = local[path]
             have = remote.get(path)
             if entry.kind == "dir":
-                if have is None or have.kind != "dir" or have.mode != entry.mode:
-                    ops.append(
-                        (
-                            {"op": "mkdir", "path": path, "mode": entry.mode},
-                            path,
-                            Remote("dir", 0, 0, entry.mode, None, None, entry.inode),
-                        )
-                    )
+                acked = Remote("dir", 0, entry.mtime_ns, entry.mode, None, None, entry.inode)
+                if (
+                    have is None
+                    or have.kind != "dir"
+                    or (have.mode, have.mtime_ns) != (entry.mode, entry.mtime_ns)
+                ):
+                    op = {"op": "mkdir", "path": path, "mode": entry.mode}
+                    op["mtime_ns"] = entry.mtime_ns
+                    ops.append((op, path, acked))
                 elif have.inode != entry.inode:
-                    self.index.put_remote(
-                        path, Remote("dir", 0, 0, entry.mode, None, None, entry.inode)
-                    )
+                    self.index.put_remote(path, acked)
             elif entry.kind == "link" and (
                 have is None or have.kind != "link" or have.target != entry.target
             ):
@@ -292,6 +297,10 @@ class Syncer:
                         Remote("link", 0, entry.mtime_ns, 0, None, entry.target, entry.inode),
                     )
                 )
+        have_dirs = {
+            p: (r := remote.get(p)) is not None and r.kind == "dir" and r.mode == op.get("mode")
+            for op, p, _ in ops
+        }
         for start in range(0, len(ops), BATCH_OPS):
             batch = ops[start : start + BATCH_OPS]
             results = self._ops([op for op, _, _ in batch])
@@ -300,7 +309,9 @@ class Syncer:
                     if op["op"] == "link":
                         self.index.drop_remote(path)
                     self.index.put_remote(path, acked)
-                    if op["op"] == "mkdir":
+                    if op["op"] == "mkdir" and have_dirs.get(path):
+                        self.on_change(f"folder times {path}")
+                    elif op["op"] == "mkdir":
                         summary.folders += 1
                         self.on_change(f"folder {path}")
                     else:

@@ -31,7 +31,7 @@ def _entry(path: str, st: os.stat_result) -> Local | None:
     if stat.S_ISREG(mode):
         return Local("file", st.st_size, st.st_mtime_ns, stat.S_IMODE(mode), st.st_ino)
     if stat.S_ISDIR(mode):
-        return Local("dir", 0, 0, stat.S_IMODE(mode), st.st_ino)
+        return Local("dir", 0, st.st_mtime_ns, stat.S_IMODE(mode), st.st_ino)
     if stat.S_ISLNK(mode):
         try:
             target = os.readlink(path)  # noqa: PTH115 - str paths keep the scan fast

@@ -21,6 +21,7 @@ import stat
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,8 +29,9 @@ from typing import Any, BinaryIO
 from blake3 import blake3
 
 from homekeep.core.db import Database, utcnow
-from homekeep.core.errors import InvalidInput, UsageError
+from homekeep.core.errors import Conflict, InvalidInput, UsageError
 from homekeep.sync import fsops
+from homekeep.sync.chunking import Digest
 from homekeep.sync.chunkstore import ChunkStore, Location
 from homekeep.sync.protocol import (
     ChunkRef,
@@ -120,7 +122,7 @@ class _Ready:
     target: Path
     client: str
     spec: FileSpec
-    placed: list[tuple[str, int, int]]
+    placed: Iterable[tuple[str, int, int]]  # iterated once, when recorded
     action: str
     data_bytes: int
     via: str
@@ -278,7 +280,8 @@ class ServerStore:
 
     # -- changes -------------------------------------------------------------------------
 
-    def mkdir(self, client: str, path: str, mode: int) -> None:
+    def mkdir(self, client: str, path: str, mode: int, mtime_ns: int | None = None) -> None:
+        """Create or update a folder; its mtime is applied by ``restore_dir_times``."""
         base = self.client_dir(client)
         base.mkdir(exist_ok=True)
         target = fsops.resolve(base, path)
@@ -290,18 +293,24 @@ class ServerStore:
         target.mkdir(exist_ok=True)
         target.chmod(mode & fsops.MODE_MASK)
         with self.db.transaction() as conn:
+            old = conn.execute(
+                "SELECT kind, mode FROM entries WHERE client = ? AND path = ?", (client, path)
+            ).fetchone()
             conn.execute(
-                "INSERT INTO entries (client, path, kind, mode) VALUES (?, ?, 'dir', ?)"
+                "INSERT INTO entries (client, path, kind, mode, mtime_ns)"
+                " VALUES (?, ?, 'dir', ?, ?)"
                 " ON CONFLICT(client, path) DO UPDATE SET kind = 'dir', mode = excluded.mode,"
+                " mtime_ns = CASE WHEN ? IS NULL THEN mtime_ns ELSE excluded.mtime_ns END,"
                 " size = 0, hash = NULL, target = NULL",
-                (client, path, mode),
+                (client, path, mode, mtime_ns or 0, mtime_ns),
             )
             conn.execute(
                 "DELETE FROM chunks WHERE entry_id IN"
                 " (SELECT id FROM entries WHERE client = ? AND path = ?)",
                 (client, path),
             )
-            self._event(conn, client, "mkdir" if created else "meta", path)
+            if created or old is None or (old["kind"], old["mode"]) != ("dir", mode):
+                self._event(conn, client, "mkdir" if created else "meta", path)
             self._touch_client(conn, client)
 
     def symlink(self, client: str, path: str, link_target: str, mtime_ns: int) -> None:
@@ -419,13 +428,25 @@ class ServerStore:
         """A fresh temp file name for a streamed upload."""
         return self.tmp / uuid.uuid4().hex
 
-    def commit_upload(self, client: str, spec: FileSpec, tmp: Path, wire_bytes: int) -> None:
-        """Place a file streamed whole into ``tmp`` once its content matches its id."""
+    def commit_upload(
+        self,
+        client: str,
+        spec: FileSpec,
+        tmp: Path,
+        wire_bytes: int,
+        digest: Digest | None = None,
+    ) -> None:
+        """Place a file streamed whole into ``tmp`` once its content matches its id.
+
+        ``digest`` is the chunk list and hash taken while the file arrived; without it the
+        file is read again.
+        """
         from homekeep.sync.chunking import FileChanged, digest_file
 
         try:
             st = tmp.stat()
-            digest = digest_file(tmp, expect_size=st.st_size, expect_mtime_ns=st.st_mtime_ns)
+            if digest is None or digest.size != st.st_size:
+                digest = digest_file(tmp, expect_size=st.st_size, expect_mtime_ns=st.st_mtime_ns)
         except (OSError, FileChanged) as exc:
             tmp.unlink(missing_ok=True)
             raise InvalidInput(f"upload of {spec.path!r} could not be read back") from exc
@@ -440,11 +461,7 @@ class ServerStore:
             fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
         finally:
             os.close(fd)
-        placed = []
-        offset = 0
-        for c in digest.chunks:
-            placed.append((c.chunk_id, offset, c.length))
-            offset += c.length
+        placed = _offsets(digest.chunks)  # lazily: a huge file's list is not copied
         action = "modify" if self._entry(client, spec.path) is not None else "create"
         ready = [_Ready(tmp, target, client, spec, placed, action, wire_bytes, "upload", set())]
         with self.lock(client):
@@ -580,6 +597,9 @@ class ServerStore:
         finally:
             for r in ready:
                 r.tmp.unlink(missing_ok=True)
+        by_client: dict[str, list[str]] = {}
+        for r in ready:
+            by_client.setdefault(r.client, []).append(r.spec.path)
         with self.db.transaction():
             for r in ready:
                 self._record_file(
@@ -588,12 +608,52 @@ class ServerStore:
             for r in ready:
                 self.chunks.release(r.staged, r.spec.hash)
         ready.clear()
+        for client, paths in by_client.items():
+            self.restore_dir_times(client, paths)
+
+    def restore_dir_times(self, client: str, changed: list[str]) -> None:
+        """Give the folders around ``changed`` paths the mtimes the client recorded.
+
+        Adding, removing or renaming an entry moves its folder's mtime, so this runs after
+        each batch of changes: the changed paths that are folders themselves and every folder
+        above them get their recorded mtime back, deepest first (a folder's own utime does
+        not touch its parent).
+        """
+        folders: set[str] = set()
+        for path in changed:
+            folders.add(path)
+            while "/" in path:
+                path = path.rpartition("/")[0]
+                if path in folders:
+                    break
+                folders.add(path)
+        if not folders:
+            return
+        wanted = sorted(folders)
+        times: list[tuple[str, int]] = []
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self.db.query(
+                "SELECT path, mtime_ns FROM entries WHERE client = ? AND kind = 'dir'"  # noqa: S608 - placeholders only
+                f" AND mtime_ns > 0 AND path IN ({marks})",
+                (client, *part),
+            )
+            times.extend((str(r[0]), int(r[1])) for r in rows)
+        base = self.client_dir(client)
+        for path, mtime_ns in sorted(times, key=lambda t: t[0].count("/"), reverse=True):
+            try:
+                target = fsops.resolve(base, path)
+                if stat.S_ISDIR(target.lstat().st_mode):
+                    os.utime(target, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+            except (OSError, InvalidInput, Conflict) as exc:
+                log.debug("cannot set the mtime of %s: %s", path, exc)
 
     def _record_file(
         self,
         client: str,
         spec: FileSpec,
-        placed: list[tuple[str, int, int]],
+        placed: Iterable[tuple[str, int, int]],
         action: str,
         *,
         data_bytes: int,
@@ -608,9 +668,17 @@ class ServerStore:
             )
             conn.executemany(
                 "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
-                [(h, cur.lastrowid, o, n) for h, o, n in placed],
+                ((h, cur.lastrowid, o, n) for h, o, n in placed),
             )
             self._event(
                 conn, client, action, spec.path, size=spec.size, data_bytes=data_bytes, via=via
             )
             self._touch_client(conn, client)
+
+
+def _offsets(chunks: list[ChunkRef]) -> Iterator[tuple[str, int, int]]:
+    """(chunk id, offset, length) of each chunk of a file, in order."""
+    offset = 0
+    for c in chunks:
+        yield c.chunk_id, offset, c.length
+        offset += c.length

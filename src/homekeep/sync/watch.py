@@ -38,6 +38,7 @@ class _Events(FileSystemEventHandler):
         self.dirty: dict[str, tuple[float, bool]] = {}
         self.writing: set[str] = set()
         self.wakeup = threading.Event()
+        self.lost = False  # the kernel dropped events: only a full rescan can tell what changed
 
     def _rel(self, path: str | bytes) -> str | None:
         text = os.fsdecode(path)
@@ -95,6 +96,25 @@ class _Events(FileSystemEventHandler):
         return _minimal(ready)
 
 
+class _Overflow(logging.Handler):
+    """Turns watchdog's "events were lost" warning (inotify overflow) into a rescan request.
+
+    watchdog rebuilds its watches after an overflow but tells the handler nothing; its log
+    record is the only signal, so a handler on its logger raises our flag.
+    """
+
+    LOGGER = "watchdog.observers.inotify_c"
+
+    def __init__(self, events: _Events) -> None:
+        super().__init__(logging.WARNING)
+        self.events = events
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.events.lost = True
+            self.events.wakeup.set()
+
+
 def _minimal(paths: dict[str, bool]) -> list[Scope]:
     """Drop paths already covered by a deep ancestor in the set."""
     deep = {p for p, d in paths.items() if d}
@@ -116,17 +136,31 @@ def watch(
     backoff_max: float,
     on_summary: Callable[[Summary], None],
     stop: threading.Event,
+    rescan_interval: float = 3600,
 ) -> None:
-    """Keep the server's copy equal to ``root`` until ``stop`` is set."""
+    """Keep the server's copy equal to ``root`` until ``stop`` is set.
+
+    Besides the live events, the whole folder is compared again every ``rescan_interval``
+    seconds (0: never) and at once when the kernel reports lost events.
+    """
     events = _Events(root)
+    overflow = _Overflow(events)
+    logging.getLogger(_Overflow.LOGGER).addHandler(overflow)
     observer = Observer()
     observer.schedule(events, os.fsdecode(root), recursive=True)
     observer.start()
     try:
         _loop(
-            syncer, events, settle=settle, backoff_max=backoff_max, on_summary=on_summary, stop=stop
+            syncer,
+            events,
+            settle=settle,
+            backoff_max=backoff_max,
+            on_summary=on_summary,
+            stop=stop,
+            rescan_interval=rescan_interval,
         )
     finally:
+        logging.getLogger(_Overflow.LOGGER).removeHandler(overflow)
         observer.stop()
         observer.join(timeout=5)
 
@@ -139,15 +173,25 @@ def _loop(
     backoff_max: float,
     on_summary: Callable[[Summary], None],
     stop: threading.Event,
+    rescan_interval: float = 3600,
 ) -> None:
     need_full = True
     delay = 0.5
     pending: list[Scope] = []
+    last_full = time.monotonic()
     while not stop.is_set():
         try:
+            if events.lost:
+                log.warning("the kernel dropped file events; rescanning the whole folder")
+                need_full = True
+            elif rescan_interval and time.monotonic() - last_full >= rescan_interval:
+                log.info("periodic rescan of the whole folder")
+                need_full = True
             if need_full:
                 with events.lock:
                     events.dirty.clear()
+                    events.lost = False
+                last_full = time.monotonic()
                 on_summary(syncer.full())
                 need_full = False
                 pending = []
