@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +33,15 @@ STEP_NAMES = {
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-def _open(rt: Runtime) -> tuple[AreaContext, Database]:
+@contextmanager
+def _open(rt: Runtime) -> Iterator[tuple[AreaContext, Database]]:
+    """The music area's context and database, closed when the command ends."""
     ctx = rt.area("music")
-    return ctx, ctx.database(MIGRATIONS)
+    db = ctx.database(MIGRATIONS)
+    try:
+        yield ctx, db
+    finally:
+        db.close()
 
 
 def _size(n: int | None) -> str:
@@ -81,9 +89,8 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
 
     Only new and changed files (size or mtime) are read; moved files keep their data.
     """
-    ctx, db = _open(rt)
-    config = ctx.config(MusicConfig)
-    try:
+    with _open(rt) as (ctx, db):
+        config = ctx.config(MusicConfig)
         wanted = list(roots) or list(config.roots)
         if not wanted:  # rescan what was scanned before
             wanted = [Path(row["path"]) for row in Library(db).roots()]
@@ -96,8 +103,6 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-    finally:
-        db.close()
     if as_json:
         _print(result.to_json())
         return
@@ -139,11 +144,8 @@ def report() -> None:
 @pass_runtime
 def report_types(rt: Runtime, as_json: bool) -> None:
     """Every file under the roots by extension and detected kind, with count and size."""
-    _, db = _open(rt)
-    try:
+    with _open(rt) as (_, db):
         rows = reports.types(db)
-    finally:
-        db.close()
     if as_json:
         _print(rows)
         return
@@ -166,12 +168,9 @@ def report_types(rt: Runtime, as_json: bool) -> None:
 @pass_runtime
 def report_missing(rt: Runtime, fields: str | None, as_json: bool) -> None:
     """Tracks missing critical tags; album artist and track number are warnings."""
-    ctx, db = _open(rt)
-    try:
+    with _open(rt) as (ctx, db):
         wanted = reports.parse_fields(fields, ctx.config(MusicConfig).critical_tags)
         rows = reports.missing_tags(db, wanted)
-    finally:
-        db.close()
     if as_json:
         _print(rows)
         return
@@ -193,12 +192,9 @@ def report_missing(rt: Runtime, fields: str | None, as_json: bool) -> None:
 @pass_runtime
 def report_artwork(rt: Runtime, min_size: int | None, as_json: bool) -> None:
     """Albums with no front cover, a cover too small, or one that cannot be decoded."""
-    ctx, db = _open(rt)
-    size = ctx.config(MusicConfig).min_cover_size if min_size is None else min_size
-    try:
+    with _open(rt) as (ctx, db):
+        size = ctx.config(MusicConfig).min_cover_size if min_size is None else min_size
         rows = reports.artwork(db, size)
-    finally:
-        db.close()
     if as_json:
         _print(rows)
         return
@@ -216,11 +212,8 @@ def report_artwork(rt: Runtime, min_size: int | None, as_json: bool) -> None:
 @pass_runtime
 def report_errors(rt: Runtime, as_json: bool) -> None:
     """Files that could not be read, and why; files whose content is not their extension."""
-    _, db = _open(rt)
-    try:
+    with _open(rt) as (_, db):
         rows = reports.errors(db)
-    finally:
-        db.close()
     if as_json:
         _print(rows)
         return
@@ -237,11 +230,8 @@ def report_errors(rt: Runtime, as_json: bool) -> None:
 @pass_runtime
 def timings(rt: Runtime, limit: int, as_json: bool) -> None:
     """The time each step of recent scans took, newest first."""
-    _, db = _open(rt)
-    try:
+    with _open(rt) as (_, db):
         rows = reports.timings(db, limit)
-    finally:
-        db.close()
     if as_json:
         _print(rows)
         return
@@ -271,11 +261,8 @@ def roots() -> None:
 @pass_runtime
 def roots_list(rt: Runtime, as_json: bool) -> None:
     """Every scanned root with its file count and last scan."""
-    _, db = _open(rt)
-    try:
+    with _open(rt) as (_, db):
         rows = Library(db).roots()
-    finally:
-        db.close()
     if as_json:
         _print(rows)
         return
@@ -290,9 +277,6 @@ def roots_list(rt: Runtime, as_json: bool) -> None:
 @pass_runtime
 def roots_remove(rt: Runtime, path: Path) -> None:
     """Forget a root and its tracks (the files on disk are not touched)."""
-    ctx, db = _open(rt)
-    try:
+    with _open(rt) as (ctx, db):
         count = remove_root(db, ctx.dir, ctx.config(MusicConfig), path)
-    finally:
-        db.close()
     click.echo(f"removed root {path} and the {count} files the library knew under it")
