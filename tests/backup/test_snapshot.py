@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from homekeep.backup.config import JobSpec
-from homekeep.backup.retention import STAMP_FORMAT, to_keep
+from homekeep.backup.retention import STAMP_FORMAT, new_stamp, snapshots, to_keep
 from tests.backup.conftest import Home
 
 
 def snapshot_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+    return [root / name for name in snapshots(root)]
 
 
 def test_snapshots_hard_link_unchanged_files(home: Home, source: Path) -> None:
@@ -174,3 +174,17 @@ def test_retention_prunes_real_snapshot_dirs(
     assert (root / "latest").resolve() == (root / new).resolve()
     log = Path(home.history("snap")[-1]["log_file"]).read_text()
     assert log.count("retention: removed snapshot") == len(old) - len(kept_old)
+
+
+def test_names_in_one_second_keep_their_order_after_pruning(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 22, 19, 27, 10, tzinfo=UTC)
+    job = JobSpec(name="snap", source=str(tmp_path), method="snapshot", keep_last=2)
+    made = []
+    for _ in range(12):
+        name = new_stamp(tmp_path, now)
+        (tmp_path / name).mkdir()
+        made.append(name)
+        for old in set(snapshots(tmp_path)) - to_keep(snapshots(tmp_path), job):
+            (tmp_path / old).rmdir()
+    # The newest two survive every prune, and -10 sorts after -9, not before -2.
+    assert snapshots(tmp_path) == made[-2:] == ["2026-11-22T192710Z-11", "2026-11-22T192710Z-12"]

@@ -15,21 +15,42 @@ _STAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{6}Z(?:-\d+)?$")
 PARTIAL = ".partial"
 
 
+def order(name: str) -> tuple[str, int]:
+    """Sort key of a snapshot name: its time, then its number within that second.
+
+    Plain string order would put ``...Z-10`` before ``...Z-2``.
+    """
+    base, _, number = name.removesuffix(PARTIAL).partition("Z-")
+    return (base.removesuffix("Z"), int(number) if number else 1)
+
+
 def new_stamp(root: Path, now: datetime | None = None) -> str:
-    """A snapshot name for now that is not taken yet."""
+    """A snapshot name for now that sorts after every snapshot taken in the same second.
+
+    Reusing a number retention freed would make the newest snapshot sort as the oldest,
+    and the next prune would delete it.
+    """
     base = (now or datetime.now(UTC)).strftime(STAMP_FORMAT)
-    name, n = base, 1
-    while (root / name).exists() or (root / f"{name}{PARTIAL}").exists():
-        n += 1
-        name = f"{base}-{n}"
-    return name
+    taken = (
+        [
+            order(p.name)[1]
+            for p in root.glob(f"{base}*")
+            if _STAMP_RE.match(p.name.removesuffix(PARTIAL))
+        ]
+        if root.is_dir()
+        else []
+    )
+    if not taken:
+        return base
+    return f"{base}-{max(taken) + 1}"
 
 
 def snapshots(root: Path) -> list[str]:
     """Complete snapshots in ``root``, oldest first."""
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if _STAMP_RE.match(p.name) and p.is_dir())
+    names = (p.name for p in root.iterdir() if _STAMP_RE.match(p.name) and p.is_dir())
+    return sorted(names, key=order)
 
 
 def partials(root: Path) -> list[Path]:
@@ -37,7 +58,8 @@ def partials(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(
-        p for p in root.iterdir() if p.name.endswith(PARTIAL) and _STAMP_RE.match(p.name[:-8])
+        (p for p in root.iterdir() if p.name.endswith(PARTIAL) and _STAMP_RE.match(p.name[:-8])),
+        key=lambda p: order(p.name),
     )
 
 
@@ -52,7 +74,7 @@ def to_keep(names: list[str], job: JobSpec) -> set[str]:
         return set()
     if not (job.keep_last or job.keep_daily or job.keep_weekly or job.keep_monthly):
         return set(names)
-    newest_first = sorted(names, reverse=True)
+    newest_first = sorted(names, key=order, reverse=True)
     keep = {newest_first[0]}
     keep.update(newest_first[: job.keep_last])
     for count, period in (
