@@ -118,7 +118,7 @@ class RateLimited(HomekeepError):
     status_code = 429
     code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: int) -> None:
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -140,3 +140,18 @@ class ExternalToolError(HomekeepError):
     exit_code = 8
     status_code = 502
     code = "tool_failed"
+
+
+def error_class_for(status: int) -> type[HomekeepError]:
+    """The most general error class that answers with HTTP ``status``, for API clients.
+
+    A client turns our JSON error back into the error the server raised, so the CLI
+    exits with the same code; an unknown status maps to ``HomekeepError``.
+    """
+    pending: list[type[HomekeepError]] = [HomekeepError]
+    while pending:  # breadth first: a base class wins over its subclasses
+        cls = pending.pop(0)
+        if cls.status_code == status:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return HomekeepError

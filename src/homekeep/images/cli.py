@@ -15,32 +15,18 @@ from rich.table import Table
 from rich.text import Text
 
 from homekeep.core.errors import (
-    AuthError,
-    Forbidden,
     HomekeepError,
-    InvalidInput,
     NotFound,
-    PayloadTooLarge,
     RateLimited,
     Unavailable,
-    UnsupportedMedia,
     UsageError,
+    error_class_for,
 )
 from homekeep.core.runtime import Runtime, pass_runtime
 from homekeep.images.config import ImagesConfig
 from homekeep.images.formats import sniff
 from homekeep.images.service import open_store
 from homekeep.images.store import ImageRecord, ImageStore
-
-_BY_STATUS: dict[int, type[HomekeepError]] = {
-    400: UsageError,
-    401: AuthError,
-    403: Forbidden,
-    404: NotFound,
-    413: PayloadTooLarge,
-    415: UnsupportedMedia,
-    422: InvalidInput,
-}
 
 
 def _server(rt: Runtime, server: str | None) -> str:
@@ -74,7 +60,7 @@ def _error(response: httpx.Response, what: str) -> HomekeepError:
     if response.status_code == 429:
         wait = int(response.headers.get("retry-after", "1"))
         return RateLimited(f"{what}: {message}", retry_after=wait)
-    return _BY_STATUS.get(response.status_code, HomekeepError)(f"{what}: {message}")
+    return error_class_for(response.status_code)(f"{what}: {message}")
 
 
 @click.group("images")

@@ -16,26 +16,12 @@ import httpx
 
 from homekeep.core.errors import (
     AuthError,
-    Conflict,
-    Forbidden,
     HomekeepError,
-    InvalidInput,
-    NotFound,
-    PayloadTooLarge,
     Unavailable,
     UsageError,
+    error_class_for,
 )
 from homekeep.sync.protocol import PREFIX, VERSION
-
-_BY_STATUS: dict[int, type[HomekeepError]] = {
-    400: UsageError,
-    401: AuthError,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-    422: InvalidInput,
-}
 
 
 class Offline(Unavailable):
@@ -248,6 +234,6 @@ def _error(response: httpx.Response, server: str) -> HomekeepError:
             f"{server} refused the token ({message}); create one on the server with "
             "'homekeep token create NAME --scope sync' and pass it with --token"
         )
-    if status in _BY_STATUS:
-        return _BY_STATUS[status](f"{server}: {message}")
+    if 400 <= status < 500 and status != 429:  # the request is wrong: retrying cannot help
+        return error_class_for(status)(f"{server}: {message}")
     return Offline(f"{server} answered {status}: {message}")
