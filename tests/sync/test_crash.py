@@ -60,12 +60,13 @@ class Inspector(threading.Thread):
 
 
 def _when_data_arrives(root: Path, timeout: float = 30) -> None:
-    """Wait until the server has received some chunk data (a pack or a finished file)."""
+    """Wait until the server has received some data: a staged pack, a temp file or a file."""
     deadline = time.monotonic() + timeout
-    staging = root / ".homekeep-sync/staging"
+    state = root / ".homekeep-sync"
     while time.monotonic() < deadline:
-        if staging.is_dir() and any(staging.iterdir()):
-            return
+        for folder in (state / "staging", state / "tmp", root / "laptop"):
+            if folder.is_dir() and any(p.is_file() for p in folder.rglob("*")):
+                return
         time.sleep(0.01)
     raise AssertionError("the server received nothing")
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from homekeep.core.errors import InvalidInput
 from homekeep.sync.excludes import Excludes
 from homekeep.sync.protocol import (
+    ChunkList,
     ChunkRef,
     apply_delta,
     check_path,
@@ -251,8 +252,11 @@ _refs = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(_refs, _refs)
 def test_a_chunk_list_delta_rebuilds_the_new_list(old: list[ChunkRef], new: list[ChunkRef]) -> None:
-    delta = make_delta(old, new)
-    assert apply_delta(old, delta, max_chunks=100) == new
+    before, after = ChunkList.of(old), ChunkList.of(new)
+    delta = make_delta(before, after)
+    rebuilt = apply_delta(before, delta, max_chunks=100)
+    assert rebuilt == after
+    assert list(rebuilt) == new
 
 
 @pytest.mark.parametrize(
@@ -260,7 +264,7 @@ def test_a_chunk_list_delta_rebuilds_the_new_list(old: list[ChunkRef], new: list
 )
 def test_malformed_deltas_are_refused(delta: list[list[int] | str]) -> None:
     with pytest.raises(InvalidInput):
-        apply_delta([ChunkRef("0" * 64, 10)] * 3, delta, max_chunks=100)
+        apply_delta(ChunkList.of([ChunkRef("0" * 64, 10)] * 3), delta, max_chunks=100)
 
 
 def _upload_params(path: str, data: bytes, **over: str | int) -> dict[str, str | int]:

@@ -42,11 +42,7 @@ def adopt(store: ServerStore) -> int:
                     )
                 except (FileChanged, OSError):
                     continue
-                placed = []
-                offset = 0
-                for c in digest.chunks:
-                    placed.append((c.chunk_id, offset, c.length))
-                    offset += c.length
+                placed = list(digest.chunks.offsets())
                 _adopt_row(store, client, rel, "file", st, digest.file_hash, None, placed)
                 count += 1
     return count

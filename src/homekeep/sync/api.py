@@ -23,7 +23,7 @@ from homekeep.core.errors import (
 )
 from homekeep.core.web import install_error_handlers
 from homekeep.sync import fsops
-from homekeep.sync.chunking import Digest, Follower
+from homekeep.sync.chunking import Digest, Follower, ListMismatch
 from homekeep.sync.config import SyncConfig
 from homekeep.sync.protocol import (
     CHUNK_AVG,
@@ -38,7 +38,7 @@ from homekeep.sync.protocol import (
     check_path,
     decode_chunks,
 )
-from homekeep.sync.store import FileSpec, ServerStore
+from homekeep.sync.store import Batch, FileSpec, ServerStore
 
 MAX_PACK_BYTES = 16 << 20
 WRITEBACK_STEP = 8 << 20
@@ -133,27 +133,63 @@ def _parse_ops(body: bytes) -> OpsRequest:
     return request
 
 
-def _apply(store: ServerStore, client: str, request: OpsRequest) -> list[dict[str, Any]]:
+def _apply(
+    store: ServerStore,
+    client: str,
+    request: OpsRequest,
+    inline: dict[str, tuple[bytes, int]] | None = None,
+) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
-    ready: list[Any] = []
     with store.lock(client):
-        store.register(client)
+        batch = store.begin(client, inline)
         try:
-            for op in request.ops:
-                if not isinstance(op, FileOp):
-                    store.settle(ready)
-                _apply_one(store, client, op, ready, results)
+            _apply_ops(store, batch, request.ops, results)
         finally:
-            store.settle(ready)
+            store.settle(batch)
             touched = [op.path for op in request.ops if not isinstance(op, FileOp)]
             touched += [op.dest for op in request.ops if isinstance(op, RenameOp)]
             store.restore_dir_times(client, touched)
     return results
 
 
-def _apply_one(
-    store: ServerStore, client: str, op: Any, ready: list[Any], results: list[dict[str, Any]]
+def _apply_ops(
+    store: ServerStore, batch: Batch, ops: list[Any], results: list[dict[str, Any]]
 ) -> None:
+    """Apply ops in order; runs of file ops are looked up together and placed together."""
+    client = batch.client
+    start = 0
+    while start < len(ops):
+        op = ops[start]
+        if not isinstance(op, FileOp):
+            store.settle(batch)
+            _apply_other(store, client, op, results)
+            start += 1
+            continue
+        end = start
+        while end < len(ops) and isinstance(ops[end], FileOp):
+            end += 1
+        specs = [_spec(store, client, file_op) for file_op in ops[start:end]]
+        store.prepare(batch, [spec for spec in specs if spec is not None])
+        for spec in specs:
+            results.append({"status": "resend"} if spec is None else store.commit_file(batch, spec))
+        start = end
+
+
+def _spec(store: ServerStore, client: str, op: FileOp) -> FileSpec | None:
+    """The file an op describes; None when its delta's base is gone (the client resends)."""
+    limit = (op.size // CHUNK_MIN) + 2
+    chunks = None
+    if op.chunks is not None:
+        chunks = decode_chunks(op.chunks, max_chunks=limit)
+    elif op.delta is not None:
+        old = store.base_chunks(client, op.path, check_hash(op.base or ""))
+        if old is None:
+            return None
+        chunks = apply_delta(old, op.delta, max_chunks=limit)
+    return FileSpec(op.path, op.size, op.mode, op.mtime_ns, op.hash.lower(), chunks)
+
+
+def _apply_other(store: ServerStore, client: str, op: Any, results: list[dict[str, Any]]) -> None:
     if isinstance(op, MkdirOp):
         store.mkdir(client, op.path, op.mode, op.mtime_ns)
         results.append({"status": "done"})
@@ -163,22 +199,19 @@ def _apply_one(
     elif isinstance(op, DeleteOp):
         store.delete(client, op.path)
         results.append({"status": "done"})
-    elif isinstance(op, RenameOp):
+    else:
         done = store.rename(client, op.path, op.dest)
         results.append({"status": "done" if done else "absent"})
-    else:
-        limit = (op.size // CHUNK_MIN) + 2
-        chunks = None
-        if op.chunks is not None:
-            chunks = decode_chunks(op.chunks, max_chunks=limit)
-        elif op.delta is not None:
-            old = store.base_chunks(client, op.path, check_hash(op.base or ""))
-            if old is None:
-                results.append({"status": "resend"})
-                return
-            chunks = apply_delta(old, op.delta, max_chunks=limit)
-        spec = FileSpec(op.path, op.size, op.mode, op.mtime_ns, op.hash.lower(), chunks)
-        results.append(store.commit_file(client, spec, ready))
+
+
+def _split_commit(body: bytes) -> tuple[bytes, bytes]:
+    """A commit body: a 4-byte big-endian length, that many bytes of ops JSON, a chunk pack."""
+    if len(body) < 4:
+        raise InvalidInput("commit body is shorter than its 4-byte header")
+    length = int.from_bytes(body[:4], "big")
+    if length > len(body) - 4:
+        raise InvalidInput("commit body is shorter than the ops length in its header")
+    return body[4 : 4 + length], body[4 + length :]
 
 
 def router(store: ServerStore, *, max_request: int) -> APIRouter:
@@ -224,6 +257,22 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
         generation = await anyio.to_thread.run_sync(store.generation, client)
         return {"generation": generation, "results": results}
 
+    @api.post(f"{PREFIX}/clients/{{client}}/commit")
+    async def commit(client: str, request: Request) -> dict[str, Any]:
+        """Ops plus the chunks they need, in one request: what a batch of small files costs.
+
+        The body is a 4-byte big-endian length, the ops JSON, then a chunk pack; the
+        chunks are checked against their ids and used straight from memory, never staged.
+        """
+        check_client(client)
+        ops_body, pack = _split_commit(await read_body(request, max_request))
+        parsed = _parse_ops(ops_body)
+        records = await anyio.to_thread.run_sync(store.chunks.verify, pack)
+        inline = {chunk_id: (data, wire) for chunk_id, data, wire in records}
+        results = await anyio.to_thread.run_sync(_apply, store, client, parsed, inline)
+        generation = await anyio.to_thread.run_sync(store.generation, client)
+        return {"generation": generation, "results": results}
+
     @api.put(f"{PREFIX}/clients/{{client}}/files")
     async def upload(
         client: str,
@@ -240,6 +289,7 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
         encoding = request.headers.get("content-encoding", "identity")
         if encoding not in ("identity", "zstd"):
             raise UnsupportedMedia(f"unknown Content-Encoding {encoding!r}; use zstd or none")
+        expected = await anyio.to_thread.run_sync(store.expected_chunks, spec)
         tmp = store.new_upload()
         wire = 0
         follower: Follower | None = None
@@ -250,7 +300,10 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
             with tmp.open("wb") as out:
                 # chunked and hashed by a thread as it arrives, not read again afterwards
                 follower = Follower(tmp)
-                digesting = _DIGESTERS.submit(follower.digest)
+                if expected is not None:  # hash along the announced list: no second cut
+                    digesting = _DIGESTERS.submit(follower.verify, expected)
+                else:
+                    digesting = _DIGESTERS.submit(follower.digest)
                 async for part in request.stream():
                     if not part:
                         continue  # the stream ends with an empty part; zstd wants none
@@ -266,7 +319,10 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
                         fsops.start_writeback(out.fileno(), flushed, written - flushed)
                         flushed = written
             follower.publish(written, done=True)
-            digest = await anyio.to_thread.run_sync(digesting.result)
+            try:
+                digest: Digest | None = await anyio.to_thread.run_sync(digesting.result)
+            except ListMismatch:
+                digest = None  # not the list announced: commit_upload cuts the file itself
             await anyio.to_thread.run_sync(store.commit_upload, client, spec, tmp, wire, digest)
         except zstandard.ZstdError as exc:
             raise InvalidInput(f"upload of {path!r} is not a valid zstd stream") from exc

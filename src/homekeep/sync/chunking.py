@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,18 @@ from typing import Any
 from blake3 import blake3
 from pyfastcdc import FastCDC
 
-from homekeep.sync.protocol import CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, CHUNK_NC, ChunkRef
+from homekeep.sync.protocol import (
+    CHUNK_AVG,
+    CHUNK_MAX,
+    CHUNK_MIN,
+    CHUNK_NC,
+    ChunkList,
+    ChunkListBuilder,
+)
 
 _CHUNKER = FastCDC(CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=CHUNK_NC)
 READ_SIZE = 4 << 20
+_ENTRY = struct.Struct(">32sI")
 
 
 class FileChanged(Exception):
@@ -27,7 +36,7 @@ class Digest:
 
     file_hash: str
     size: int
-    chunks: list[ChunkRef]
+    chunks: ChunkList
 
 
 def chunk_id(data: bytes | memoryview) -> str:
@@ -85,10 +94,49 @@ class Follower:
         finally:
             self._fh.close()
 
+    def verify(self, expected: ChunkList) -> Digest:
+        """Hash what the writer publishes along a known chunk list, until it is done.
+
+        Much cheaper than cutting the file again; raises ListMismatch if the data does not
+        follow the list (the caller then chunks the file itself).
+        """
+        try:
+            return _verify_stream(self, expected)
+        finally:
+            self._fh.close()
+
+
+class ListMismatch(Exception):
+    """The data does not follow the chunk list it was announced with."""
+
+
+def _verify_stream(fh: Any, expected: ChunkList) -> Digest:
+    whole = blake3()
+    buf = bytearray(READ_SIZE + CHUNK_MAX)
+    view = memoryview(buf)
+    have = pos = 0  # bytes in buf, and where the next chunk starts
+    for raw_id, length in _ENTRY.iter_unpack(expected.raw):
+        if have - pos < length:
+            view[: have - pos] = view[pos:have]  # keep the partial chunk, refill behind it
+            have -= pos
+            pos = 0
+            while have < length:
+                got = fh.readinto(view[have:])
+                if not got:
+                    raise ListMismatch("the data ends before its chunk list")
+                whole.update(view[have : have + got])
+                have += got
+        if blake3(view[pos : pos + length]).digest() != raw_id:
+            raise ListMismatch("a chunk does not match its id")
+        pos += length
+    if have != pos or fh.readinto(view[:1]):
+        raise ListMismatch("the data goes on after its chunk list")
+    return Digest(whole.hexdigest(), expected.size(), expected)
+
 
 def _digest_stream(fh: Any) -> Digest:
     whole = blake3()
-    chunks: list[ChunkRef] = []
+    chunks = ChunkListBuilder()
     size = 0
     # a chunker of its own: pyfastcdc's objects are not meant to be shared across threads
     chunker = FastCDC(
@@ -96,15 +144,15 @@ def _digest_stream(fh: Any) -> Digest:
     )
     for chunk in FastCDC.cut_stream(chunker, fh):
         whole.update(chunk.data)
-        chunks.append(ChunkRef(blake3(chunk.data).hexdigest(), chunk.length))
+        chunks.add(blake3(chunk.data).digest(), chunk.length)
         size += chunk.length
-    return Digest(whole.hexdigest(), size, chunks)
+    return Digest(whole.hexdigest(), size, chunks.done())
 
 
 def digest_file(path: Path, *, expect_size: int, expect_mtime_ns: int) -> Digest:
     """Chunk and hash a file; raise FileChanged if it is not the file that was stat'ed."""
     whole = blake3()
-    chunks: list[ChunkRef] = []
+    chunks = ChunkListBuilder()
     size = 0
     with path.open("rb", buffering=0) as fh:
         before = os.fstat(fh.fileno())
@@ -112,9 +160,9 @@ def digest_file(path: Path, *, expect_size: int, expect_mtime_ns: int) -> Digest
             raise FileChanged(str(path))
         for chunk in FastCDC.cut_stream(_CHUNKER, fh):
             whole.update(chunk.data)
-            chunks.append(ChunkRef(blake3(chunk.data).hexdigest(), chunk.length))
+            chunks.add(blake3(chunk.data).digest(), chunk.length)
             size += chunk.length
         after = os.fstat(fh.fileno())
     if size != expect_size or after.st_mtime_ns != expect_mtime_ns or after.st_size != size:
         raise FileChanged(str(path))
-    return Digest(whole.hexdigest(), size, chunks)
+    return Digest(whole.hexdigest(), size, chunks.done())

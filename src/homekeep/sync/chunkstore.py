@@ -11,6 +11,7 @@ import os
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,12 +38,10 @@ class ChunkStore:
         self.staging_ttl = ttl
         self._dctx = zstandard.ZstdDecompressor()
         self._collected_at = time.monotonic()
+        self._emptied: set[str] = set()
 
-    def receive(self, body: bytes) -> tuple[int, int]:
-        """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
-        if time.monotonic() - self._collected_at > COLLECT_EVERY:
-            self._collected_at = time.monotonic()
-            self.collect()
+    def verify(self, body: bytes) -> list[tuple[str, bytes, int]]:
+        """Decode a pack and check every chunk against its id: (id, data, wire bytes)."""
         records = []
         for record in decode_pack(body, max_chunk=CHUNK_MAX):
             data = record.data
@@ -56,6 +55,14 @@ class ChunkStore:
             if blake3(data).hexdigest() != record.chunk_id:
                 raise InvalidInput(f"chunk {record.chunk_id[:12]} does not match its id")
             records.append((record.chunk_id, data, len(record.data)))
+        return records
+
+    def receive(self, body: bytes) -> tuple[int, int]:
+        """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
+        if time.monotonic() - self._collected_at > COLLECT_EVERY:
+            self._collected_at = time.monotonic()
+            self.collect()
+        records = self.verify(body)
         if not records:
             return 0, 0
         name = uuid.uuid4().hex
@@ -95,10 +102,10 @@ class ChunkStore:
                 removed += 1
         return removed
 
-    def locate_all(self, chunks: list[ChunkRef]) -> dict[str, Location]:
+    def locate_all(self, chunk_ids: Iterable[str]) -> dict[str, Location]:
         """Where each chunk can be read: a staged pack, else a file that holds it."""
         conn = self.db.connection()
-        wanted = list(dict.fromkeys(c.chunk_id for c in chunks))
+        wanted = list(dict.fromkeys(chunk_ids))
         found: dict[str, Location] = {}
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
@@ -108,27 +115,17 @@ class ChunkStore:
                 part,
             ):
                 found[row[0]] = (self.staging / row[1], int(row[2]), int(row[3]), True)
-        for chunk_id in wanted:
-            if chunk_id not in found:
-                where = self._locate(conn, chunk_id)
-                if where is not None:
-                    found[chunk_id] = where
+            rest = [c for c in part if c not in found]
+            if not rest:
+                continue
+            marks = ",".join("?" * len(rest))
+            for row in conn.execute(
+                "SELECT c.hash, e.client, e.path, c.offset FROM chunks c"  # noqa: S608 - placeholders only
+                f" JOIN entries e ON e.id = c.entry_id WHERE c.hash IN ({marks})",
+                rest,
+            ):
+                found.setdefault(row[0], (self.root / row[1] / row[2], int(row[3]), 0, False))
         return found
-
-    def _locate(self, conn: sqlite3.Connection, chunk_id: str) -> Location | None:
-        row = conn.execute(
-            "SELECT pack, offset, wire_bytes FROM staged WHERE hash = ?", (chunk_id,)
-        ).fetchone()
-        if row is not None:
-            return self.staging / row[0], int(row[1]), int(row[2]), True
-        row = conn.execute(
-            "SELECT e.client, e.path, c.offset FROM chunks c JOIN entries e ON e.id = c.entry_id"
-            " WHERE c.hash = ? LIMIT 1",
-            (chunk_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return self.root / row[0] / row[1], int(row[2]), 0, False
 
     def drop(self, chunk_id: str) -> None:
         """Forget where a chunk was: its file changed under us, or its pack is gone."""
@@ -136,25 +133,28 @@ class ChunkStore:
             conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
             conn.execute("DELETE FROM chunks WHERE hash = ?", (chunk_id,))
 
-    def release(self, used: set[str], file_hash: str) -> None:
-        """Staged chunks now live in a file; drop them and any pack left empty."""
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM pending WHERE hash = ?", (file_hash,))
-            if not used:
-                return
-            packs = set()
-            for chunk_id in used:
-                row = conn.execute("SELECT pack FROM staged WHERE hash = ?", (chunk_id,)).fetchone()
-                if row is not None:
-                    packs.add(row[0])
-                    conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
-            empty = [
-                p
-                for p in packs
-                if conn.execute("SELECT 1 FROM staged WHERE pack = ? LIMIT 1", (p,)).fetchone()
-                is None
-            ]
-        for pack in empty:
+    def release_many(self, conn: sqlite3.Connection, done: list[tuple[set[str], str]]) -> None:
+        """Files were made from staged chunks: drop those chunks and the files' pending lists.
+
+        Runs inside the caller's transaction; ``remove_empty_packs`` then deletes the packs
+        nothing points to any more.
+        """
+        conn.executemany("DELETE FROM pending WHERE hash = ?", [(h,) for _, h in done])
+        used = {chunk_id for staged, _ in done for chunk_id in staged}
+        for chunk_id in used:
+            row = conn.execute("SELECT pack FROM staged WHERE hash = ?", (chunk_id,)).fetchone()
+            if row is not None:
+                self._emptied.add(row[0])
+                conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
+
+    def remove_empty_packs(self) -> None:
+        if not self._emptied:
+            return
+        conn = self.db.connection()
+        for pack in list(self._emptied):
+            self._emptied.discard(pack)
+            if conn.execute("SELECT 1 FROM staged WHERE pack = ? LIMIT 1", (pack,)).fetchone():
+                continue
             (self.staging / pack).unlink(missing_ok=True)
 
     @staticmethod

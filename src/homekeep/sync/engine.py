@@ -19,7 +19,7 @@ from homekeep.core.progress import Display, progress
 from homekeep.sync.chunking import Digest, FileChanged, digest_file
 from homekeep.sync.excludes import Excludes
 from homekeep.sync.index import ClientIndex, Remote
-from homekeep.sync.protocol import ChunkRef, encode_chunks, make_delta
+from homekeep.sync.protocol import ChunkList, make_delta
 from homekeep.sync.scan import Local, scan
 from homekeep.sync.transport import Connection
 from homekeep.sync.uploads import Outgoing, Uploader
@@ -31,6 +31,7 @@ BATCH_CHUNKS = 200_000
 BATCH_BYTES = 32 << 20  # commit often, so an interrupted first sync keeps most of its work
 BATCH_OPS = 2000
 ROUNDS = 4
+COMMIT_BYTES = 16 << 20  # chunk data per commit request (ops and chunks together)
 LIST_LATER = 1 << 20  # files from this size send their chunk list only when asked
 BASE_MIN = 1 << 20  # from this size, a changed file's chunk list travels as a delta
 
@@ -115,7 +116,8 @@ class Syncer:
         self.show_progress = show_progress
         self.uploader = Uploader(root, conn, index)
         self._hello_done = False
-        self._read_cache: list[tuple[str, int, int, int, str, list[ChunkRef]]] = []
+        self._limits: dict[str, Any] = {}
+        self._read_cache: list[tuple[str, int, int, int, str, ChunkList]] = []
         self.on_change: Callable[[str], None] = lambda line: log.info("%s", line)
 
     # -- entry points ------------------------------------------------------------------
@@ -139,7 +141,8 @@ class Syncer:
         )
         summary = Summary()
         if not self._hello_done:
-            server_id = str(self.conn.hello().get("server_id", ""))
+            self._limits = self.conn.hello()
+            server_id = str(self._limits.get("server_id", ""))
             if server_id != self.index.get_meta("server_id"):
                 self.index.set_meta("generation", "-1")  # another server: take its manifest
                 self.index.set_meta("server_id", server_id)
@@ -414,7 +417,7 @@ class Syncer:
             batch: list[Outgoing] = []
             chunk_count = 0
             batch_bytes = 0
-            bases: dict[str, tuple[str, list[ChunkRef]]] = {}
+            bases: dict[str, tuple[str, ChunkList]] = {}
             for path in paths:
                 entry = local[path]
                 have = remote.get(path)
@@ -450,6 +453,13 @@ class Syncer:
                 self._send_batch(batch, summary, bars)
 
     def _send_batch(self, batch: list[Outgoing], summary: Summary, bars: _Bars) -> None:
+        """Ask about a batch of files, then send what the server lacks.
+
+        Round one is a list of ops: the server makes what it can from content it holds and
+        answers which chunks it lacks. Then big new files stream whole, files with many
+        missing chunks stage them in packs, and the rest go as commits that carry ops and
+        chunks together: one request for a thousand small files.
+        """
         self._flush_cache()
         waiting = {item.path: item for item in batch}
         # big files go first without their chunk list: if the server holds the content
@@ -458,18 +468,37 @@ class Syncer:
             p for p, item in waiting.items() if item.local.size < LIST_LATER or item.base
         }
         for _ in range(ROUNDS):
-            items = list(waiting.values())
-            ops = [_file_op(item, item.path in with_chunks) for item in items]
+            asking = list(waiting.values())
+            ops = [_file_op(item, item.path in with_chunks) for item in asking]
             results = self._ops(ops)
-            missing: dict[str, None] = {}
             need: list[Outgoing] = []
-            with_chunks = set()
+            with_chunks = set()  # what is still waiting after this round is asked again
             with self.index.db.transaction():
-                self._handle(items, results, waiting, missing, need, with_chunks, summary, bars)
+                self._handle(asking, results, waiting, need, with_chunks, summary, bars)
+            if need:
+                self._send_data(need, waiting, with_chunks, summary, bars)
             if not waiting:
                 return
-            for item in [i for i in need if self.uploader.whole_is_cheaper(i, missing)]:
-                need.remove(item)
+            with_chunks.update(waiting)
+        for item in waiting.values():
+            summary.errors.append(f"{item.path}: the server kept asking for chunks")
+            bars.done(item.local.size)
+
+    def _send_data(
+        self,
+        need: list[Outgoing],
+        waiting: dict[str, Outgoing],
+        with_chunks: set[str],
+        summary: Summary,
+        bars: _Bars,
+    ) -> None:
+        """Send the content ``need`` lacks; files still waiting after it are asked again."""
+        changed: list[Outgoing] = []
+        limit = self._commit_limit()
+        inline: list[Outgoing] = []
+        staged: list[Outgoing] = []
+        for item in need:
+            if self.uploader.whole_is_cheaper(item):
                 del waiting[item.path]
                 result = self.uploader.whole(item)
                 if result is None:
@@ -478,13 +507,26 @@ class Syncer:
                     with self.index.db.transaction():
                         self._acknowledge(item, result, summary)
                 bars.done(item.local.size)
-            for item in self.uploader.chunks(need, missing):
-                waiting.pop(item.path, None)
-                summary.skipped += 1
-                bars.done(item.local.size)
-        for item in waiting.values():
-            summary.errors.append(f"{item.path}: the server kept asking for chunks")
+            elif item.lacking_bytes() > limit // 2:
+                staged.append(item)
+            else:
+                inline.append(item)
+        if staged:
+            changed += self.uploader.chunks(staged)
+        for group, pack, data in self.uploader.packs(inline, limit, changed):
+            answer = self.conn.commit([_file_op(i, True) for i in group], pack, data)
+            self.index.set_meta("generation", str(answer["generation"]))
+            with self.index.db.transaction():
+                self._handle(group, answer["results"], waiting, [], with_chunks, summary, bars)
+        for item in changed:
+            waiting.pop(item.path, None)
+            summary.skipped += 1
             bars.done(item.local.size)
+
+    def _commit_limit(self) -> int:
+        """Chunk bytes per commit request: well inside the server's request limit."""
+        server_max = int(self._limits.get("max_request_bytes", 64 << 20))
+        return max(1 << 20, min(COMMIT_BYTES, server_max // 2))
 
     def _flush_cache(self) -> None:
         """Write the chunk lists read since the last batch, in one transaction."""
@@ -499,7 +541,6 @@ class Syncer:
         items: list[Outgoing],
         results: list[dict[str, Any]],
         waiting: dict[str, Outgoing],
-        missing: dict[str, None],
         need: list[Outgoing],
         with_chunks: set[str],
         summary: Summary,
@@ -513,7 +554,7 @@ class Syncer:
                 self._acknowledge(item, result, summary)
                 bars.done(item.local.size)
             elif status == "missing":
-                missing.update(dict.fromkeys(result.get("chunks", [])))
+                item.lacking = None if result.get("all") else set(result.get("chunks", []))
                 need.append(item)
             elif status == "resend":
                 with_chunks.add(item.path)
@@ -562,7 +603,7 @@ def _file_op(item: Outgoing, with_chunks: bool) -> dict[str, Any]:
         op["base"] = item.base[0]
         op["delta"] = make_delta(item.base[1], item.digest.chunks)
     elif with_chunks:
-        op["chunks"] = encode_chunks(item.digest.chunks)
+        op["chunks"] = item.digest.chunks.encode()
     return op
 
 

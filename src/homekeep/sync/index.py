@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from homekeep.core.db import Database
-from homekeep.sync.protocol import ChunkRef, decode_chunks, encode_chunks
+from homekeep.sync.protocol import ChunkList, decode_chunks
 
 MIGRATIONS = (
     """
@@ -123,7 +123,7 @@ class ClientIndex:
 
     def cached(
         self, path: str, size: int, mtime_ns: int, inode: int
-    ) -> tuple[str, list[ChunkRef]] | None:
+    ) -> tuple[str, ChunkList] | None:
         """The chunk list of a local file if it has not changed since it was read."""
         row = self.db.query_one(
             "SELECT hash, chunks FROM cache WHERE path = ? AND size = ? AND mtime_ns = ?"
@@ -134,7 +134,7 @@ class ClientIndex:
             return None
         return str(row["hash"]), decode_chunks(row["chunks"], max_chunks=1 << 40)
 
-    def previous(self, path: str) -> tuple[str, list[ChunkRef]] | None:
+    def previous(self, path: str) -> tuple[str, ChunkList] | None:
         """The last chunk list read for ``path``, whatever the file's state now."""
         row = self.db.query_one("SELECT hash, chunks FROM cache WHERE path = ?", (path,))
         if row is None:
@@ -148,11 +148,11 @@ class ClientIndex:
         mtime_ns: int,
         inode: int,
         file_hash: str,
-        chunks: list[ChunkRef],
+        chunks: ChunkList,
     ) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
-            (path, size, mtime_ns, inode, file_hash, encode_chunks(chunks)),
+            (path, size, mtime_ns, inode, file_hash, chunks.encode()),
         )
 
     def forget_cache(self, paths: Iterable[str]) -> None:

@@ -14,6 +14,7 @@ are read back from the files themselves; nothing is stored twice.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
@@ -22,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -33,12 +34,7 @@ from homekeep.core.errors import Conflict, InvalidInput, UsageError
 from homekeep.sync import fsops
 from homekeep.sync.chunking import Digest
 from homekeep.sync.chunkstore import ChunkStore, Location
-from homekeep.sync.protocol import (
-    ChunkRef,
-    check_client,
-    decode_chunks,
-    encode_chunks,
-)
+from homekeep.sync.protocol import ChunkList, check_client, decode_chunks
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +116,6 @@ class _Ready:
 
     tmp: Path
     target: Path
-    client: str
     spec: FileSpec
     placed: Iterable[tuple[str, int, int]]  # iterated once, when recorded
     action: str
@@ -138,7 +133,67 @@ class FileSpec:
     mode: int
     mtime_ns: int
     hash: str
-    chunks: list[ChunkRef] | None
+    chunks: ChunkList | None
+
+
+@dataclass
+class Batch:
+    """The file changes of one request: made into temp files, then placed by ``settle``.
+
+    It also remembers what was looked up for them (entries, held content, chunk
+    locations, folders checked), so a thousand small files cost a few queries, not a
+    thousand; ``forget`` drops that after any other kind of change.
+    """
+
+    client: str
+    base: Path
+    inline: dict[str, tuple[bytes, int]]  # chunks sent with the request: (data, wire bytes)
+    ready: list[_Ready] = field(default_factory=list)
+    pending: dict[str, ChunkList] = field(default_factory=dict)  # lists to keep for a resend
+    entries: dict[str, sqlite3.Row | None] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)  # content ids some entry has
+    checked: set[str] = field(default_factory=set)  # content ids looked up
+    located: dict[str, Location] = field(default_factory=dict)
+    looked: set[str] = field(default_factory=set)  # chunk ids looked up
+    dirs: set[Path] = field(default_factory=set)  # folders seen to be real folders
+
+    def forget(self) -> None:
+        for known in (self.entries, self.held, self.checked, self.located, self.looked):
+            known.clear()
+        self.dirs.clear()
+
+    def entry(self, store: ServerStore, path: str) -> sqlite3.Row | None:
+        if path in self.entries:
+            return self.entries[path]
+        return store._entry(self.client, path)
+
+    def locate(self, store: ServerStore, chunks: ChunkList) -> dict[str, Location]:
+        unknown = {c for c in chunks.ids() if c not in self.looked and c not in self.inline}
+        if unknown:
+            self.located.update(store.chunks.locate_all(unknown))
+            self.looked.update(unknown)
+        return self.located
+
+    def resolve(self, rel: str) -> Path:
+        """``fsops.resolve``, checking each folder once per batch."""
+        head, _, _ = rel.rpartition("/")
+        folder = self.base / head if head else self.base
+        if folder in self.dirs:
+            return folder / rel.rpartition("/")[2]
+        target = fsops.resolve(self.base, rel)
+        if head and folder.is_dir():
+            self.dirs.add(folder)
+        return target
+
+    def place(self, tmp: Path, target: Path) -> None:
+        """Rename a finished temp file into place, making its folders once per batch."""
+        if target.parent not in self.dirs:
+            fsops.make_parents(self.base, target)
+            self.dirs.add(target.parent)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISDIR(target.lstat().st_mode):
+                fsops.remove(target)
+        tmp.replace(target)
 
 
 def is_target(root: Path) -> bool:
@@ -163,6 +218,8 @@ class ServerStore:
         self.db = Database(self.state / "index.sqlite", area="sync", migrations=MIGRATIONS)
         self.server_id = self._server_id(maintain)
         self._locks: dict[str, threading.Lock] = {}
+        self._tmp_prefix = f"{uuid.uuid4().hex[:12]}-"
+        self._tmp_counter = itertools.count()
         self._locks_guard = threading.Lock()
         self.chunks = ChunkStore(root, self.db, self.staging, ttl=staging_ttl)
         if maintain:  # only the serving process may clear temp files and stale chunks
@@ -319,7 +376,7 @@ class ServerStore:
         base = self.client_dir(client)
         base.mkdir(exist_ok=True)
         target = fsops.resolve(base, path)
-        tmp = self.tmp / uuid.uuid4().hex
+        tmp = self.temp_name()
         tmp.symlink_to(link_target)
         with contextlib.suppress(NotImplementedError, OSError):
             os.utime(tmp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
@@ -379,17 +436,56 @@ class ServerStore:
 
     # -- files ---------------------------------------------------------------------------
 
-    def commit_file(self, client: str, spec: FileSpec, ready: list[_Ready]) -> dict[str, Any]:
+    def begin(self, client: str, inline: dict[str, tuple[bytes, int]] | None = None) -> Batch:
+        """Start a batch of changes for ``client`` (whose lock the caller holds)."""
+        self.register(client)
+        return Batch(client, self.client_dir(client), inline or {})
+
+    def prepare(self, batch: Batch, specs: list[FileSpec]) -> None:
+        """Look up, in a few queries, what ``commit_file`` will ask about these files."""
+        conn = self.db.connection()
+        paths = [s.path for s in specs]
+        for part in _slices(paths):
+            marks = ",".join("?" * len(part))
+            for row in conn.execute(
+                f"SELECT * FROM entries WHERE client = ? AND path IN ({marks})",  # noqa: S608 - placeholders only
+                (batch.client, *part),
+            ):
+                batch.entries[row["path"]] = row
+        for path in paths:
+            batch.entries.setdefault(path, None)
+        hashes = list({s.hash for s in specs if s.size})
+        for part in _slices(hashes):
+            marks = ",".join("?" * len(part))
+            batch.held.update(
+                row[0]
+                for row in conn.execute(
+                    f"SELECT DISTINCT hash FROM entries WHERE hash IN ({marks})",  # noqa: S608 - placeholders only
+                    part,
+                )
+            )
+        batch.checked.update(hashes)
+        wanted = {
+            chunk_id
+            for s in specs
+            if s.chunks is not None
+            for chunk_id in s.chunks.ids()
+            if chunk_id not in batch.inline
+        }
+        batch.located.update(self.chunks.locate_all(wanted))
+        batch.looked.update(wanted)
+
+    def commit_file(self, batch: Batch, spec: FileSpec) -> dict[str, Any]:
         """Make the client's file ``spec``: by a local copy, from chunks, or ask for chunks.
 
         Returns ``{"status": "done", "via": ...}``, ``{"status": "missing", "chunks": [...]}``
-        or ``{"status": "resend"}`` (the server forgot the chunk list: send it again).
-        A file made is appended to ``ready``; ``settle(ready)`` then places the lot.
+        (or ``"all": true`` when the server has none of them), or ``{"status": "resend"}``
+        (the server forgot the chunk list: send it again). A file made waits in the batch
+        until ``settle(batch)`` places the lot.
         """
-        base = self.client_dir(client)
-        base.mkdir(exist_ok=True)
-        target = fsops.resolve(base, spec.path)
-        current = self._entry(client, spec.path)
+        client = batch.client
+        target = batch.resolve(spec.path)
+        current = batch.entry(self, spec.path)
         if (
             current is not None
             and current["kind"] == "file"
@@ -407,7 +503,9 @@ class ServerStore:
                 self._touch_client(conn, client)
             return {"status": "done", "via": "meta"}
         action = "modify" if current is not None else "create"
-        if self._copy_existing(client, spec, target, action, ready):
+        if (spec.hash in batch.held or spec.hash not in batch.checked) and self._copy_existing(
+            batch, spec, target, action
+        ):
             return {"status": "done", "via": "copy"}
         chunks = spec.chunks
         if chunks is None:
@@ -415,18 +513,35 @@ class ServerStore:
             if row is None:
                 return {"status": "resend"}
             chunks = decode_chunks(row["chunks"], max_chunks=1 << 40)
-        if sum(c.length for c in chunks) != spec.size:
+        if chunks.size() != spec.size:
             raise InvalidInput(f"chunk lengths of {spec.path!r} do not add up to its size")
-        located = self.chunks.locate_all(chunks)
-        missing = [c.chunk_id for c in chunks if c.chunk_id not in located]
+        located = batch.locate(self, chunks)
+        missing = [c for c in chunks.ids() if c not in located and c not in batch.inline]
         if missing:
-            self._remember(spec.hash, chunks)
+            batch.pending[spec.hash] = chunks
+            if len(missing) == len(chunks):
+                return {"status": "missing", "all": True}
             return {"status": "missing", "chunks": list(dict.fromkeys(missing))}
-        return self._assemble(client, spec, chunks, located, target, action, ready)
+        return self._assemble(batch, spec, chunks, located, target, action)
 
     def new_upload(self) -> Path:
         """A fresh temp file name for a streamed upload."""
-        return self.tmp / uuid.uuid4().hex
+        return self.temp_name()
+
+    def temp_name(self) -> Path:
+        """A temp file name no other writer uses (files are created with O_EXCL)."""
+        return self.tmp / f"{self._tmp_prefix}{next(self._tmp_counter)}"
+
+    def expected_chunks(self, spec: FileSpec) -> ChunkList | None:
+        """The chunk list a client announced for this content, if the server kept it."""
+        row = self.db.query_one("SELECT chunks FROM pending WHERE hash = ?", (spec.hash,))
+        if row is None:
+            return None
+        try:
+            chunks = decode_chunks(row["chunks"], max_chunks=1 << 40)
+        except InvalidInput:
+            return None
+        return chunks if chunks.size() == spec.size else None
 
     def commit_upload(
         self,
@@ -453,21 +568,22 @@ class ServerStore:
         if digest.size != spec.size or digest.file_hash != spec.hash:
             tmp.unlink(missing_ok=True)
             raise InvalidInput(f"the uploaded content of {spec.path!r} does not match its id")
-        base = self.client_dir(client)
-        base.mkdir(exist_ok=True)
-        target = fsops.resolve(base, spec.path)
         fd = os.open(tmp, os.O_WRONLY)
         try:
             fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
         finally:
             os.close(fd)
-        placed = _offsets(digest.chunks)  # lazily: a huge file's list is not copied
-        action = "modify" if self._entry(client, spec.path) is not None else "create"
-        ready = [_Ready(tmp, target, client, spec, placed, action, wire_bytes, "upload", set())]
         with self.lock(client):
-            self.settle(ready)
+            batch = self.begin(client)
+            target = batch.resolve(spec.path)
+            action = "modify" if batch.entry(self, spec.path) is not None else "create"
+            placed = digest.chunks.offsets()  # lazily: a huge file's list is not copied
+            batch.ready.append(
+                _Ready(tmp, target, spec, placed, action, wire_bytes, "upload", set())
+            )
+            self.settle(batch)
 
-    def base_chunks(self, client: str, path: str, base: str) -> list[ChunkRef] | None:
+    def base_chunks(self, client: str, path: str, base: str) -> ChunkList | None:
         """The chunk list of the file at ``path`` if its content id is ``base``."""
         entry = self._entry(client, path)
         if entry is None or entry["kind"] != "file" or entry["hash"] != base:
@@ -475,16 +591,13 @@ class ServerStore:
         rows = self.db.query(
             "SELECT hash, length FROM chunks WHERE entry_id = ? ORDER BY offset", (entry["id"],)
         )
-        chunks = [ChunkRef(row[0], row[1]) for row in rows]
-        if sum(c.length for c in chunks) != entry["size"]:
+        raw = bytearray()
+        for row in rows:
+            raw += bytes.fromhex(row[0]) + int(row[1]).to_bytes(4, "big")
+        chunks = ChunkList(raw)
+        if chunks.size() != entry["size"]:
             return None
         return chunks
-
-    def _remember(self, file_hash: str, chunks: list[ChunkRef]) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO pending (hash, chunks, created_at) VALUES (?, ?, ?)",
-            (file_hash, encode_chunks(chunks), time.time()),
-        )
 
     @staticmethod
     def _unchanged_on_disk(path: Path, entry: sqlite3.Row) -> bool:
@@ -498,9 +611,7 @@ class ServerStore:
             and st.st_mtime_ns == entry["mtime_ns"]
         )
 
-    def _copy_existing(
-        self, client: str, spec: FileSpec, target: Path, action: str, ready: list[_Ready]
-    ) -> bool:
+    def _copy_existing(self, batch: Batch, spec: FileSpec, target: Path, action: str) -> bool:
         """Whole-file dedup: make the file from a copy of one the server holds."""
         if spec.size == 0:
             return False
@@ -511,7 +622,7 @@ class ServerStore:
             source = self.root / row["client"] / row["path"]
             if not self._unchanged_on_disk(source, row):
                 continue
-            tmp = self.tmp / uuid.uuid4().hex
+            tmp = self.temp_name()
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 fsops.clone(source, fd)
@@ -527,89 +638,104 @@ class ServerStore:
                 "SELECT hash, offset, length FROM chunks WHERE entry_id = ?", (row["id"],)
             )
             placed = [(r[0], r[1], r[2]) for r in rows]
-            ready.append(_Ready(tmp, target, client, spec, placed, action, 0, "copy", set()))
+            batch.ready.append(_Ready(tmp, target, spec, placed, action, 0, "copy", set()))
             return True
         return False
 
     def _assemble(
         self,
-        client: str,
+        batch: Batch,
         spec: FileSpec,
-        chunks: list[ChunkRef],
+        chunks: ChunkList,
         located: dict[str, Location],
         target: Path,
         action: str,
-        ready: list[_Ready],
     ) -> dict[str, Any]:
-        tmp = self.tmp / uuid.uuid4().hex
+        tmp = self.temp_name()
         handles: dict[Path, BinaryIO] = {}
         whole = blake3()
-        placed: list[tuple[str, int, int]] = []
         staged_used: set[str] = set()
+        counted: set[str] = set()
         data_bytes = 0
-        offset = 0
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            with tmp.open("wb") as out:
-                for chunk in chunks:
+            for chunk in chunks:
+                sent = batch.inline.get(chunk.chunk_id)
+                if sent is not None:
+                    data = sent[0]
+                    if chunk.chunk_id not in counted:
+                        counted.add(chunk.chunk_id)
+                        data_bytes += sent[1]
+                else:
                     where = located.get(chunk.chunk_id)
-                    data = self.chunks.read(handles, where, chunk) if where else None
-                    if data is None or where is None:
+                    got = self.chunks.read(handles, where, chunk) if where else None
+                    if got is None or where is None:
                         self.chunks.drop(chunk.chunk_id)
-                        self._remember(spec.hash, chunks)
+                        batch.located.pop(chunk.chunk_id, None)
+                        batch.pending[spec.hash] = chunks
                         return {"status": "missing", "chunks": [chunk.chunk_id]}
+                    data = got
                     if where[3] and chunk.chunk_id not in staged_used:
                         staged_used.add(chunk.chunk_id)
                         data_bytes += where[2]
-                    out.write(data)
-                    whole.update(data)
-                    placed.append((chunk.chunk_id, offset, chunk.length))
-                    offset += chunk.length
-                out.flush()
-                if whole.hexdigest() != spec.hash:
-                    raise InvalidInput(
-                        f"the chunks of {spec.path!r} do not add up to its content id"
-                    )
-                fsops.finish(out.fileno(), mode=spec.mode, mtime_ns=spec.mtime_ns)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                whole.update(data)
+            if whole.hexdigest() != spec.hash:
+                raise InvalidInput(f"the chunks of {spec.path!r} do not add up to its content id")
+            fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
         except BaseException:
+            os.close(fd)
+            fd = -1
             tmp.unlink(missing_ok=True)
             raise
         finally:
+            if fd >= 0:
+                os.close(fd)
             for fh in handles.values():
                 fh.close()
         via = "chunks" if data_bytes else "local"
-        ready.append(
-            _Ready(tmp, target, client, spec, placed, action, data_bytes, via, staged_used)
-        )
+        placed = chunks.offsets()
+        batch.ready.append(_Ready(tmp, target, spec, placed, action, data_bytes, via, staged_used))
         return {"status": "done", "via": via, "data_bytes": data_bytes}
 
-    def settle(self, ready: list[_Ready]) -> None:
+    def settle(self, batch: Batch) -> None:
         """Group commit: make the files durable, rename them into place, record them."""
+        ready = batch.ready
+        if batch.pending:
+            with self.db.transaction() as conn:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO pending (hash, chunks, created_at) VALUES (?, ?, ?)",
+                    [(h, c.encode(), time.time()) for h, c in batch.pending.items()],
+                )
+            batch.pending.clear()
         if not ready:
             return
+        placed = 0
         try:
             fsops.sync_files([r.tmp for r in ready])
             folders = set()
             for r in ready:
-                fsops.place(r.tmp, self.client_dir(r.client), r.target, sync=False)
+                batch.place(r.tmp, r.target)
+                placed += 1
                 folders.add(r.target.parent)
             for folder in folders:
                 fsops.fsync_dir(folder)
         finally:
-            for r in ready:
+            for r in ready[placed:]:
                 r.tmp.unlink(missing_ok=True)
-        by_client: dict[str, list[str]] = {}
-        for r in ready:
-            by_client.setdefault(r.client, []).append(r.spec.path)
-        with self.db.transaction():
+        client = batch.client
+        with self.db.transaction() as conn:
             for r in ready:
-                self._record_file(
-                    r.client, r.spec, r.placed, r.action, data_bytes=r.data_bytes, via=r.via
-                )
-            for r in ready:
-                self.chunks.release(r.staged, r.spec.hash)
+                self._record_file(conn, client, r)
+            self._touch_client(conn, client)
+            self.chunks.release_many(conn, [(r.staged, r.spec.hash) for r in ready])
+        self.chunks.remove_empty_packs()
+        paths = [r.spec.path for r in ready]
         ready.clear()
-        for client, paths in by_client.items():
-            self.restore_dir_times(client, paths)
+        batch.forget()
+        self.restore_dir_times(client, paths)
 
     def restore_dir_times(self, client: str, changed: list[str]) -> None:
         """Give the folders around ``changed`` paths the mtimes the client recorded.
@@ -629,10 +755,8 @@ class ServerStore:
                 folders.add(path)
         if not folders:
             return
-        wanted = sorted(folders)
         times: list[tuple[str, int]] = []
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
+        for part in _slices(sorted(folders)):
             marks = ",".join("?" * len(part))
             rows = self.db.query(
                 "SELECT path, mtime_ns FROM entries WHERE client = ? AND kind = 'dir'"  # noqa: S608 - placeholders only
@@ -649,36 +773,24 @@ class ServerStore:
             except (OSError, InvalidInput, Conflict) as exc:
                 log.debug("cannot set the mtime of %s: %s", path, exc)
 
-    def _record_file(
-        self,
-        client: str,
-        spec: FileSpec,
-        placed: Iterable[tuple[str, int, int]],
-        action: str,
-        *,
-        data_bytes: int,
-        via: str,
-    ) -> None:
-        with self.db.transaction() as conn:
-            self._forget(conn, client, spec.path)
-            cur = conn.execute(
-                "INSERT INTO entries (client, path, kind, size, mtime_ns, mode, hash)"
-                " VALUES (?, ?, 'file', ?, ?, ?, ?)",
-                (client, spec.path, spec.size, spec.mtime_ns, spec.mode, spec.hash),
-            )
-            conn.executemany(
-                "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
-                ((h, cur.lastrowid, o, n) for h, o, n in placed),
-            )
-            self._event(
-                conn, client, action, spec.path, size=spec.size, data_bytes=data_bytes, via=via
-            )
-            self._touch_client(conn, client)
+    def _record_file(self, conn: sqlite3.Connection, client: str, r: _Ready) -> None:
+        spec = r.spec
+        self._forget(conn, client, spec.path)
+        cur = conn.execute(
+            "INSERT INTO entries (client, path, kind, size, mtime_ns, mode, hash)"
+            " VALUES (?, ?, 'file', ?, ?, ?, ?)",
+            (client, spec.path, spec.size, spec.mtime_ns, spec.mode, spec.hash),
+        )
+        entry_id = cur.lastrowid
+        conn.executemany(
+            "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
+            ((h, entry_id, o, n) for h, o, n in r.placed),
+        )
+        self._event(
+            conn, client, r.action, spec.path, size=spec.size, data_bytes=r.data_bytes, via=r.via
+        )
 
 
-def _offsets(chunks: list[ChunkRef]) -> Iterator[tuple[str, int, int]]:
-    """(chunk id, offset, length) of each chunk of a file, in order."""
-    offset = 0
-    for c in chunks:
-        yield c.chunk_id, offset, c.length
-        offset += c.length
+def _slices(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -176,6 +176,20 @@ class Connection:
         )
         return result
 
+    def commit(self, ops: list[dict[str, Any]], pack: bytes, data_bytes: int) -> dict[str, Any]:
+        """Ops plus the chunks they need, as one request (see the server's /commit)."""
+        head = _dumps({"ops": ops})
+        body = len(head).to_bytes(4, "big") + head + pack
+        result: dict[str, Any] = self.request(
+            "POST",
+            f"/clients/{self.client}/commit",
+            content=body,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        with self._lock:
+            self.counters.data += data_bytes
+        return result
+
     def upload(
         self, params: dict[str, Any], body: Iterator[bytes], *, compressed: bool
     ) -> dict[str, Any]:

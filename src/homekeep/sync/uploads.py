@@ -14,7 +14,7 @@ import zstandard
 from homekeep.core.errors import InvalidInput
 from homekeep.sync.chunking import Digest, FileChanged, chunk_id
 from homekeep.sync.index import ClientIndex
-from homekeep.sync.protocol import ChunkRef, encode_record
+from homekeep.sync.protocol import ChunkList, ChunkRef, encode_record
 from homekeep.sync.scan import Local
 from homekeep.sync.transport import Connection
 
@@ -35,7 +35,16 @@ class Outgoing:
     local: Local
     digest: Digest
     action: str
-    base: tuple[str, list[ChunkRef]] | None = None
+    base: tuple[str, ChunkList] | None = None
+    lacking: set[str] | None = None  # chunk ids the server asked for; None: all of them
+
+    def needs(self, chunk_id: str) -> bool:
+        return self.lacking is None or chunk_id in self.lacking
+
+    def lacking_bytes(self) -> int:
+        if self.lacking is None:
+            return self.local.size
+        return sum(c.length for c in self.digest.chunks if c.chunk_id in self.lacking)
 
 
 class Uploader:
@@ -48,12 +57,58 @@ class Uploader:
         self._cctx = zstandard.ZstdCompressor(level=3)
 
     @staticmethod
-    def whole_is_cheaper(item: Outgoing, missing: dict[str, None]) -> bool:
+    def whole_is_cheaper(item: Outgoing) -> bool:
         """Mostly new big content streams whole: no staging, one pass on the server."""
         if item.local.size < WHOLE_MIN:
             return False
-        lacking = sum(c.length for c in item.digest.chunks if c.chunk_id in missing)
-        return lacking * 2 >= item.local.size
+        return item.lacking_bytes() * 2 >= item.local.size
+
+    def packs(
+        self, items: list[Outgoing], limit: int, changed: list[Outgoing]
+    ) -> Iterator[tuple[list[Outgoing], bytes, int]]:
+        """Group files with the chunks the server lacks, about ``limit`` bytes a group.
+
+        Each group goes in one commit request with its files' ops. A chunk goes once per
+        round: once its file is made the server reads it from there. Files that change
+        while they are read go to ``changed``.
+        """
+        group: list[Outgoing] = []
+        pack: list[bytes] = []
+        size = data = 0
+        sent: set[str] = set()
+        for item in items:
+            try:
+                records = list(self._records(item, sent))
+            except (FileChanged, OSError):
+                log.info("%s changed while it was sent; it will be sent again", item.path)
+                self.index.forget_cache([item.path])
+                changed.append(item)
+                continue
+            group.append(item)
+            for sent_id, record, body in records:
+                sent.add(sent_id)
+                pack.append(record)
+                size += len(record)
+                data += body
+            if size >= limit:
+                yield group, b"".join(pack), data
+                group, pack, size, data = [], [], 0, 0
+        if group:
+            yield group, b"".join(pack), data
+
+    def _records(self, item: Outgoing, sent: set[str]) -> Iterator[tuple[str, bytes, int]]:
+        """(chunk id, pack record, data bytes) of the chunks of ``item`` to send."""
+        misses = 0
+        wanted = {c for c in item.digest.chunks.ids() if item.needs(c) and c not in sent}
+        for ref, data in self._read_chunks(item, wanted):
+            small = False
+            if misses < COMPRESS_TRIES:
+                compressed = self._cctx.compress(data)
+                small = len(compressed) < len(data) * COMPRESS_MIN_GAIN
+                misses = 0 if small else misses + 1
+            body = compressed if small else data
+            wanted.discard(ref.chunk_id)
+            yield ref.chunk_id, encode_record(ref.chunk_id, body, compressed=small), len(body)
 
     def whole(self, item: Outgoing) -> dict[str, Any] | None:
         """Stream one file whole; return the server's answer, or None if the file changed."""
@@ -76,8 +131,8 @@ class Uploader:
             return None
         return result
 
-    def chunks(self, items: list[Outgoing], missing: dict[str, None]) -> list[Outgoing]:
-        """Send the chunks the server lacks; return the files that changed meanwhile."""
+    def chunks(self, items: list[Outgoing]) -> list[Outgoing]:
+        """Stage the chunks the server lacks; return the files that changed meanwhile."""
         changed: list[Outgoing] = []
         pack: list[bytes] = []
         pack_size = 0
@@ -91,20 +146,14 @@ class Uploader:
                     flying.pop(0).result()
                 flying.append(pool.submit(self.conn.chunks, body, data))
 
+            sent: set[str] = set()
             for item in items:
-                misses = 0
                 try:
-                    for ref, data in self._read_chunks(item, missing):
-                        small = False
-                        if misses < COMPRESS_TRIES:
-                            compressed = self._cctx.compress(data)
-                            small = len(compressed) < len(data) * COMPRESS_MIN_GAIN
-                            misses = 0 if small else misses + 1
-                        body = compressed if small else data
-                        pack.append(encode_record(ref.chunk_id, body, compressed=small))
-                        pack_size += len(pack[-1])
-                        pack_data += len(body)
-                        missing.pop(ref.chunk_id, None)
+                    for chunk_id, record, body in self._records(item, sent):
+                        sent.add(chunk_id)
+                        pack.append(record)
+                        pack_size += len(record)
+                        pack_data += body
                         if pack_size >= PACK_BYTES:
                             send(b"".join(pack), pack_data)
                             pack, pack_size, pack_data = [], 0, 0
@@ -118,13 +167,11 @@ class Uploader:
                 future.result()
         return changed
 
-    def _read_chunks(
-        self, item: Outgoing, missing: dict[str, None]
-    ) -> Iterator[tuple[ChunkRef, bytes]]:
+    def _read_chunks(self, item: Outgoing, wanted: set[str]) -> Iterator[tuple[ChunkRef, bytes]]:
         offset = 0
         with (self.root / item.path).open("rb") as fh:
             for ref in item.digest.chunks:
-                if ref.chunk_id in missing:
+                if ref.chunk_id in wanted:
                     fh.seek(offset)
                     data = fh.read(ref.length)
                     if chunk_id(data) != ref.chunk_id:
