@@ -23,6 +23,7 @@ from homekeep.sync.protocol import (
 
 _CHUNKER = FastCDC(CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=CHUNK_NC)
 READ_SIZE = 4 << 20
+SMALL_FILE = 1 << 20  # read whole and cut in memory up to this size
 _ENTRY = struct.Struct(">32sI")
 
 
@@ -150,19 +151,39 @@ def _digest_stream(fh: Any) -> Digest:
 
 
 def digest_file(path: Path, *, expect_size: int, expect_mtime_ns: int) -> Digest:
-    """Chunk and hash a file; raise FileChanged if it is not the file that was stat'ed."""
+    """Chunk and hash a file; raise FileChanged if it is not the file that was stat'ed.
+
+    A small file is read in one call and cut in memory; a big one streams in blocks.
+    """
     whole = blake3()
     chunks = ChunkListBuilder()
     size = 0
-    with path.open("rb", buffering=0) as fh:
-        before = os.fstat(fh.fileno())
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        before = os.fstat(fd)
         if before.st_size != expect_size or before.st_mtime_ns != expect_mtime_ns:
             raise FileChanged(str(path))
-        for chunk in FastCDC.cut_stream(_CHUNKER, fh):
-            whole.update(chunk.data)
-            chunks.add(blake3(chunk.data).digest(), chunk.length)
-            size += chunk.length
-        after = os.fstat(fh.fileno())
+        if expect_size <= SMALL_FILE:
+            data = os.read(fd, expect_size + 1)  # one byte more tells a file that grew
+            if len(data) != expect_size:
+                raise FileChanged(str(path))
+            whole.update(data)
+            if 0 < len(data) <= CHUNK_MIN:  # one chunk: its id is the file's hash
+                chunks.add(whole.digest(), len(data))
+                size = len(data)
+            else:
+                for chunk in _CHUNKER.cut_buf(data):
+                    chunks.add(blake3(chunk.data).digest(), chunk.length)
+                    size += chunk.length
+        else:
+            with os.fdopen(os.dup(fd), "rb", buffering=0) as fh:
+                for chunk in FastCDC.cut_stream(_CHUNKER, fh):
+                    whole.update(chunk.data)
+                    chunks.add(blake3(chunk.data).digest(), chunk.length)
+                    size += chunk.length
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
     if size != expect_size or after.st_mtime_ns != expect_mtime_ns or after.st_size != size:
         raise FileChanged(str(path))
     return Digest(whole.hexdigest(), size, chunks.done())

@@ -7,13 +7,15 @@ so a restart re-reads nothing unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from homekeep.core.db import Database
+from homekeep.sync.chunking import Digest
 from homekeep.sync.protocol import ChunkList, decode_chunks
+from homekeep.sync.scan import Local
 
 MIGRATIONS = (
     """
@@ -121,18 +123,19 @@ class ClientIndex:
                 (dest, len(path) + 1, *_subtree(path)),
             )
 
-    def cached(
-        self, path: str, size: int, mtime_ns: int, inode: int
-    ) -> tuple[str, ChunkList] | None:
-        """The chunk list of a local file if it has not changed since it was read."""
-        row = self.db.query_one(
-            "SELECT hash, chunks FROM cache WHERE path = ? AND size = ? AND mtime_ns = ?"
-            " AND inode = ?",
-            (path, size, mtime_ns, inode),
-        )
-        if row is None:
-            return None
-        return str(row["hash"]), decode_chunks(row["chunks"], max_chunks=1 << 40)
+    def cached_many(self, paths: list[str], local: Mapping[str, Local]) -> dict[str, Digest]:
+        """The digests of files not changed since they were read (same size, mtime, inode)."""
+        found: dict[str, Digest] = {}
+        for start in range(0, len(paths), 500):
+            part = paths[start : start + 500]
+            marks = ",".join("?" * len(part))
+            query = f"SELECT path, size, mtime_ns, inode, hash, chunks FROM cache WHERE path IN ({marks})"  # noqa: S608, E501 - placeholders only
+            for row in self.db.query(query, part):
+                now = local[row[0]]
+                if (row[1], row[2], row[3]) == (now.size, now.mtime_ns, now.inode):
+                    chunks = decode_chunks(row[5], max_chunks=1 << 40)
+                    found[row[0]] = Digest(str(row[4]), now.size, chunks)
+        return found
 
     def previous(self, path: str) -> tuple[str, ChunkList] | None:
         """The last chunk list read for ``path``, whatever the file's state now."""
