@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -23,7 +23,7 @@ from homekeep.core.errors import (
 )
 from homekeep.core.web import install_error_handlers
 from homekeep.sync import fsops
-from homekeep.sync.chunking import Digest, Follower, ListMismatch
+from homekeep.sync.chunking import DIGESTERS, Digest, Follower, ListMismatch
 from homekeep.sync.config import SyncConfig
 from homekeep.sync.protocol import (
     CHUNK_AVG,
@@ -92,8 +92,6 @@ class OpsRequest(BaseModel):
 
 
 _OPS = TypeAdapter(OpsRequest)
-# chunk and hash whole-file uploads as they arrive; more uploads at once queue here
-_DIGESTERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="digest")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -214,7 +212,7 @@ def _split_commit(body: bytes) -> tuple[bytes, bytes]:
     return body[4 : 4 + length], body[4 + length :]
 
 
-def router(store: ServerStore, *, max_request: int) -> APIRouter:
+def router(store: ServerStore, *, max_request: int, data_port: int | None = None) -> APIRouter:
     """The protocol routes, relative to the mount point (``/api/sync``)."""
     api = APIRouter(dependencies=[Depends(require_scope("sync"))])
     pack_limit = min(max_request, MAX_PACK_BYTES)
@@ -236,6 +234,7 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
             "max_request_bytes": max_request,
             "max_pack_bytes": pack_limit,
             "server_id": store.server_id,
+            "data_port": data_port,
         }
 
     @api.get(f"{PREFIX}/clients/{{client}}/manifest")
@@ -301,9 +300,9 @@ def router(store: ServerStore, *, max_request: int) -> APIRouter:
                 # chunked and hashed by a thread as it arrives, not read again afterwards
                 follower = Follower(tmp)
                 if expected is not None:  # hash along the announced list: no second cut
-                    digesting = _DIGESTERS.submit(follower.verify, expected)
+                    digesting = DIGESTERS.submit(follower.verify, expected)
                 else:
-                    digesting = _DIGESTERS.submit(follower.digest)
+                    digesting = DIGESTERS.submit(follower.digest)
                 async for part in request.stream():
                     if not part:
                         continue  # the stream ends with an empty part; zstd wants none
@@ -370,7 +369,9 @@ def build(ctx: AreaContext) -> WebParts:
     )
 
 
-def standalone_app(store: ServerStore, tokens: TokenStore, *, max_request: int) -> FastAPI:
+def standalone_app(
+    store: ServerStore, tokens: TokenStore, *, max_request: int, data_port: int | None = None
+) -> FastAPI:
     """The app of `homekeep sync server`: the protocol under /api/sync, plus /healthz."""
     app = FastAPI(title="homekeep sync", version=__version__, redoc_url=None)
     app.state.tokens = tokens
@@ -381,5 +382,6 @@ def standalone_app(store: ServerStore, tokens: TokenStore, *, max_request: int) 
         """Liveness: answers while the server runs."""
         return {"status": "ok", "version": __version__, "protocol": VERSION}
 
-    app.include_router(router(store, max_request=max_request), prefix="/api/sync", tags=["sync"])
+    api = router(store, max_request=max_request, data_port=data_port)
+    app.include_router(api, prefix="/api/sync", tags=["sync"])
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from homekeep.sync.protocol import (
 
 _CHUNKER = FastCDC(CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=CHUNK_NC)
 READ_SIZE = 4 << 20
+# the server's threads that chunk and hash uploads as they arrive; more uploads queue here
+DIGESTERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="digest")
 SMALL_FILE = 1 << 20  # read whole and cut in memory up to this size
 _ENTRY = struct.Struct(">32sI")
 
@@ -109,6 +112,51 @@ class Follower:
 
 class ListMismatch(Exception):
     """The data does not follow the chunk list it was announced with."""
+
+
+class ListVerifier:
+    """Hashes data along a known chunk list as it arrives, in the caller's own thread.
+
+    For a receiver that reads a socket in a loop: a second hashing thread would make it
+    wait for the GIL on every read.
+    """
+
+    def __init__(self, expected: ChunkList) -> None:
+        self._expected = expected
+        self._entries = _ENTRY.iter_unpack(expected.raw)
+        self._want: tuple[bytes, int] | None = next(self._entries, None)
+        self._whole = blake3()
+        self._partial = bytearray()
+        self._size = 0
+
+    def update(self, data: memoryview) -> None:
+        """Take the next bytes; raise ListMismatch as soon as they leave the list."""
+        self._whole.update(data)
+        self._size += len(data)
+        pos = 0
+        while pos < len(data):
+            if self._want is None:
+                raise ListMismatch("the data goes on after its chunk list")
+            raw_id, length = self._want
+            piece: bytes | bytearray | memoryview
+            if not self._partial and len(data) - pos >= length:
+                piece = data[pos : pos + length]
+                pos += length
+            else:
+                take = min(length - len(self._partial), len(data) - pos)
+                self._partial += data[pos : pos + take]
+                pos += take
+                if len(self._partial) < length:
+                    return
+                piece, self._partial = self._partial, bytearray()
+            if blake3(piece).digest() != raw_id:
+                raise ListMismatch("a chunk does not match its id")
+            self._want = next(self._entries, None)
+
+    def done(self) -> Digest:
+        if self._want is not None or self._partial:
+            raise ListMismatch("the data ends before its chunk list")
+        return Digest(self._whole.hexdigest(), self._size, self._expected)
 
 
 def _verify_stream(fh: Any, expected: ChunkList) -> Digest:

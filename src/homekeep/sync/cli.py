@@ -67,6 +67,12 @@ def _cert_fingerprint(cert: Path) -> str:
 @click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--adopt", is_flag=True, help="Index a non-empty folder's files for dedup.")
+@click.option(
+    "--data-port",
+    type=click.IntRange(-1, 65535),
+    help="Port for streaming big files outside HTTP (default: --port + 1, any when --port "
+    "is 0; -1: none, everything over HTTP).",
+)
 @pass_runtime
 def server(
     rt: Runtime,
@@ -76,14 +82,16 @@ def server(
     tls_cert: Path | None,
     tls_key: Path | None,
     adopt: bool,
+    data_port: int | None,
 ) -> None:
     """Receive synced folders into FOLDER (each client under FOLDER/<name>).
 
     Clients authenticate with tokens from this data directory:
     'homekeep token create NAME --scope sync'.
     """
-    from homekeep.core.server import check_tls, serve
+    from homekeep.core.server import bind, check_tls, serve
     from homekeep.sync.api import standalone_app
+    from homekeep.sync.dataport import DataPort
     from homekeep.sync.store import ServerStore
 
     ctx = rt.area("sync")
@@ -97,13 +105,31 @@ def server(
             "'homekeep token create NAME --scope sync'",
             err=True,
         )
-    app = standalone_app(store, tokens, max_request=cfg.max_request_mb << 20)
+    if data_port is None:
+        data_port = port + 1 if port else 0
+    port_for_data: DataPort | None = None
+    if data_port >= 0:
+        tls = None
+        if tls_cert is not None and tls_key is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(tls_cert, tls_key)
+        port_for_data = DataPort(store, tokens, bind(host, data_port), tls)
+    app = standalone_app(
+        store,
+        tokens,
+        max_request=cfg.max_request_mb << 20,
+        data_port=port_for_data.port if port_for_data else None,
+    )
     if tls_cert is not None:
         click.echo(f"certificate SHA-256 fingerprint: {_cert_fingerprint(tls_cert)}")
 
     def ready(url: str) -> None:
         click.echo(f"homekeep sync server receiving into {store.root} at {url} (Ctrl-C stops)")
+        if port_for_data is not None:
+            click.echo(f"big files stream on data port {port_for_data.port}")
 
+    if port_for_data is not None:
+        port_for_data.start()
     try:
         serve(
             app,
@@ -115,6 +141,8 @@ def server(
             name="sync server",
         )
     finally:
+        if port_for_data is not None:
+            port_for_data.stop()
         store.close()
         tokens.close()
 

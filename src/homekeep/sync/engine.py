@@ -149,6 +149,8 @@ class Syncer:
         summary = Summary()
         if not self._hello_done:
             self._limits = self.conn.hello()
+            port = self._limits.get("data_port")
+            self.conn.data_port = port if isinstance(port, int) and 0 < port < 65536 else None
             server_id = str(self._limits.get("server_id", ""))
             if server_id != self.index.get_meta("server_id"):
                 self.index.set_meta("generation", "-1")  # another server: take its manifest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import socket
 import ssl
 import threading
@@ -17,11 +18,14 @@ import httpx
 from homekeep.core.errors import (
     AuthError,
     HomekeepError,
+    InvalidInput,
     Unavailable,
     UsageError,
     error_class_for,
 )
 from homekeep.sync.protocol import PREFIX, VERSION
+
+log = logging.getLogger(__name__)
 
 
 class Offline(Unavailable):
@@ -104,6 +108,7 @@ class Connection:
     client: str
     verify: ssl.SSLContext | bool = True
     counters: Counters = field(default_factory=Counters)
+    data_port: int | None = None  # the server's port for big files (from hello), if any
     _http: httpx.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -218,6 +223,55 @@ class Connection:
                 self.counters.data += sent[0]
         return result
 
+    def send_file(self, params: dict[str, Any], path: Path) -> dict[str, Any] | None:
+        """Stream one whole file over the data port with sendfile; None if there is none.
+
+        The header goes first and the server answers "continue" only once it accepts it,
+        so a refused upload costs no body. A data port that cannot be reached is not
+        tried again: the caller falls back to HTTP.
+        """
+        if self.data_port is None or not self.token:
+            return None
+        parts = urlsplit(self.server)
+        host = parts.hostname or "127.0.0.1"
+        try:
+            sock = socket.create_connection((host, self.data_port), timeout=10)
+        except OSError:
+            self.data_port = None
+            return None
+        try:
+            sock.settimeout(300)
+            if parts.scheme == "https":
+                context = self.verify if isinstance(self.verify, ssl.SSLContext) else None
+                context = context or ssl.create_default_context()
+                sock = context.wrap_socket(sock, server_hostname=host)
+            header = {**params, "token": self.token, "client": self.client}
+            sock.sendall(_dumps(header) + b"\n")
+            reader = sock.makefile("rb")
+            answer = _answer(reader.readline(64 * 1024), self.server)
+            if answer.get("status") != "continue":
+                raise Offline(f"{self.server} answered the data port header with {answer}")
+            size = int(params["size"])
+            with path.open("rb") as fh:
+                sent = sock.sendfile(fh, 0, size)
+            with self._lock:
+                self.counters.sent += sent
+                self.counters.data += sent
+                self.counters.requests += 1
+            if sent != size:
+                raise InvalidInput(f"{path} changed while it was sent")
+            return _answer(reader.readline(64 * 1024), self.server)
+        except ssl.SSLCertVerificationError as exc:
+            raise AuthError(
+                f"cannot verify the TLS certificate of {self.server}'s data port: {exc}"
+            ) from exc
+        except OSError as exc:
+            log.warning("the data port of %s failed (%s); using HTTP", self.server, exc)
+            self.data_port = None
+            return None
+        finally:
+            sock.close()
+
     def chunks(self, pack: bytes, data_bytes: int) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
             "PUT",
@@ -234,6 +288,32 @@ def _dumps(payload: Any) -> bytes:
     import json
 
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _answer(line: bytes, server: str) -> dict[str, Any]:
+    """One JSON line from the data port, or our error for the one it reports."""
+    import json
+
+    try:
+        answer = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Offline(f"{server}'s data port answered something that is not JSON") from exc
+    if not isinstance(answer, dict):
+        raise Offline(f"{server}'s data port answered {str(answer)[:80]}")
+    error = answer.get("error")
+    if isinstance(error, dict):
+        status = int(error.get("status", 500))
+        message = str(error.get("message", ""))
+        if status == 401:
+            return _raise(AuthError(f"{server} refused the token ({message})"))
+        if 400 <= status < 500 and status != 429:
+            return _raise(error_class_for(status)(f"{server}: {message}"))
+        return _raise(Offline(f"{server} answered {status}: {message}"))
+    return answer
+
+
+def _raise(exc: HomekeepError) -> dict[str, Any]:
+    raise exc
 
 
 def _error(response: httpx.Response, server: str) -> HomekeepError:

@@ -124,7 +124,9 @@ class Uploader:
             with path.open("rb") as fh:
                 sample = fh.read(256 * 1024)
             compress = len(self._cctx.compress(sample)) < len(sample) * COMPRESS_MIN_GAIN
-            result = self.conn.upload(params, _stream(path, compress), compressed=compress)
+            result = None if compress else self.conn.send_file(params, path)
+            if result is None:
+                result = self.conn.upload(params, _stream(path, compress), compressed=compress)
         except (InvalidInput, OSError):
             log.info("%s changed while it was sent; it will be sent again", item.path)
             self.index.forget_cache([item.path])
