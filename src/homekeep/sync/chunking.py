@@ -6,7 +6,7 @@ import os
 import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ READ_SIZE = 4 << 20
 # the server's threads that chunk and hash uploads as they arrive; more uploads queue here
 DIGESTERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="digest")
 SMALL_FILE = 1 << 20  # read whole and cut in memory up to this size
+KEEP_DATA = 64 << 10  # a digest keeps the content of files up to this size
 _ENTRY = struct.Struct(">32sI")
 
 
@@ -36,11 +37,12 @@ class FileChanged(Exception):
 
 @dataclass(frozen=True)
 class Digest:
-    """A file's whole-content id and its chunk list."""
+    """A file's whole-content id and its chunk list (and a small file's content, as read)."""
 
     file_hash: str
     size: int
     chunks: ChunkList
+    data: bytes | None = field(default=None, repr=False, compare=False)
 
 
 def chunk_id(data: bytes | memoryview) -> str:
@@ -206,6 +208,7 @@ def digest_file(path: Path, *, expect_size: int, expect_mtime_ns: int) -> Digest
     whole = blake3()
     chunks = ChunkListBuilder()
     size = 0
+    data = b""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         before = os.fstat(fd)
@@ -234,4 +237,5 @@ def digest_file(path: Path, *, expect_size: int, expect_mtime_ns: int) -> Digest
         os.close(fd)
     if size != expect_size or after.st_mtime_ns != expect_mtime_ns or after.st_size != size:
         raise FileChanged(str(path))
-    return Digest(whole.hexdigest(), size, chunks.done())
+    kept = data if size <= KEEP_DATA else None  # sent from memory, not read a second time
+    return Digest(whole.hexdigest(), size, chunks.done(), kept)

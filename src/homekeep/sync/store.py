@@ -653,7 +653,8 @@ class ServerStore:
     ) -> dict[str, Any]:
         tmp = self.temp_name()
         handles: dict[Path, BinaryIO] = {}
-        whole = blake3()
+        # a one-chunk file's id is its chunk's, and every chunk is checked when read
+        whole = None if len(chunks) == 1 and chunks.entry(0)[:32].hex() == spec.hash else blake3()
         staged_used: set[str] = set()
         counted: set[str] = set()
         data_bytes = 0
@@ -681,8 +682,9 @@ class ServerStore:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                whole.update(data)
-            if whole.hexdigest() != spec.hash:
+                if whole is not None:
+                    whole.update(data)
+            if whole is not None and whole.hexdigest() != spec.hash:
                 raise InvalidInput(f"the chunks of {spec.path!r} do not add up to its content id")
             fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
         except BaseException:
