@@ -8,6 +8,7 @@ first, then only the chunks the server lacks), and deletions last.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,7 @@ BATCH_FILES = 1000
 BATCH_CHUNKS = 200_000
 BATCH_BYTES = 32 << 20  # commit often, so an interrupted first sync keeps most of its work
 BATCH_OPS = 2000
+IN_FLIGHT = 2  # batches on their way at once
 ROUNDS = 4
 COMMIT_BYTES = 16 << 20  # chunk data per commit request (ops and chunks together)
 READ_AHEAD_FILES = 2000
@@ -124,6 +126,7 @@ class Syncer:
         self.uploader = Uploader(root, conn, index)
         self._hello_done = False
         self._limits: dict[str, Any] = {}
+        self._state = threading.RLock()  # summary, bars and index acks, for batches in flight
         self._read_cache: list[tuple[str, int, int, int, str, ChunkList]] = []
         self.on_change: Callable[[str], None] = lambda line: log.info("%s", line)
 
@@ -219,9 +222,15 @@ class Syncer:
 
     def _ops(self, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
         answer = self.conn.ops(ops)
-        self.index.set_meta("generation", str(answer["generation"]))
+        self._generation(answer["generation"])
         results: list[dict[str, Any]] = answer["results"]
         return results
+
+    def _generation(self, generation: int) -> None:
+        """Note the server's generation after a request; answers may come out of order."""
+        with self._state:
+            if generation >= int(self.index.get_meta("generation", "-1")):
+                self.index.set_meta("generation", str(generation))
 
     # -- renames -----------------------------------------------------------------------
 
@@ -385,14 +394,15 @@ class Syncer:
         digest, entry, error = read
         if error == "cached":
             return digest
-        if error == "unstable":
-            log.warning("%s keeps changing; it will be sent once it is stable", path)
-            summary.skipped += 1
-        elif error:
-            summary.errors.append(f"cannot read {path}: {error}")
-        if digest is None:
-            return None
-        summary.bytes_read += digest.size
+        with self._state:  # batches in flight count into the same summary
+            if error == "unstable":
+                log.warning("%s keeps changing; it will be sent once it is stable", path)
+                summary.skipped += 1
+            elif error:
+                summary.errors.append(f"cannot read {path}: {error}")
+            if digest is None:
+                return None
+            summary.bytes_read += digest.size
         self._read_cache.append(
             (path, entry.size, entry.mtime_ns, entry.inode, digest.file_hash, digest.chunks)
         )
@@ -470,8 +480,21 @@ class Syncer:
     ) -> None:
         total = sum(local[p].size for p in paths)
         enabled = self.show_progress if self.show_progress is not None else None
-        with progress(enabled=enabled if show and paths else False) as display:
+        with (
+            progress(enabled=enabled if show and paths else False) as display,
+            ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="batch") as senders,
+        ):
             bars = _Bars(display, len(paths), total)
+            flying: deque[Future[None]] = deque()
+
+            def send(batch: list[Outgoing]) -> None:
+                # a batch goes out while the next is read and the one before is applied:
+                # the server works on one while the client packs the other
+                self._flush_cache()
+                while len(flying) >= IN_FLIGHT:
+                    flying.popleft().result()
+                flying.append(senders.submit(self._send_batch, batch, summary, bars))
+
             batch: list[Outgoing] = []
             chunk_count = 0
             batch_bytes = 0
@@ -505,10 +528,12 @@ class Syncer:
                     or chunk_count >= BATCH_CHUNKS
                     or batch_bytes >= BATCH_BYTES
                 ):
-                    self._send_batch(batch, summary, bars)
+                    send(batch)
                     batch, chunk_count, batch_bytes = [], 0, 0
             if batch:
-                self._send_batch(batch, summary, bars)
+                send(batch)
+            while flying:
+                flying.popleft().result()
 
     def _send_batch(self, batch: list[Outgoing], summary: Summary, bars: _Bars) -> None:
         """Ask about a batch of files, then send what the server lacks.
@@ -516,9 +541,9 @@ class Syncer:
         Round one is a list of ops: the server makes what it can from content it holds and
         answers which chunks it lacks. Then big new files stream whole, files with many
         missing chunks stage them in packs, and the rest go as commits that carry ops and
-        chunks together: one request for a thousand small files.
+        chunks together: one request for a thousand small files. Two batches may be on
+        their way at once (different files); shared state is changed under ``_state``.
         """
-        self._flush_cache()
         waiting = {item.path: item for item in batch}
         # big files go first without their chunk list: if the server holds the content
         # (a copy, a move), that is all it needs; else it answers "resend"
@@ -531,16 +556,17 @@ class Syncer:
             results = self._ops(ops)
             need: list[Outgoing] = []
             with_chunks = set()  # what is still waiting after this round is asked again
-            with self.index.db.transaction():
+            with self._state, self.index.db.transaction():
                 self._handle(asking, results, waiting, need, with_chunks, summary, bars)
             if need:
                 self._send_data(need, waiting, with_chunks, summary, bars)
             if not waiting:
                 return
             with_chunks.update(waiting)
-        for item in waiting.values():
-            summary.errors.append(f"{item.path}: the server kept asking for chunks")
-            bars.done(item.local.size)
+        with self._state:
+            for item in waiting.values():
+                summary.errors.append(f"{item.path}: the server kept asking for chunks")
+                bars.done(item.local.size)
 
     def _send_data(
         self,
@@ -559,12 +585,13 @@ class Syncer:
             if self.uploader.whole_is_cheaper(item):
                 del waiting[item.path]
                 result = self.uploader.whole(item)
-                if result is None:
-                    summary.skipped += 1
-                else:
-                    with self.index.db.transaction():
-                        self._acknowledge(item, result, summary)
-                bars.done(item.local.size)
+                with self._state:
+                    if result is None:
+                        summary.skipped += 1
+                    else:
+                        with self.index.db.transaction():
+                            self._acknowledge(item, result, summary)
+                    bars.done(item.local.size)
             elif item.lacking_bytes() > limit // 2:
                 staged.append(item)
             else:
@@ -573,13 +600,14 @@ class Syncer:
             changed += self.uploader.chunks(staged)
         for group, pack, data in self.uploader.packs(inline, limit, changed):
             answer = self.conn.commit([_file_op(i, True) for i in group], pack, data)
-            self.index.set_meta("generation", str(answer["generation"]))
-            with self.index.db.transaction():
+            self._generation(answer["generation"])
+            with self._state, self.index.db.transaction():
                 self._handle(group, answer["results"], waiting, [], with_chunks, summary, bars)
-        for item in changed:
-            waiting.pop(item.path, None)
-            summary.skipped += 1
-            bars.done(item.local.size)
+        with self._state:
+            for item in changed:
+                waiting.pop(item.path, None)
+                summary.skipped += 1
+                bars.done(item.local.size)
 
     def _commit_limit(self) -> int:
         """Chunk bytes per commit request: well inside the server's request limit."""

@@ -664,6 +664,10 @@ class ServerStore:
                 sent = batch.inline.get(chunk.chunk_id)
                 if sent is not None:
                     data = sent[0]
+                    if len(data) != chunk.length:
+                        raise InvalidInput(
+                            f"the chunk list of {spec.path!r} gives a chunk a length it has not"
+                        )
                     if chunk.chunk_id not in counted:
                         counted.add(chunk.chunk_id)
                         data_bytes += sent[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,7 +55,13 @@ class Uploader:
         self.root = root
         self.conn = conn
         self.index = index
-        self._cctx = zstandard.ZstdCompressor(level=3)
+        self._local = threading.local()  # a zstd compressor per thread: they are not shared
+
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        cctx = getattr(self._local, "cctx", None)
+        if cctx is None:
+            cctx = self._local.cctx = zstandard.ZstdCompressor(level=3)
+        return cctx
 
     @staticmethod
     def whole_is_cheaper(item: Outgoing) -> bool:
@@ -103,7 +110,7 @@ class Uploader:
         for ref, data in self._read_chunks(item, wanted):
             small = False
             if misses < COMPRESS_TRIES:
-                compressed = self._cctx.compress(data)
+                compressed = self._compressor().compress(data)
                 small = len(compressed) < len(data) * COMPRESS_MIN_GAIN
                 misses = 0 if small else misses + 1
             body = compressed if small else data
@@ -123,7 +130,7 @@ class Uploader:
         try:
             with path.open("rb") as fh:
                 sample = fh.read(256 * 1024)
-            compress = len(self._cctx.compress(sample)) < len(sample) * COMPRESS_MIN_GAIN
+            compress = len(self._compressor().compress(sample)) < len(sample) * COMPRESS_MIN_GAIN
             result = None if compress else self.conn.send_file(params, path)
             if result is None:
                 result = self.conn.upload(params, _stream(path, compress), compressed=compress)
