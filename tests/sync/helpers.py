@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import ssl
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import trustme
 
 from tests.support import Server, create_token, run_cli, running
 
@@ -102,3 +105,45 @@ def same_tree(a: Path, b: Path) -> bool:
         return snapshot(a) == snapshot(b)
     except OSError:
         return False
+
+
+@dataclass(frozen=True)
+class TlsServer:
+    """A sync server with a certificate from a test CA."""
+
+    server: SyncServer
+    ca_file: Path
+    fingerprint: str  # SHA-256 of the certificate, hex
+
+
+@contextmanager
+def tls_sync_server(tmp: Path) -> Iterator[TlsServer]:
+    """Start `homekeep sync server --tls-cert --tls-key` with a certificate for 127.0.0.1."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file, ca_file = tmp / "cert.pem", tmp / "key.pem", tmp / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+    data = tmp / "server-data"
+    token = create_token(data, "laptop", "sync")
+    args: list[str | Path] = [
+        *("sync", "server", tmp / "server", "--port", "0"),
+        *("--tls-cert", cert_file, "--tls-key", key_file),
+    ]
+    with running(args, data_dir=data, verify=ssl.create_default_context(cafile=ca_file)) as srv:
+        assert srv.url.startswith("https://")
+        server = SyncServer(srv, tmp / "server", data, token)
+        yield TlsServer(server, ca_file, hashlib.sha256(der).hexdigest())
+
+
+@contextmanager
+def small_limit_server(tmp: Path) -> Iterator[SyncServer]:
+    """A sync server that accepts request bodies of at most 1 MiB."""
+    data = tmp / "server-data"
+    token = create_token(data, "laptop", "sync")
+    env = {"HOMEKEEP_SYNC_MAX_REQUEST_MB": "1"}
+    args: list[str | Path] = ["sync", "server", tmp / "server", "--port", "0"]
+    with running(args, data_dir=data, env=env) as srv:
+        yield SyncServer(srv, tmp / "server", data, token)

@@ -28,21 +28,16 @@ from homekeep.sync.protocol import (
     encode_record,
     make_delta,
 )
-from tests.support import create_token, run_cli, running
-from tests.sync.helpers import SyncServer, push
+from tests.support import create_token, run_cli
+from tests.sync.helpers import SyncServer, push, small_limit_server
 
 API = "/api/sync/v1"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
-    tmp = tmp_path_factory.mktemp("hostile")
-    data = tmp / "server-data"
-    token = create_token(data, "laptop", "sync")
-    env = {"HOMEKEEP_SYNC_MAX_REQUEST_MB": "1"}
-    args: list[str | Path] = ["sync", "server", tmp / "server", "--port", "0"]
-    with running(args, data_dir=data, env=env) as srv:
-        yield SyncServer(srv, tmp / "server", data, token)
+    with small_limit_server(tmp_path_factory.mktemp("hostile")) as srv:
+        yield srv
 
 
 def _client(server: SyncServer, token: str | None = None) -> httpx.Client:

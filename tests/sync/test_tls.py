@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
-from tests.support import create_token, run_cli, running
-from tests.sync.helpers import snapshot
+from tests.support import run_cli
+from tests.sync.helpers import snapshot, tls_sync_server
 
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str, str, Path]]:
-    tmp = tmp_path_factory.mktemp("tls")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    cert_file, key_file, ca_file = tmp / "cert.pem", tmp / "key.pem", tmp / "ca.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    ca.cert_pem.write_to_path(str(ca_file))
-    der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
-    fingerprint = hashlib.sha256(der).hexdigest()
-    data = tmp / "server-data"
-    token = create_token(data, "laptop", "sync")
-    args: list[str | Path] = [
-        "sync",
-        "server",
-        tmp / "server",
-        "--port",
-        "0",
-        "--tls-cert",
-        cert_file,
-        "--tls-key",
-        key_file,
-    ]
-    with running(args, data_dir=data, verify=ssl.create_default_context(cafile=ca_file)) as srv:
-        assert srv.url.startswith("https://")
-        yield srv.url, tmp / "server", token, fingerprint, ca_file
+    with tls_sync_server(tmp_path_factory.mktemp("tls")) as found:
+        srv = found.server
+        yield srv.url, srv.root, srv.token, found.fingerprint, found.ca_file
 
 
 def _push(src: Path, url: str, token: str, *extra: str | Path) -> tuple[int, str, str]:

@@ -106,14 +106,22 @@ def server(
             err=True,
         )
     if data_port is None:
-        data_port = port + 1 if port else 0
+        data_port = port + 1 if 0 < port < 65535 else 0
+    if data_port and data_port == port:
+        raise UsageError(f"--data-port {data_port} is the HTTP port; give another, or -1 for none")
     port_for_data: DataPort | None = None
     if data_port >= 0:
         tls = None
         if tls_cert is not None and tls_key is not None:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             tls.load_cert_chain(tls_cert, tls_key)
-        port_for_data = DataPort(store, tokens, bind(host, data_port), tls)
+        try:
+            listener = bind(host, data_port)
+        except UsageError as exc:
+            raise UsageError(
+                f"data port: {exc.message}; pick one with --data-port N, or -1 for none"
+            ) from exc
+        port_for_data = DataPort(store, tokens, listener, tls)
     app = standalone_app(
         store,
         tokens,

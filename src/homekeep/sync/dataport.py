@@ -25,6 +25,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 MAX_HEADER = 16 * 1024
 IDLE_TIMEOUT = 60.0  # a connection that sends nothing for this long is dropped
+HEADER_TIMEOUT = 10.0  # the opening line must be whole within this
 MAX_CONNECTIONS = 8
 READ_BLOCK = 1 << 20
 WRITEBACK_STEP = 8 << 20
@@ -171,15 +173,30 @@ class DataPort:
 
 
 def _read_header(conn: socket.socket) -> tuple[DataHeader, bytes]:
-    """Read the JSON line that opens an upload; return it and the body bytes after it."""
+    """Read the JSON line that opens an upload; return it and the body bytes after it.
+
+    The whole line must arrive within HEADER_TIMEOUT: a client trickling bytes cannot
+    hold one of the eight slots for long.
+    """
     data = bytearray()
+    deadline = time.monotonic() + HEADER_TIMEOUT
     while b"\n" not in data:
         if len(data) > MAX_HEADER:
             raise InvalidInput(f"the upload header is longer than {MAX_HEADER} bytes")
-        part = conn.recv(4096)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise InvalidInput(f"the upload header did not arrive within {HEADER_TIMEOUT:.0f} s")
+        conn.settimeout(left)
+        try:
+            part = conn.recv(4096)
+        except TimeoutError as exc:
+            raise InvalidInput(
+                f"the upload header did not arrive within {HEADER_TIMEOUT:.0f} s"
+            ) from exc
         if not part:
             raise InvalidInput("the connection closed before the upload header ended")
         data += part
+    conn.settimeout(IDLE_TIMEOUT)
     line, _, rest = bytes(data).partition(b"\n")
     if len(line) > MAX_HEADER:
         raise InvalidInput(f"the upload header is longer than {MAX_HEADER} bytes")

@@ -39,6 +39,7 @@ from homekeep.sync.protocol import ChunkList, check_client, decode_chunks
 log = logging.getLogger(__name__)
 
 STATE = ".homekeep-sync"
+BIG_LIST = 4096  # chunks (128 MiB of file): a list this long is looked up in slices
 
 MIGRATIONS = (
     """
@@ -168,6 +169,9 @@ class Batch:
         return store._entry(self.client, path)
 
     def locate(self, store: ServerStore, chunks: ChunkList) -> dict[str, Location]:
+        """Where the chunks of ``chunks`` are; a big list is looked up without caching."""
+        if len(chunks) > BIG_LIST:  # only what is found is kept: little for new content
+            return store.chunks.locate_all(c for c in chunks.ids() if c not in self.inline)
         unknown = {c for c in chunks.ids() if c not in self.looked and c not in self.inline}
         if unknown:
             self.located.update(store.chunks.locate_all(unknown))
@@ -468,7 +472,7 @@ class ServerStore:
         wanted = {
             chunk_id
             for s in specs
-            if s.chunks is not None
+            if s.chunks is not None and len(s.chunks) <= BIG_LIST
             for chunk_id in s.chunks.ids()
             if chunk_id not in batch.inline
         }
@@ -516,11 +520,12 @@ class ServerStore:
         if chunks.size() != spec.size:
             raise InvalidInput(f"chunk lengths of {spec.path!r} do not add up to its size")
         located = batch.locate(self, chunks)
-        missing = [c for c in chunks.ids() if c not in located and c not in batch.inline]
-        if missing:
+        have = sum(1 for c in chunks.ids() if c in located or c in batch.inline)
+        if have < len(chunks):
             batch.pending[spec.hash] = chunks
-            if len(missing) == len(chunks):
+            if not have:  # one short answer, not a list of every chunk of a huge file
                 return {"status": "missing", "all": True}
+            missing = (c for c in chunks.ids() if c not in located and c not in batch.inline)
             return {"status": "missing", "chunks": list(dict.fromkeys(missing))}
         return self._assemble(batch, spec, chunks, located, target, action)
 

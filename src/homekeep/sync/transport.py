@@ -248,9 +248,14 @@ class Connection:
             header = {**params, "token": self.token, "client": self.client}
             sock.sendall(_dumps(header) + b"\n")
             reader = sock.makefile("rb")
-            answer = _answer(reader.readline(64 * 1024), self.server)
+            try:
+                answer = _answer(reader.readline(64 * 1024), self.server)
+            except Offline as exc:  # busy (eight uploads at once) or failing: use HTTP
+                log.info("data port of %s: %s; this file goes over HTTP", self.server, exc)
+                return None
             if answer.get("status") != "continue":
-                raise Offline(f"{self.server} answered the data port header with {answer}")
+                log.info("data port of %s answered %s; using HTTP", self.server, answer)
+                return None
             size = int(params["size"])
             with path.open("rb") as fh:
                 sent = sock.sendfile(fh, 0, size)
