@@ -72,8 +72,10 @@ def push(
 
 
 def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
-    """Everything a user would compare: kind, content, mtime (of folders too), mode, link target."""
-    out: dict[str, tuple[Any, ...]] = {}
+    """Everything a user would compare: kind, content, mtime (of folders too, the top one
+    included, as "."), mode, link target."""
+    top = root.stat()
+    out: dict[str, tuple[Any, ...]] = {".": ("dir", top.st_mtime_ns, stat.S_IMODE(top.st_mode))}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             path = Path(dirpath) / name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -147,4 +148,26 @@ def test_excludes_skip_temp_files_and_patterns(server: SyncServer, tmp_path: Pat
     _write(src / ".homekeepignore", b"build/\n")
     push(src, server, "excl", "--exclude", "*.log")
     got = sorted(snapshot(server.root / "excl"))
-    assert got == [".homekeepignore", "keep.txt", "logs"]
+    assert got == [".", ".homekeepignore", "keep.txt", "logs"]
+
+
+def test_the_top_folder_keeps_its_mode_and_mtime(server: SyncServer, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _write(src / "a.txt", b"a")
+    _write(src / "deep/b.txt", b"b")
+    os.utime(src, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    src.chmod(0o750)
+    push(src, server, "top")
+    top = (server.root / "top").stat()
+    assert (top.st_mtime_ns, stat.S_IMODE(top.st_mode)) == (1_600_000_000_000_000_000, 0o750)
+    # a new entry right in the folder moves its mtime on both sides; the server takes ours
+    _write(src / "c.txt", b"c")
+    os.utime(src, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    summary = push(src, server, "top")
+    assert summary["created"] == 1
+    assert snapshot(server.root / "top") == snapshot(src)
+    # a change deeper down leaves it alone; the server gives it back after its own changes
+    _write(src / "deep/b.txt", b"bb")
+    push(src, server, "top")
+    assert snapshot(server.root / "top") == snapshot(src)
+    assert (server.root / "top").stat().st_mtime_ns == 1_700_000_000_000_000_000

@@ -83,7 +83,16 @@ class FileOp(_Op):
     delta: list[list[int] | str] | None = Field(default=None, max_length=1 << 20)
 
 
-Op = Annotated[MkdirOp | LinkOp | DeleteOp | RenameOp | FileOp, Field(discriminator="op")]
+class TopOp(BaseModel):
+    """The client's folder itself: its mode and mtime."""
+
+    model_config = ConfigDict(extra="forbid")
+    op: Literal["top"]
+    mode: int = Field(ge=0, le=MODE_LIMIT)
+    mtime_ns: int
+
+
+Op = Annotated[MkdirOp | LinkOp | DeleteOp | RenameOp | FileOp | TopOp, Field(discriminator="op")]
 
 
 class OpsRequest(BaseModel):
@@ -123,6 +132,8 @@ def _parse_ops(body: bytes) -> OpsRequest:
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise InvalidInput(f"invalid operation at {where}: {first.get('msg')}") from exc
     for op in request.ops:
+        if isinstance(op, TopOp):
+            continue
         check_path(op.path)
         if isinstance(op, RenameOp):
             check_path(op.dest)
@@ -144,9 +155,10 @@ def _apply(
             _apply_ops(store, batch, request.ops, results)
         finally:
             store.settle(batch)
-            touched = [op.path for op in request.ops if not isinstance(op, FileOp)]
+            touched = [op.path for op in request.ops if not isinstance(op, FileOp | TopOp)]
             touched += [op.dest for op in request.ops if isinstance(op, RenameOp)]
-            store.restore_dir_times(client, touched)
+            top = any(isinstance(op, TopOp) for op in request.ops)
+            store.restore_dir_times(client, touched, top=top)
     return results
 
 
@@ -197,6 +209,9 @@ def _apply_other(store: ServerStore, client: str, op: Any, results: list[dict[st
     elif isinstance(op, DeleteOp):
         store.delete(client, op.path)
         results.append({"status": "done"})
+    elif isinstance(op, TopOp):
+        store.set_top(client, op.mode, op.mtime_ns)
+        results.append({"status": "done"})
     else:
         done = store.rename(client, op.path, op.dest)
         results.append({"status": "done" if done else "absent"})
@@ -245,7 +260,8 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         if generation == current:
             return {"generation": current, "unchanged": True}
         gen, entries = await anyio.to_thread.run_sync(store.manifest, client)
-        return {"generation": gen, "entries": entries}
+        top = await anyio.to_thread.run_sync(store.top, client)
+        return {"generation": gen, "entries": entries, "top": top}
 
     @api.post(f"{PREFIX}/clients/{{client}}/ops")
     async def ops(client: str, request: Request) -> dict[str, Any]:

@@ -183,6 +183,7 @@ class Syncer:
         self._send_files(files, local, remote, forced, summary, show=first)
         self._flush_cache()
         self._send_deletes(local, remote, summary)
+        self._send_top()
         summary.seconds = round(time.monotonic() - start, 3)
         summary.data_bytes_sent = counters.data - data0
         summary.requests = counters.requests - req0
@@ -202,6 +203,8 @@ class Syncer:
         if answer.get("unchanged"):
             return
         self.index.replace_remote(answer["entries"])
+        top = answer.get("top")
+        self.index.set_meta("top", f"{top[0]}:{top[1]}" if isinstance(top, list) else "")
         self.index.set_meta("generation", str(answer["generation"]))
         if answer["generation"] == 0:
             self._ops([])  # a new client: its folder appears on the server even if empty
@@ -281,6 +284,24 @@ class Syncer:
                     summary.renamed += 1
                     self.on_change(f"renamed {old} -> {new}")
         return bool(moves)
+
+    # -- the folder itself -------------------------------------------------------------
+
+    def _send_top(self) -> None:
+        """Send the folder's own mode and mtime when they differ from what was sent.
+
+        Last in a pass: adding or removing an entry right in the folder moved its mtime.
+        """
+        try:
+            st = self.root.stat()
+        except OSError:
+            return
+        now = f"{st.st_mode & 0o7777}:{st.st_mtime_ns}"
+        if now == self.index.get_meta("top", ""):
+            return
+        self._ops([{"op": "top", "mode": st.st_mode & 0o7777, "mtime_ns": st.st_mtime_ns}])
+        self.index.set_meta("top", now)
+        self.on_change("folder times .")
 
     # -- folders and links -------------------------------------------------------------
 

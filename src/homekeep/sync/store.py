@@ -97,6 +97,10 @@ MIGRATIONS = (
     );
     CREATE INDEX events_client ON events(client, id);
     """,
+    """
+    ALTER TABLE clients ADD COLUMN top_mode INTEGER;
+    ALTER TABLE clients ADD COLUMN top_mtime_ns INTEGER;
+    """,
 )
 
 
@@ -339,7 +343,28 @@ class ServerStore:
             ).fetchall()
         return (int(row[0]) if row else 0), [list(r) for r in rows]
 
+    def top(self, client: str) -> list[int] | None:
+        """The mode and mtime the client sent for its folder itself, if it did."""
+        row = self.db.query_one(
+            "SELECT top_mode, top_mtime_ns FROM clients WHERE name = ?", (client,)
+        )
+        if row is None or row[0] is None or row[1] is None:
+            return None
+        return [int(row[0]), int(row[1])]
+
     # -- changes -------------------------------------------------------------------------
+
+    def set_top(self, client: str, mode: int, mtime_ns: int) -> None:
+        """Record the mode and mtime of the client's folder itself and apply them."""
+        base = self.client_dir(client)
+        base.mkdir(exist_ok=True)
+        base.chmod(mode & fsops.MODE_MASK)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE clients SET top_mode = ?, top_mtime_ns = ? WHERE name = ?",
+                (mode, mtime_ns, client),
+            )
+            self._touch_client(conn, client)
 
     def mkdir(self, client: str, path: str, mode: int, mtime_ns: int | None = None) -> None:
         """Create or update a folder; its mtime is applied by ``restore_dir_times``."""
@@ -748,14 +773,17 @@ class ServerStore:
         batch.forget()
         self.restore_dir_times(client, paths)
 
-    def restore_dir_times(self, client: str, changed: list[str]) -> None:
+    def restore_dir_times(self, client: str, changed: list[str], *, top: bool = False) -> None:
         """Give the folders around ``changed`` paths the mtimes the client recorded.
 
         Adding, removing or renaming an entry moves its folder's mtime, so this runs after
         each batch of changes: the changed paths that are folders themselves and every folder
         above them get their recorded mtime back, deepest first (a folder's own utime does
-        not touch its parent).
+        not touch its parent), and the client's folder itself last (with ``top``, or when
+        a changed path is right in it).
         """
+        if top or any("/" not in path for path in changed):
+            self._restore_top(client)
         folders: set[str] = set()
         for path in changed:
             folders.add(path)
@@ -783,6 +811,15 @@ class ServerStore:
                     os.utime(target, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
             except (OSError, InvalidInput, Conflict) as exc:
                 log.debug("cannot set the mtime of %s: %s", path, exc)
+
+    def _restore_top(self, client: str) -> None:
+        top = self.top(client)
+        if top is None:
+            return
+        try:
+            os.utime(self.client_dir(client), ns=(top[1], top[1]), follow_symlinks=False)
+        except OSError as exc:
+            log.debug("cannot set the mtime of %s's folder: %s", client, exc)
 
     def _record_file(self, conn: sqlite3.Connection, client: str, r: _Ready) -> None:
         spec = r.spec
