@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sync.helpers import SyncServer, push, snapshot, sync_server
+from tests.sync.helpers import SyncServer, push, small_limit_server, snapshot, sync_server
 
 MiB = 1 << 20
 
@@ -131,3 +131,26 @@ def test_big_file_is_streamed_and_its_server_copy_is_exact(
     summary = push(src, server, "big")
     assert summary["data_bytes_sent"] < 256 * 1024
     assert snapshot(server.root / "big") == snapshot(src)
+
+
+def test_a_server_with_a_small_request_limit_gets_requests_that_fit(tmp_path: Path) -> None:
+    """Commits and staged packs shrink to the server's limit (here 1 MiB): nothing is 413."""
+    src = tmp_path / "src"
+    for i in range(300):
+        path = src / f"small/{i % 7}/{i}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_random(100 + i * 37, i))
+    big = src / "big.bin"
+    data = bytearray(_random(3 * MiB + MiB // 2, 99))
+    big.write_bytes(data)
+    with small_limit_server(tmp_path / "server") as srv:
+        first = push(src, srv, "tight")
+        assert first["files_sent"] == 301
+        assert not first["errors"]
+        data[MiB : MiB + 3 * MiB // 2] = _random(3 * MiB // 2, 100)  # 1.5 MiB rewritten
+        big.write_bytes(data)
+        second = push(src, srv, "tight")
+        assert second["files_sent"] == 1
+        assert not second["errors"]
+        assert MiB < second["data_bytes_sent"] < 2 * MiB
+        assert snapshot(srv.root / "tight") == snapshot(src)

@@ -25,7 +25,7 @@ from homekeep.sync.index import ClientIndex, Remote
 from homekeep.sync.protocol import ChunkList, make_delta
 from homekeep.sync.scan import Local, scan
 from homekeep.sync.transport import Connection
-from homekeep.sync.uploads import Outgoing, Uploader
+from homekeep.sync.uploads import PACK_BYTES, Outgoing, Uploader
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,8 @@ class Syncer:
             self._limits = self.conn.hello()
             port = self._limits.get("data_port")
             self.conn.data_port = port if isinstance(port, int) and 0 < port < 65536 else None
+            max_pack = int(self._limits.get("max_pack_bytes", PACK_BYTES))
+            self.uploader.pack_bytes = max(64 << 10, min(PACK_BYTES, max_pack // 2))
             server_id = str(self._limits.get("server_id", ""))
             if server_id != self.index.get_meta("server_id"):
                 self.index.set_meta("generation", "-1")  # another server: take its manifest
@@ -633,7 +635,7 @@ class Syncer:
     def _commit_limit(self) -> int:
         """Chunk bytes per commit request: well inside the server's request limit."""
         server_max = int(self._limits.get("max_request_bytes", 64 << 20))
-        return max(1 << 20, min(COMMIT_BYTES, server_max // 2))
+        return max(64 << 10, min(COMMIT_BYTES, server_max // 4))
 
     def _flush_cache(self) -> None:
         """Write the chunk lists read since the last batch, in one transaction."""

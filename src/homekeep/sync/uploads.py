@@ -56,6 +56,7 @@ class Uploader:
         self.conn = conn
         self.index = index
         self._local = threading.local()  # a zstd compressor per thread: they are not shared
+        self.pack_bytes = PACK_BYTES  # lowered to fit a server that takes smaller packs
 
     def _compressor(self) -> zstandard.ZstdCompressor:
         cctx = getattr(self._local, "cctx", None)
@@ -163,7 +164,7 @@ class Uploader:
                         pack.append(record)
                         pack_size += len(record)
                         pack_data += body
-                        if pack_size >= PACK_BYTES:
+                        if pack_size >= self.pack_bytes:
                             send(b"".join(pack), pack_data)
                             pack, pack_size, pack_data = [], 0, 0
                 except (FileChanged, OSError):
