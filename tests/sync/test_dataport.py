@@ -635,6 +635,16 @@ def test_the_data_port_defaults_to_the_next_port(tmp_path: Path) -> None:
         assert _announced_data_port(srv) == f"big files stream on data port {http + 1}"
 
 
+def test_a_taken_default_data_port_gives_way_to_a_free_one(tmp_path: Path) -> None:
+    http = _free_pair()
+    # someone else holds --port + 1
+    with socket.create_server(("127.0.0.1", http + 1)), sync_server(tmp_path, port=http) as srv:
+        port = _data_port(srv)
+        assert port not in (http, http + 1)
+        data = b"moved"
+        assert _upload(port, _header(srv, "m.txt", data), data)["status"] == "done"
+
+
 def test_the_data_port_can_be_chosen(tmp_path: Path) -> None:
     chosen = free_port()
     with sync_server(tmp_path, "--data-port", str(chosen)) as srv:

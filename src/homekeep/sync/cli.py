@@ -105,6 +105,7 @@ def server(
             "'homekeep token create NAME --scope sync'",
             err=True,
         )
+    chosen = data_port is not None
     if data_port is None:
         data_port = port + 1 if 0 < port < 65535 else 0
     if data_port and data_port == port:
@@ -118,9 +119,13 @@ def server(
         try:
             listener = bind(host, data_port)
         except UsageError as exc:
-            raise UsageError(
-                f"data port: {exc.message}; pick one with --data-port N, or -1 for none"
-            ) from exc
+            if chosen or not data_port:
+                raise UsageError(
+                    f"data port: {exc.message}; pick one with --data-port N, or -1 for none"
+                ) from exc
+            # the default (--port + 1) is taken: any free port will do, clients ask hello
+            click.echo(f"data port {data_port} is in use; taking a free one", err=True)
+            listener = bind(host, 0)
         port_for_data = DataPort(store, tokens, listener, tls)
     app = standalone_app(
         store,

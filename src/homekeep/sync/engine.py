@@ -37,7 +37,7 @@ IN_FLIGHT = 2  # batches on their way at once
 ROUNDS = 4
 COMMIT_BYTES = 4 << 20  # chunk data per commit: an interrupted commit loses no more than this
 READ_AHEAD_FILES = 2000
-READ_AHEAD_BYTES = 256 << 20
+READ_AHEAD_BYTES = 64 << 20  # a small file read ahead keeps its content until sent
 LIST_LATER = 1 << 20  # files from this size send their chunk list only when asked
 BASE_MIN = 1 << 20  # from this size, a changed file's chunk list travels as a delta
 
