@@ -160,12 +160,14 @@ class Batch:
     checked: set[str] = field(default_factory=set)  # content ids looked up
     located: dict[str, Location] = field(default_factory=dict)
     looked: set[str] = field(default_factory=set)  # chunk ids looked up
-    dirs: set[Path] = field(default_factory=set)  # folders seen to be real folders
+    dirs: dict[str, Path] = field(default_factory=dict)  # folders seen to be real folders
+    made: set[str] = field(default_factory=set)  # folders made (or found) for placing
 
     def forget(self) -> None:
         for known in (self.entries, self.held, self.checked, self.located, self.looked):
             known.clear()
         self.dirs.clear()
+        self.made.clear()
 
     def entry(self, store: ServerStore, path: str) -> sqlite3.Row | None:
         if path in self.entries:
@@ -184,24 +186,26 @@ class Batch:
 
     def resolve(self, rel: str) -> Path:
         """``fsops.resolve``, checking each folder once per batch."""
-        head, _, _ = rel.rpartition("/")
-        folder = self.base / head if head else self.base
-        if folder in self.dirs:
-            return folder / rel.rpartition("/")[2]
+        head, _, name = rel.rpartition("/")
+        if head in self.dirs:
+            return self.dirs[head] / name
         target = fsops.resolve(self.base, rel)
-        if head and folder.is_dir():
-            self.dirs.add(folder)
+        if head and target.parent.is_dir():
+            self.dirs[head] = target.parent
         return target
 
-    def place(self, tmp: Path, target: Path) -> None:
+    def place(self, tmp: Path, target: Path, rel: str) -> None:
         """Rename a finished temp file into place, making its folders once per batch."""
-        if target.parent not in self.dirs:
+        head = rel.rpartition("/")[0]
+        if head and head not in self.made:
             fsops.make_parents(self.base, target)
-            self.dirs.add(target.parent)
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISDIR(target.lstat().st_mode):
-                fsops.remove(target)
-        tmp.replace(target)
+            self.made.add(head)
+            self.dirs[head] = target.parent
+        try:
+            tmp.replace(target)
+        except IsADirectoryError:  # a folder is where the file goes: the file wins
+            fsops.remove(target)
+            tmp.replace(target)
 
 
 def is_target(root: Path) -> bool:
@@ -753,7 +757,7 @@ class ServerStore:
             fsops.sync_files([r.tmp for r in ready])
             folders = set()
             for r in ready:
-                batch.place(r.tmp, r.target)
+                batch.place(r.tmp, r.target, r.spec.path)
                 placed += 1
                 folders.add(r.target.parent)
             for folder in folders:
