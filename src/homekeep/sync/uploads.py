@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 PACK_BYTES = 8 << 20
 COMPRESS_MIN_GAIN = 0.95
-COMPRESS_TRIES = 4  # after this many chunks in a row that do not shrink, send the file raw
+COMPRESS_TRIES = 4  # after this many chunks in a row that do not shrink, stop trying...
+COMPRESS_PROBE = 32  # ...but for one chunk in this many
 UPLOADS = 2
 WHOLE_MIN = 4 << 20  # new content from this size streams whole instead of in chunk packs
 
@@ -105,15 +106,21 @@ class Uploader:
             yield group, b"".join(pack), data
 
     def _records(self, item: Outgoing, sent: set[str]) -> Iterator[tuple[str, bytes, int]]:
-        """(chunk id, pack record, data bytes) of the chunks of ``item`` to send."""
-        misses = 0
+        """(chunk id, pack record, data bytes) of the chunks of ``item`` to send.
+
+        A chunk is compressed when that saves 5%. After COMPRESS_TRIES chunks in a row that
+        do not shrink (in this thread, across files: a thousand small JPEGs are one run),
+        only every COMPRESS_PROBE-th chunk is tried, until one shrinks again.
+        """
+        state = self._local
         wanted = {c for c in item.digest.chunks.ids() if item.needs(c) and c not in sent}
         for ref, data in self._read_chunks(item, wanted):
             small = False
-            if misses < COMPRESS_TRIES:
+            misses = getattr(state, "misses", 0)
+            if misses < COMPRESS_TRIES or misses % COMPRESS_PROBE == 0:
                 compressed = self._compressor().compress(data)
                 small = len(compressed) < len(data) * COMPRESS_MIN_GAIN
-                misses = 0 if small else misses + 1
+            state.misses = 0 if small else misses + 1
             body = compressed if small else data
             wanted.discard(ref.chunk_id)
             yield ref.chunk_id, encode_record(ref.chunk_id, body, compressed=small), len(body)
