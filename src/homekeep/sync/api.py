@@ -103,7 +103,7 @@ class OpsRequest(BaseModel):
 _OPS = TypeAdapter(OpsRequest)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytearray:
     """Read the request body, refusing more than ``limit`` bytes with 413."""
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -117,10 +117,10 @@ async def read_body(request: Request, limit: int) -> bytes:
         body += part
         if len(body) > limit:
             raise PayloadTooLarge(f"request body over the {limit} byte limit")
-    return bytes(body)
+    return body  # not copied: a huge file's chunk list is megabytes
 
 
-def _parse_ops(body: bytes) -> OpsRequest:
+def _parse_ops(body: bytes | bytearray) -> OpsRequest:
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -191,6 +191,7 @@ def _spec(store: ServerStore, client: str, op: FileOp) -> FileSpec | None:
     chunks = None
     if op.chunks is not None:
         chunks = decode_chunks(op.chunks, max_chunks=limit)
+        op.chunks = None  # the text is megabytes for a huge file; the packed list is enough
     elif op.delta is not None:
         old = store.base_chunks(client, op.path, check_hash(op.base or ""))
         if old is None:
@@ -217,14 +218,15 @@ def _apply_other(store: ServerStore, client: str, op: Any, results: list[dict[st
         results.append({"status": "done" if done else "absent"})
 
 
-def _split_commit(body: bytes) -> tuple[bytes, bytes]:
+def _split_commit(body: bytes | bytearray) -> tuple[bytes, memoryview]:
     """A commit body: a 4-byte big-endian length, that many bytes of ops JSON, a chunk pack."""
     if len(body) < 4:
         raise InvalidInput("commit body is shorter than its 4-byte header")
     length = int.from_bytes(body[:4], "big")
     if length > len(body) - 4:
         raise InvalidInput("commit body is shorter than the ops length in its header")
-    return body[4 : 4 + length], body[4 + length :]
+    view = memoryview(body)
+    return bytes(view[4 : 4 + length]), view[4 + length :]
 
 
 def router(store: ServerStore, *, max_request: int, data_port: int | None = None) -> APIRouter:

@@ -41,7 +41,7 @@ class ChunkStore:
         self._collected_at = time.monotonic()
         self._emptied: set[str] = set()
 
-    def verify(self, body: bytes) -> list[tuple[str, bytes, int]]:
+    def verify(self, body: bytes | bytearray | memoryview) -> list[tuple[str, bytes, int]]:
         """Decode a pack and check every chunk against its id: (id, data, wire bytes)."""
         records = []
         for record in decode_pack(body, max_chunk=CHUNK_MAX):
@@ -58,7 +58,7 @@ class ChunkStore:
             records.append((record.chunk_id, data, len(record.data)))
         return records
 
-    def receive(self, body: bytes) -> tuple[int, int]:
+    def receive(self, body: bytes | bytearray | memoryview) -> tuple[int, int]:
         """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
         if time.monotonic() - self._collected_at > COLLECT_EVERY:
             self._collected_at = time.monotonic()

@@ -7,6 +7,7 @@ first, then only the chunks the server lacks), and deletions last.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -712,7 +713,7 @@ def _file_op(item: Outgoing, with_chunks: bool) -> dict[str, Any]:
         op["base"] = item.base[0]
         op["delta"] = make_delta(item.base[1], item.digest.chunks)
     elif with_chunks:
-        op["chunks"] = item.digest.chunks.encode()
+        op["chunks"] = base64.b64encode(item.digest.chunks.raw)  # bytes: see ops_body
     return op
 
 

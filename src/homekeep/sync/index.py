@@ -155,7 +155,7 @@ class ClientIndex:
     ) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
-            (path, size, mtime_ns, inode, file_hash, chunks.encode()),
+            (path, size, mtime_ns, inode, file_hash, chunks.raw),  # packed, not base64
         )
 
     def forget_cache(self, paths: Iterable[str]) -> None:

@@ -99,7 +99,7 @@ def encode_record(chunk_id: str, data: bytes, *, compressed: bool) -> bytes:
     return _RECORD.pack(bytes.fromhex(chunk_id), flags, len(data)) + data
 
 
-def decode_pack(body: bytes, *, max_chunk: int) -> Iterator[PackRecord]:
+def decode_pack(body: bytes | bytearray | memoryview, *, max_chunk: int) -> Iterator[PackRecord]:
     """Yield the records of a pack; raise InvalidInput on any malformed byte."""
     view = memoryview(body)
     pos = 0
@@ -222,11 +222,16 @@ def encode_chunks(chunks: ChunkList) -> str:
     return chunks.encode()
 
 
-def decode_chunks(text: str, *, max_chunks: int) -> ChunkList:
-    """Unpack a chunk list, raising InvalidInput on anything malformed."""
+def decode_chunks(text: str | bytes, *, max_chunks: int) -> ChunkList:
+    """Unpack a chunk list (base64, or the packed bytes themselves), raising InvalidInput
+    on anything malformed."""
+    if isinstance(text, bytes):
+        return check_chunks(text, max_chunks=max_chunks)
+    if not text.isascii():  # b64decode takes ASCII text as is: no encoded copy
+        raise InvalidInput("chunk list is not valid base64")
     try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (ValueError, UnicodeEncodeError) as exc:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError as exc:
         raise InvalidInput("chunk list is not valid base64") from exc
     return check_chunks(raw, max_chunks=max_chunks)
 

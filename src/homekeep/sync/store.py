@@ -462,7 +462,7 @@ class ServerStore:
 
     # -- chunks --------------------------------------------------------------------------
 
-    def receive_pack(self, client: str, body: bytes) -> tuple[int, int]:
+    def receive_pack(self, client: str, body: bytes | bytearray | memoryview) -> tuple[int, int]:
         """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
         check_client(client)
         return self.chunks.receive(body)
@@ -747,7 +747,7 @@ class ServerStore:
             with self.db.transaction() as conn:
                 conn.executemany(
                     "INSERT OR REPLACE INTO pending (hash, chunks, created_at) VALUES (?, ?, ?)",
-                    [(h, c.encode(), time.time()) for h, c in batch.pending.items()],
+                    [(h, c.raw, time.time()) for h, c in batch.pending.items()],
                 )
             batch.pending.clear()
         if not ready:
