@@ -305,3 +305,37 @@ def test_a_one_chunk_list_lying_about_its_length_is_refused(server: SyncServer) 
     response = _commit(server, _body([op], _record(data)))
     assert _error(response, 422) == "invalid_input"
     _nothing_placed(server, "short-list.bin")
+
+
+# -- found in review -------------------------------------------------------------------------
+
+
+def test_a_pack_that_inflates_past_the_bound_is_refused(server: SyncServer) -> None:
+    """58 bytes of zstd can be 128 KiB: a pack may not add up to more than 128 MiB."""
+    cctx = zstandard.ZstdCompressor()
+    pack = b""
+    for i in range(1100):  # distinct chunks of 128 KiB, each a few dozen bytes compressed
+        data = i.to_bytes(4, "big") + bytes(CHUNK_MAX - 4)
+        pack += encode_record(_id(data), cctx.compress(data), compressed=True)
+    assert len(pack) < 200_000
+    _error(_commit(server, _body([], pack)), 413)
+    one = bytes(CHUNK_MAX)  # the same chunk many times is taken once: fine
+    same = encode_record(_id(one), cctx.compress(one), compressed=True) * 2000
+    assert _commit(server, _body([], same)).status_code == 200
+    _nothing_placed(server)
+
+
+def test_a_list_lying_about_a_stored_chunk_keeps_that_chunk_indexed(server: SyncServer) -> None:
+    """A length that differs from the stored chunk's is refused; nothing is forgotten."""
+    real = random.Random(7).randbytes(5000)
+    assert _commit(server, _body([_file("owner.bin", real)], _record(real))).status_code == 200
+    fake = {**_file("thief.bin", real, real)}
+    fake["chunks"] = ChunkList.of([ChunkRef(_id(real), 5000), ChunkRef(_id(real), 5001)]).encode()
+    fake["size"] = 10_001
+    _error(_commit(server, _body([fake])), 422)
+    _nothing_placed(server, "thief.bin")
+    again = _file("copy.bin", real, b"x")  # the stored chunk is still found: no data needed
+    answer = _commit(server, _body([again], _record(b"x")))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["results"][0]["status"] == "done"
+    assert (server.root / CLIENT / "copy.bin").read_bytes() == real + b"x"

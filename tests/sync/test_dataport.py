@@ -766,3 +766,21 @@ def test_a_push_while_the_data_port_is_full_falls_back_to_http(tmp_path: Path) -
                 stack.enter_context(_connect(port))
             push(src, srv, "busy", data_dir=tmp_path / "client-data")
         assert snapshot(srv.root / "busy") == snapshot(src)
+
+
+def test_many_connections_do_not_pile_up_in_the_server(tmp_path: Path) -> None:
+    """Each connection used to leave a thread's SQLite connections behind (two fds)."""
+    with sync_server(tmp_path) as srv:
+        port = _data_port(srv)
+        fds = Path(f"/proc/{srv.server.process.pid}/fd")
+        wrong = _line(_header(srv, "x", b"", token="hk_000000000000_" + "A" * 43))
+        for _ in range(5):  # warm up: the fixed set of worker threads opens its databases
+            with _connect(port) as (conn, reader):
+                conn.sendall(wrong)
+                reader.readline()
+        before = len(list(fds.iterdir()))
+        for _ in range(200):
+            with _connect(port) as (conn, reader):
+                conn.sendall(wrong)
+                assert b'"status": 401' in reader.readline()
+        assert len(list(fds.iterdir())) < before + 20

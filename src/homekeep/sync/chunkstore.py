@@ -20,13 +20,16 @@ import zstandard
 from blake3 import blake3
 
 from homekeep.core.db import Database
-from homekeep.core.errors import InvalidInput
+from homekeep.core.errors import InvalidInput, PayloadTooLarge
 from homekeep.sync.protocol import CHUNK_MAX, ChunkRef, decode_pack
 
+MAX_INFLATED = 128 << 20  # chunk bytes one request may carry, once decompressed
 COLLECT_EVERY = 3600.0  # seconds between sweeps of stale staged chunks while serving
 
 # (file or pack, offset, bytes received for it on the wire (staged only), staged?)
-Location = tuple[Path, int, int, bool]
+# (file or pack, offset, bytes received for it on the wire (staged only), staged?, length,
+#  the pack's name or the entry id: what to forget if the chunk is not there any more)
+Location = tuple[Path, int, int, bool, int, str | int]
 
 
 class ChunkStore:
@@ -42,9 +45,19 @@ class ChunkStore:
         self._emptied: set[str] = set()
 
     def verify(self, body: bytes | bytearray | memoryview) -> list[tuple[str, bytes, int]]:
-        """Decode a pack and check every chunk against its id: (id, data, wire bytes)."""
+        """Decode a pack and check every chunk against its id: (id, data, wire bytes).
+
+        A chunk sent twice is taken once, and the chunks of one pack may not add up to
+        more than MAX_INFLATED: 58 bytes of zstd can be 128 KiB of zeros, so without a
+        bound a small request could fill the server's memory.
+        """
         records = []
+        seen: set[str] = set()
+        total = 0
         for record in decode_pack(body, max_chunk=CHUNK_MAX):
+            if record.chunk_id in seen:
+                continue
+            seen.add(record.chunk_id)
             data = record.data
             if record.compressed:
                 try:
@@ -53,6 +66,11 @@ class ChunkStore:
                     raise InvalidInput(f"chunk {record.chunk_id[:12]} is not valid zstd") from exc
             if len(data) > CHUNK_MAX or not data:
                 raise InvalidInput(f"chunk {record.chunk_id[:12]} has a bad length")
+            total += len(data)
+            if total > MAX_INFLATED:
+                raise PayloadTooLarge(
+                    f"the chunks of one request add up to more than {MAX_INFLATED >> 20} MiB"
+                )
             if blake3(data).hexdigest() != record.chunk_id:
                 raise InvalidInput(f"chunk {record.chunk_id[:12]} does not match its id")
             records.append((record.chunk_id, data, len(record.data)))
@@ -116,17 +134,18 @@ class ChunkStore:
         while part := list(dict.fromkeys(itertools.islice(ids, 500))):
             marks = ",".join("?" * len(part))
             for row in conn.execute(
-                f"SELECT hash, pack, offset, wire_bytes FROM staged WHERE hash IN ({marks})",  # noqa: S608 - placeholders only
+                "SELECT hash, pack, offset, wire_bytes, length FROM staged"  # noqa: S608 - placeholders only
+                f" WHERE hash IN ({marks})",
                 part,
             ):
                 pack = paths.setdefault(("", row[1]), self.staging / row[1])
-                found[row[0]] = (pack, int(row[2]), int(row[3]), True)
+                found[row[0]] = (pack, int(row[2]), int(row[3]), True, int(row[4]), str(row[1]))
             rest = [c for c in part if c not in found]
             if not rest:
                 continue
             marks = ",".join("?" * len(rest))
             for row in conn.execute(
-                "SELECT c.hash, e.client, e.path, c.offset FROM chunks c"  # noqa: S608 - placeholders only
+                "SELECT c.hash, e.client, e.path, c.offset, c.length, e.id FROM chunks c"  # noqa: S608 - placeholders only
                 f" JOIN entries e ON e.id = c.entry_id WHERE c.hash IN ({marks})",
                 rest,
             ):
@@ -135,14 +154,18 @@ class ChunkStore:
                     where = paths.get(key)
                     if where is None:
                         where = paths[key] = self.root / key[0] / key[1]
-                    found[row[0]] = (where, int(row[3]), 0, False)
+                    found[row[0]] = (where, int(row[3]), 0, False, int(row[4]), int(row[5]))
         return found
 
-    def drop(self, chunk_id: str) -> None:
-        """Forget where a chunk was: its file changed under us, or its pack is gone."""
+    def drop(self, chunk_id: str, where: Location) -> None:
+        """Forget one place of a chunk: its file changed under us, or its pack is gone."""
         with self.db.transaction() as conn:
-            conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
-            conn.execute("DELETE FROM chunks WHERE hash = ?", (chunk_id,))
+            if where[3]:
+                conn.execute("DELETE FROM staged WHERE hash = ? AND pack = ?", (chunk_id, where[5]))
+            else:
+                conn.execute(
+                    "DELETE FROM chunks WHERE hash = ? AND entry_id = ?", (chunk_id, where[5])
+                )
 
     def release_many(self, conn: sqlite3.Connection, done: list[tuple[set[str], str]]) -> None:
         """Files were made from staged chunks: drop those chunks and the files' pending lists.
@@ -170,7 +193,7 @@ class ChunkStore:
 
     @staticmethod
     def read(handles: dict[Path, BinaryIO], where: Location, chunk: ChunkRef) -> bytes | None:
-        path, offset, _, _ = where
+        path, offset = where[0], where[1]
         try:
             fh = handles.get(path)
             if fh is None:

@@ -26,6 +26,7 @@ import socket
 import ssl
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,9 @@ class DataPort:
         self.port = int(sock.getsockname()[1])
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._stopping = threading.Event()
-        self._threads: set[threading.Thread] = set()
-        self._guard = threading.Lock()
+        # a fixed set of threads, reused: each keeps one SQLite connection per database,
+        # where a thread per connection would leave one behind for every client that came
+        self._workers = ThreadPoolExecutor(MAX_CONNECTIONS, thread_name_prefix="dataport")
         self._acceptor = threading.Thread(target=self._accept, name="dataport", daemon=True)
 
     def start(self) -> None:
@@ -99,10 +101,7 @@ class DataPort:
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self._acceptor.join(timeout)
-        with self._guard:
-            running = list(self._threads)
-        for thread in running:
-            thread.join(timeout)
+        self._workers.shutdown(wait=True, cancel_futures=True)
 
     def _accept(self) -> None:
         while not self._stopping.is_set():
@@ -111,19 +110,18 @@ class DataPort:
             except OSError:
                 if self._stopping.is_set():
                     return
+                time.sleep(0.05)  # out of file descriptors, say: do not spin
                 continue
             if not self._slots.acquire(blocking=False):
-                _reply(conn, _error(Unavailable("the data port is busy; retry")))
+                if self.tls is None:  # a TLS client could not read a plain answer
+                    _reply(conn, _error(Unavailable("the data port is busy; retry")))
                 conn.close()
                 continue
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            with self._guard:
-                self._threads.add(thread)
-            thread.start()
+            self._workers.submit(self._serve, conn)
 
     def _serve(self, conn: socket.socket) -> None:
         try:
-            conn.settimeout(IDLE_TIMEOUT)
+            conn.settimeout(HEADER_TIMEOUT)  # the handshake too: a slot is not held long
             if self.tls is not None:
                 conn = self.tls.wrap_socket(conn, server_side=True)
             answer = self._upload(conn)
@@ -137,8 +135,6 @@ class DataPort:
             answer = {"error": {"status": 500, "message": "internal error; see the server log"}}
         finally:
             self._slots.release()
-            with self._guard:
-                self._threads.discard(threading.current_thread())
         try:
             if answer is not None:
                 _reply(conn, answer)

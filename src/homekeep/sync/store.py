@@ -546,6 +546,8 @@ class ServerStore:
             if row is None:
                 return {"status": "resend"}
             chunks = decode_chunks(row["chunks"], max_chunks=1 << 40)
+            if chunks.size() != spec.size:  # kept for the same id by someone else: ask
+                return {"status": "resend"}
         if chunks.size() != spec.size:
             raise InvalidInput(f"chunk lengths of {spec.path!r} do not add up to its size")
         located = batch.locate(self, chunks)
@@ -693,6 +695,7 @@ class ServerStore:
         counted: set[str] = set()
         data_bytes = 0
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        done = False
         try:
             for chunk in chunks:
                 sent = batch.inline.get(chunk.chunk_id)
@@ -707,9 +710,14 @@ class ServerStore:
                         data_bytes += sent[1]
                 else:
                     where = located.get(chunk.chunk_id)
+                    if where is not None and where[4] != chunk.length:
+                        raise InvalidInput(
+                            f"the chunk list of {spec.path!r} gives a chunk a length it has not"
+                        )
                     got = self.chunks.read(handles, where, chunk) if where else None
                     if got is None or where is None:
-                        self.chunks.drop(chunk.chunk_id)
+                        if where is not None:  # that copy changed or went: forget only it
+                            self.chunks.drop(chunk.chunk_id, where)
                         batch.located.pop(chunk.chunk_id, None)
                         batch.pending[spec.hash] = chunks
                         return {"status": "missing", "chunks": [chunk.chunk_id]}
@@ -725,16 +733,13 @@ class ServerStore:
             if whole is not None and whole.hexdigest() != spec.hash:
                 raise InvalidInput(f"the chunks of {spec.path!r} do not add up to its content id")
             fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
-        except BaseException:
-            os.close(fd)
-            fd = -1
-            tmp.unlink(missing_ok=True)
-            raise
+            done = True
         finally:
-            if fd >= 0:
-                os.close(fd)
+            os.close(fd)
             for fh in handles.values():
                 fh.close()
+            if not done:  # an error, or a chunk gone missing: no temp file stays behind
+                tmp.unlink(missing_ok=True)
         via = "chunks" if data_bytes else "local"
         placed = chunks.offsets()
         batch.ready.append(_Ready(tmp, target, spec, placed, action, data_bytes, via, staged_used))

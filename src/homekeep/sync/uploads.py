@@ -26,6 +26,7 @@ COMPRESS_MIN_GAIN = 0.95
 COMPRESS_TRIES = 4  # after this many chunks in a row that do not shrink, stop trying...
 COMPRESS_PROBE = 32  # ...but for one chunk in this many
 UPLOADS = 2
+RAW_LIMIT = 32 << 20  # chunk bytes in one request once decompressed (the server takes 128)
 WHOLE_MIN = 4 << 20  # new content from this size streams whole instead of in chunk packs
 
 
@@ -83,7 +84,7 @@ class Uploader:
         """
         group: list[Outgoing] = []
         pack: list[bytes] = []
-        size = data = 0
+        size = data = raw = 0
         sent: set[str] = set()
         for item in items:
             try:
@@ -94,19 +95,20 @@ class Uploader:
                 changed.append(item)
                 continue
             group.append(item)
-            for sent_id, record, body in records:
+            for sent_id, record, body, length in records:
                 sent.add(sent_id)
                 pack.append(record)
                 size += len(record)
                 data += body
-            if size >= limit:
+                raw += length
+            if size >= limit or raw >= RAW_LIMIT:
                 yield group, b"".join(pack), data
-                group, pack, size, data = [], [], 0, 0
+                group, pack, size, data, raw = [], [], 0, 0, 0
         if group:
             yield group, b"".join(pack), data
 
-    def _records(self, item: Outgoing, sent: set[str]) -> Iterator[tuple[str, bytes, int]]:
-        """(chunk id, pack record, data bytes) of the chunks of ``item`` to send.
+    def _records(self, item: Outgoing, sent: set[str]) -> Iterator[tuple[str, bytes, int, int]]:
+        """(chunk id, pack record, data bytes, chunk length) of the chunks of ``item`` to send.
 
         A chunk is compressed when that saves 5%. After COMPRESS_TRIES chunks in a row that
         do not shrink (in this thread, across files: a thousand small JPEGs are one run),
@@ -123,7 +125,8 @@ class Uploader:
             state.misses = 0 if small else misses + 1
             body = compressed if small else data
             wanted.discard(ref.chunk_id)
-            yield ref.chunk_id, encode_record(ref.chunk_id, body, compressed=small), len(body)
+            record = encode_record(ref.chunk_id, body, compressed=small)
+            yield ref.chunk_id, record, len(body), ref.length
 
     def whole(self, item: Outgoing) -> dict[str, Any] | None:
         """Stream one file whole; return the server's answer, or None if the file changed."""
@@ -154,6 +157,7 @@ class Uploader:
         pack: list[bytes] = []
         pack_size = 0
         pack_data = 0
+        pack_raw = 0
         with ThreadPoolExecutor(max_workers=UPLOADS, thread_name_prefix="upload") as pool:
             flying: list[Future[Any]] = []
 
@@ -166,14 +170,15 @@ class Uploader:
             sent: set[str] = set()
             for item in items:
                 try:
-                    for chunk_id, record, body in self._records(item, sent):
+                    for chunk_id, record, body, length in self._records(item, sent):
                         sent.add(chunk_id)
                         pack.append(record)
                         pack_size += len(record)
                         pack_data += body
-                        if pack_size >= self.pack_bytes:
+                        pack_raw += length
+                        if pack_size >= self.pack_bytes or pack_raw >= RAW_LIMIT:
                             send(b"".join(pack), pack_data)
-                            pack, pack_size, pack_data = [], 0, 0
+                            pack, pack_size, pack_data, pack_raw = [], 0, 0, 0
                 except (FileChanged, OSError):
                     log.info("%s changed while it was sent; it will be sent again", item.path)
                     self.index.forget_cache([item.path])
