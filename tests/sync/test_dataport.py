@@ -14,6 +14,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -784,3 +785,18 @@ def test_many_connections_do_not_pile_up_in_the_server(tmp_path: Path) -> None:
                 conn.sendall(wrong)
                 assert b'"status": 401' in reader.readline()
         assert len(list(fds.iterdir())) < before + 20
+
+
+def test_a_stopping_server_cuts_off_an_upload_that_does_not_finish(tmp_path: Path) -> None:
+    """SIGTERM gives uploads in flight 10 s, then closes them: the server exits 0."""
+    with sync_server(tmp_path) as srv:
+        port = _data_port(srv)
+        data = _random(8 * MiB, 30)
+        with _connect(port) as (conn, reader):
+            conn.sendall(_line(_header(srv, "slow.bin", data)))
+            assert json.loads(reader.readline())["status"] == "continue"
+            conn.sendall(data[:MiB])  # and then nothing more
+            start = time.monotonic()
+            assert srv.server.stop(timeout=30) == 0
+            assert time.monotonic() - start < 25
+    assert not (srv.root / CLIENT / "slow.bin").exists()

@@ -89,6 +89,8 @@ class DataPort:
         # a fixed set of threads, reused: each keeps one SQLite connection per database,
         # where a thread per connection would leave one behind for every client that came
         self._workers = ThreadPoolExecutor(MAX_CONNECTIONS, thread_name_prefix="dataport")
+        self._open: dict[int, socket.socket] = {}  # connections being served, for stop()
+        self._guard = threading.Lock()
         self._acceptor = threading.Thread(target=self._accept, name="dataport", daemon=True)
 
     def start(self) -> None:
@@ -101,6 +103,13 @@ class DataPort:
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self._acceptor.join(timeout)
+        deadline = time.monotonic() + timeout
+        while self._open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._guard:  # still going: cut them off; the client sends again next pass
+            for conn in self._open.values():
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
         self._workers.shutdown(wait=True, cancel_futures=True)
 
     def _accept(self) -> None:
@@ -120,10 +129,15 @@ class DataPort:
             self._workers.submit(self._serve, conn)
 
     def _serve(self, conn: socket.socket) -> None:
+        key = threading.get_ident()
+        with self._guard:
+            self._open[key] = conn
         try:
             conn.settimeout(HEADER_TIMEOUT)  # the handshake too: a slot is not held long
             if self.tls is not None:
                 conn = self.tls.wrap_socket(conn, server_side=True)
+                with self._guard:
+                    self._open[key] = conn
             answer = self._upload(conn)
         except HomekeepError as exc:
             answer = _error(exc)
@@ -135,6 +149,8 @@ class DataPort:
             answer = {"error": {"status": 500, "message": "internal error; see the server log"}}
         finally:
             self._slots.release()
+            with self._guard:
+                self._open.pop(key, None)
         try:
             if answer is not None:
                 _reply(conn, answer)
