@@ -154,3 +154,24 @@ def test_a_server_with_a_small_request_limit_gets_requests_that_fit(tmp_path: Pa
         assert not second["errors"]
         assert MiB < second["data_bytes_sent"] < 2 * MiB
         assert snapshot(srv.root / "tight") == snapshot(src)
+
+
+def test_a_copy_is_never_made_from_a_file_changed_behind_the_index(
+    server: SyncServer, tmp_path: Path
+) -> None:
+    """Same size and mtime, other content (a crash between placing and recording can leave
+    that): the copy is checked by its hash, and the data is sent instead."""
+    src = tmp_path / "src"
+    src.mkdir()
+    original = _random(300_000, 41)
+    (src / "a.bin").write_bytes(original)
+    push(src, server, "behind")
+    stored = server.root / "behind" / "a.bin"
+    st = stored.stat()
+    stored.write_bytes(_random(300_000, 42))  # what the index does not know
+    os.utime(stored, ns=(st.st_atime_ns, st.st_mtime_ns))
+    shutil.copy2(src / "a.bin", src / "b.bin")
+    summary = push(src, server, "behind")
+    assert summary["files_sent"] == 1
+    assert summary["data_bytes_sent"] >= 300_000  # not deduplicated from the changed file
+    assert (server.root / "behind" / "b.bin").read_bytes() == original

@@ -664,6 +664,10 @@ class ServerStore:
                 fsops.clone(source, fd)
                 if os.fstat(fd).st_size != spec.size:
                     raise OSError("copy came out short")
+                # size and mtime say the source is what the index recorded; the hash makes
+                # sure (a crash between placing a file and recording it could fool them)
+                if fsops.content_hash(tmp) != spec.hash:
+                    raise OSError("the source no longer holds that content")
                 fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
             except OSError:
                 os.close(fd)
@@ -696,6 +700,7 @@ class ServerStore:
         data_bytes = 0
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         done = False
+        gone: list[str] = []  # chunks not where the index said: all asked for at once
         try:
             for chunk in chunks:
                 sent = batch.inline.get(chunk.chunk_id)
@@ -719,17 +724,22 @@ class ServerStore:
                         if where is not None:  # that copy changed or went: forget only it
                             self.chunks.drop(chunk.chunk_id, where)
                         batch.located.pop(chunk.chunk_id, None)
-                        batch.pending[spec.hash] = chunks
-                        return {"status": "missing", "chunks": [chunk.chunk_id]}
+                        gone.append(chunk.chunk_id)
+                        continue
                     data = got
                     if where[3] and chunk.chunk_id not in staged_used:
                         staged_used.add(chunk.chunk_id)
                         data_bytes += where[2]
+                if gone:
+                    continue  # the file will not be made now; only look for more gone chunks
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
                 if whole is not None:
                     whole.update(data)
+            if gone:
+                batch.pending[spec.hash] = chunks
+                return {"status": "missing", "chunks": list(dict.fromkeys(gone))}
             if whole is not None and whole.hexdigest() != spec.hash:
                 raise InvalidInput(f"the chunks of {spec.path!r} do not add up to its content id")
             fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
