@@ -145,7 +145,8 @@ class CountingProxy:
 
 
 @contextmanager
-def sync_server(work: Path, suffix: str = "") -> Iterator[tuple[str, str, int]]:
+def sync_server(work: Path, suffix: str = "") -> Iterator[tuple[str, str, int, int]]:
+    """A fresh `homekeep sync server`: (url, token, port, pid), stopped with SIGTERM."""
     data = work / f"hk-server-data{suffix}"
     _, _, token = run(
         [*HOMEKEEP, "--data-dir", str(data), "token", "create", "bench", "--scope", "sync"]
@@ -173,10 +174,10 @@ def sync_server(work: Path, suffix: str = "") -> Iterator[tuple[str, str, int]]:
         proc.kill()
         raise SystemExit(f"sync server did not start: {line}")
     try:
-        yield match[0], token.strip(), int(match[1])
+        yield match[0], token.strip(), int(match[1]), proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
 
 
 @contextmanager
@@ -288,7 +289,7 @@ def bench_first_and_edits(
             if i == 0:
                 seconds, _, got = settled(partial(hk_push, src, url, token, "mixed", work))
             else:
-                with sync_server(work, f"-{i}") as (url_i, token_i, _):
+                with sync_server(work, f"-{i}") as (url_i, token_i, _, _):
                     seconds, _, got = settled(partial(hk_push, src, url_i, token_i, sub, work))
                 shutil.rmtree(work / f"hk-dst-{i}", ignore_errors=True)
             summary.update(got)
@@ -504,39 +505,11 @@ def bench_huge(work: Path, args: argparse.Namespace, rsync_port: int) -> None:
     start = time.monotonic()
     write_huge(src / "huge.bin", size)
     made = time.monotonic() - start
-    data = work / "hk-huge-server-data"
-    _, _, token = run(
-        [*HOMEKEEP, "--data-dir", str(data), "token", "create", "huge", "--scope", "sync"]
-    )
-    proc = subprocess.Popen(
-        [
-            *HOMEKEEP,
-            "--data-dir",
-            str(data),
-            "sync",
-            "server",
-            str(work / "hk-huge"),
-            "--port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env(),
-    )
-    assert proc.stdout is not None
-    match = re.search(r"http://127\.0\.0\.1:(\d+)", proc.stdout.readline())
-    if not match:
-        proc.kill()
-        raise SystemExit("sync server did not start")
-    try:
-        idle = hwm_kib(proc.pid)
-        hk_s, hk_rss, summary = hk_push(src, match[0], token.strip(), "huge", work)
-        server_peak = hwm_kib(proc.pid)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    pushed = work / "hk-huge" / "huge" / "huge.bin"
+    with sync_server(work, "-huge") as (url, token, _, pid):
+        idle = hwm_kib(pid)
+        hk_s, hk_rss, summary = hk_push(src, url, token, "huge", work)
+        server_peak = hwm_kib(pid)
+    pushed = work / "hk-dst-huge" / "huge" / "huge.bin"
     assert pushed.stat().st_size == size, "the pushed file has the wrong size"
     assert summary["files_sent"] == 1, summary
     rs_s, rs_rss, _ = rsync_push(src, rsync_port, "huge")
@@ -593,7 +566,7 @@ def main() -> None:
     parts = set(args.only or ["ab", "c", "d"])
     print(f"homekeep sync benchmark; work dir {work}; {os.cpu_count()} CPUs")
     try:
-        with sync_server(work) as (url, token, hk_port), rsync_daemon(work) as rsync_port:
+        with sync_server(work) as (url, token, hk_port, _), rsync_daemon(work) as rsync_port:
             if "ab" in parts:
                 bench_first_and_edits(work, args, url, token, hk_port, rsync_port)
             if "c" in parts:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +27,6 @@ READ_SIZE = 4 << 20
 DIGESTERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="digest")
 SMALL_FILE = 1 << 20  # read whole and cut in memory up to this size
 KEEP_DATA = 64 << 10  # a digest keeps the content of files up to this size
-_ENTRY = struct.Struct(">32sI")
 
 
 class FileChanged(Exception):
@@ -106,8 +104,12 @@ class Follower:
         Much cheaper than cutting the file again; raises ListMismatch if the data does not
         follow the list (the caller then chunks the file itself).
         """
+        verifier = ListVerifier(expected)
+        buf = memoryview(bytearray(READ_SIZE))
         try:
-            return _verify_stream(self, expected)
+            while got := self.readinto(buf):
+                verifier.update(buf[:got])
+            return verifier.done()
         finally:
             self._fh.close()
 
@@ -125,7 +127,7 @@ class ListVerifier:
 
     def __init__(self, expected: ChunkList) -> None:
         self._expected = expected
-        self._entries = _ENTRY.iter_unpack(expected.raw)
+        self._entries = expected.entries()
         self._want: tuple[bytes, int] | None = next(self._entries, None)
         self._whole = blake3()
         self._partial = bytearray()
@@ -159,30 +161,6 @@ class ListVerifier:
         if self._want is not None or self._partial:
             raise ListMismatch("the data ends before its chunk list")
         return Digest(self._whole.hexdigest(), self._size, self._expected)
-
-
-def _verify_stream(fh: Any, expected: ChunkList) -> Digest:
-    whole = blake3()
-    buf = bytearray(READ_SIZE + CHUNK_MAX)
-    view = memoryview(buf)
-    have = pos = 0  # bytes in buf, and where the next chunk starts
-    for raw_id, length in _ENTRY.iter_unpack(expected.raw):
-        if have - pos < length:
-            view[: have - pos] = view[pos:have]  # keep the partial chunk, refill behind it
-            have -= pos
-            pos = 0
-            while have < length:
-                got = fh.readinto(view[have:])
-                if not got:
-                    raise ListMismatch("the data ends before its chunk list")
-                whole.update(view[have : have + got])
-                have += got
-        if blake3(view[pos : pos + length]).digest() != raw_id:
-            raise ListMismatch("a chunk does not match its id")
-        pos += length
-    if have != pos or fh.readinto(view[:1]):
-        raise ListMismatch("the data goes on after its chunk list")
-    return Digest(whole.hexdigest(), expected.size(), expected)
 
 
 def _digest_stream(fh: Any) -> Digest:

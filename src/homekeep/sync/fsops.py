@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import fcntl
@@ -80,13 +79,18 @@ def make_parents(base: Path, target: Path) -> None:
             folder.mkdir()
 
 
-def place(tmp: Path, base: Path, target: Path, *, sync: bool = True) -> None:
-    """Rename a finished temp file over ``target`` atomically (a folder there is replaced)."""
-    make_parents(base, target)
-    with contextlib.suppress(FileNotFoundError):
-        if stat.S_ISDIR(target.lstat().st_mode):
-            shutil.rmtree(target)
-    tmp.replace(target)
+def place(tmp: Path, base: Path, target: Path, *, sync: bool = True, parents: bool = True) -> None:
+    """Rename a finished temp file over ``target`` atomically (a folder there is replaced).
+
+    ``parents=False`` when the caller knows the folders above ``target`` are there.
+    """
+    if parents:
+        make_parents(base, target)
+    try:
+        tmp.replace(target)
+    except IsADirectoryError:  # a folder is where the file goes: the file wins
+        remove(target)
+        tmp.replace(target)
     if sync:
         fsync_dir(target.parent)
 

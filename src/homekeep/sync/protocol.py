@@ -185,6 +185,10 @@ class ChunkList:
         """The file size the chunks add up to."""
         return sum(length for _, length in _CHUNK_ENTRY.iter_unpack(self.raw))
 
+    def entries(self) -> Iterator[tuple[bytes, int]]:
+        """(raw 32-byte id, length) of each chunk, in order."""
+        return _CHUNK_ENTRY.iter_unpack(self.raw)
+
     def ids(self) -> Iterator[str]:
         for raw_id, _ in _CHUNK_ENTRY.iter_unpack(self.raw):
             yield raw_id.hex()
@@ -215,11 +219,6 @@ class ChunkListBuilder:
 
     def done(self) -> ChunkList:
         return ChunkList(self._raw)
-
-
-def encode_chunks(chunks: ChunkList) -> str:
-    """Pack a chunk list as base64 of (32-byte id, 4-byte length) entries: compact JSON."""
-    return chunks.encode()
 
 
 def decode_chunks(text: str | bytes, *, max_chunks: int) -> ChunkList:
@@ -253,7 +252,7 @@ Delta = list[list[int] | str]
 
 def make_delta(old: ChunkList, new: ChunkList) -> Delta:
     """Describe ``new`` against ``old``: runs ``[start, count]`` of old chunks, and literal
-    chunk entries (encoded as by encode_chunks) for the rest. An edit in the middle of a big
+    chunk entries (encoded as by ChunkList.encode) for the rest. An edit in the middle of a big
     file then costs a few entries instead of the whole chunk list."""
     first: dict[bytes, int] = {}
     for i in range(len(old)):

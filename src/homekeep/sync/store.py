@@ -34,7 +34,7 @@ from homekeep.core.errors import Conflict, InvalidInput, UsageError
 from homekeep.sync import fsops
 from homekeep.sync.chunking import Digest
 from homekeep.sync.chunkstore import ChunkStore, Location
-from homekeep.sync.protocol import ChunkList, check_client, decode_chunks
+from homekeep.sync.protocol import ChunkList, ChunkRef, check_client, decode_chunks
 
 log = logging.getLogger(__name__)
 
@@ -197,15 +197,11 @@ class Batch:
     def place(self, tmp: Path, target: Path, rel: str) -> None:
         """Rename a finished temp file into place, making its folders once per batch."""
         head = rel.rpartition("/")[0]
-        if head and head not in self.made:
-            fsops.make_parents(self.base, target)
+        known = not head or head in self.made
+        fsops.place(tmp, self.base, target, sync=False, parents=not known)
+        if not known:
             self.made.add(head)
             self.dirs[head] = target.parent
-        try:
-            tmp.replace(target)
-        except IsADirectoryError:  # a folder is where the file goes: the file wins
-            fsops.remove(target)
-            tmp.replace(target)
 
 
 def is_target(root: Path) -> bool:
@@ -627,10 +623,7 @@ class ServerStore:
         rows = self.db.query(
             "SELECT hash, length FROM chunks WHERE entry_id = ? ORDER BY offset", (entry["id"],)
         )
-        raw = bytearray()
-        for row in rows:
-            raw += bytes.fromhex(row[0]) + int(row[1]).to_bytes(4, "big")
-        chunks = ChunkList(raw)
+        chunks = ChunkList.of(ChunkRef(str(row[0]), int(row[1])) for row in rows)
         if chunks.size() != entry["size"]:
             return None
         return chunks

@@ -324,18 +324,8 @@ def _answer(line: bytes, server: str) -> dict[str, Any]:
         raise Offline(f"{server}'s data port answered {str(answer)[:80]}")
     error = answer.get("error")
     if isinstance(error, dict):
-        status = int(error.get("status", 500))
-        message = str(error.get("message", ""))
-        if status == 401:
-            return _raise(AuthError(f"{server} refused the token ({message})"))
-        if 400 <= status < 500 and status != 429:
-            return _raise(error_class_for(status)(f"{server}: {message}"))
-        return _raise(Offline(f"{server} answered {status}: {message}"))
+        raise _error_for(int(error.get("status", 500)), str(error.get("message", "")), server)
     return answer
-
-
-def _raise(exc: HomekeepError) -> dict[str, Any]:
-    raise exc
 
 
 def _error(response: httpx.Response, server: str) -> HomekeepError:
@@ -344,7 +334,11 @@ def _error(response: httpx.Response, server: str) -> HomekeepError:
         message = str(body["error"]["message"])
     except (ValueError, KeyError, TypeError):
         message = response.text[:200] or response.reason_phrase
-    status = response.status_code
+    return _error_for(response.status_code, message, server)
+
+
+def _error_for(status: int, message: str, server: str) -> HomekeepError:
+    """Our error for a status the server answered (over HTTP or the data port)."""
     if status == 401:
         return AuthError(
             f"{server} refused the token ({message}); create one on the server with "
