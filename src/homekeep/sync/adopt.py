@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from homekeep.core.db import utcnow
@@ -38,11 +38,14 @@ def adopt(store: ServerStore) -> int:
             elif stat.S_ISREG(st.st_mode):
                 try:
                     digest = digest_file(
-                        path, expect_size=st.st_size, expect_mtime_ns=st.st_mtime_ns
+                        path,
+                        expect_size=st.st_size,
+                        expect_mtime_ns=st.st_mtime_ns,
+                        spill_dir=store.tmp,
                     )
                 except (FileChanged, OSError):
                     continue
-                placed = list(digest.chunks.offsets())
+                placed = digest.chunks.offsets()
                 _adopt_row(store, client, rel, "file", st, digest.file_hash, None, placed)
                 count += 1
     return count
@@ -56,7 +59,7 @@ def _adopt_row(
     st: os.stat_result,
     file_hash: str | None,
     link_target: str | None,
-    placed: list[tuple[str, int, int]],
+    placed: Iterable[tuple[str, int, int]],
 ) -> None:
     with store.db.transaction() as conn:
         conn.execute(
@@ -78,9 +81,10 @@ def _adopt_row(
                 link_target,
             ),
         )
+        entry_id = cur.lastrowid
         conn.executemany(
             "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
-            [(h, cur.lastrowid, o, n) for h, o, n in placed],
+            ((h, entry_id, o, n) for h, o, n in placed),
         )
 
 

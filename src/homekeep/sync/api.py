@@ -32,6 +32,8 @@ from homekeep.sync.protocol import (
     CHUNK_NC,
     PREFIX,
     VERSION,
+    Chunks,
+    ListReceiver,
     apply_delta,
     check_client,
     check_hash,
@@ -188,7 +190,7 @@ def _apply_ops(
 def _spec(store: ServerStore, client: str, op: FileOp) -> FileSpec | None:
     """The file an op describes; None when its delta's base is gone (the client resends)."""
     limit = (op.size // CHUNK_MIN) + 2
-    chunks = None
+    chunks: Chunks | None = None
     if op.chunks is not None:
         chunks = decode_chunks(op.chunks, max_chunks=limit)
         op.chunks = None  # the text is megabytes for a huge file; the packed list is enough
@@ -196,7 +198,7 @@ def _spec(store: ServerStore, client: str, op: FileOp) -> FileSpec | None:
         old = store.base_chunks(client, op.path, check_hash(op.base or ""))
         if old is None:
             return None
-        chunks = apply_delta(old, op.delta, max_chunks=limit)
+        chunks = apply_delta(old, op.delta, max_chunks=limit, spill_dir=store.tmp)
     return FileSpec(op.path, op.size, op.mode, op.mtime_ns, op.hash.lower(), chunks)
 
 
@@ -348,6 +350,32 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
                 follower.abort()  # no-op once done; else wakes the digesting thread to stop
             tmp.unlink(missing_ok=True)
         return {"status": "done", "via": "upload", "data_bytes": wire}
+
+    @api.put(f"{PREFIX}/clients/{{client}}/lists/{{file_hash}}")
+    async def put_list(
+        client: str,
+        file_hash: str,
+        request: Request,
+        size: Annotated[int, Query(ge=1, le=1 << 50)],
+    ) -> dict[str, Any]:
+        """Keep the chunk list of a huge file (raw 36-byte entries), streamed to disk.
+
+        Ops for that content may then leave their list out: the server finds it here, a
+        window at a time, so neither side holds a huge file's list in memory.
+        """
+        check_client(client)
+        file_hash = check_hash(file_hash)
+        tmp = store.temp_name()
+        try:
+            with tmp.open("wb") as out:
+                receiver = ListReceiver(out, size)
+                async for part in request.stream():
+                    receiver.feed(part)
+                receiver.finish()
+            await anyio.to_thread.run_sync(store.chunks.keep_list, file_hash, tmp)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return {"status": "kept", "chunks": receiver.count}
 
     @api.put(f"{PREFIX}/clients/{{client}}/chunks")
     async def chunks(client: str, request: Request) -> dict[str, Any]:

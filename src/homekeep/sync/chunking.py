@@ -17,8 +17,8 @@ from homekeep.sync.protocol import (
     CHUNK_MAX,
     CHUNK_MIN,
     CHUNK_NC,
-    ChunkList,
     ChunkListBuilder,
+    Chunks,
 )
 
 _CHUNKER = FastCDC(CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=CHUNK_NC)
@@ -39,7 +39,7 @@ class Digest:
 
     file_hash: str
     size: int
-    chunks: ChunkList
+    chunks: Chunks
     data: bytes | None = field(default=None, repr=False, compare=False)
 
 
@@ -57,6 +57,7 @@ class Follower:
 
     def __init__(self, path: Path) -> None:
         self._fh = path.open("rb", buffering=0)
+        self._spill_dir = path.parent  # a huge file's chunk list goes next to it
         self._cond = threading.Condition()
         self._published = 0
         self._pos = 0
@@ -94,11 +95,11 @@ class Follower:
     def digest(self) -> Digest:
         """Chunk and hash everything the writer publishes, until it is done."""
         try:
-            return _digest_stream(self)
+            return _digest_stream(self, self._spill_dir)
         finally:
             self._fh.close()
 
-    def verify(self, expected: ChunkList) -> Digest:
+    def verify(self, expected: Chunks) -> Digest:
         """Hash what the writer publishes along a known chunk list, until it is done.
 
         Much cheaper than cutting the file again; raises ListMismatch if the data does not
@@ -125,7 +126,7 @@ class ListVerifier:
     wait for the GIL on every read.
     """
 
-    def __init__(self, expected: ChunkList) -> None:
+    def __init__(self, expected: Chunks) -> None:
         self._expected = expected
         self._entries = expected.entries()
         self._want: tuple[bytes, int] | None = next(self._entries, None)
@@ -163,9 +164,9 @@ class ListVerifier:
         return Digest(self._whole.hexdigest(), self._size, self._expected)
 
 
-def _digest_stream(fh: Any) -> Digest:
+def _digest_stream(fh: Any, spill_dir: Path | None) -> Digest:
     whole = blake3()
-    chunks = ChunkListBuilder()
+    chunks = ChunkListBuilder(spill_dir)
     size = 0
     # a chunker of its own: pyfastcdc's objects are not meant to be shared across threads
     chunker = FastCDC(
@@ -178,13 +179,16 @@ def _digest_stream(fh: Any) -> Digest:
     return Digest(whole.hexdigest(), size, chunks.done())
 
 
-def digest_file(path: Path, *, expect_size: int, expect_mtime_ns: int) -> Digest:
+def digest_file(
+    path: Path, *, expect_size: int, expect_mtime_ns: int, spill_dir: Path | None = None
+) -> Digest:
     """Chunk and hash a file; raise FileChanged if it is not the file that was stat'ed.
 
-    A small file is read in one call and cut in memory; a big one streams in blocks.
+    A small file is read in one call and cut in memory; a big one streams in blocks, and
+    its chunk list goes to a temp file in ``spill_dir`` once it is long (a ListFile).
     """
     whole = blake3()
-    chunks = ChunkListBuilder()
+    chunks = ChunkListBuilder(spill_dir)
     size = 0
     data = b""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -21,7 +21,14 @@ from blake3 import blake3
 
 from homekeep.core.db import Database
 from homekeep.core.errors import InvalidInput, PayloadTooLarge
-from homekeep.sync.protocol import CHUNK_MAX, ChunkRef, decode_pack
+from homekeep.sync.protocol import (
+    CHUNK_MAX,
+    ChunkRef,
+    Chunks,
+    ListFile,
+    decode_chunks,
+    decode_pack,
+)
 
 MAX_INFLATED = 128 << 20  # chunk bytes one request may carry, once decompressed
 COLLECT_EVERY = 3600.0  # seconds between sweeps of stale staged chunks while serving
@@ -35,10 +42,11 @@ Location = tuple[Path, int, int, bool, int, str | int]
 class ChunkStore:
     """Staged chunk packs plus lookups into the chunk index of one target folder."""
 
-    def __init__(self, root: Path, db: Database, staging: Path, *, ttl: float) -> None:
+    def __init__(self, root: Path, db: Database, staging: Path, lists: Path, *, ttl: float) -> None:
         self.root = root
         self.db = db
         self.staging = staging
+        self.lists = lists  # the chunk lists of huge files, sent on their own, by content id
         self.staging_ttl = ttl
         self._dctx = zstandard.ZstdDecompressor()
         self._collected_at = time.monotonic()
@@ -110,6 +118,12 @@ class ChunkStore:
             conn.execute("DELETE FROM pending WHERE created_at < ?", (cutoff,))
             live = {row[0] for row in conn.execute("SELECT DISTINCT pack FROM staged")}
         removed = 0
+        for kept in self.lists.iterdir():
+            try:
+                if kept.stat().st_mtime < cutoff:
+                    kept.unlink(missing_ok=True)
+            except FileNotFoundError:
+                continue
         fresh = time.time() - 600  # a pack this young may still be arriving
         for pack in self.staging.iterdir():
             try:
@@ -120,6 +134,28 @@ class ChunkStore:
                 pack.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    def keep_list(self, file_hash: str, tmp: Path) -> None:
+        """Keep a huge file's chunk list (written whole to ``tmp``) until the file is made."""
+        tmp.replace(self.lists / file_hash)
+        self.db.execute("DELETE FROM pending WHERE hash = ?", (file_hash,))
+
+    def pending_list(self, file_hash: str, size: int) -> Chunks | None:
+        """The chunk list a client sent for content ``file_hash`` of ``size`` bytes, if kept.
+
+        A list that adds up to another size was kept for the same id by another client
+        (or a hostile one): None, and the client is asked to send its own.
+        """
+        row = self.db.query_one("SELECT chunks FROM pending WHERE hash = ?", (file_hash,))
+        chunks: Chunks
+        try:
+            if row is not None:
+                chunks = decode_chunks(row["chunks"], max_chunks=1 << 40)
+            else:
+                chunks = ListFile.open(self.lists / file_hash)
+        except (InvalidInput, OSError):
+            return None
+        return chunks if chunks.size() == size else None
 
     def locate_all(self, chunk_ids: Iterable[str]) -> dict[str, Location]:
         """Where each chunk can be read: a staged pack, else a file that holds it.
@@ -174,6 +210,8 @@ class ChunkStore:
         nothing points to any more.
         """
         conn.executemany("DELETE FROM pending WHERE hash = ?", [(h,) for _, h in done])
+        for _, file_hash in done:
+            (self.lists / file_hash).unlink(missing_ok=True)
         used = {chunk_id for staged, _ in done for chunk_id in staged}
         for chunk_id in used:
             row = conn.execute("SELECT pack FROM staged WHERE hash = ?", (chunk_id,)).fetchone()

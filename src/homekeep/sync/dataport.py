@@ -42,7 +42,7 @@ from homekeep.core.errors import (
 from homekeep.core.tokens import TokenStore
 from homekeep.sync import fsops
 from homekeep.sync.chunking import Digest, ListMismatch, ListVerifier
-from homekeep.sync.protocol import ChunkList, check_client, check_hash, check_path
+from homekeep.sync.protocol import Chunks, check_client, check_hash, check_path
 from homekeep.sync.store import FileSpec, ServerStore
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ def _read_header(conn: socket.socket) -> tuple[DataHeader, bytes]:
 
 
 def _receive(
-    conn: socket.socket, tmp: Path, first: bytes, size: int, expected: ChunkList | None
+    conn: socket.socket, tmp: Path, first: bytes, size: int, expected: Chunks | None
 ) -> Digest | None:
     """Write ``size`` bytes from ``conn`` to ``tmp``, hashed along ``expected`` as they come.
 

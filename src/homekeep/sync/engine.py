@@ -23,7 +23,7 @@ from homekeep.core.progress import Display, progress
 from homekeep.sync.chunking import Digest, FileChanged, digest_file
 from homekeep.sync.excludes import Excludes
 from homekeep.sync.index import ClientIndex, Remote
-from homekeep.sync.protocol import ChunkList, make_delta
+from homekeep.sync.protocol import ChunkList, Chunks, ListFile
 from homekeep.sync.scan import Local, scan
 from homekeep.sync.transport import Connection
 from homekeep.sync.uploads import PACK_BYTES, Outgoing, Uploader
@@ -36,6 +36,7 @@ BATCH_BYTES = 32 << 20  # commit often, so an interrupted first sync keeps most 
 BATCH_OPS = 2000
 IN_FLIGHT = 2  # batches on their way at once
 ROUNDS = 4
+MORE_ROUNDS = 1024  # rounds a huge file may take when each answer lists only some chunks
 COMMIT_BYTES = 4 << 20  # chunk data per commit: an interrupted commit loses no more than this
 READ_AHEAD_FILES = 2000
 READ_AHEAD_BYTES = 64 << 20  # a small file read ahead keeps its content until sent
@@ -128,7 +129,7 @@ class Syncer:
         self._hello_done = False
         self._limits: dict[str, Any] = {}
         self._state = threading.RLock()  # summary, bars and index acks, for batches in flight
-        self._read_cache: list[tuple[str, int, int, int, str, ChunkList]] = []
+        self._read_cache: list[tuple[str, int, int, int, str, Chunks]] = []
         self.on_change: Callable[[str], None] = lambda line: log.info("%s", line)
 
     # -- entry points ------------------------------------------------------------------
@@ -437,7 +438,10 @@ class Syncer:
         for attempt in range(3):
             try:
                 digest = digest_file(
-                    self.root / path, expect_size=entry.size, expect_mtime_ns=entry.mtime_ns
+                    self.root / path,
+                    expect_size=entry.size,
+                    expect_mtime_ns=entry.mtime_ns,
+                    spill_dir=self.index.lists,
                 )
             except FileChanged:
                 time.sleep(0.1 * (attempt + 1))
@@ -522,7 +526,7 @@ class Syncer:
             batch: list[Outgoing] = []
             chunk_count = 0
             batch_bytes = 0
-            bases: dict[str, tuple[str, ChunkList]] = {}
+            bases: dict[str, tuple[str, Chunks]] = {}
             for path, read in zip(paths, self._read_ahead(paths, local), strict=True):
                 entry = local[path]
                 have = remote.get(path)
@@ -574,8 +578,19 @@ class Syncer:
         with_chunks = {
             p for p, item in waiting.items() if item.local.size < LIST_LATER or item.base
         }
-        for _ in range(ROUNDS):
+        rounds = more = 0
+        while rounds < ROUNDS:
             asking = list(waiting.values())
+            for item in asking:  # a huge file's list goes on its own, once, streamed
+                chunks = item.digest.chunks
+                if (
+                    item.path in with_chunks
+                    and isinstance(chunks, ListFile)
+                    and not item.listed
+                    and item.delta() is None
+                ):
+                    self.conn.put_list(item.digest.file_hash, item.local.size, chunks)
+                    item.listed = True
             ops = [_file_op(item, item.path in with_chunks) for item in asking]
             results = self._ops(ops)
             need: list[Outgoing] = []
@@ -587,6 +602,10 @@ class Syncer:
             if not waiting:
                 return
             with_chunks.update(waiting)
+            if any(item.more for item in need) and more < MORE_ROUNDS:
+                more += 1  # the server listed some of the chunks it lacks: not stuck
+            else:
+                rounds += 1
         with self._state:
             for item in waiting.values():
                 summary.errors.append(f"{item.path}: the server kept asking for chunks")
@@ -665,10 +684,13 @@ class Syncer:
                 bars.done(item.local.size)
             elif status == "missing":
                 item.lacking = None if result.get("all") else set(result.get("chunks", []))
+                total = result.get("bytes")
+                item.lacking_total = total if isinstance(total, int) else None
+                item.more = bool(result.get("more"))
                 need.append(item)
             elif status == "resend":
                 with_chunks.add(item.path)
-                item.base = None
+                item.drop_base()
             else:
                 raise InvalidInput(f"unexpected answer for {item.path}: {result}")
 
@@ -709,11 +731,16 @@ def _file_op(item: Outgoing, with_chunks: bool) -> dict[str, Any]:
         "mtime_ns": item.local.mtime_ns,
         "hash": item.digest.file_hash,
     }
-    if with_chunks and item.base is not None:
+    if not with_chunks:
+        return op
+    chunks = item.digest.chunks
+    delta = item.delta()
+    if delta is not None and item.base is not None:
         op["base"] = item.base[0]
-        op["delta"] = make_delta(item.base[1], item.digest.chunks)
-    elif with_chunks:
-        op["chunks"] = base64.b64encode(item.digest.chunks.raw)  # bytes: see ops_body
+        op["delta"] = delta
+    elif isinstance(chunks, ChunkList):
+        op["chunks"] = base64.b64encode(chunks.raw)  # bytes: see ops_body
+    # else a huge file's list went on its own (Connection.put_list)
     return op
 
 

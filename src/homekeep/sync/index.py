@@ -14,7 +14,7 @@ from typing import Any
 
 from homekeep.core.db import Database
 from homekeep.sync.chunking import Digest
-from homekeep.sync.protocol import ChunkList, decode_chunks
+from homekeep.sync.protocol import Chunks, ListFile, decode_chunks
 from homekeep.sync.scan import Local
 
 MIGRATIONS = (
@@ -39,6 +39,8 @@ MIGRATIONS = (
         chunks TEXT NOT NULL
     );
     """,
+    # a huge file's list is a file named by its content id in the lists folder
+    "ALTER TABLE cache ADD COLUMN listed INTEGER NOT NULL DEFAULT 0;",
 )
 
 
@@ -71,6 +73,8 @@ class ClientIndex:
 
     def __init__(self, path: Path) -> None:
         self.db = Database(path, area="sync", migrations=MIGRATIONS)
+        self.lists = path.with_suffix(".lists")  # chunk lists of huge files, by content id
+        self.lists.mkdir(exist_ok=True)
 
     def close(self) -> None:
         self.db.close()
@@ -129,20 +133,36 @@ class ClientIndex:
         for start in range(0, len(paths), 500):
             part = paths[start : start + 500]
             marks = ",".join("?" * len(part))
-            query = f"SELECT path, size, mtime_ns, inode, hash, chunks FROM cache WHERE path IN ({marks})"  # noqa: S608, E501 - placeholders only
+            query = f"SELECT path, size, mtime_ns, inode, hash, chunks, listed FROM cache WHERE path IN ({marks})"  # noqa: S608, E501 - placeholders only
             for row in self.db.query(query, part):
                 now = local[row[0]]
-                if (row[1], row[2], row[3]) == (now.size, now.mtime_ns, now.inode):
-                    chunks = decode_chunks(row[5], max_chunks=1 << 40)
-                    found[row[0]] = Digest(str(row[4]), now.size, chunks)
+                if (row[1], row[2], row[3]) != (now.size, now.mtime_ns, now.inode):
+                    continue
+                try:
+                    chunks = self._chunks(str(row[4]), row[5], row[6])
+                except OSError:
+                    continue  # its list is gone: the file is read again
+                found[row[0]] = Digest(str(row[4]), now.size, chunks)
         return found
 
-    def previous(self, path: str) -> tuple[str, ChunkList] | None:
+    def previous(self, path: str) -> tuple[str, Chunks] | None:
         """The last chunk list read for ``path``, whatever the file's state now."""
-        row = self.db.query_one("SELECT hash, chunks FROM cache WHERE path = ?", (path,))
+        row = self.db.query_one("SELECT hash, chunks, listed FROM cache WHERE path = ?", (path,))
         if row is None:
             return None
-        return str(row["hash"]), decode_chunks(row["chunks"], max_chunks=1 << 40)
+        try:
+            return str(row["hash"]), self._chunks(str(row["hash"]), row["chunks"], row["listed"])
+        except OSError:
+            return None  # its kept list is gone: the list goes whole
+
+    def _chunks(self, file_hash: str, raw: bytes, listed: int) -> Chunks:
+        """A cached list: packed in the row, or (a huge file's) in the lists folder.
+
+        Raises OSError when a kept list is gone.
+        """
+        if listed:
+            return ListFile.open(self.lists / file_hash)
+        return decode_chunks(raw, max_chunks=1 << 40)
 
     def remember(
         self,
@@ -151,15 +171,45 @@ class ClientIndex:
         mtime_ns: int,
         inode: int,
         file_hash: str,
-        chunks: ChunkList,
+        chunks: Chunks,
     ) -> None:
+        old = self.db.query_one("SELECT hash, listed FROM cache WHERE path = ?", (path,))
+        if isinstance(chunks, ListFile):
+            kept = self.lists / file_hash
+            if not kept.exists():
+                chunks.save(kept)
+            raw, listed = b"", 1
+        else:
+            raw, listed = bytes(chunks.raw), 0  # packed, not base64
         self.db.execute(
-            "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
-            (path, size, mtime_ns, inode, file_hash, chunks.raw),  # packed, not base64
+            "INSERT OR REPLACE INTO cache (path, size, mtime_ns, inode, hash, chunks, listed)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (path, size, mtime_ns, inode, file_hash, raw, listed),
         )
+        if old is not None and old["listed"] and old["hash"] != file_hash:
+            self._drop_list(str(old["hash"]))
 
     def forget_cache(self, paths: Iterable[str]) -> None:
-        self.db.connection().executemany("DELETE FROM cache WHERE path = ?", [(p,) for p in paths])
+        conn = self.db.connection()
+        listed = []
+        for path in paths:
+            row = conn.execute("SELECT hash, listed FROM cache WHERE path = ?", (path,)).fetchone()
+            if row is not None:
+                conn.execute("DELETE FROM cache WHERE path = ?", (path,))
+                if row[1]:
+                    listed.append(str(row[0]))
+        for file_hash in listed:
+            self._drop_list(file_hash)
+
+    def _drop_list(self, file_hash: str) -> None:
+        """Delete a kept list once no cached file has that content any more."""
+        if (
+            self.db.query_one(
+                "SELECT 1 FROM cache WHERE hash = ? AND listed = 1 LIMIT 1", (file_hash,)
+            )
+            is None
+        ):
+            (self.lists / file_hash).unlink(missing_ok=True)
 
 
 def _row(entry: Remote) -> tuple[Any, ...]:

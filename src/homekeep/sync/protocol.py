@@ -6,11 +6,14 @@ Changing anything here changes what a chunk id means, so it needs a new protocol
 from __future__ import annotations
 
 import base64
+import os
 import re
 import struct
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import BinaryIO, Literal
 
 from homekeep.core.errors import InvalidInput
 
@@ -120,6 +123,8 @@ def decode_pack(body: bytes | bytearray | memoryview, *, max_chunk: int) -> Iter
 
 _CHUNK_ENTRY = struct.Struct(">32sI")
 ENTRY_BYTES = _CHUNK_ENTRY.size
+SPILL = 4096  # chunks (128 MiB of file): a longer list is kept in a file, not in memory
+WINDOW = 4096  # chunks a long list is read, looked up and assembled by at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,21 +209,158 @@ class ChunkList:
         """Base64 of the packed entries: compact JSON."""
         return base64.b64encode(self.raw).decode("ascii")
 
+    def slices(self, count: int = WINDOW) -> Iterator[bytes]:
+        """The packed entries, ``count`` at a time."""
+        step = count * ENTRY_BYTES
+        for start in range(0, len(self.raw), step):
+            yield bytes(self.raw[start : start + step])
+
+    def windows(self, count: int = WINDOW) -> Iterator[ChunkList]:
+        """The list in pieces of ``count`` chunks (one piece for a short list)."""
+        if len(self) <= count:
+            yield self
+            return
+        for part in self.slices(count):
+            yield ChunkList(part)
+
+
+class ListFile:
+    """A long chunk list kept in a file, read a window at a time: constant memory.
+
+    The same reading methods as ChunkList. A 4 GiB file has some 140,000 chunks: as a
+    ListFile its list costs one open file, whatever the file's size.
+    """
+
+    __slots__ = ("_count", "_fh", "_size")
+
+    def __init__(self, fh: BinaryIO, count: int, size: int | None = None) -> None:
+        self._fh = fh
+        self._count = count
+        self._size = size
+
+    @classmethod
+    def open(cls, path: Path) -> ListFile:
+        """A list written whole to ``path`` (raises OSError if it cannot be opened)."""
+        fh = path.open("rb")
+        length = os.fstat(fh.fileno()).st_size
+        if length % ENTRY_BYTES:
+            fh.close()
+            raise OSError(f"{path.name} is not a whole number of chunk entries")
+        return cls(fh, length // ENTRY_BYTES)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __repr__(self) -> str:
+        return f"ListFile({self._count} chunks)"
+
+    def slices(self, count: int = WINDOW) -> Iterator[bytes]:
+        """The packed entries, ``count`` at a time (positioned reads: threads may share)."""
+        step = count * ENTRY_BYTES
+        fd = self._fh.fileno()
+        end = self._count * ENTRY_BYTES
+        for start in range(0, end, step):
+            part = os.pread(fd, min(step, end - start), start)
+            if len(part) != min(step, end - start):
+                raise OSError("a chunk list file came out short")
+            yield part
+
+    def windows(self, count: int = WINDOW) -> Iterator[ChunkList]:
+        for part in self.slices(count):
+            yield ChunkList(part)
+
+    def part(self, start: int, count: int) -> bytes:
+        """Packed entries ``start`` to ``start + count`` (one positioned read)."""
+        count = max(0, min(count, self._count - start))
+        data = os.pread(self._fh.fileno(), count * ENTRY_BYTES, start * ENTRY_BYTES)
+        if len(data) != count * ENTRY_BYTES:
+            raise OSError("a chunk list file came out short")
+        return data
+
+    def entry(self, i: int) -> bytes:
+        return self.part(i, 1)
+
+    def entries(self) -> Iterator[tuple[bytes, int]]:
+        for part in self.slices():
+            yield from _CHUNK_ENTRY.iter_unpack(part)
+
+    def __iter__(self) -> Iterator[ChunkRef]:
+        for raw_id, length in self.entries():
+            yield ChunkRef(raw_id.hex(), length)
+
+    def ids(self) -> Iterator[str]:
+        for raw_id, _ in self.entries():
+            yield raw_id.hex()
+
+    def offsets(self) -> Iterator[tuple[str, int, int]]:
+        offset = 0
+        for raw_id, length in self.entries():
+            yield raw_id.hex(), offset, length
+            offset += length
+
+    def size(self) -> int:
+        if self._size is None:
+            self._size = sum(length for _, length in self.entries())
+        return self._size
+
+    def save(self, path: Path) -> None:
+        """Write the list to ``path`` (through a temp name: never seen half written)."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as out:
+            for part in self.slices():
+                out.write(part)
+        tmp.replace(path)
+
+
+Chunks = ChunkList | ListFile
+
 
 class ChunkListBuilder:
-    """Appends chunks to a packed list as a file is read."""
+    """Appends chunks to a packed list as a file is read.
 
-    __slots__ = ("_raw",)
+    Past ``spill`` chunks the list moves to an unnamed temp file in ``spill_dir`` and the
+    result is a ListFile: building the list of a 50 GiB file holds 144 KiB at a time.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_count", "_file", "_raw", "_size", "_spill", "_spill_dir")
+
+    def __init__(self, spill_dir: Path | None = None, *, spill: int = SPILL) -> None:
         self._raw = bytearray()
+        self._file: BinaryIO | None = None
+        self._count = 0
+        self._size = 0
+        self._spill_dir = spill_dir
+        self._spill = spill * ENTRY_BYTES
 
     def add(self, raw_id: bytes, length: int) -> None:
         self._raw += raw_id
         self._raw += length.to_bytes(4, "big")
+        self._count += 1
+        self._size += length
+        if len(self._raw) > self._spill:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(dir=self._spill_dir)  # noqa: SIM115 - the ListFile owns it
+            self._file.write(self._raw)
+            self._raw = bytearray()
 
-    def done(self) -> ChunkList:
-        return ChunkList(self._raw)
+    def extend(self, raw: bytes | bytearray) -> None:
+        """Append packed entries."""
+        for raw_id, length in _CHUNK_ENTRY.iter_unpack(raw):
+            self.add(raw_id, length)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def done(self) -> Chunks:
+        if self._file is None:
+            return ChunkList(self._raw)
+        self._file.write(self._raw)
+        self._file.flush()
+        self._raw = bytearray()
+        return ListFile(self._file, self._count, self._size)
 
 
 def decode_chunks(text: str | bytes, *, max_chunks: int) -> ChunkList:
@@ -247,19 +389,106 @@ def check_chunks(raw: bytes, *, max_chunks: int) -> ChunkList:
     return ChunkList(raw)
 
 
+class ListReceiver:
+    """Writes a chunk list that arrives in pieces to ``out``, checking every entry.
+
+    For the list of a huge file, streamed as raw entries: what the file's ``size`` allows
+    is the bound, and nothing is held but a partial entry.
+    """
+
+    def __init__(self, out: BinaryIO, size: int) -> None:
+        self._out = out
+        self._want = size
+        self._max = size // CHUNK_MIN + 2
+        self._rest = b""
+        self.count = 0
+        self.total = 0
+
+    def feed(self, data: bytes) -> None:
+        data = self._rest + data if self._rest else data
+        whole = len(data) - len(data) % ENTRY_BYTES
+        self._rest = data[whole:]
+        view = memoryview(data)[:whole]
+        for _, length in _CHUNK_ENTRY.iter_unpack(view):
+            if length == 0 or length > CHUNK_MAX:
+                raise InvalidInput(f"chunk length {length} is outside 1..{CHUNK_MAX}")
+            self.total += length
+        self.count += whole // ENTRY_BYTES
+        if self.count > self._max or self.total > self._want:
+            raise InvalidInput("the chunk list is longer than its file's size allows")
+        self._out.write(view)
+
+    def finish(self) -> None:
+        if self._rest:
+            raise InvalidInput("chunk list length is not a whole number of entries")
+        if self.total != self._want:
+            raise InvalidInput(
+                f"the chunk lengths add up to {self.total} bytes, not the size {self._want}"
+            )
+
+
 Delta = list[list[int] | str]
+DELTA_LITERALS = SPILL  # new entries a delta may carry; past that the list goes whole
 
 
-def make_delta(old: ChunkList, new: ChunkList) -> Delta:
+class _Near:
+    """Where an entry sits in ``old``, looked up among the entries around a position.
+
+    A short list is indexed whole. A long one (a ListFile) is indexed a few windows at a
+    time around where the last match was: an edit moves the match by a few chunks, so
+    this finds it, holding three windows instead of the whole list.
+    """
+
+    def __init__(self, old: Chunks) -> None:
+        self.old = old
+        self.size = len(old)
+        self.whole = isinstance(old, ChunkList) and self.size <= 3 * WINDOW
+        self.lo = self.hi = -1
+        self.raw = b""
+        self.at: dict[bytes, int] = {}
+
+    def _load(self, pos: int) -> None:
+        if (
+            self.lo >= 0
+            and self.lo <= max(0, pos - WINDOW // 2)
+            and (self.hi >= min(self.size, pos + WINDOW))
+        ):
+            return
+        if self.whole:
+            lo, hi = 0, self.size
+        else:
+            lo, hi = max(0, pos - WINDOW), min(self.size, pos + 2 * WINDOW)
+        self.raw = self.old.part(lo, hi - lo)
+        self.at = {}
+        for i in range(len(self.raw) // ENTRY_BYTES):
+            self.at.setdefault(self.raw[i * ENTRY_BYTES : (i + 1) * ENTRY_BYTES], lo + i)
+        self.lo, self.hi = lo, hi
+
+    def entry(self, i: int) -> bytes:
+        if not self.lo <= i < self.hi:
+            self._load(i)
+        at = (i - self.lo) * ENTRY_BYTES
+        return self.raw[at : at + ENTRY_BYTES]
+
+    def find(self, entry: bytes, pos: int) -> int | None:
+        self._load(pos)
+        return self.at.get(entry)
+
+
+def make_delta(old: Chunks, new: Chunks, *, literals: int | None = None) -> Delta | None:
     """Describe ``new`` against ``old``: runs ``[start, count]`` of old chunks, and literal
     chunk entries (encoded as by ChunkList.encode) for the rest. An edit in the middle of a big
-    file then costs a few entries instead of the whole chunk list."""
-    first: dict[bytes, int] = {}
-    for i in range(len(old)):
-        first.setdefault(old.entry(i), i)
+    file then costs a few entries instead of the whole chunk list.
+
+    Both lists are read in order, a window at a time. With ``literals``, None when the
+    delta would carry more new entries than that (the whole list is then cheaper).
+    """
+    near = _Near(old)
     out: Delta = []
     run_start = run_next = -1
     literal = bytearray()
+    carried = 0
+    pos = 0  # where in ``old`` the next entry is expected
 
     def flush_run() -> None:
         nonlocal run_start
@@ -267,32 +496,43 @@ def make_delta(old: ChunkList, new: ChunkList) -> Delta:
             out.append([run_start, run_next - run_start])
             run_start = -1
 
-    for i in range(len(new)):
-        entry = new.entry(i)
-        if run_start >= 0 and run_next < len(old) and old.entry(run_next) == entry:
-            run_next += 1
-            continue
-        flush_run()
-        at = first.get(entry)
-        if at is not None:
-            if literal:
-                out.append(ChunkList(literal).encode())
-                literal = bytearray()
-            run_start, run_next = at, at + 1
-        else:
-            literal += entry
+    for part in new.slices():
+        for i in range(0, len(part), ENTRY_BYTES):
+            entry = part[i : i + ENTRY_BYTES]
+            if run_start >= 0 and run_next < near.size and near.entry(run_next) == entry:
+                run_next += 1
+                pos = run_next
+                continue
+            flush_run()
+            at = near.find(entry, pos)
+            if at is not None:
+                if literal:
+                    out.append(ChunkList(literal).encode())
+                    literal = bytearray()
+                run_start, run_next = at, at + 1
+                pos = run_next
+            else:
+                literal += entry
+                carried += 1
+                if literals is not None and carried > literals:
+                    return None
     flush_run()
     if literal:
         out.append(ChunkList(literal).encode())
     return out
 
 
-def apply_delta(old: ChunkList, delta: Delta, *, max_chunks: int) -> ChunkList:
-    """Rebuild a chunk list from ``old`` and a delta; raise InvalidInput if malformed."""
-    out = bytearray()
+def apply_delta(
+    old: Chunks, delta: Delta, *, max_chunks: int, spill_dir: Path | None = None
+) -> Chunks:
+    """Rebuild a chunk list from ``old`` and a delta; raise InvalidInput if malformed.
+
+    A long result goes to a temp file in ``spill_dir`` as it is built (a ListFile).
+    """
+    out = ChunkListBuilder(spill_dir)
     for item in delta:
         if isinstance(item, str):
-            out += decode_chunks(item, max_chunks=max_chunks).raw
+            out.extend(decode_chunks(item, max_chunks=max_chunks).raw)
         elif (
             isinstance(item, list)
             and len(item) == 2
@@ -301,9 +541,12 @@ def apply_delta(old: ChunkList, delta: Delta, *, max_chunks: int) -> ChunkList:
             and item[1] >= 1
             and item[0] + item[1] <= len(old)
         ):
-            out += old.part(item[0], item[1])
+            for start in range(item[0], item[0] + item[1], WINDOW):
+                if len(out) > max_chunks:
+                    break
+                out.extend(old.part(start, min(WINDOW, item[0] + item[1] - start)))
         else:
             raise InvalidInput(f"malformed chunk delta entry {str(item)[:40]}")
-        if len(out) // ENTRY_BYTES > max_chunks:
+        if len(out) > max_chunks:
             raise InvalidInput(f"chunk list has more than {max_chunks} chunks")
-    return ChunkList(out)
+    return out.done()

@@ -5,6 +5,7 @@ Layout of a target folder DIR::
     DIR/.homekeep-sync/index.sqlite   entries, chunk locations, staged chunks, history
     DIR/.homekeep-sync/tmp/           files being written (renamed into place when whole)
     DIR/.homekeep-sync/staging/       uploaded chunks waiting to be assembled
+    DIR/.homekeep-sync/lists/         chunk lists of huge files, sent on their own
     DIR/<client>/...                  each client's copy of its folder
 
 A chunk id maps to (file, offset, length) of a file the server already holds, so chunks
@@ -34,12 +35,19 @@ from homekeep.core.errors import Conflict, InvalidInput, UsageError
 from homekeep.sync import fsops
 from homekeep.sync.chunking import Digest
 from homekeep.sync.chunkstore import ChunkStore, Location
-from homekeep.sync.protocol import ChunkList, ChunkRef, check_client, decode_chunks
+from homekeep.sync.protocol import (
+    ChunkList,
+    ChunkListBuilder,
+    ChunkRef,
+    Chunks,
+    check_client,
+)
 
 log = logging.getLogger(__name__)
 
 STATE = ".homekeep-sync"
 BIG_LIST = 4096  # chunks (128 MiB of file): a list this long is looked up in slices
+MISSING_MAX = 32768  # chunk ids in one "missing" answer (1 GiB of data on average)
 
 MIGRATIONS = (
     """
@@ -138,7 +146,7 @@ class FileSpec:
     mode: int
     mtime_ns: int
     hash: str
-    chunks: ChunkList | None
+    chunks: Chunks | None
 
 
 @dataclass
@@ -174,9 +182,12 @@ class Batch:
             return self.entries[path]
         return store._entry(self.client, path)
 
-    def locate(self, store: ServerStore, chunks: ChunkList) -> dict[str, Location]:
-        """Where the chunks of ``chunks`` are; a big list is looked up without caching."""
-        if len(chunks) > BIG_LIST:  # only what is found is kept: little for new content
+    def locate(
+        self, store: ServerStore, chunks: ChunkList, *, keep: bool = True
+    ) -> dict[str, Location]:
+        """Where the chunks of ``chunks`` are; without ``keep`` nothing is cached (a window
+        of a huge file's list: what it finds is dropped with the window)."""
+        if not keep:
             return store.chunks.locate_all(c for c in chunks.ids() if c not in self.inline)
         unknown = {c for c in chunks.ids() if c not in self.looked and c not in self.inline}
         if unknown:
@@ -219,9 +230,10 @@ class ServerStore:
         self.state = root / STATE
         self.tmp = self.state / "tmp"
         self.staging = self.state / "staging"
+        self.lists = self.state / "lists"
         self.staging_ttl = staging_ttl
         if maintain:
-            for folder in (self.state, self.tmp, self.staging):
+            for folder in (self.state, self.tmp, self.staging, self.lists):
                 folder.mkdir(parents=True, exist_ok=True)
         self.db = Database(self.state / "index.sqlite", area="sync", migrations=MIGRATIONS)
         self.server_id = self._server_id(maintain)
@@ -229,7 +241,7 @@ class ServerStore:
         self._tmp_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._tmp_counter = itertools.count()
         self._locks_guard = threading.Lock()
-        self.chunks = ChunkStore(root, self.db, self.staging, ttl=staging_ttl)
+        self.chunks = ChunkStore(root, self.db, self.staging, self.lists, ttl=staging_ttl)
         if maintain:  # only the serving process may clear temp files and stale chunks
             self._clean_tmp()
             self.chunks.collect()
@@ -497,7 +509,7 @@ class ServerStore:
         wanted = {
             chunk_id
             for s in specs
-            if s.chunks is not None and len(s.chunks) <= BIG_LIST
+            if isinstance(s.chunks, ChunkList) and len(s.chunks) <= BIG_LIST
             for chunk_id in s.chunks.ids()
             if chunk_id not in batch.inline
         }
@@ -537,24 +549,42 @@ class ServerStore:
         ):
             return {"status": "done", "via": "copy"}
         chunks = spec.chunks
-        if chunks is None:
-            row = self.db.query_one("SELECT chunks FROM pending WHERE hash = ?", (spec.hash,))
-            if row is None:
+        if chunks is None:  # a list sent before (a huge file's, on its own), or a resend
+            chunks = self.chunks.pending_list(spec.hash, spec.size)
+            if chunks is None:
                 return {"status": "resend"}
-            chunks = decode_chunks(row["chunks"], max_chunks=1 << 40)
-            if chunks.size() != spec.size:  # kept for the same id by someone else: ask
-                return {"status": "resend"}
-        if chunks.size() != spec.size:
+        elif chunks.size() != spec.size:
             raise InvalidInput(f"chunk lengths of {spec.path!r} do not add up to its size")
-        located = batch.locate(self, chunks)
-        have = sum(1 for c in chunks.ids() if c in located or c in batch.inline)
-        if have < len(chunks):
-            batch.pending[spec.hash] = chunks
+        keep = isinstance(chunks, ChunkList) and len(chunks) <= BIG_LIST
+        have = 0
+        missing: dict[str, None] = {}
+        missing_bytes = 0
+        more = False
+        for window in chunks.windows():  # a huge file's list: a window at a time
+            located = batch.locate(self, window, keep=keep)
+            for ref in window:
+                if ref.chunk_id in located or ref.chunk_id in batch.inline:
+                    have += 1
+                elif ref.chunk_id not in missing:
+                    missing_bytes += ref.length
+                    if len(missing) < MISSING_MAX:
+                        missing[ref.chunk_id] = None
+                    else:
+                        more = True
+        if missing:
+            if isinstance(chunks, ChunkList):  # a ListFile is kept already
+                batch.pending[spec.hash] = chunks
             if not have:  # one short answer, not a list of every chunk of a huge file
                 return {"status": "missing", "all": True}
-            missing = (c for c in chunks.ids() if c not in located and c not in batch.inline)
-            return {"status": "missing", "chunks": list(dict.fromkeys(missing))}
-        return self._assemble(batch, spec, chunks, located, target, action)
+            answer: dict[str, Any] = {
+                "status": "missing",
+                "chunks": list(missing),
+                "bytes": missing_bytes,
+            }
+            if more:  # the rest once these came: the answer stays small
+                answer["more"] = True
+            return answer
+        return self._assemble(batch, spec, chunks, target, action, keep=keep)
 
     def new_upload(self) -> Path:
         """A fresh temp file name for a streamed upload."""
@@ -564,16 +594,9 @@ class ServerStore:
         """A temp file name no other writer uses (files are created with O_EXCL)."""
         return self.tmp / f"{self._tmp_prefix}{next(self._tmp_counter)}"
 
-    def expected_chunks(self, spec: FileSpec) -> ChunkList | None:
+    def expected_chunks(self, spec: FileSpec) -> Chunks | None:
         """The chunk list a client announced for this content, if the server kept it."""
-        row = self.db.query_one("SELECT chunks FROM pending WHERE hash = ?", (spec.hash,))
-        if row is None:
-            return None
-        try:
-            chunks = decode_chunks(row["chunks"], max_chunks=1 << 40)
-        except InvalidInput:
-            return None
-        return chunks if chunks.size() == spec.size else None
+        return self.chunks.pending_list(spec.hash, spec.size)
 
     def commit_upload(
         self,
@@ -615,18 +638,28 @@ class ServerStore:
             )
             self.settle(batch)
 
-    def base_chunks(self, client: str, path: str, base: str) -> ChunkList | None:
-        """The chunk list of the file at ``path`` if its content id is ``base``."""
+    def base_chunks(self, client: str, path: str, base: str) -> Chunks | None:
+        """The chunk list of the file at ``path`` if its content id is ``base``.
+
+        Read in offset order into a builder: a huge file's list goes to a temp file.
+        """
         entry = self._entry(client, path)
         if entry is None or entry["kind"] != "file" or entry["hash"] != base:
             return None
-        rows = self.db.query(
-            "SELECT hash, length FROM chunks WHERE entry_id = ? ORDER BY offset", (entry["id"],)
-        )
-        chunks = ChunkList.of(ChunkRef(str(row[0]), int(row[1])) for row in rows)
+        chunks = self._entry_chunks(int(entry["id"]))
         if chunks.size() != entry["size"]:
             return None
         return chunks
+
+    def _entry_chunks(self, entry_id: int) -> Chunks:
+        """An entry's chunk list from the index, in order; a long one goes to a temp file."""
+        rows = self.db.connection().execute(
+            "SELECT hash, length FROM chunks WHERE entry_id = ? ORDER BY offset", (entry_id,)
+        )
+        built = ChunkListBuilder(self.tmp)
+        for chunk_hash, length in rows:
+            built.add(bytes.fromhex(chunk_hash), length)
+        return built.done()
 
     @staticmethod
     def _unchanged_on_disk(path: Path, entry: sqlite3.Row) -> bool:
@@ -667,10 +700,7 @@ class ServerStore:
                 tmp.unlink(missing_ok=True)
                 continue
             os.close(fd)
-            rows = self.db.query(
-                "SELECT hash, offset, length FROM chunks WHERE entry_id = ?", (row["id"],)
-            )
-            placed = [(r[0], r[1], r[2]) for r in rows]
+            placed = self._entry_chunks(int(row["id"])).offsets()
             batch.ready.append(_Ready(tmp, target, spec, placed, action, 0, "copy", set()))
             return True
         return False
@@ -679,15 +709,17 @@ class ServerStore:
         self,
         batch: Batch,
         spec: FileSpec,
-        chunks: ChunkList,
-        located: dict[str, Location],
+        chunks: Chunks,
         target: Path,
         action: str,
+        *,
+        keep: bool,
     ) -> dict[str, Any]:
+        """Write the file from its chunks, a window of its list at a time."""
         tmp = self.temp_name()
         handles: dict[Path, BinaryIO] = {}
         # a one-chunk file's id is its chunk's, and every chunk is checked when read
-        whole = None if len(chunks) == 1 and chunks.entry(0)[:32].hex() == spec.hash else blake3()
+        whole = None if _single(chunks, spec.hash) else blake3()
         staged_used: set[str] = set()
         counted: set[str] = set()
         data_bytes = 0
@@ -695,7 +727,9 @@ class ServerStore:
         done = False
         gone: list[str] = []  # chunks not where the index said: all asked for at once
         try:
-            for chunk in chunks:
+            for window, chunk in _windowed(chunks):
+                if window is not None:
+                    located = batch.locate(self, window, keep=keep)
                 sent = batch.inline.get(chunk.chunk_id)
                 if sent is not None:
                     data = sent[0]
@@ -717,7 +751,8 @@ class ServerStore:
                         if where is not None:  # that copy changed or went: forget only it
                             self.chunks.drop(chunk.chunk_id, where)
                         batch.located.pop(chunk.chunk_id, None)
-                        gone.append(chunk.chunk_id)
+                        if len(gone) < MISSING_MAX:
+                            gone.append(chunk.chunk_id)
                         continue
                     data = got
                     if where[3] and chunk.chunk_id not in staged_used:
@@ -731,7 +766,8 @@ class ServerStore:
                 if whole is not None:
                     whole.update(data)
             if gone:
-                batch.pending[spec.hash] = chunks
+                if isinstance(chunks, ChunkList):
+                    batch.pending[spec.hash] = chunks
                 return {"status": "missing", "chunks": list(dict.fromkeys(gone))}
             if whole is not None and whole.hexdigest() != spec.hash:
                 raise InvalidInput(f"the chunks of {spec.path!r} do not add up to its content id")
@@ -849,6 +885,20 @@ class ServerStore:
         self._event(
             conn, client, r.action, spec.path, size=spec.size, data_bytes=r.data_bytes, via=r.via
         )
+
+
+def _single(chunks: Chunks, file_hash: str) -> bool:
+    """A one-chunk file: its id is its chunk's, and chunks are checked when read."""
+    return isinstance(chunks, ChunkList) and len(chunks) == 1 and chunks[0].chunk_id == file_hash
+
+
+def _windowed(chunks: Chunks) -> Iterator[tuple[ChunkList | None, ChunkRef]]:
+    """Each chunk, with its window of the list alongside the first chunk of each window."""
+    for window in chunks.windows():
+        first: ChunkList | None = window
+        for ref in window:
+            yield first, ref
+            first = None
 
 
 def _slices(items: list[str], size: int = 500) -> Iterator[list[str]]:

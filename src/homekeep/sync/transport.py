@@ -23,7 +23,7 @@ from homekeep.core.errors import (
     UsageError,
     error_class_for,
 )
-from homekeep.sync.protocol import PREFIX, VERSION
+from homekeep.sync.protocol import PREFIX, VERSION, ListFile
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,28 @@ class Connection:
             with self._lock:
                 self.counters.sent += sent[0]
                 self.counters.data += sent[0]
+        return result
+
+    def put_list(self, file_hash: str, size: int, chunks: ListFile) -> dict[str, Any]:
+        """Send a huge file's chunk list on its own, streamed a window at a time."""
+        sent = [0]
+
+        def body() -> Iterator[bytes]:
+            for part in chunks.slices():
+                sent[0] += len(part)
+                yield part
+
+        try:
+            result: dict[str, Any] = self.request(
+                "PUT",
+                f"/clients/{self.client}/lists/{file_hash}",
+                params={"size": size},
+                content=body(),
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        finally:
+            with self._lock:
+                self.counters.sent += sent[0]
         return result
 
     def send_file(self, params: dict[str, Any], path: Path) -> dict[str, Any] | None:

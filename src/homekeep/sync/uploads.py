@@ -15,7 +15,14 @@ import zstandard
 from homekeep.core.errors import InvalidInput
 from homekeep.sync.chunking import Digest, FileChanged, chunk_id
 from homekeep.sync.index import ClientIndex
-from homekeep.sync.protocol import ChunkList, ChunkRef, encode_record
+from homekeep.sync.protocol import (
+    DELTA_LITERALS,
+    ChunkRef,
+    Chunks,
+    Delta,
+    encode_record,
+    make_delta,
+)
 from homekeep.sync.scan import Local
 from homekeep.sync.transport import Connection
 
@@ -38,8 +45,28 @@ class Outgoing:
     local: Local
     digest: Digest
     action: str
-    base: tuple[str, ChunkList] | None = None
+    base: tuple[str, Chunks] | None = None  # (content id, chunk list) the server has
     lacking: set[str] | None = None  # chunk ids the server asked for; None: all of them
+    lacking_total: int | None = None  # bytes the server lacks, as it counted them
+    more: bool = False  # the server lacks more chunks than it listed
+    listed: bool = False  # a huge file's chunk list was sent on its own
+    _delta: Delta | None = None
+
+    def delta(self) -> Delta | None:
+        """The chunk list as a delta against ``base``; None without a base, or when too
+        much changed (the base is then dropped and the list goes whole)."""
+        if self.base is None:
+            return None
+        if self._delta is None:
+            self._delta = make_delta(self.base[1], self.digest.chunks, literals=DELTA_LITERALS)
+            if self._delta is None:
+                self.base = None
+        return self._delta
+
+    def drop_base(self) -> None:
+        """The server no longer has the base: send the whole list next time."""
+        self.base = self._delta = None
+        self.listed = False
 
     def needs(self, chunk_id: str) -> bool:
         return self.lacking is None or chunk_id in self.lacking
@@ -47,6 +74,8 @@ class Outgoing:
     def lacking_bytes(self) -> int:
         if self.lacking is None:
             return self.local.size
+        if self.lacking_total is not None:
+            return self.lacking_total
         return sum(c.length for c in self.digest.chunks if c.chunk_id in self.lacking)
 
 
@@ -209,7 +238,7 @@ class Uploader:
                 offset += ref.length
 
 
-def _spans(chunks: ChunkList) -> Iterator[tuple[ChunkRef, int, int]]:
+def _spans(chunks: Chunks) -> Iterator[tuple[ChunkRef, int, int]]:
     offset = 0
     for ref in chunks:
         yield ref, offset, ref.length
