@@ -152,3 +152,43 @@ def test_kill_9_of_the_server_mid_sync(tmp_path: Path, seed: int) -> None:
             proc.wait()
         if proc is not None and proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_a_crash_between_placing_and_recording_is_forgotten(tmp_path: Path) -> None:
+    """The window the review found: a batch's files are renamed into place, then the server
+    dies before their index rows are written. The rows still describe the old content; at
+    the next start the server forgets them (the journal says which), and the client sends
+    those files again. Nothing is ever built from a row that lies."""
+    import sqlite3
+
+    from blake3 import blake3
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"the old content\n" * 100)
+    (src / "b.txt").write_bytes(b"untouched\n")
+    with sync_server(tmp_path) as srv:
+        push(src, srv)
+        root = srv.root
+    # what the crash leaves: the new content in place, the journal row, the old index row
+    new = b"the new content, placed but not recorded\n" * 50
+    (root / "laptop" / "a.txt").write_bytes(new)
+    (src / "a.txt").write_bytes(new)
+    index = root / ".homekeep-sync" / "index.sqlite"
+    with sqlite3.connect(index) as db:
+        db.execute("INSERT INTO placing (client, path) VALUES ('laptop', 'a.txt')")
+    db.close()
+    with sync_server(tmp_path, token_name="laptop-again") as srv:
+        with sqlite3.connect(index) as db:
+            paths = {row[0] for row in db.execute("SELECT path FROM entries")}
+            journal = db.execute("SELECT COUNT(*) FROM placing").fetchone()[0]
+        db.close()
+        assert "a.txt" not in paths and "b.txt" in paths
+        assert journal == 0
+        summary = push(src, srv)
+        assert summary["files_sent"] == 1
+        with sqlite3.connect(index) as db:
+            row = db.execute("SELECT hash FROM entries WHERE path = 'a.txt'").fetchone()
+        db.close()
+        assert row[0] == blake3(new).hexdigest()
+        assert snapshot(srv.root / "laptop") == snapshot(src)

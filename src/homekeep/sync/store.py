@@ -109,6 +109,8 @@ MIGRATIONS = (
     ALTER TABLE clients ADD COLUMN top_mode INTEGER;
     ALTER TABLE clients ADD COLUMN top_mtime_ns INTEGER;
     """,
+    # the files of a batch being renamed into place, until their index rows are written
+    "CREATE TABLE placing (client TEXT NOT NULL, path TEXT NOT NULL);",
 )
 
 
@@ -243,6 +245,7 @@ class ServerStore:
         self._locks_guard = threading.Lock()
         self.chunks = ChunkStore(root, self.db, self.staging, self.lists, ttl=staging_ttl)
         if maintain:  # only the serving process may clear temp files and stale chunks
+            self._recover()
             self._clean_tmp()
             self.chunks.collect()
 
@@ -287,6 +290,24 @@ class ServerStore:
     def client_dir(self, client: str) -> Path:
         check_client(client)
         return self.root / client
+
+    def _recover(self, client: str | None = None) -> None:
+        """Forget what a crash (or an error) left half placed.
+
+        A batch's files are renamed into place before their index rows are written. Paths
+        in ``placing`` may hold new content under rows that describe the old, so their rows
+        go: the client's next manifest shows them missing and it sends them again.
+        """
+        where, args = ("WHERE client = ?", (client,)) if client else ("", ())
+        with self.db.transaction() as conn:
+            rows = conn.execute(f"SELECT client, path FROM placing {where}", args).fetchall()  # noqa: S608 - a constant fragment
+            for owner, path in rows:
+                self._forget(conn, owner, path)
+            for owner in {row[0] for row in rows}:
+                self._touch_client(conn, owner)  # a new generation: clients take the manifest
+            conn.execute(f"DELETE FROM placing {where}", args)  # noqa: S608 - a constant fragment
+        if rows:
+            log.warning("forgot %d half-placed files; their clients send them again", len(rows))
 
     def _clean_tmp(self) -> None:
         for leftover in self.tmp.iterdir():
@@ -796,6 +817,12 @@ class ServerStore:
             batch.pending.clear()
         if not ready:
             return
+        client = batch.client
+        with self.db.transaction() as conn:  # if this stops halfway, _recover knows what
+            conn.executemany(
+                "INSERT INTO placing (client, path) VALUES (?, ?)",
+                [(client, r.spec.path) for r in ready],
+            )
         placed = 0
         try:
             fsops.sync_files([r.tmp for r in ready])
@@ -806,13 +833,16 @@ class ServerStore:
                 folders.add(r.target.parent)
             for folder in folders:
                 fsops.fsync_dir(folder)
+        except BaseException:
+            self._recover(client)
+            raise
         finally:
             for r in ready[placed:]:
                 r.tmp.unlink(missing_ok=True)
-        client = batch.client
         with self.db.transaction() as conn:
             for r in ready:
                 self._record_file(conn, client, r)
+            conn.execute("DELETE FROM placing WHERE client = ?", (client,))
             self._touch_client(conn, client)
             self.chunks.release_many(conn, [(r.staged, r.spec.hash) for r in ready])
         self.chunks.remove_empty_packs()
