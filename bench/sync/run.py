@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
 import os
 import random
@@ -497,8 +498,39 @@ def hwm_kib(pid: int) -> int:
     return 0
 
 
+def rsync_wire(stats: str) -> int:
+    """Bytes both ways, from rsync's --stats."""
+    total = 0
+    for key in ("Total bytes sent", "Total bytes received"):
+        found = re.search(rf"{key}: ([\d,]+)", stats)
+        total += int(found.group(1).replace(",", "")) if found else 0
+    return total
+
+
+def reset_hwm(pid: int) -> None:
+    """Start a process's peak RSS (VmHWM) over from its current RSS."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def insert_middle(path: Path, text: bytes) -> None:
+    """Insert ``text`` in the middle of a file, a block at a time (constant memory)."""
+    size = path.stat().st_size
+    tmp = path.with_name(path.name + ".new")
+    with path.open("rb") as src, tmp.open("wb") as out:
+        left = size // 2
+        while left:
+            block = src.read(min(64 * MiB, left))
+            out.write(block)
+            left -= len(block)
+        out.write(text)
+        while block := src.read(64 * MiB):
+            out.write(block)
+    tmp.replace(path)
+
+
 def bench_huge(work: Path, args: argparse.Namespace, rsync_port: int) -> None:
-    """One file of 4 GiB and more, pushed to a fresh server: time and peak memory of both."""
+    """One file of 4 GiB and more, pushed to a fresh server, then edited in the middle and
+    pushed again: time, bytes and peak memory of both sides, against rsync."""
     src = work / "huge"
     src.mkdir()
     size = int(args.huge_gb * (1 << 30))
@@ -509,27 +541,56 @@ def bench_huge(work: Path, args: argparse.Namespace, rsync_port: int) -> None:
         idle = hwm_kib(pid)
         hk_s, hk_rss, summary = hk_push(src, url, token, "huge", work)
         server_peak = hwm_kib(pid)
-    pushed = work / "hk-dst-huge" / "huge" / "huge.bin"
-    assert pushed.stat().st_size == size, "the pushed file has the wrong size"
-    assert summary["files_sent"] == 1, summary
-    rs_s, rs_rss, _ = rsync_push(src, rsync_port, "huge")
+        pushed = work / "hk-dst-huge" / "huge" / "huge.bin"
+        assert pushed.stat().st_size == size, "the pushed file has the wrong size"
+        assert summary["files_sent"] == 1, summary
+        rs_s, rs_rss, _ = rsync_push(src, rsync_port, "huge")
+        insert_middle(src / "huge.bin", b"a few bytes inserted in the middle")
+        reset_hwm(pid)
+        ed_s, ed_rss, edit = hk_push(src, url, token, "huge", work)
+        edit_peak = hwm_kib(pid)
+        assert filecmp.cmp(pushed, src / "huge.bin", shallow=False), "the edit did not arrive"
+    rs_ed_s, rs_ed_rss, stats = rsync_push(src, rsync_port, "huge")
+    rs_wire = rsync_wire(stats)
     table(
         f"(huge) one file of {human(size)} (random, written in {made:.1f} s)",
-        ["tool", "seconds", "MB/s", "peak RSS client", "peak RSS server"],
+        ["tool", "step", "seconds", "MB/s", "bytes both ways", "peak RSS client", "server"],
         [
             [
                 "rsync -a (daemon)",
+                "first",
                 f"{rs_s:.2f}",
                 f"{size / MiB / rs_s:.0f}",
+                "-",
                 human(rs_rss * 1024),
                 "-",
             ],
             [
                 "homekeep sync push",
+                "first",
                 f"{hk_s:.2f}",
                 f"{size / MiB / hk_s:.0f}",
+                human(summary["wire_bytes"]),
                 human(hk_rss * 1024),
                 f"{human(server_peak * 1024)} (idle: {human(idle * 1024)})",
+            ],
+            [
+                "rsync -a (daemon)",
+                "insert in the middle",
+                f"{rs_ed_s:.2f}",
+                "-",
+                human(rs_wire),
+                human(rs_ed_rss * 1024),
+                "-",
+            ],
+            [
+                "homekeep sync push",
+                "insert in the middle",
+                f"{ed_s:.2f}",
+                "-",
+                human(edit["wire_bytes"]),
+                human(ed_rss * 1024),
+                human(edit_peak * 1024),
             ],
         ],
     )
