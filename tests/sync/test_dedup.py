@@ -53,6 +53,23 @@ def test_another_client_with_the_same_file_sends_no_data(
     assert (server.root / "bob/same.iso").read_bytes() == data
 
 
+@pytest.mark.parametrize("size", [6 * MiB, 300 * 1024])
+def test_files_with_the_same_content_in_one_push_send_it_once(
+    server: SyncServer, tmp_path: Path, size: int
+) -> None:
+    """Streamed whole (6 MiB) or in a commit (300 KiB): the second and third copies are made
+    on the server from the first, not sent again."""
+    src = tmp_path / "src"
+    (src / "a" / "b").mkdir(parents=True)
+    data = _random(size, size)  # a seed of its own: no chunk the server has
+    for rel in ("one.bin", "a/two.bin", "a/b/three.bin"):
+        (src / rel).write_bytes(data)
+    summary = push(src, server, f"twice-{size}")
+    assert size * 0.99 <= summary["data_bytes_sent"] <= size * 1.05
+    assert summary["deduplicated"] == 2
+    assert snapshot(server.root / f"twice-{size}") == snapshot(src)
+
+
 def test_insert_in_the_middle_of_64_mib_sends_under_256_kib(
     server: SyncServer, tmp_path: Path
 ) -> None:

@@ -675,7 +675,12 @@ class Syncer:
         summary: Summary,
         bars: _Bars,
     ) -> None:
-        """Record what the server made, and collect what it still needs."""
+        """Record what the server made, and collect what it still needs.
+
+        Of files with the same content only the first is sent: the others wait for the
+        next round, where the server makes them by a local copy.
+        """
+        sending = {other.digest.file_hash for other in need}
         for item, result in zip(items, results, strict=True):
             status = result.get("status")
             if status == "done":
@@ -687,6 +692,9 @@ class Syncer:
                 total = result.get("bytes")
                 item.lacking_total = total if isinstance(total, int) else None
                 item.more = bool(result.get("more"))
+                if item.digest.file_hash in sending:
+                    continue  # asked again next round: a copy of the one on its way
+                sending.add(item.digest.file_hash)
                 need.append(item)
             elif status == "resend":
                 with_chunks.add(item.path)
