@@ -240,6 +240,20 @@ def hk_push(
     return seconds, rss, json.loads(out)
 
 
+def durable_copy(src: Path, dest: Path) -> tuple[float, int, str]:
+    """The disk's floor: every byte of the tree written to one file, then fsync'ed."""
+    start = time.monotonic()
+    with dest.open("wb") as out:
+        for path in sorted(src.rglob("*")):
+            if path.is_file():
+                out.write(path.read_bytes())
+        out.flush()
+        os.fsync(out.fileno())
+    seconds = time.monotonic() - start
+    dest.unlink()
+    return seconds, 0, ""
+
+
 def rsync_push(src: Path, port: int, sub: str, *extra: str) -> tuple[float, int, str]:
     url = f"rsync://127.0.0.1:{port}/bench/{sub}/"
     return run(["rsync", "-a", "--delete", "--stats", *extra, f"{src}/", url])
@@ -277,7 +291,7 @@ def bench_first_and_edits(
     src = work / "mixed"
     total = make_mixed(src, args.small, args.large, args.large_mb)
     files = args.small + args.large
-    times: dict[str, list[float]] = {"rsync": [], "fsync": [], "hk": []}
+    times: dict[str, list[float]] = {"rsync": [], "fsync": [], "hk": [], "disk": []}
     for i in range(args.repeat):
         # the first round leaves "mixed" on both servers for the edits below; later rounds
         # use fresh destinations (a second push to the same server would be deduplicated).
@@ -300,6 +314,7 @@ def bench_first_and_edits(
             times["rsync"].append(settled(partial(rsync_push, src, rsync_port, sub))[0])
             fsynced = partial(rsync_push, src, rsync_port, f"{sub}-f", "--fsync")
             times["fsync"].append(settled(fsynced)[0])
+            times["disk"].append(settled(partial(durable_copy, src, work / "durable.bin"))[0])
 
         for step in (theirs, ours) if i % 2 == 0 else (ours, theirs):
             step()
@@ -310,10 +325,12 @@ def bench_first_and_edits(
         print(
             f"  round {i + 1} ({'rsync' if i % 2 == 0 else 'homekeep'} first): rsync -a "
             f"{times['rsync'][-1]:.2f} s, --fsync {times['fsync'][-1]:.2f} s, homekeep "
-            f"{times['hk'][-1]:.2f} s",
+            f"{times['hk'][-1]:.2f} s, disk floor {times['disk'][-1]:.2f} s",
             flush=True,
         )
-    rs_s, rsf_s, hk_s = (statistics.median(times[k]) for k in ("rsync", "fsync", "hk"))
+    rs_s, rsf_s, hk_s, disk_s = (
+        statistics.median(times[k]) for k in ("rsync", "fsync", "hk", "disk")
+    )
     rate = total / MiB
     table(
         f"(a) first sync: {files} files, {human(total)}; median of {args.repeat} rounds "
@@ -328,6 +345,12 @@ def bench_first_and_edits(
                 f"{hk_s / rsf_s:.2f}",
             ],
             ["homekeep sync push", f"{hk_s:.2f}", f"{rate / hk_s:.0f}", "1.00"],
+            [
+                "floor: the same bytes written to one file and fsync'ed (no sync at all)",
+                f"{disk_s:.2f}",
+                f"{rate / disk_s:.0f}",
+                f"{hk_s / disk_s:.2f}",
+            ],
         ],
     )
     hk_proxy, rs_proxy = CountingProxy(hk_port), CountingProxy(rsync_port)
