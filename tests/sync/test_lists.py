@@ -511,7 +511,7 @@ def _left_clean(server: SyncServer, before: set[str]) -> None:
 
 
 def _hash_not_kept(server: SyncServer, file_hash: str) -> bool:
-    return not (server.root / ".homekeep-sync/lists" / file_hash).exists()
+    return not (server.root / ".homekeep-sync/lists" / f"{CLIENT}.{file_hash}").exists()
 
 
 _HASH = blake3(b"a huge file").hexdigest()
@@ -531,7 +531,19 @@ def test_a_list_needs_a_sync_token(server: SyncServer, token: str, status: int) 
     _left_clean(server, before)
 
 
-@pytest.mark.parametrize("file_hash", ["abc", "zz" * 32, "0" * 63, "0" * 65, "g" * 64, "-" * 64])
+@pytest.mark.parametrize(
+    "file_hash",
+    [
+        "abc",
+        "zz" * 32,
+        "0" * 63,
+        "0" * 65,
+        "g" * 64,
+        "-" * 64,
+        "ab " * 16 + "ab" * 8,
+        " " + "0" * 63,
+    ],
+)
 def test_a_list_for_a_bad_hash_is_refused(server: SyncServer, file_hash: str) -> None:
     before = _lists(server)
     assert _error(_put(server, file_hash, _total(_LIST), _LIST), 422) == "invalid_input"
@@ -652,7 +664,7 @@ def test_a_kept_list_is_used_by_an_op_without_chunks(server: SyncServer) -> None
     response = _put(server, file_hash.upper(), len(content), raw)
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "kept", "chunks": 3}
-    kept = server.root / ".homekeep-sync/lists" / file_hash
+    kept = server.root / ".homekeep-sync/lists" / f"{CLIENT}.{file_hash}"
     assert kept.read_bytes() == raw
     assert _tmp_empty(server)
     # the server has none of the chunks
@@ -694,9 +706,25 @@ def test_a_kept_list_lying_about_the_content_places_nothing(server: SyncServer) 
     assert _put(server, file_hash, len(content), other_raw).status_code == 200
     pack = b"".join(encode_record(blake3(c).hexdigest(), c, compressed=False) for c in other)
     response = _commit(server, [_file_op("liar.bin", file_hash, len(content))], pack)
-    assert _error(response, 422) == "invalid_input"
+    assert response.status_code == 200, response.text
+    assert response.json()["results"] == [{"status": "resend"}]  # its list is dropped
     assert not (server.root / CLIENT / "liar.bin").exists()
+    assert _hash_not_kept(server, file_hash)
     assert _tmp_empty(server)
+
+
+def test_another_clients_list_is_not_used(server: SyncServer) -> None:
+    """Kept lists are each client's own: one cannot swap the list another is about to use."""
+    chunks, content, raw = _content(15)
+    file_hash = blake3(content).hexdigest()
+    _, _, other_raw = _content(16)
+    assert _put(server, file_hash, len(content), other_raw, client="mallory").status_code == 200
+    assert _ops(server, _file_op("mine.bin", file_hash, len(content))) == [{"status": "resend"}]
+    assert _put(server, file_hash, len(content), raw).status_code == 200
+    pack = b"".join(encode_record(blake3(c).hexdigest(), c, compressed=False) for c in chunks)
+    made = _commit(server, [_file_op("mine.bin", file_hash, len(content))], pack)
+    assert made.json()["results"][0]["status"] == "done", made.text
+    assert (server.root / CLIENT / "mine.bin").read_bytes() == content
 
 
 def test_a_list_sent_again_replaces_the_kept_one(server: SyncServer) -> None:
@@ -706,7 +734,7 @@ def test_a_list_sent_again_replaces_the_kept_one(server: SyncServer) -> None:
     assert _put(server, file_hash, len(content) + 5, longer).status_code == 200
     assert _ops(server, _file_op("again.bin", file_hash, len(content))) == [{"status": "resend"}]
     assert _put(server, file_hash, len(content), raw).status_code == 200
-    assert (server.root / ".homekeep-sync/lists" / file_hash).read_bytes() == raw
+    assert (server.root / ".homekeep-sync/lists" / f"{CLIENT}.{file_hash}").read_bytes() == raw
     answer = _ops(server, _file_op("again.bin", file_hash, len(content)))
     assert answer == [{"status": "missing", "all": True}]
 
@@ -721,7 +749,7 @@ def test_the_server_still_takes_lists_after_the_abuse(server: SyncServer) -> Non
     response = _put(server, file_hash, _total(raw), parts)
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "kept", "chunks": 30_000}
-    assert (server.root / ".homekeep-sync/lists" / file_hash).read_bytes() == raw
+    assert (server.root / ".homekeep-sync/lists" / f"{CLIENT}.{file_hash}").read_bytes() == raw
     assert _tmp_empty(server)
 
 
@@ -879,3 +907,78 @@ def test_a_huge_file_rewritten_in_part_stages_its_chunks_on_a_small_limit_server
         assert same_tree(srv.root / "tight", src)
         _server_clean(srv)
         assert list((srv.root / ".homekeep-sync/staging").iterdir()) == []
+
+
+def test_a_short_delta_cannot_copy_a_list_many_times_over(spill: Spill) -> None:
+    """Six bytes of delta per run could otherwise make gigabytes of temp file."""
+    old = spill(_raw(5000, 21))
+    with pytest.raises(InvalidInput, match="too many times"):
+        apply_delta(old, [[0, 5000]] * 10, max_chunks=1 << 40)
+    with pytest.raises(InvalidInput, match="more than the file's size"):
+        apply_delta(old, [[0, 5000]] * 2, max_chunks=1 << 40, max_size=old.size())
+    twice = apply_delta(old, [[0, 5000]] * 2, max_chunks=1 << 40, max_size=2 * old.size())
+    assert len(twice) == 10_000
+    _close(old, twice)
+
+
+def test_a_delta_of_content_repeated_many_times_is_none(spill: Spill) -> None:
+    raw = _raw(2000, 22)
+    old, new = spill(raw), spill(raw * 8)
+    assert make_delta(old, new) is None  # the whole list is sent instead
+    assert make_delta(old, spill(raw * 2)) is not None
+    _close(old, new)
+
+
+def test_a_request_may_not_carry_many_huge_deltas(big_server: SyncServer, tmp_path: Path) -> None:
+    """Each huge list a request makes is a temp file: a few per request, and a delta that
+    copies its base thousands of times over for a made-up size is refused."""
+    import sqlite3
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "base.img").write_bytes(blake3(b"base").digest(length=160 * MiB))
+    assert not push(src, big_server, "greedy")["errors"]
+    base = _content_id(src / "base.img")
+    with sqlite3.connect(big_server.root / ".homekeep-sync/index.sqlite") as db:
+        count = db.execute(
+            "SELECT COUNT(*) FROM chunks c JOIN entries e ON e.id = c.entry_id"
+            " WHERE e.client = 'greedy' AND e.path = 'base.img'"
+        ).fetchone()[0]
+    db.close()
+    assert count > SPILL
+
+    mtime_ns = (src / "base.img").stat().st_mtime_ns
+
+    def op(size: int, delta: list[Any], file_hash: str = "ab" * 32) -> dict[str, Any]:
+        return {
+            "op": "file",
+            "path": "base.img",
+            "size": size,
+            "mode": 0o644,
+            "mtime_ns": mtime_ns,
+            "hash": file_hash,
+            "base": base,
+            "delta": delta,
+        }
+
+    def post(*ops: dict[str, Any]) -> httpx.Response:
+        return httpx.post(
+            f"{big_server.url}{API}/clients/greedy/ops",
+            json={"ops": list(ops)},
+            headers=_headers(big_server),
+            timeout=60,
+        )
+
+    size = 160 * MiB
+    many = post(*[op(size, [[0, count]]) for _ in range(5)])
+    assert _error(many, 422) == "invalid_input"
+    assert "huge chunk lists" in many.json()["error"]["message"]
+    repeated = post(op(1 << 40, [[0, count]] * 100))
+    assert _error(repeated, 422) == "invalid_input"
+    assert "too many times" in repeated.json()["error"]["message"]
+    # four are fine: the same content again, each answered for itself
+    fine = post(*[op(size, [[0, count]], base) for _ in range(4)])
+    assert fine.status_code == 200, fine.text
+    assert [r["status"] for r in fine.json()["results"]] == ["done"] * 4
+    assert wait_until(lambda: _tmp_empty(big_server), timeout=10)
+    assert same_tree(big_server.root / "greedy", src)

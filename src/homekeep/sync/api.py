@@ -33,6 +33,7 @@ from homekeep.sync.protocol import (
     PREFIX,
     VERSION,
     Chunks,
+    ListFile,
     ListReceiver,
     apply_delta,
     check_client,
@@ -45,6 +46,8 @@ from homekeep.sync.store import Batch, FileSpec, ServerStore
 MAX_PACK_BYTES = 16 << 20
 WRITEBACK_STEP = 8 << 20
 MAX_OPS = 5000
+MAX_HUGE = 4  # file ops per request whose chunk list is a huge one (the client sends one)
+LIST_FEED = 1 << 20  # bytes of a streamed chunk list checked at a time, off the event loop
 MODE_LIMIT = 0o7777
 
 
@@ -157,7 +160,9 @@ def _apply(
             _apply_ops(store, batch, request.ops, results)
         finally:
             store.settle(batch)
-            touched = [op.path for op in request.ops if not isinstance(op, FileOp | TopOp)]
+            # file ops too: one answered "meta" after a crash between recording the file
+            # and restoring its folder's mtime must still put that mtime back
+            touched = [op.path for op in request.ops if not isinstance(op, TopOp)]
             touched += [op.dest for op in request.ops if isinstance(op, RenameOp)]
             top = any(isinstance(op, TopOp) for op in request.ops)
             store.restore_dir_times(client, touched, top=top)
@@ -180,7 +185,17 @@ def _apply_ops(
         end = start
         while end < len(ops) and isinstance(ops[end], FileOp):
             end += 1
-        specs = [_spec(store, client, file_op) for file_op in ops[start:end]]
+        specs: list[FileSpec | None] = []
+        huge = 0
+        for file_op in ops[start:end]:
+            spec = _spec(store, client, file_op)
+            if spec is not None and isinstance(spec.chunks, ListFile):
+                huge += 1
+                if huge > MAX_HUGE:  # each holds a temp file: a few per request
+                    raise InvalidInput(
+                        f"more than {MAX_HUGE} files with huge chunk lists in one request"
+                    )
+            specs.append(spec)
         store.prepare(batch, [spec for spec in specs if spec is not None])
         for spec in specs:
             results.append({"status": "resend"} if spec is None else store.commit_file(batch, spec))
@@ -198,7 +213,7 @@ def _spec(store: ServerStore, client: str, op: FileOp) -> FileSpec | None:
         old = store.base_chunks(client, op.path, check_hash(op.base or ""))
         if old is None:
             return None
-        chunks = apply_delta(old, op.delta, max_chunks=limit, spill_dir=store.tmp)
+        chunks = apply_delta(old, op.delta, max_chunks=limit, max_size=op.size, spill_dir=store.tmp)
     return FileSpec(op.path, op.size, op.mode, op.mtime_ns, op.hash.lower(), chunks)
 
 
@@ -308,7 +323,7 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         encoding = request.headers.get("content-encoding", "identity")
         if encoding not in ("identity", "zstd"):
             raise UnsupportedMedia(f"unknown Content-Encoding {encoding!r}; use zstd or none")
-        expected = await anyio.to_thread.run_sync(store.expected_chunks, spec)
+        expected = await anyio.to_thread.run_sync(store.expected_chunks, client, spec)
         tmp = store.new_upload()
         wire = 0
         follower: Follower | None = None
@@ -369,10 +384,15 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         try:
             with tmp.open("wb") as out:
                 receiver = ListReceiver(out, size)
+                held = bytearray()
                 async for part in request.stream():
-                    receiver.feed(part)
+                    held += part
+                    if len(held) >= LIST_FEED:  # checked in a thread: the loop serves others
+                        await anyio.to_thread.run_sync(receiver.feed, bytes(held))
+                        held = bytearray()
+                await anyio.to_thread.run_sync(receiver.feed, bytes(held))
                 receiver.finish()
-            await anyio.to_thread.run_sync(store.chunks.keep_list, file_hash, tmp)
+            await anyio.to_thread.run_sync(store.chunks.keep_list, client, file_hash, tmp)
         finally:
             tmp.unlink(missing_ok=True)
         return {"status": "kept", "chunks": receiver.count}

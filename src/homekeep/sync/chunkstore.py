@@ -31,6 +31,7 @@ from homekeep.sync.protocol import (
 )
 
 MAX_INFLATED = 128 << 20  # chunk bytes one request may carry, once decompressed
+OPEN_MAX = 64  # files one assembly keeps open to read chunks from
 COLLECT_EVERY = 3600.0  # seconds between sweeps of stale staged chunks while serving
 
 # (file or pack, offset, bytes received for it on the wire (staged only), staged?)
@@ -135,27 +136,38 @@ class ChunkStore:
                 removed += 1
         return removed
 
-    def keep_list(self, file_hash: str, tmp: Path) -> None:
+    def _kept(self, client: str, file_hash: str) -> Path:
+        # each client's own: another client cannot swap the list one is about to use
+        return self.lists / f"{client}.{file_hash}"
+
+    def keep_list(self, client: str, file_hash: str, tmp: Path) -> None:
         """Keep a huge file's chunk list (written whole to ``tmp``) until the file is made."""
-        tmp.replace(self.lists / file_hash)
-        self.db.execute("DELETE FROM pending WHERE hash = ?", (file_hash,))
+        tmp.replace(self._kept(client, file_hash))
 
-    def pending_list(self, file_hash: str, size: int) -> Chunks | None:
-        """The chunk list a client sent for content ``file_hash`` of ``size`` bytes, if kept.
+    def pending_list(self, client: str, file_hash: str, size: int) -> Chunks | None:
+        """The chunk list ``client`` sent for content ``file_hash`` of ``size``, if kept.
 
-        A list that adds up to another size was kept for the same id by another client
-        (or a hostile one): None, and the client is asked to send its own.
+        A huge file's list sent on its own comes first; else the list an earlier answer
+        kept. One that adds up to another size was kept for the same id by another
+        client: None, and the client is asked to send its own.
         """
-        row = self.db.query_one("SELECT chunks FROM pending WHERE hash = ?", (file_hash,))
         chunks: Chunks
         try:
-            if row is not None:
+            chunks = ListFile.open(self._kept(client, file_hash))
+        except OSError:
+            row = self.db.query_one("SELECT chunks FROM pending WHERE hash = ?", (file_hash,))
+            if row is None:
+                return None
+            try:
                 chunks = decode_chunks(row["chunks"], max_chunks=1 << 40)
-            else:
-                chunks = ListFile.open(self.lists / file_hash)
-        except (InvalidInput, OSError):
-            return None
+            except InvalidInput:
+                return None
         return chunks if chunks.size() == size else None
+
+    def drop_list(self, client: str, file_hash: str) -> None:
+        """Forget the lists kept for this content: one did not add up to it."""
+        self._kept(client, file_hash).unlink(missing_ok=True)
+        self.db.execute("DELETE FROM pending WHERE hash = ?", (file_hash,))
 
     def locate_all(self, chunk_ids: Iterable[str]) -> dict[str, Location]:
         """Where each chunk can be read: a staged pack, else a file that holds it.
@@ -203,7 +215,9 @@ class ChunkStore:
                     "DELETE FROM chunks WHERE hash = ? AND entry_id = ?", (chunk_id, where[5])
                 )
 
-    def release_many(self, conn: sqlite3.Connection, done: list[tuple[set[str], str]]) -> None:
+    def release_many(
+        self, conn: sqlite3.Connection, client: str, done: list[tuple[set[str], str]]
+    ) -> None:
         """Files were made from staged chunks: drop those chunks and the files' pending lists.
 
         Runs inside the caller's transaction; ``remove_empty_packs`` then deletes the packs
@@ -211,7 +225,7 @@ class ChunkStore:
         """
         conn.executemany("DELETE FROM pending WHERE hash = ?", [(h,) for _, h in done])
         for _, file_hash in done:
-            (self.lists / file_hash).unlink(missing_ok=True)
+            self._kept(client, file_hash).unlink(missing_ok=True)
         used = {chunk_id for staged, _ in done for chunk_id in staged}
         for chunk_id in used:
             row = conn.execute("SELECT pack FROM staged WHERE hash = ?", (chunk_id,)).fetchone()
@@ -235,6 +249,8 @@ class ChunkStore:
         try:
             fh = handles.get(path)
             if fh is None:
+                if len(handles) >= OPEN_MAX:  # a file made of many packs: close the oldest
+                    handles.pop(next(iter(handles))).close()
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
                 fh = handles[path] = os.fdopen(fd, "rb")
             fh.seek(offset)

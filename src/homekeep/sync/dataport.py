@@ -173,7 +173,7 @@ class DataPort:
         )
         if len(rest) > spec.size:
             raise InvalidInput(f"upload of {spec.path!r} is longer than its size")
-        expected = self.store.expected_chunks(spec)
+        expected = self.store.expected_chunks(header.client, spec)
         _reply(conn, {"status": "continue"})
         tmp = self.store.new_upload()
         try:

@@ -151,7 +151,10 @@ class ClientIndex:
         if row is None:
             return None
         try:
-            return str(row["hash"]), self._chunks(str(row["hash"]), row["chunks"], row["listed"])
+            chunks = self._chunks(str(row["hash"]), row["chunks"], row["listed"])
+            if isinstance(chunks, ListFile):
+                chunks.hold()  # the new version's list replaces it while this is a base
+            return str(row["hash"]), chunks
         except OSError:
             return None  # its kept list is gone: the list goes whole
 

@@ -10,6 +10,7 @@ import os
 import re
 import struct
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,14 +77,13 @@ def check_path(path: str) -> str:
     return path
 
 
+_HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
+
+
 def check_hash(value: str) -> str:
-    """Return a lowercase hex BLAKE3 id, or raise InvalidInput."""
-    if not isinstance(value, str) or len(value) != 2 * HASH_BYTES:
+    """Return a lowercase hex BLAKE3 id, or raise InvalidInput (it may name a file)."""
+    if not isinstance(value, str) or not _HASH_RE.fullmatch(value):
         raise InvalidInput("a content id must be 64 hex digits")
-    try:
-        bytes.fromhex(value)
-    except ValueError as exc:
-        raise InvalidInput("a content id must be 64 hex digits") from exc
     return value.lower()
 
 
@@ -228,28 +228,43 @@ class ListFile:
     """A long chunk list kept in a file, read a window at a time: constant memory.
 
     The same reading methods as ChunkList. A 4 GiB file has some 140,000 chunks: as a
-    ListFile its list costs one open file, whatever the file's size.
+    ListFile its list costs one open file, whatever the file's size. A list at a path is
+    opened when first read, so a thousand cached lists nobody reads hold no file handle.
     """
 
-    __slots__ = ("_count", "_fh", "_size")
+    __slots__ = ("_count", "_fh", "_path", "_size")
 
-    def __init__(self, fh: BinaryIO, count: int, size: int | None = None) -> None:
+    def __init__(
+        self, fh: BinaryIO | None, count: int, size: int | None = None, path: Path | None = None
+    ) -> None:
         self._fh = fh
+        self._path = path
         self._count = count
         self._size = size
 
     @classmethod
     def open(cls, path: Path) -> ListFile:
-        """A list written whole to ``path`` (raises OSError if it cannot be opened)."""
-        fh = path.open("rb")
-        length = os.fstat(fh.fileno()).st_size
+        """A list written whole to ``path`` (raises OSError if it is not there)."""
+        length = path.stat().st_size
         if length % ENTRY_BYTES:
-            fh.close()
             raise OSError(f"{path.name} is not a whole number of chunk entries")
-        return cls(fh, length // ENTRY_BYTES)
+        return cls(None, length // ENTRY_BYTES, path=path)
+
+    def _fd(self) -> int:
+        if self._fh is None:
+            if self._path is None:
+                raise OSError("a chunk list without a file")
+            self._fh = self._path.open("rb")  # kept: a list unlinked now still reads whole
+        return self._fh.fileno()
+
+    def hold(self) -> ListFile:
+        """Open the file now: the list stays readable if its path is deleted later."""
+        self._fd()
+        return self
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
 
     def __len__(self) -> int:
         return self._count
@@ -260,7 +275,7 @@ class ListFile:
     def slices(self, count: int = WINDOW) -> Iterator[bytes]:
         """The packed entries, ``count`` at a time (positioned reads: threads may share)."""
         step = count * ENTRY_BYTES
-        fd = self._fh.fileno()
+        fd = self._fd() if self._count else -1
         end = self._count * ENTRY_BYTES
         for start in range(0, end, step):
             part = os.pread(fd, min(step, end - start), start)
@@ -275,7 +290,9 @@ class ListFile:
     def part(self, start: int, count: int) -> bytes:
         """Packed entries ``start`` to ``start + count`` (one positioned read)."""
         count = max(0, min(count, self._count - start))
-        data = os.pread(self._fh.fileno(), count * ENTRY_BYTES, start * ENTRY_BYTES)
+        if not count:
+            return b""
+        data = os.pread(self._fd(), count * ENTRY_BYTES, start * ENTRY_BYTES)
         if len(data) != count * ENTRY_BYTES:
             raise OSError("a chunk list file came out short")
         return data
@@ -308,7 +325,7 @@ class ListFile:
 
     def save(self, path: Path) -> None:
         """Write the list to ``path`` (through a temp name: never seen half written)."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with tmp.open("wb") as out:
             for part in self.slices():
                 out.write(part)
@@ -353,6 +370,11 @@ class ChunkListBuilder:
 
     def __len__(self) -> int:
         return self._count
+
+    @property
+    def size(self) -> int:
+        """The bytes the chunks so far add up to."""
+        return self._size
 
     def done(self) -> Chunks:
         if self._file is None:
@@ -429,6 +451,16 @@ class ListReceiver:
 
 Delta = list[list[int] | str]
 DELTA_LITERALS = SPILL  # new entries a delta may carry; past that the list goes whole
+DELTA_ITEMS = 1 << 16  # runs and literals in one delta (the server takes up to 1 << 20)
+DELTA_REUSE = 4  # a delta may copy up to this many times the old list (plus a window)
+
+
+def reuse_limit(old_len: int) -> int:
+    """Entries a delta may copy from an old list of ``old_len``: a few times the list.
+
+    A delta of a few bytes could otherwise copy a huge list thousands of times over.
+    """
+    return DELTA_REUSE * old_len + WINDOW
 
 
 class _Near:
@@ -487,13 +519,15 @@ def make_delta(old: Chunks, new: Chunks, *, literals: int | None = None) -> Delt
     out: Delta = []
     run_start = run_next = -1
     literal = bytearray()
-    carried = 0
+    carried = copied = 0
+    most = reuse_limit(len(old))
     pos = 0  # where in ``old`` the next entry is expected
 
     def flush_run() -> None:
-        nonlocal run_start
+        nonlocal run_start, copied
         if run_start >= 0:
             out.append([run_start, run_next - run_start])
+            copied += run_next - run_start
             run_start = -1
 
     for part in new.slices():
@@ -516,20 +550,33 @@ def make_delta(old: Chunks, new: Chunks, *, literals: int | None = None) -> Delt
                 carried += 1
                 if literals is not None and carried > literals:
                     return None
+            if len(out) > DELTA_ITEMS or copied > most:
+                return None  # reordered or repeated content: the whole list is smaller
     flush_run()
+    if len(out) > DELTA_ITEMS or copied > most:
+        return None
     if literal:
         out.append(ChunkList(literal).encode())
     return out
 
 
 def apply_delta(
-    old: Chunks, delta: Delta, *, max_chunks: int, spill_dir: Path | None = None
+    old: Chunks,
+    delta: Delta,
+    *,
+    max_chunks: int,
+    max_size: int | None = None,
+    spill_dir: Path | None = None,
 ) -> Chunks:
     """Rebuild a chunk list from ``old`` and a delta; raise InvalidInput if malformed.
 
-    A long result goes to a temp file in ``spill_dir`` as it is built (a ListFile).
+    A long result goes to a temp file in ``spill_dir`` as it is built (a ListFile). It
+    may not add up to more than ``max_size`` bytes nor copy more than ``reuse_limit`` of
+    ``old``, checked as it grows: a short delta cannot make a huge temp file.
     """
     out = ChunkListBuilder(spill_dir)
+    most = reuse_limit(len(old))
+    copied = 0
     for item in delta:
         if isinstance(item, str):
             out.extend(decode_chunks(item, max_chunks=max_chunks).raw)
@@ -541,12 +588,17 @@ def apply_delta(
             and item[1] >= 1
             and item[0] + item[1] <= len(old)
         ):
+            copied += item[1]
+            if copied > most:
+                raise InvalidInput("the chunk delta copies the old list too many times over")
             for start in range(item[0], item[0] + item[1], WINDOW):
-                if len(out) > max_chunks:
+                if len(out) > max_chunks or (max_size is not None and out.size > max_size):
                     break
                 out.extend(old.part(start, min(WINDOW, item[0] + item[1] - start)))
         else:
             raise InvalidInput(f"malformed chunk delta entry {str(item)[:40]}")
         if len(out) > max_chunks:
             raise InvalidInput(f"chunk list has more than {max_chunks} chunks")
+        if max_size is not None and out.size > max_size:
+            raise InvalidInput("the chunk delta adds up to more than the file's size")
     return out.done()

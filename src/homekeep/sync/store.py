@@ -571,7 +571,7 @@ class ServerStore:
             return {"status": "done", "via": "copy"}
         chunks = spec.chunks
         if chunks is None:  # a list sent before (a huge file's, on its own), or a resend
-            chunks = self.chunks.pending_list(spec.hash, spec.size)
+            chunks = self.chunks.pending_list(client, spec.hash, spec.size)
             if chunks is None:
                 return {"status": "resend"}
         elif chunks.size() != spec.size:
@@ -605,7 +605,14 @@ class ServerStore:
             if more:  # the rest once these came: the answer stays small
                 answer["more"] = True
             return answer
-        return self._assemble(batch, spec, chunks, target, action, keep=keep)
+        try:
+            return self._assemble(batch, spec, chunks, target, action, keep=keep)
+        except InvalidInput:
+            if spec.chunks is not None:
+                raise
+            # a kept list that does not make this content: drop it and ask for the list
+            self.chunks.drop_list(client, spec.hash)
+            return {"status": "resend"}
 
     def new_upload(self) -> Path:
         """A fresh temp file name for a streamed upload."""
@@ -615,9 +622,9 @@ class ServerStore:
         """A temp file name no other writer uses (files are created with O_EXCL)."""
         return self.tmp / f"{self._tmp_prefix}{next(self._tmp_counter)}"
 
-    def expected_chunks(self, spec: FileSpec) -> Chunks | None:
+    def expected_chunks(self, client: str, spec: FileSpec) -> Chunks | None:
         """The chunk list a client announced for this content, if the server kept it."""
-        return self.chunks.pending_list(spec.hash, spec.size)
+        return self.chunks.pending_list(client, spec.hash, spec.size)
 
     def commit_upload(
         self,
@@ -667,20 +674,24 @@ class ServerStore:
         entry = self._entry(client, path)
         if entry is None or entry["kind"] != "file" or entry["hash"] != base:
             return None
-        chunks = self._entry_chunks(int(entry["id"]))
-        if chunks.size() != entry["size"]:
-            return None
-        return chunks
+        return self._entry_chunks(int(entry["id"]), int(entry["size"]))
 
-    def _entry_chunks(self, entry_id: int) -> Chunks:
-        """An entry's chunk list from the index, in order; a long one goes to a temp file."""
+    def _entry_chunks(self, entry_id: int, size: int) -> Chunks | None:
+        """An entry's chunk list from the index, in order; a long one goes to a temp file.
+
+        None when the rows do not cover the file end to end: one was dropped (its chunk
+        could not be read there once), so offsets worked out from lengths would be wrong.
+        """
         rows = self.db.connection().execute(
-            "SELECT hash, length FROM chunks WHERE entry_id = ? ORDER BY offset", (entry_id,)
+            "SELECT hash, offset, length FROM chunks WHERE entry_id = ? ORDER BY offset",
+            (entry_id,),
         )
         built = ChunkListBuilder(self.tmp)
-        for chunk_hash, length in rows:
+        for chunk_hash, offset, length in rows:
+            if offset != built.size:
+                return None
             built.add(bytes.fromhex(chunk_hash), length)
-        return built.done()
+        return built.done() if built.size == size else None
 
     @staticmethod
     def _unchanged_on_disk(path: Path, entry: sqlite3.Row) -> bool:
@@ -721,7 +732,8 @@ class ServerStore:
                 tmp.unlink(missing_ok=True)
                 continue
             os.close(fd)
-            placed = self._entry_chunks(int(row["id"])).offsets()
+            chunks = self._entry_chunks(int(row["id"]), spec.size)
+            placed = chunks.offsets() if chunks is not None else iter(())
             batch.ready.append(_Ready(tmp, target, spec, placed, action, 0, "copy", set()))
             return True
         return False
@@ -833,18 +845,21 @@ class ServerStore:
                 folders.add(r.target.parent)
             for folder in folders:
                 fsops.fsync_dir(folder)
+            with self.db.transaction() as conn:
+                for r in ready:
+                    self._record_file(conn, client, r)
+                conn.executemany(
+                    "DELETE FROM placing WHERE client = ? AND path = ?",
+                    [(client, r.spec.path) for r in ready],
+                )
+                self._touch_client(conn, client)
+                self.chunks.release_many(conn, client, [(r.staged, r.spec.hash) for r in ready])
         except BaseException:
-            self._recover(client)
+            self._recover(client)  # placed or not, recorded or not: their rows go
             raise
         finally:
             for r in ready[placed:]:
                 r.tmp.unlink(missing_ok=True)
-        with self.db.transaction() as conn:
-            for r in ready:
-                self._record_file(conn, client, r)
-            conn.execute("DELETE FROM placing WHERE client = ?", (client,))
-            self._touch_client(conn, client)
-            self.chunks.release_many(conn, [(r.staged, r.spec.hash) for r in ready])
         self.chunks.remove_empty_packs()
         paths = [r.spec.path for r in ready]
         ready.clear()
