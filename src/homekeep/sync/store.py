@@ -110,7 +110,10 @@ MIGRATIONS = (
     ALTER TABLE clients ADD COLUMN top_mtime_ns INTEGER;
     """,
     # the files of a batch being renamed into place, until their index rows are written
-    "CREATE TABLE placing (client TEXT NOT NULL, path TEXT NOT NULL);",
+    """
+    CREATE TABLE placing (client TEXT NOT NULL, path TEXT NOT NULL);
+    CREATE INDEX placing_path ON placing(client, path);
+    """,
 )
 
 
