@@ -193,3 +193,25 @@ def test_a_crash_between_placing_and_recording_is_forgotten(tmp_path: Path) -> N
         db.close()
         assert row[0] == blake3(new).hexdigest()
         assert snapshot(srv.root / "laptop") == snapshot(src)
+
+
+def test_folder_mtimes_are_restored_when_the_server_starts(tmp_path: Path) -> None:
+    """A server killed after recording files but before giving their folders back their
+    mtimes: the client sees the right mtimes in the manifest and sends nothing, so the
+    server puts every recorded folder mtime back when it starts."""
+    src = tmp_path / "src"
+    (src / "a" / "b").mkdir(parents=True)
+    (src / "a" / "b" / "f.txt").write_text("x")
+    (src / "top.txt").write_text("y")
+    for folder in (src / "a" / "b", src / "a", src):
+        os.utime(folder, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    with sync_server(tmp_path) as srv:
+        push(src, srv)
+        root = srv.root
+    for folder in (root / "laptop" / "a" / "b", root / "laptop" / "a", root / "laptop"):
+        os.utime(folder)  # what placing a file leaves: now
+    with sync_server(tmp_path, token_name="laptop-again") as srv:
+        assert snapshot(srv.root / "laptop") == snapshot(src)
+        again = push(src, srv)
+        assert again["files_sent"] == 0
+        assert snapshot(srv.root / "laptop") == snapshot(src)

@@ -192,3 +192,43 @@ def test_a_copy_is_never_made_from_a_file_changed_behind_the_index(
     assert summary["files_sent"] == 1
     assert summary["data_bytes_sent"] >= 300_000  # not deduplicated from the changed file
     assert (server.root / "behind" / "b.bin").read_bytes() == original
+
+
+def test_a_copy_keeps_the_chunk_rows_of_its_source_as_stored(tmp_path: Path) -> None:
+    """A copy is the same bytes: it gets its source's chunk index rows, offsets and all,
+    even when one of them was dropped (a chunk that could not be read there once)."""
+    import sqlite3
+
+    def rows(index: Path, path: str) -> list[tuple[str, int, int]]:
+        with sqlite3.connect(index) as db:
+            found = db.execute(
+                "SELECT c.hash, c.offset, c.length FROM chunks c JOIN entries e"
+                " ON e.id = c.entry_id WHERE e.path = ? ORDER BY c.offset",
+                (path,),
+            ).fetchall()
+        db.close()
+        return [(str(h), int(o), int(n)) for h, o, n in found]
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.bin").write_bytes(_random(3 * MiB, 31))
+    with sync_server(tmp_path) as srv:
+        push(src, srv)
+        index = srv.root / ".homekeep-sync/index.sqlite"
+        original = rows(index, "a.bin")
+        assert len(original) > 10
+        shutil.copy2(src / "a.bin", src / "b.bin")
+        assert push(src, srv)["deduplicated"] == 1
+        assert rows(index, "b.bin") == original
+        with sqlite3.connect(index) as db:  # one row dropped, as ChunkStore.drop does
+            db.execute(
+                "DELETE FROM chunks WHERE offset = ? AND entry_id ="
+                " (SELECT id FROM entries WHERE path = 'b.bin')",
+                (original[3][1],),
+            )
+        db.close()
+        shutil.copy2(src / "b.bin", src / "c.bin")
+        assert push(src, srv)["data_bytes_sent"] == 0
+        copied = rows(index, "c.bin")
+        assert copied in (original, original[:3] + original[4:])
+        assert snapshot(srv.root / "laptop") == snapshot(src)

@@ -33,6 +33,7 @@ from homekeep.sync.protocol import (
     PREFIX,
     VERSION,
     Chunks,
+    DeltaTooBig,
     ListFile,
     ListReceiver,
     apply_delta,
@@ -175,6 +176,7 @@ def _apply_ops(
     """Apply ops in order; runs of file ops are looked up together and placed together."""
     client = batch.client
     start = 0
+    huge = 0  # file ops in this request with a huge chunk list: each holds a temp file
     while start < len(ops):
         op = ops[start]
         if not isinstance(op, FileOp):
@@ -186,7 +188,6 @@ def _apply_ops(
         while end < len(ops) and isinstance(ops[end], FileOp):
             end += 1
         specs: list[FileSpec | None] = []
-        huge = 0
         for file_op in ops[start:end]:
             spec = _spec(store, client, file_op)
             if spec is not None and isinstance(spec.chunks, ListFile):
@@ -213,7 +214,12 @@ def _spec(store: ServerStore, client: str, op: FileOp) -> FileSpec | None:
         old = store.base_chunks(client, op.path, check_hash(op.base or ""))
         if old is None:
             return None
-        chunks = apply_delta(old, op.delta, max_chunks=limit, max_size=op.size, spill_dir=store.tmp)
+        try:
+            chunks = apply_delta(
+                old, op.delta, max_chunks=limit, max_size=op.size, spill_dir=store.tmp
+            )
+        except DeltaTooBig:
+            return None  # "resend": the client sends the whole list, which has no such bound
     return FileSpec(op.path, op.size, op.mode, op.mtime_ns, op.hash.lower(), chunks)
 
 

@@ -247,9 +247,11 @@ class ChunkStore:
     def read(handles: dict[Path, BinaryIO], where: Location, chunk: ChunkRef) -> bytes | None:
         path, offset = where[0], where[1]
         try:
-            fh = handles.get(path)
-            if fh is None:
-                if len(handles) >= OPEN_MAX:  # a file made of many packs: close the oldest
+            fh = handles.pop(path, None)
+            if fh is not None:
+                handles[path] = fh  # last in the dict: least recently used comes first
+            else:
+                if len(handles) >= OPEN_MAX:  # a file made of many packs: close the LRU one
                     handles.pop(next(iter(handles))).close()
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
                 fh = handles[path] = os.fdopen(fd, "rb")

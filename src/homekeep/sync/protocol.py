@@ -224,6 +224,14 @@ class ChunkList:
             yield ChunkList(part)
 
 
+_OPENING = threading.Lock()
+
+
+class DeltaTooBig(InvalidInput):
+    """A delta that would copy its base too often or add up past its file's size: the
+    client is asked for the whole list instead."""
+
+
 class ListFile:
     """A long chunk list kept in a file, read a window at a time: constant memory.
 
@@ -252,9 +260,11 @@ class ListFile:
 
     def _fd(self) -> int:
         if self._fh is None:
-            if self._path is None:
-                raise OSError("a chunk list without a file")
-            self._fh = self._path.open("rb")  # kept: a list unlinked now still reads whole
+            with _OPENING:  # two threads reading first at once open it once
+                if self._fh is None:
+                    if self._path is None:
+                        raise OSError("a chunk list without a file")
+                    self._fh = self._path.open("rb")  # kept: reads whole if unlinked now
         return self._fh.fileno()
 
     def hold(self) -> ListFile:
@@ -590,7 +600,7 @@ def apply_delta(
         ):
             copied += item[1]
             if copied > most:
-                raise InvalidInput("the chunk delta copies the old list too many times over")
+                raise DeltaTooBig("the chunk delta copies the old list too many times over")
             for start in range(item[0], item[0] + item[1], WINDOW):
                 if len(out) > max_chunks or (max_size is not None and out.size > max_size):
                     break
@@ -600,5 +610,5 @@ def apply_delta(
         if len(out) > max_chunks:
             raise InvalidInput(f"chunk list has more than {max_chunks} chunks")
         if max_size is not None and out.size > max_size:
-            raise InvalidInput("the chunk delta adds up to more than the file's size")
+            raise DeltaTooBig("the chunk delta adds up to more than the file's size")
     return out.done()

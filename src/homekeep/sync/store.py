@@ -110,10 +110,8 @@ MIGRATIONS = (
     ALTER TABLE clients ADD COLUMN top_mtime_ns INTEGER;
     """,
     # the files of a batch being renamed into place, until their index rows are written
-    """
-    CREATE TABLE placing (client TEXT NOT NULL, path TEXT NOT NULL);
-    CREATE INDEX placing_path ON placing(client, path);
-    """,
+    "CREATE TABLE placing (client TEXT NOT NULL, path TEXT NOT NULL);",
+    "CREATE INDEX IF NOT EXISTS placing_path ON placing(client, path);",
 )
 
 
@@ -140,6 +138,7 @@ class _Ready:
     data_bytes: int
     via: str
     staged: set[str]
+    copy_of: int | None = None  # a copy's source entry: its chunk rows are copied as stored
 
 
 @dataclass(frozen=True)
@@ -249,6 +248,7 @@ class ServerStore:
         self.chunks = ChunkStore(root, self.db, self.staging, self.lists, ttl=staging_ttl)
         if maintain:  # only the serving process may clear temp files and stale chunks
             self._recover()
+            self._restore_all_dir_times()
             self._clean_tmp()
             self.chunks.collect()
 
@@ -311,6 +311,22 @@ class ServerStore:
             conn.execute(f"DELETE FROM placing {where}", args)  # noqa: S608 - a constant fragment
         if rows:
             log.warning("forgot %d half-placed files; their clients send them again", len(rows))
+
+    def _restore_all_dir_times(self) -> None:
+        """Give every folder its recorded mtime: a server stopped between placing files
+        and restoring their folders' mtimes (a crash, a kill) leaves them moved, and the
+        client, seeing the right mtimes in the manifest, would not send them again."""
+        clients = [str(r[0]) for r in self.db.query("SELECT name FROM clients")]
+        for client in clients:
+            try:
+                self.client_dir(client)
+            except InvalidInput:
+                continue
+            rows = self.db.query(
+                "SELECT path FROM entries WHERE client = ? AND kind = 'dir' AND mtime_ns > 0",
+                (client,),
+            )
+            self.restore_dir_times(client, [str(r[0]) for r in rows], top=True)
 
     def _clean_tmp(self) -> None:
         for leftover in self.tmp.iterdir():
@@ -735,9 +751,9 @@ class ServerStore:
                 tmp.unlink(missing_ok=True)
                 continue
             os.close(fd)
-            chunks = self._entry_chunks(int(row["id"]), spec.size)
-            placed = chunks.offsets() if chunks is not None else iter(())
-            batch.ready.append(_Ready(tmp, target, spec, placed, action, 0, "copy", set()))
+            batch.ready.append(
+                _Ready(tmp, target, spec, (), action, 0, "copy", set(), copy_of=int(row["id"]))
+            )
             return True
         return False
 
@@ -930,6 +946,13 @@ class ServerStore:
             "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
             ((h, entry_id, o, n) for h, o, n in r.placed),
         )
+        if r.copy_of is not None:  # the same bytes: the source's rows hold for the copy
+            conn.execute(
+                "INSERT INTO chunks (hash, entry_id, offset, length)"
+                " SELECT c.hash, ?, c.offset, c.length FROM chunks c"
+                " JOIN entries e ON e.id = c.entry_id WHERE e.id = ? AND e.hash = ?",
+                (entry_id, r.copy_of, spec.hash),
+            )
         self._event(
             conn, client, r.action, spec.path, size=spec.size, data_bytes=r.data_bytes, via=r.via
         )
