@@ -984,3 +984,28 @@ def test_a_request_may_not_carry_many_huge_deltas(big_server: SyncServer, tmp_pa
     assert [r["status"] for r in fine.json()["results"]] == ["done"] * 4
     assert wait_until(lambda: _tmp_empty(big_server), timeout=10)
     assert same_tree(big_server.root / "greedy", src)
+
+
+def test_lists_kept_between_rounds_are_each_clients_own(server: SyncServer) -> None:
+    """A list sent inline and answered "missing" is kept for the next round, for the
+    client that sent it only: another client's list for the same content id is not used."""
+    chunks, content, raw = _content(17)
+    file_hash = blake3(content).hexdigest()
+    _, lie_content, lie = _content(18)
+    assert len(lie_content) == len(content)
+    liar = _file_op("p.bin", file_hash, len(content)) | {"chunks": base64.b64encode(lie).decode()}
+    answer = httpx.post(
+        f"{server.url}{API}/clients/mallory/ops",
+        json={"ops": [liar]},
+        headers=_headers(server),
+        timeout=30,
+    )
+    assert answer.json()["results"] == [{"status": "missing", "all": True}], answer.text
+    bare = _file_op("p.bin", file_hash, len(content))
+    assert _ops(server, bare) == [{"status": "resend"}]  # nothing kept for this client
+    honest = bare | {"chunks": base64.b64encode(raw).decode()}
+    assert _ops(server, honest) == [{"status": "missing", "all": True}]
+    pack = b"".join(encode_record(blake3(c).hexdigest(), c, compressed=False) for c in chunks)
+    made = _commit(server, [bare], pack)  # no list: the one kept for this client
+    assert made.json()["results"][0]["status"] == "done", made.text
+    assert (server.root / CLIENT / "p.bin").read_bytes() == content

@@ -116,7 +116,7 @@ class ChunkStore:
         cutoff = time.time() - self.staging_ttl
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM staged WHERE received_at < ?", (cutoff,))
-            conn.execute("DELETE FROM pending WHERE created_at < ?", (cutoff,))
+            conn.execute("DELETE FROM pending_lists WHERE created_at < ?", (cutoff,))
             live = {row[0] for row in conn.execute("SELECT DISTINCT pack FROM staged")}
         removed = 0
         for kept in self.lists.iterdir():
@@ -148,14 +148,17 @@ class ChunkStore:
         """The chunk list ``client`` sent for content ``file_hash`` of ``size``, if kept.
 
         A huge file's list sent on its own comes first; else the list an earlier answer
-        kept. One that adds up to another size was kept for the same id by another
-        client: None, and the client is asked to send its own.
+        kept. One that adds up to another size is not this file's: None, and the client
+        is asked to send its list.
         """
         chunks: Chunks
         try:
             chunks = ListFile.open(self._kept(client, file_hash))
         except OSError:
-            row = self.db.query_one("SELECT chunks FROM pending WHERE hash = ?", (file_hash,))
+            row = self.db.query_one(
+                "SELECT chunks FROM pending_lists WHERE client = ? AND hash = ?",
+                (client, file_hash),
+            )
             if row is None:
                 return None
             try:
@@ -167,7 +170,9 @@ class ChunkStore:
     def drop_list(self, client: str, file_hash: str) -> None:
         """Forget the lists kept for this content: one did not add up to it."""
         self._kept(client, file_hash).unlink(missing_ok=True)
-        self.db.execute("DELETE FROM pending WHERE hash = ?", (file_hash,))
+        self.db.execute(
+            "DELETE FROM pending_lists WHERE client = ? AND hash = ?", (client, file_hash)
+        )
 
     def locate_all(self, chunk_ids: Iterable[str]) -> dict[str, Location]:
         """Where each chunk can be read: a staged pack, else a file that holds it.
@@ -223,7 +228,10 @@ class ChunkStore:
         Runs inside the caller's transaction; ``remove_empty_packs`` then deletes the packs
         nothing points to any more.
         """
-        conn.executemany("DELETE FROM pending WHERE hash = ?", [(h,) for _, h in done])
+        conn.executemany(
+            "DELETE FROM pending_lists WHERE client = ? AND hash = ?",
+            [(client, h) for _, h in done],
+        )
         for _, file_hash in done:
             self._kept(client, file_hash).unlink(missing_ok=True)
         used = {chunk_id for staged, _ in done for chunk_id in staged}

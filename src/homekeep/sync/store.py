@@ -112,6 +112,17 @@ MIGRATIONS = (
     # the files of a batch being renamed into place, until their index rows are written
     "CREATE TABLE placing (client TEXT NOT NULL, path TEXT NOT NULL);",
     "CREATE INDEX IF NOT EXISTS placing_path ON placing(client, path);",
+    # chunk lists kept between rounds are each client's own, like the kept huge lists
+    """
+    CREATE TABLE pending_lists (
+        client TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        chunks BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (client, hash)
+    );
+    DROP TABLE pending;
+    """,
 )
 
 
@@ -842,8 +853,9 @@ class ServerStore:
         if batch.pending:
             with self.db.transaction() as conn:
                 conn.executemany(
-                    "INSERT OR REPLACE INTO pending (hash, chunks, created_at) VALUES (?, ?, ?)",
-                    [(h, c.raw, time.time()) for h, c in batch.pending.items()],
+                    "INSERT OR REPLACE INTO pending_lists (client, hash, chunks, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(batch.client, h, c.raw, time.time()) for h, c in batch.pending.items()],
                 )
             batch.pending.clear()
         if not ready:
