@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import trustme
 
 from tests.support import Server, create_token, run_cli, running
@@ -149,3 +151,25 @@ def small_limit_server(tmp: Path) -> Iterator[SyncServer]:
     args: list[str | Path] = ["sync", "server", tmp / "server", "--port", "0"]
     with running(args, data_dir=data, env=env) as srv:
         yield SyncServer(srv, tmp / "server", data, token)
+
+
+def api_error(response: httpx.Response, status: int) -> str:
+    """Check ``response`` is an error of ``status`` in the API's shape; return its code."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
+    return str(body["error"]["code"])
+
+
+# tokens a write must be refused with: none, garbage, unknown, and one without sync scope
+BAD_TOKENS = pytest.mark.parametrize(
+    ("token", "status"),
+    [("", 401), ("garbage", 401), ("hk_000000000000_" + "A" * 43, 401), ("MUSIC", 403)],
+    ids=["none", "garbage", "unknown", "unscoped"],
+)
+
+
+def bad_token(srv: SyncServer, token: str, name: str) -> str:
+    """The token a BAD_TOKENS case stands for ("MUSIC": a real token of another scope)."""
+    return create_token(srv.data_dir, name, "music") if token == "MUSIC" else token

@@ -19,8 +19,8 @@ import zstandard
 from blake3 import blake3
 
 from homekeep.sync.protocol import CHUNK_MAX, ChunkList, ChunkRef, encode_record
-from tests.support import create_token, run_cli
-from tests.sync.helpers import SyncServer, small_limit_server
+from tests.support import run_cli
+from tests.sync.helpers import BAD_TOKENS, SyncServer, api_error, bad_token, small_limit_server
 
 API = "/api/sync/v1"
 CLIENT = "c"
@@ -73,14 +73,6 @@ def _commit(
     return httpx.post(
         f"{server.url}{API}/clients/{client}/commit", content=body, headers=headers, timeout=30
     )
-
-
-def _error(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message"}
-    return str(body["error"]["code"])
 
 
 def _nothing_placed(server: SyncServer, *paths: str) -> None:
@@ -227,7 +219,7 @@ _BAD_BODIES = _bad_bodies()
 
 @pytest.mark.parametrize("body", [b for _, b in _BAD_BODIES], ids=[i for i, _ in _BAD_BODIES])
 def test_bad_commits_get_422_and_place_nothing(server: SyncServer, body: bytes) -> None:
-    assert _error(_commit(server, body), 422) == "invalid_input"
+    assert api_error(_commit(server, body), 422) == "invalid_input"
     _nothing_placed(server, "h.txt")
 
 
@@ -235,14 +227,14 @@ def test_a_pack_with_one_bad_chunk_places_none_of_the_files(server: SyncServer) 
     good, bad = b"first file", b"second file"
     pack = _record(good) + encode_record(_id(bad), b"tampered", compressed=False)
     body = _body([_file("one.txt", good), _file("two.txt", bad)], pack)
-    assert _error(_commit(server, body), 422) == "invalid_input"
+    assert api_error(_commit(server, body), 422) == "invalid_input"
     _nothing_placed(server, "one.txt", "two.txt")
 
 
 def test_oversized_commits_get_413(server: SyncServer) -> None:
     body = _body(_GOOD_OP, _record(_GOOD) + b"\0" * (1 << 20))
     assert len(body) > 1 << 20
-    assert _error(_commit(server, body), 413) == "payload_too_large"
+    assert api_error(_commit(server, body), 413) == "payload_too_large"
     # without a Content-Length: the server counts as the body streams in
     streamed = httpx.post(
         f"{server.url}{API}/clients/{CLIENT}/commit",
@@ -250,20 +242,15 @@ def test_oversized_commits_get_413(server: SyncServer) -> None:
         headers={"Authorization": f"Bearer {server.token}"},
         timeout=30,
     )
-    assert _error(streamed, 413) == "payload_too_large"
+    assert api_error(streamed, 413) == "payload_too_large"
     _nothing_placed(server, "h.txt")
 
 
-@pytest.mark.parametrize(
-    ("token", "status"),
-    [("", 401), ("garbage", 401), ("hk_000000000000_" + "A" * 43, 401), ("MUSIC", 403)],
-    ids=["none", "garbage", "unknown", "unscoped"],
-)
+@BAD_TOKENS
 def test_commits_need_a_sync_token(server: SyncServer, token: str, status: int) -> None:
-    if token == "MUSIC":
-        token = create_token(server.data_dir, "commit-music", "music")
+    token = bad_token(server, token, "commit-music")
     body = _body(_GOOD_OP, _record(_GOOD))
-    _error(_commit(server, body, token=token), status)
+    api_error(_commit(server, body, token=token), status)
     _nothing_placed(server, "h.txt")
 
 
@@ -293,7 +280,7 @@ def test_a_chunk_list_lying_about_lengths_is_refused(server: SyncServer) -> None
     chunks = ChunkList.of([ChunkRef(_id(first), 10), ChunkRef(_id(second), 10)]).encode()
     op = _file("lengths.bin", whole, chunks=chunks)
     response = _commit(server, _body([op], _record(first) + _record(second)))
-    assert _error(response, 422) == "invalid_input"
+    assert api_error(response, 422) == "invalid_input"
     _nothing_placed(server, "lengths.bin")
 
 
@@ -303,7 +290,7 @@ def test_a_one_chunk_list_lying_about_its_length_is_refused(server: SyncServer) 
     chunks = ChunkList.of([ChunkRef(_id(data), 10)]).encode()
     op = _file("short-list.bin", data, size=10, chunks=chunks)
     response = _commit(server, _body([op], _record(data)))
-    assert _error(response, 422) == "invalid_input"
+    assert api_error(response, 422) == "invalid_input"
     _nothing_placed(server, "short-list.bin")
 
 
@@ -318,7 +305,7 @@ def test_a_pack_that_inflates_past_the_bound_is_refused(server: SyncServer) -> N
         data = i.to_bytes(4, "big") + bytes(CHUNK_MAX - 4)
         pack += encode_record(_id(data), cctx.compress(data), compressed=True)
     assert len(pack) < 200_000
-    _error(_commit(server, _body([], pack)), 413)
+    api_error(_commit(server, _body([], pack)), 413)
     one = bytes(CHUNK_MAX)  # the same chunk many times is taken once: fine
     same = encode_record(_id(one), cctx.compress(one), compressed=True) * 2000
     assert _commit(server, _body([], same)).status_code == 200
@@ -332,7 +319,7 @@ def test_a_list_lying_about_a_stored_chunk_keeps_that_chunk_indexed(server: Sync
     fake = {**_file("thief.bin", real, real)}
     fake["chunks"] = ChunkList.of([ChunkRef(_id(real), 5000), ChunkRef(_id(real), 5001)]).encode()
     fake["size"] = 10_001
-    _error(_commit(server, _body([fake])), 422)
+    api_error(_commit(server, _body([fake])), 422)
     _nothing_placed(server, "thief.bin")
     again = _file("copy.bin", real, b"x")  # the stored chunk is still found: no data needed
     answer = _commit(server, _body([again], _record(b"x")))

@@ -29,7 +29,7 @@ from homekeep.sync.protocol import (
     make_delta,
 )
 from tests.support import create_token, run_cli
-from tests.sync.helpers import SyncServer, push, small_limit_server
+from tests.sync.helpers import SyncServer, api_error, push, small_limit_server
 
 API = "/api/sync/v1"
 
@@ -42,14 +42,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
 
 def _client(server: SyncServer, token: str | None = None) -> httpx.Client:
     return server.server.client(token if token is not None else server.token)
-
-
-def _error(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message"}
-    return str(body["error"]["code"])
 
 
 def _ops(client: httpx.Client, *ops: dict[str, Any], name: str = "h") -> httpx.Response:
@@ -97,7 +89,7 @@ def test_paths_leaving_the_folder_are_refused(server: SyncServer, path: str, op:
         "link": {"op": "link", "path": path, "target": "x"},
     }[op]
     with _client(server) as client:
-        assert _error(_ops(client, body), 422) == "invalid_input"
+        assert api_error(_ops(client, body), 422) == "invalid_input"
     outside = server.root.parent
     assert not (outside / "escape.txt").exists()
     assert not (server.root / "h").exists() or not any((server.root / "h").rglob("*evil*"))
@@ -109,9 +101,9 @@ def test_writing_through_a_stored_symlink_is_refused(server: SyncServer, tmp_pat
     with _client(server) as client:
         ok = _ops(client, {"op": "link", "path": "door", "target": str(victim)})
         assert ok.status_code == 200
-        assert _error(_ops(client, _file("door/planted.txt", b"x")), 422) == "invalid_input"
-        assert _error(_ops(client, {"op": "mkdir", "path": "door/sub", "mode": 0o755}), 422)
-        assert _error(_ops(client, {"op": "delete", "path": "door/anything"}), 422)
+        assert api_error(_ops(client, _file("door/planted.txt", b"x")), 422) == "invalid_input"
+        assert api_error(_ops(client, {"op": "mkdir", "path": "door/sub", "mode": 0o755}), 422)
+        assert api_error(_ops(client, {"op": "delete", "path": "door/anything"}), 422)
     assert list(victim.iterdir()) == []
     assert (server.root / "h/door").is_symlink()
 
@@ -132,7 +124,7 @@ def test_wrong_tokens_are_refused(server: SyncServer, token: str | None, status:
             ("POST", f"{API}/clients/h/ops"),
             ("PUT", f"{API}/clients/h/chunks"),
         ]:
-            _error(client.request(method, path, content=b"{}"), status)
+            api_error(client.request(method, path, content=b"{}"), status)
 
 
 @pytest.mark.parametrize(
@@ -155,7 +147,7 @@ def test_wrong_tokens_are_refused(server: SyncServer, token: str | None, status:
 def test_garbage_ops_get_422(server: SyncServer, body: bytes) -> None:
     with _client(server) as client:
         response = client.post(f"{API}/clients/h/ops", content=body)
-        assert _error(response, 422) == "invalid_input"
+        assert api_error(response, 422) == "invalid_input"
 
 
 def test_lies_about_content_are_refused_and_nothing_is_placed(server: SyncServer) -> None:
@@ -165,10 +157,10 @@ def test_lies_about_content_are_refused_and_nothing_is_placed(server: SyncServer
         assert client.put(f"{API}/clients/h/chunks", content=pack).status_code == 200
         lie = _file("lie.txt", real)
         lie["hash"] = blake3(b"something else").hexdigest()
-        assert _error(_ops(client, lie), 422) == "invalid_input"
+        assert api_error(_ops(client, lie), 422) == "invalid_input"
         short = _file("short.txt", real)
         short["size"] = 3
-        assert _error(_ops(client, short), 422) == "invalid_input"
+        assert api_error(_ops(client, short), 422) == "invalid_input"
     assert not (server.root / "h/lie.txt").exists()
     assert not (server.root / "h/short.txt").exists()
 
@@ -185,17 +177,18 @@ def test_lies_about_content_are_refused_and_nothing_is_placed(server: SyncServer
 )
 def test_bad_chunk_packs_get_422(server: SyncServer, pack: bytes) -> None:
     with _client(server) as client:
-        _error(client.put(f"{API}/clients/h/chunks", content=pack), 422)
+        api_error(client.put(f"{API}/clients/h/chunks", content=pack), 422)
 
 
 def test_oversized_bodies_get_413(server: SyncServer) -> None:
     big = json.dumps({"ops": [{"op": "delete", "path": "x" * 200}] * 6000}).encode()
     with _client(server) as client:
-        assert _error(client.post(f"{API}/clients/h/ops", content=big), 413) == "payload_too_large"
+        too_big = client.post(f"{API}/clients/h/ops", content=big)
+        assert api_error(too_big, 413) == "payload_too_large"
         chunked = client.put(
             f"{API}/clients/h/chunks", content=iter([b"\0" * 600_000, b"\0" * 600_000])
         )
-        assert _error(chunked, 413) == "payload_too_large"
+        assert api_error(chunked, 413) == "payload_too_large"
 
 
 @pytest.mark.parametrize("name", ["..", ".hidden", "a/b", "x" * 65, "sp ace"])
@@ -298,7 +291,7 @@ def test_bad_whole_file_uploads_are_refused(
         response = client.put(
             f"{API}/clients/h/files", params=params, content=body, headers=headers
         )
-        _error(response, status)
+        api_error(response, status)
     assert not (server.root / "h/up.bin").exists()
     assert not (server.root.parent / "up.bin").exists()
     assert list((server.root / ".homekeep-sync/tmp").iterdir()) == []

@@ -62,9 +62,11 @@ from homekeep.sync.protocol import (
     encode_record,
     make_delta,
 )
-from tests.support import create_token
 from tests.sync.helpers import (
+    BAD_TOKENS,
     SyncServer,
+    api_error,
+    bad_token,
     push,
     same_tree,
     small_limit_server,
@@ -493,14 +495,6 @@ def _put(
     )
 
 
-def _error(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message"}
-    return str(body["error"]["code"])
-
-
 def _left_clean(server: SyncServer, before: set[str]) -> None:
     """Nothing new kept, no temp file left (removed in a finally: may lag the answer)."""
     assert wait_until(lambda: _tmp_empty(server), timeout=5), list(
@@ -518,16 +512,11 @@ _HASH = blake3(b"a huge file").hexdigest()
 _LIST = _pack(5000, 6000, 7000)
 
 
-@pytest.mark.parametrize(
-    ("token", "status"),
-    [("", 401), ("garbage", 401), ("hk_000000000000_" + "A" * 43, 401), ("MUSIC", 403)],
-    ids=["none", "garbage", "unknown", "unscoped"],
-)
+@BAD_TOKENS
 def test_a_list_needs_a_sync_token(server: SyncServer, token: str, status: int) -> None:
-    if token == "MUSIC":
-        token = create_token(server.data_dir, "lists-music", "music")
+    token = bad_token(server, token, "lists-music")
     before = _lists(server)
-    _error(_put(server, _HASH, _total(_LIST), _LIST, token=token), status)
+    api_error(_put(server, _HASH, _total(_LIST), _LIST, token=token), status)
     _left_clean(server, before)
 
 
@@ -546,14 +535,14 @@ def test_a_list_needs_a_sync_token(server: SyncServer, token: str, status: int) 
 )
 def test_a_list_for_a_bad_hash_is_refused(server: SyncServer, file_hash: str) -> None:
     before = _lists(server)
-    assert _error(_put(server, file_hash, _total(_LIST), _LIST), 422) == "invalid_input"
+    assert api_error(_put(server, file_hash, _total(_LIST), _LIST), 422) == "invalid_input"
     _left_clean(server, before)
 
 
 @pytest.mark.parametrize("size", [None, 0, -1, (1 << 50) + 1, 1 << 63, "ten", "1.5", ""])
 def test_a_list_with_a_bad_size_is_refused(server: SyncServer, size: int | str | None) -> None:
     before = _lists(server)
-    assert _error(_put(server, _HASH, size, _LIST), 422) == "invalid_input"
+    assert api_error(_put(server, _HASH, size, _LIST), 422) == "invalid_input"
     _left_clean(server, before)
 
 
@@ -572,7 +561,7 @@ def test_a_bad_list_body_is_refused_and_nothing_is_kept(
     server: SyncServer, raw: bytes, size: int
 ) -> None:
     before = _lists(server)
-    assert _error(_put(server, _HASH, size, raw), 422) == "invalid_input"
+    assert api_error(_put(server, _HASH, size, raw), 422) == "invalid_input"
     _left_clean(server, before)
 
 
@@ -595,7 +584,7 @@ def test_a_streamed_list_far_longer_than_its_size_allows_is_refused(
     before = _lists(server)
     count = 64
     response = _put(server, _HASH, size, _endless(part, count))
-    assert _error(response, 422) == "invalid_input"
+    assert api_error(response, 422) == "invalid_input"
     _left_clean(server, before)
 
 
@@ -971,7 +960,7 @@ def test_a_request_may_not_carry_many_huge_deltas(big_server: SyncServer, tmp_pa
 
     size = 160 * MiB
     many = post(*[op(size, [[0, count]]) for _ in range(5)])
-    assert _error(many, 422) == "invalid_input"
+    assert api_error(many, 422) == "invalid_input"
     assert "huge chunk lists" in many.json()["error"]["message"]
     repeated = post(op(1 << 40, [[0, count]] * 100))  # refused early: the list, please
     assert repeated.status_code == 200, repeated.text

@@ -161,9 +161,7 @@ def _apply(
             _apply_ops(store, batch, request.ops, results)
         finally:
             store.settle(batch)
-            # file ops too: one answered "meta" after a crash between recording the file
-            # and restoring its folder's mtime must still put that mtime back
-            touched = [op.path for op in request.ops if not isinstance(op, TopOp)]
+            touched = [op.path for op in request.ops if not isinstance(op, FileOp | TopOp)]
             touched += [op.dest for op in request.ops if isinstance(op, RenameOp)]
             top = any(isinstance(op, TopOp) for op in request.ops)
             store.restore_dir_times(client, touched, top=top)

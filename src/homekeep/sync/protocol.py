@@ -135,7 +135,36 @@ class ChunkRef:
     length: int
 
 
-class ChunkList:
+class _Entries:
+    """What both kinds of chunk list derive from their packed entries, read in order."""
+
+    __slots__ = ()
+
+    def entries(self) -> Iterator[tuple[bytes, int]]:
+        """(raw 32-byte id, length) of each chunk, in order."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[ChunkRef]:
+        for raw_id, length in self.entries():
+            yield ChunkRef(raw_id.hex(), length)
+
+    def ids(self) -> Iterator[str]:
+        for raw_id, _ in self.entries():
+            yield raw_id.hex()
+
+    def offsets(self) -> Iterator[tuple[str, int, int]]:
+        """(chunk id, offset, length) of each chunk, in order."""
+        offset = 0
+        for raw_id, length in self.entries():
+            yield raw_id.hex(), offset, length
+            offset += length
+
+    def size(self) -> int:
+        """The file size the chunks add up to."""
+        return sum(length for _, length in self.entries())
+
+
+class ChunkList(_Entries):
     """A file's chunk list, packed as on the wire: a 32-byte id and a 4-byte length each.
 
     36 bytes per chunk (about 1.1 MiB per GiB of file at the 32 KiB average), where a list
@@ -158,10 +187,6 @@ class ChunkList:
 
     def __len__(self) -> int:
         return len(self.raw) // ENTRY_BYTES
-
-    def __iter__(self) -> Iterator[ChunkRef]:
-        for raw_id, length in _CHUNK_ENTRY.iter_unpack(self.raw):
-            yield ChunkRef(raw_id.hex(), length)
 
     def __getitem__(self, i: int) -> ChunkRef:
         if not 0 <= i < len(self):
@@ -186,24 +211,8 @@ class ChunkList:
         """Packed entries ``start`` to ``start + count``."""
         return bytes(self.raw[start * ENTRY_BYTES : (start + count) * ENTRY_BYTES])
 
-    def size(self) -> int:
-        """The file size the chunks add up to."""
-        return sum(length for _, length in _CHUNK_ENTRY.iter_unpack(self.raw))
-
     def entries(self) -> Iterator[tuple[bytes, int]]:
-        """(raw 32-byte id, length) of each chunk, in order."""
         return _CHUNK_ENTRY.iter_unpack(self.raw)
-
-    def ids(self) -> Iterator[str]:
-        for raw_id, _ in _CHUNK_ENTRY.iter_unpack(self.raw):
-            yield raw_id.hex()
-
-    def offsets(self) -> Iterator[tuple[str, int, int]]:
-        """(chunk id, offset, length) of each chunk, in order."""
-        offset = 0
-        for raw_id, length in _CHUNK_ENTRY.iter_unpack(self.raw):
-            yield raw_id.hex(), offset, length
-            offset += length
 
     def encode(self) -> str:
         """Base64 of the packed entries: compact JSON."""
@@ -232,7 +241,7 @@ class DeltaTooBig(InvalidInput):
     client is asked for the whole list instead."""
 
 
-class ListFile:
+class ListFile(_Entries):
     """A long chunk list kept in a file, read a window at a time: constant memory.
 
     The same reading methods as ChunkList. A 4 GiB file has some 140,000 chunks: as a
@@ -314,23 +323,9 @@ class ListFile:
         for part in self.slices():
             yield from _CHUNK_ENTRY.iter_unpack(part)
 
-    def __iter__(self) -> Iterator[ChunkRef]:
-        for raw_id, length in self.entries():
-            yield ChunkRef(raw_id.hex(), length)
-
-    def ids(self) -> Iterator[str]:
-        for raw_id, _ in self.entries():
-            yield raw_id.hex()
-
-    def offsets(self) -> Iterator[tuple[str, int, int]]:
-        offset = 0
-        for raw_id, length in self.entries():
-            yield raw_id.hex(), offset, length
-            offset += length
-
     def size(self) -> int:
-        if self._size is None:
-            self._size = sum(length for _, length in self.entries())
+        if self._size is None:  # a pass over the file: kept
+            self._size = super().size()
         return self._size
 
     def save(self, path: Path) -> None:

@@ -38,7 +38,6 @@ from homekeep.sync.chunkstore import ChunkStore, Location
 from homekeep.sync.protocol import (
     ChunkList,
     ChunkListBuilder,
-    ChunkRef,
     Chunks,
     check_client,
 )
@@ -257,9 +256,12 @@ class ServerStore:
         self._tmp_counter = itertools.count()
         self._locks_guard = threading.Lock()
         self.chunks = ChunkStore(root, self.db, self.staging, self.lists, ttl=staging_ttl)
-        if maintain:  # only the serving process may clear temp files and stale chunks
+        self._serving = self.state / "serving" if maintain else None
+        if self._serving is not None:  # only the serving process clears and repairs
             self._recover()
-            self._restore_all_dir_times()
+            if self._serving.exists():  # the last server did not stop cleanly
+                self._restore_all_dir_times()
+            self._serving.touch()
             self._clean_tmp()
             self.chunks.collect()
 
@@ -284,6 +286,8 @@ class ServerStore:
 
     def close(self) -> None:
         self.db.close()
+        if self._serving is not None:
+            self._serving.unlink(missing_ok=True)  # a clean stop: nothing to repair
 
     def _server_id(self, create: bool) -> str:
         """A random id of this target folder: clients see when they face another server."""
@@ -324,9 +328,9 @@ class ServerStore:
             log.warning("forgot %d half-placed files; their clients send them again", len(rows))
 
     def _restore_all_dir_times(self) -> None:
-        """Give every folder its recorded mtime: a server stopped between placing files
-        and restoring their folders' mtimes (a crash, a kill) leaves them moved, and the
-        client, seeing the right mtimes in the manifest, would not send them again."""
+        """Give every folder its recorded mtime, after a server that did not stop cleanly:
+        one killed between placing files and restoring their folders' mtimes leaves them
+        moved, and the client, seeing the right mtimes in the manifest, sends nothing."""
         clients = [str(r[0]) for r in self.db.query("SELECT name FROM clients")]
         for client in clients:
             try:
@@ -699,29 +703,22 @@ class ServerStore:
     def base_chunks(self, client: str, path: str, base: str) -> Chunks | None:
         """The chunk list of the file at ``path`` if its content id is ``base``.
 
-        Read in offset order into a builder: a huge file's list goes to a temp file.
+        Read in offset order into a builder: a huge file's list goes to a temp file. None
+        when the rows do not cover the file end to end (the client then sends its list).
         """
         entry = self._entry(client, path)
         if entry is None or entry["kind"] != "file" or entry["hash"] != base:
             return None
-        return self._entry_chunks(int(entry["id"]), int(entry["size"]))
-
-    def _entry_chunks(self, entry_id: int, size: int) -> Chunks | None:
-        """An entry's chunk list from the index, in order; a long one goes to a temp file.
-
-        None when the rows do not cover the file end to end: one was dropped (its chunk
-        could not be read there once), so offsets worked out from lengths would be wrong.
-        """
         rows = self.db.connection().execute(
             "SELECT hash, offset, length FROM chunks WHERE entry_id = ? ORDER BY offset",
-            (entry_id,),
+            (entry["id"],),
         )
         built = ChunkListBuilder(self.tmp)
         for chunk_hash, offset, length in rows:
-            if offset != built.size:
+            if offset != built.size:  # a row was dropped (its chunk was not there once)
                 return None
             built.add(bytes.fromhex(chunk_hash), length)
-        return built.done() if built.size == size else None
+        return built.done() if built.size == entry["size"] else None
 
     @staticmethod
     def _unchanged_on_disk(path: Path, entry: sqlite3.Row) -> bool:
@@ -790,44 +787,44 @@ class ServerStore:
         done = False
         gone: list[str] = []  # chunks not where the index said: all asked for at once
         try:
-            for window, chunk in _windowed(chunks):
-                if window is not None:
-                    located = batch.locate(self, window, keep=keep)
-                sent = batch.inline.get(chunk.chunk_id)
-                if sent is not None:
-                    data = sent[0]
-                    if len(data) != chunk.length:
-                        raise InvalidInput(
-                            f"the chunk list of {spec.path!r} gives a chunk a length it has not"
-                        )
-                    if chunk.chunk_id not in counted:
-                        counted.add(chunk.chunk_id)
-                        data_bytes += sent[1]
-                else:
-                    where = located.get(chunk.chunk_id)
-                    if where is not None and where[4] != chunk.length:
-                        raise InvalidInput(
-                            f"the chunk list of {spec.path!r} gives a chunk a length it has not"
-                        )
-                    got = self.chunks.read(handles, where, chunk) if where else None
-                    if got is None or where is None:
-                        if where is not None:  # that copy changed or went: forget only it
-                            self.chunks.drop(chunk.chunk_id, where)
-                        batch.located.pop(chunk.chunk_id, None)
-                        if len(gone) < MISSING_MAX:
-                            gone.append(chunk.chunk_id)
-                        continue
-                    data = got
-                    if where[3] and chunk.chunk_id not in staged_used:
-                        staged_used.add(chunk.chunk_id)
-                        data_bytes += where[2]
-                if gone:
-                    continue  # the file will not be made now; only look for more gone chunks
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if whole is not None:
-                    whole.update(data)
+            for window in chunks.windows():
+                located = batch.locate(self, window, keep=keep)
+                for chunk in window:
+                    sent = batch.inline.get(chunk.chunk_id)
+                    if sent is not None:
+                        data = sent[0]
+                        if len(data) != chunk.length:
+                            raise InvalidInput(
+                                f"the chunk list of {spec.path!r} gives a chunk a length it has not"
+                            )
+                        if chunk.chunk_id not in counted:
+                            counted.add(chunk.chunk_id)
+                            data_bytes += sent[1]
+                    else:
+                        where = located.get(chunk.chunk_id)
+                        if where is not None and where[4] != chunk.length:
+                            raise InvalidInput(
+                                f"the chunk list of {spec.path!r} gives a chunk a length it has not"
+                            )
+                        got = self.chunks.read(handles, where, chunk) if where else None
+                        if got is None or where is None:
+                            if where is not None:  # that copy changed or went: forget only it
+                                self.chunks.drop(chunk.chunk_id, where)
+                            batch.located.pop(chunk.chunk_id, None)
+                            if len(gone) < MISSING_MAX:
+                                gone.append(chunk.chunk_id)
+                            continue
+                        data = got
+                        if where[3] and chunk.chunk_id not in staged_used:
+                            staged_used.add(chunk.chunk_id)
+                            data_bytes += where[2]
+                    if gone:
+                        continue  # the file will not be made now; only look for more gone chunks
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    if whole is not None:
+                        whole.update(data)
             if gone:
                 if isinstance(chunks, ChunkList):
                     batch.pending[spec.hash] = chunks
@@ -973,15 +970,6 @@ class ServerStore:
 def _single(chunks: Chunks, file_hash: str) -> bool:
     """A one-chunk file: its id is its chunk's, and chunks are checked when read."""
     return isinstance(chunks, ChunkList) and len(chunks) == 1 and chunks[0].chunk_id == file_hash
-
-
-def _windowed(chunks: Chunks) -> Iterator[tuple[ChunkList | None, ChunkRef]]:
-    """Each chunk, with its window of the list alongside the first chunk of each window."""
-    for window in chunks.windows():
-        first: ChunkList | None = window
-        for ref in window:
-            yield first, ref
-            first = None
 
 
 def _slices(items: list[str], size: int = 500) -> Iterator[list[str]]:
