@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-import swagger_ui
 from fastapi import Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -17,9 +14,8 @@ from homekeep.areas import AREAS
 from homekeep.core.area import Area, AreaContext, WebParts
 from homekeep.core.auth import Token, TokenStore, authenticate
 from homekeep.core.config import Settings
-from homekeep.core.web import install_error_handlers, templates
-
-SWAGGER_UI_DIR = Path(swagger_ui.__file__).parent / "static"
+from homekeep.core.hosts import TrustedHosts, trusted_names
+from homekeep.core.web import add_docs, add_health, install_error_handlers, templates
 
 
 async def _any_token(request: Request) -> Token:
@@ -68,28 +64,14 @@ def create_app(settings: Settings, areas: Sequence[Area] = AREAS) -> FastAPI:
     install_error_handlers(app)
     page_templates = templates()
 
-    @app.get("/healthz", tags=["core"])
-    async def healthz() -> dict[str, object]:
-        """Liveness: answers while the server runs."""
-        return {"status": "ok", "version": __version__, "areas": [a.name for a, _ in mounted]}
+    add_health(app, {"version": __version__, "areas": [a.name for a, _ in mounted]})
 
     @app.get("/api/whoami", tags=["core"])
     async def whoami(token: Token = Depends(_any_token)) -> dict[str, object]:  # noqa: B008
         """The calling token's name and scopes."""
         return {"name": token.name, "scopes": list(token.scopes)}
 
-    # Swagger UI from the installed package, not a CDN: a home server may be offline.
-    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
-
-    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="homekeep API",
-            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
-            swagger_css_url="/docs/assets/swagger-ui.css",
-            swagger_favicon_url="/docs/assets/favicon-32x32.png",
-        )
+    add_docs(app, "homekeep API")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def landing(request: Request) -> HTMLResponse:
@@ -118,4 +100,9 @@ def create_app(settings: Settings, areas: Sequence[Area] = AREAS) -> FastAPI:
                 StaticFiles(directory=parts.static_dir),
                 name=f"{area.name}-static",
             )
+    server = settings.server
+    app.add_middleware(
+        TrustedHosts,
+        names=trusted_names(server.host, server.public_url, server.trusted_hosts),
+    )
     return app

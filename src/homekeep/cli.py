@@ -110,6 +110,7 @@ def serve(
         port=server.port,
         tls_cert=server.tls_cert,
         tls_key=server.tls_key,
+        limits=server.limits(),
         on_ready=lambda url: click.echo(f"homekeep {__version__} serving at {url}/ (Ctrl-C stops)"),
     )
 

@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 
 from homekeep.core.errors import ConfigError
 from homekeep.core.files import write_atomic
+from homekeep.core.limits import Limits
 from homekeep.core.paths import DataDir, default_config_path, default_data_dir
 
 ENV_PREFIX = "HOMEKEEP_"
@@ -55,6 +56,34 @@ class ServerSection(Section):
         description="Base URL clients use to reach this server, e.g. https://home.example; "
         "default: built from host and port.",
     )
+    trusted_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names (and addresses) requests may name in their Host header, "
+        "e.g. ['nas.lan', '*.home.example']; others get 400. Always trusted: localhost, "
+        "the loopback addresses, the host of public_url, this machine's name and, when "
+        "listening on every interface, its addresses. ['*'] trusts any name.",
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=4096,
+        le=1024 * 1024,
+        description="Largest request line plus headers a client may send (431 past it).",
+    )
+    max_header_count: int = Field(
+        default=128, ge=16, le=4096, description="Most request headers a client may send."
+    )
+    header_timeout_seconds: float = Field(
+        default=15,
+        gt=0,
+        le=600,
+        description="A client must send a request's headers within this (408 after it).",
+    )
+    max_connections: int = Field(
+        default=512,
+        ge=1,
+        le=100_000,
+        description="Open connections the server accepts at once (503 past it).",
+    )
 
     def base_url(self, port: int | None = None) -> str:
         """Return the public base URL, without a trailing slash."""
@@ -63,6 +92,15 @@ class ServerSection(Section):
         scheme = "https" if self.tls_cert else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port if port is None else port}"
+
+    def limits(self) -> Limits:
+        """The per-client bounds every HTTP server of homekeep applies."""
+        return Limits(
+            max_header_bytes=self.max_header_bytes,
+            max_header_count=self.max_header_count,
+            header_timeout_seconds=self.header_timeout_seconds,
+            max_connections=self.max_connections,
+        )
 
 
 LogLevel = Literal["debug", "info", "warning", "error"]

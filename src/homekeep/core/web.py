@@ -1,14 +1,19 @@
-"""Web helpers shared by the areas: the one JSON error shape, and page templates."""
+"""Web helpers shared by the areas and servers: the error shape, health, docs, templates."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
+import swagger_ui
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -19,6 +24,7 @@ from homekeep.core.errors import HomekeepError
 log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+SWAGGER_UI_DIR = Path(swagger_ui.__file__).parent / "static"
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -121,3 +127,31 @@ def templates(area_templates: Path | None = None) -> Jinja2Templates:
         loaders.insert(0, FileSystemLoader(str(area_templates)))
     env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(default=True))
     return Jinja2Templates(env=env)
+
+
+def add_health(app: FastAPI, details: Mapping[str, Any]) -> None:
+    """``/healthz``: ``ok`` to anyone; the version and ``details`` only with a valid token."""
+    from homekeep.core.auth import authenticate
+
+    @app.get("/healthz", tags=["core"])
+    async def healthz(request: Request) -> dict[str, Any]:
+        """Liveness: answers while the server runs (more with a token: version, parts)."""
+        if await authenticate(request, None, required=False) is None:
+            return {"status": "ok"}
+        return {"status": "ok", **details}
+
+
+def add_docs(app: FastAPI, title: str) -> None:
+    """Serve Swagger UI at ``/docs`` from the installed package: a home LAN may be offline,
+    and a CDN would see every visit."""
+    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=title,
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )

@@ -21,7 +21,8 @@ from homekeep.core.errors import (
     UnsupportedMedia,
     UsageError,
 )
-from homekeep.core.web import install_error_handlers
+from homekeep.core.hosts import TrustedHosts
+from homekeep.core.web import add_docs, add_health, install_error_handlers
 from homekeep.sync import fsops
 from homekeep.sync.chunking import DIGESTERS, Digest, Follower, ListMismatch
 from homekeep.sync.config import SyncConfig
@@ -440,18 +441,20 @@ def build(ctx: AreaContext) -> WebParts:
 
 
 def standalone_app(
-    store: ServerStore, tokens: TokenStore, *, max_request: int, data_port: int | None = None
+    store: ServerStore,
+    tokens: TokenStore,
+    *,
+    max_request: int,
+    data_port: int | None = None,
+    trusted_hosts: frozenset[str] = frozenset({"*"}),
 ) -> FastAPI:
-    """The app of `homekeep sync server`: the protocol under /api/sync, plus /healthz."""
-    app = FastAPI(title="homekeep sync", version=__version__, redoc_url=None)
+    """The app of `homekeep sync server`: the protocol under /api/sync, /healthz and /docs."""
+    app = FastAPI(title="homekeep sync", version=__version__, docs_url=None, redoc_url=None)
     app.state.tokens = tokens
     install_error_handlers(app)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
-        """Liveness: answers while the server runs."""
-        return {"status": "ok", "version": __version__, "protocol": VERSION}
-
+    add_health(app, {"version": __version__, "protocol": VERSION})
+    add_docs(app, "homekeep sync API")
     api = router(store, max_request=max_request, data_port=data_port)
     app.include_router(api, prefix="/api/sync", tags=["sync"])
+    app.add_middleware(TrustedHosts, names=trusted_hosts)
     return app

@@ -89,6 +89,7 @@ def server(
     Clients authenticate with tokens from this data directory:
     'homekeep token create NAME --scope sync'.
     """
+    from homekeep.core.hosts import trusted_names
     from homekeep.core.server import bind, check_tls, serve
     from homekeep.sync.api import standalone_app
     from homekeep.sync.dataport import DataPort
@@ -127,11 +128,13 @@ def server(
             click.echo(f"data port {data_port} is in use; taking a free one", err=True)
             listener = bind(host, 0)
         port_for_data = DataPort(store, tokens, listener, tls)
+    web = rt.settings.server
     app = standalone_app(
         store,
         tokens,
         max_request=cfg.max_request_mb << 20,
         data_port=port_for_data.port if port_for_data else None,
+        trusted_hosts=trusted_names(host, "", web.trusted_hosts),
     )
     if tls_cert is not None:
         click.echo(f"certificate SHA-256 fingerprint: {_cert_fingerprint(tls_cert)}")
@@ -152,6 +155,7 @@ def server(
             tls_key=tls_key,
             on_ready=ready,
             name="sync server",
+            limits=web.limits(),
         )
     finally:
         if port_for_data is not None:
