@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import tomli_w
 import tomlkit
@@ -28,10 +28,23 @@ ENV_PREFIX = "HOMEKEEP_"
 _CLI_ENV = {"HOMEKEEP_CONFIG", "HOMEKEEP_DATA_DIR"}
 
 
+@dataclass(frozen=True)
+class Renamed:
+    """A key that was renamed: the old name is still read, converted, with a warning."""
+
+    new: str
+    convert: Callable[[Any], Any] = lambda value: value
+
+
 class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, values are immutable."""
+    """Base of every config section: unknown keys are errors, values are immutable.
+
+    ``renamed`` maps keys of earlier releases to their new names, so an old config file
+    keeps working: each old key is read once, converted, and named in a warning.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    renamed: ClassVar[Mapping[str, Renamed]] = {}
 
 
 class CoreSection(Section):
@@ -135,6 +148,7 @@ class Settings:
     sections: Mapping[str, Section]
     path: Path | None = None
     data_dir_override: Path | None = field(default=None, compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def core(self) -> CoreSection:
@@ -164,7 +178,10 @@ class Settings:
     def with_section(self, name: str, value: Section) -> Settings:
         """Return a copy with one section replaced (command-line overrides)."""
         return Settings(
-            {**self.sections, name: value}, path=self.path, data_dir_override=self.data_dir_override
+            {**self.sections, name: value},
+            path=self.path,
+            data_dir_override=self.data_dir_override,
+            warnings=self.warnings,
         )
 
     def to_toml(self) -> str:
@@ -201,17 +218,44 @@ def load_settings(
             known = ", ".join(f"[{s}]" for s in sections)
             raise ConfigError(f"{where}: unknown section [{name}]; known sections: {known}")
     values: dict[str, Section] = {}
+    warnings: list[str] = []
     overrides = _env_overrides(env, sections)
     for name, model in sections.items():
         data = raw.get(name, {})
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: [{name}] must be a table of keys, not a single value")
-        merged = {**data, **overrides.get(name, {})}
+        merged = _rename({**data, **overrides.get(name, {})}, name, model, where, warnings)
         try:
             values[name] = model.model_validate(merged)
         except ValidationError as exc:
             raise ConfigError(_describe(where, name, exc.errors()[0], overrides)) from exc
-    return Settings(values, path=path, data_dir_override=data_dir)
+    return Settings(values, path=path, data_dir_override=data_dir, warnings=tuple(warnings))
+
+
+def _rename(
+    data: dict[str, Any], section: str, model: type[Section], where: str, warnings: list[str]
+) -> dict[str, Any]:
+    """Read the old names of renamed keys as their new ones, with a warning for each."""
+    for old, renamed in model.renamed.items():
+        if old not in data:
+            continue
+        value = data.pop(old)
+        if renamed.new in data:
+            warnings.append(
+                f"{where}: [{section}] {old} is ignored: {renamed.new} is set; remove {old}"
+            )
+            continue
+        try:
+            data[renamed.new] = renamed.convert(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"{where}: [{section}] {old}: {exc}; better, set {renamed.new} instead"
+            ) from exc
+        warnings.append(
+            f"{where}: [{section}] {old} is now {renamed.new} "
+            f"(= {data[renamed.new]!r}); rename it, the old name will go"
+        )
+    return data
 
 
 def _read_toml(path: Path, *, explicit: bool) -> dict[str, Any]:
@@ -240,7 +284,8 @@ def _env_overrides(
         for name in names:
             if rest.startswith(name + "_"):
                 key = rest[len(name) + 1 :]
-                if key not in sections[name].model_fields:
+                model = sections[name]
+                if key not in model.model_fields and key not in model.renamed:
                     known = ", ".join(sections[name].model_fields)
                     raise ConfigError(
                         f"environment variable {var}: [{name}] has no key '{key}'; "

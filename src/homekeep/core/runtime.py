@@ -30,7 +30,10 @@ class Runtime:
 
     @cached_property
     def settings(self) -> Settings:
-        return load_settings(self.config_path, self.sections, data_dir=self.data_dir)
+        settings = load_settings(self.config_path, self.sections, data_dir=self.data_dir)
+        for warning in settings.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        return settings
 
     def setup_logging(self) -> None:
         """Console at WARNING (INFO with -v, DEBUG with -vv or --debug) plus the log file."""
