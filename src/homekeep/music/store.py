@@ -206,9 +206,6 @@ class MusicStore:
         self.db = db
         self.folder = folder
 
-    def close(self) -> None:
-        self.db.close()
-
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the writers' lock (a scan, a root removal), or raise Conflict at once."""
