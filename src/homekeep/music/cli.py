@@ -12,16 +12,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from homekeep.core.area import AreaContext
-from homekeep.core.db import Database
 from homekeep.core.errors import NotFound
 from homekeep.core.progress import progress
 from homekeep.core.runtime import Runtime, pass_runtime
-from homekeep.music import reports
-from homekeep.music.config import MusicConfig
-from homekeep.music.library import Library
-from homekeep.music.scanner import STEPS, Scanner, prestart_pool, remove_root, resolve_roots
-from homekeep.music.schema import MIGRATIONS
+from homekeep.music.pool import prestart_pool
+from homekeep.music.scanner import STEPS
+from homekeep.music.service import Service, open_service
 
 STEP_NAMES = {
     "walk": "walk",
@@ -34,14 +30,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 
 @contextmanager
-def _open(rt: Runtime) -> Iterator[tuple[AreaContext, Database]]:
-    """The music area's context and database, closed when the command ends."""
-    ctx = rt.area("music")
-    db = ctx.database(MIGRATIONS)
+def _service(rt: Runtime) -> Iterator[Service]:
+    """The music service, closed when the command ends."""
+    svc = open_service(rt.area("music"))
     try:
-        yield ctx, db
+        yield svc
     finally:
-        db.close()
+        svc.close()
 
 
 def _size(n: int | None) -> str:
@@ -89,13 +84,9 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
 
     Only new and changed files (size or mtime) are read; moved files keep their data.
     """
-    with _open(rt) as (ctx, db):
-        config = ctx.config(MusicConfig)
-        wanted = list(roots) or list(config.roots)
-        if not wanted:  # rescan what was scanned before
-            wanted = [Path(row["path"]) for row in Library(db).roots()]
-        paths = resolve_roots(wanted)
-        scanner = Scanner(db, ctx.dir, config)
+    with _service(rt) as svc:
+        paths = svc.scan_roots(roots)
+        scanner = svc.scanner()
         pool = prestart_pool(scanner.workers)  # before the progress display's thread
         try:
             with progress(enabled=None if not as_json else False) as display:
@@ -144,8 +135,8 @@ def report() -> None:
 @pass_runtime
 def report_types(rt: Runtime, as_json: bool) -> None:
     """Every file under the roots by extension and detected kind, with count and size."""
-    with _open(rt) as (_, db):
-        rows = reports.types(db)
+    with _service(rt) as svc:
+        rows = svc.reports.types()
     if as_json:
         _print(rows)
         return
@@ -168,9 +159,9 @@ def report_types(rt: Runtime, as_json: bool) -> None:
 @pass_runtime
 def report_missing(rt: Runtime, fields: str | None, as_json: bool) -> None:
     """Tracks missing critical tags; album artist and track number are warnings."""
-    with _open(rt) as (ctx, db):
-        wanted = reports.parse_fields(fields, ctx.config(MusicConfig).critical_tags)
-        rows = reports.missing_tags(db, wanted)
+    with _service(rt) as svc:
+        wanted = svc.tag_fields(fields)
+        rows = svc.reports.missing_tags(wanted)
     if as_json:
         _print(rows)
         return
@@ -192,9 +183,9 @@ def report_missing(rt: Runtime, fields: str | None, as_json: bool) -> None:
 @pass_runtime
 def report_artwork(rt: Runtime, min_size: int | None, as_json: bool) -> None:
     """Albums with no front cover, a cover too small, or one that cannot be decoded."""
-    with _open(rt) as (ctx, db):
-        size = ctx.config(MusicConfig).min_cover_size if min_size is None else min_size
-        rows = reports.artwork(db, size)
+    with _service(rt) as svc:
+        size = svc.min_cover_size(min_size)
+        rows = svc.reports.artwork(size)
     if as_json:
         _print(rows)
         return
@@ -212,8 +203,8 @@ def report_artwork(rt: Runtime, min_size: int | None, as_json: bool) -> None:
 @pass_runtime
 def report_errors(rt: Runtime, as_json: bool) -> None:
     """Files that could not be read, and why; files whose content is not their extension."""
-    with _open(rt) as (_, db):
-        rows = reports.errors(db)
+    with _service(rt) as svc:
+        rows = svc.reports.errors()
     if as_json:
         _print(rows)
         return
@@ -230,8 +221,8 @@ def report_errors(rt: Runtime, as_json: bool) -> None:
 @pass_runtime
 def timings(rt: Runtime, limit: int, as_json: bool) -> None:
     """The time each step of recent scans took, newest first."""
-    with _open(rt) as (_, db):
-        rows = reports.timings(db, limit)
+    with _service(rt) as svc:
+        rows = svc.reports.timings(limit)
     if as_json:
         _print(rows)
         return
@@ -261,8 +252,8 @@ def roots() -> None:
 @pass_runtime
 def roots_list(rt: Runtime, as_json: bool) -> None:
     """Every scanned root with its file count and last scan."""
-    with _open(rt) as (_, db):
-        rows = Library(db).roots()
+    with _service(rt) as svc:
+        rows = svc.library.roots()
     if as_json:
         _print(rows)
         return
@@ -277,6 +268,6 @@ def roots_list(rt: Runtime, as_json: bool) -> None:
 @pass_runtime
 def roots_remove(rt: Runtime, path: Path) -> None:
     """Forget a root and its tracks (the files on disk are not touched)."""
-    with _open(rt) as (ctx, db):
-        count = remove_root(db, ctx.dir, ctx.config(MusicConfig), path)
+    with _service(rt) as svc:
+        count = svc.remove_root(path)
     click.echo(f"removed root {path} and the {count} files the library knew under it")
