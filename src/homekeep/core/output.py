@@ -35,11 +35,11 @@ def human_size(size: float | None) -> str:
 
 
 def human_duration(seconds: float | None) -> str:
-    """A duration for people: ``850 ms``, ``2.35 s``, ``4 min 05 s``, ``2 h 03 min``."""
+    """A duration for people: ``85.2 ms``, ``2.35 s``, ``4 min 05 s``, ``2 h 03 min``."""
     if seconds is None:
         return "-"
     if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
+        return f"{seconds * 1000:.1f} ms"
     if seconds < 60:
         return f"{seconds:.2f} s"
     whole = round(seconds)
@@ -73,8 +73,8 @@ def console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr) if stream.isatty() else Console(stderr=stderr, width=200)
 
 
-def table(*columns: str) -> Table:
-    """A table in the house style; add rows, then ``print_table``."""
+def new_table(*columns: str) -> Table:
+    """A table in the house style; add rows, then ``console().print``."""
     from rich.table import Table
 
     return Table(*columns, header_style="bold")
@@ -82,7 +82,7 @@ def table(*columns: str) -> Table:
 
 def print_table(rows: Sequence[Sequence[object]], columns: Sequence[str]) -> None:
     """Print ``rows`` under ``columns`` as a table (cells shown with ``str``)."""
-    grid = table(*columns)
+    grid = new_table(*columns)
     for row in rows:
         grid.add_row(*("-" if cell is None else str(cell) for cell in row))
     console().print(grid)
