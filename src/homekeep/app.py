@@ -31,7 +31,7 @@ def create_app(settings: Settings, areas: Sequence[Area] = AREAS) -> FastAPI:
     tokens = TokenStore(data.core_db)
     mounted: list[tuple[Area, WebParts]] = []
     for area in areas:
-        if area.web is not None:
+        if area.web_ref is not None:
             ctx = AreaContext(name=area.name, settings=settings, tokens=tokens)
             mounted.append((area, area.web(ctx)))
 

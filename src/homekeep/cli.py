@@ -5,22 +5,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from homekeep import __version__
 from homekeep.areas import AREAS, by_name
-from homekeep.core.config import CORE_SECTIONS, Section, default_config_text
 from homekeep.core.errors import Conflict, HomekeepError
-from homekeep.core.files import write_atomic
+from homekeep.core.output import print_table
 from homekeep.core.paths import default_config_path
 from homekeep.core.runtime import Runtime, pass_runtime
 
+if TYPE_CHECKING:
+    from homekeep.core.config import Section
+
 
 def _sections() -> dict[str, type[Section]]:
+    """Every config section, core's and each area's (this imports their models)."""
+    from homekeep.core.config import CORE_SECTIONS
+
     return {**CORE_SECTIONS, **{area.name: area.config for area in AREAS}}
 
 
@@ -35,6 +38,18 @@ class _Root(click.Group):
         if area is not None:
             return area.cli()
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the commands; an area shows its summary, so its CLI is not imported."""
+        width = formatter.width - 6 if formatter.width else 74
+        rows = []
+        for name in super().list_commands(ctx):
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(width)))
+        rows += [(area.name, area.summary) for area in AREAS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,7 +76,7 @@ def cli(
     """homekeep: a home server's file and media chores in one tool."""
     _state["debug"] = debug
     ctx.obj = Runtime(
-        sections=_sections(),
+        sections=_sections,
         area_names=tuple(area.name for area in AREAS),
         config_path=config_path,
         data_dir=data_dir,
@@ -99,6 +114,7 @@ def serve(
         }.items()
         if value is not None
     }
+    rt.settings.validate()  # a mistake in any section stops the server before it starts
     settings = rt.settings.with_section("server", rt.settings.server.model_copy(update=overrides))
     rt.settings = settings
     rt.setup_logging()
@@ -125,6 +141,9 @@ def config() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def config_init(path: Path | None, force: bool) -> None:
     """Write a commented config file with every key at its default."""
+    from homekeep.core.config import default_config_text
+    from homekeep.core.files import write_atomic
+
     target = path or default_config_path()
     if target.exists() and not force:
         raise Conflict(f"{target} already exists; pass --force to overwrite it")
@@ -137,6 +156,7 @@ def config_init(path: Path | None, force: bool) -> None:
 def config_show(rt: Runtime) -> None:
     """Print the effective config as TOML (file, environment and defaults; secrets masked)."""
     settings = rt.settings
+    settings.validate()
     source = settings.path or "embedded defaults"
     click.echo(f"# effective config; file: {source}; data dir: {settings.data.root}")
     click.echo(settings.to_toml(), nl=False)
@@ -201,11 +221,13 @@ def token_list(rt: Runtime, as_json: bool) -> None:
             )
         )
         return
-    table = Table("name", "scopes", "created", "last used", "state")
-    for t in tokens:
-        state = f"revoked {t.revoked_at}" if t.revoked_at else "active"
-        table.add_row(t.name, ",".join(t.scopes), t.created_at, t.last_used_at or "-", state)
-    Console().print(table)
+    print_table(
+        [
+            (t.name, ",".join(t.scopes), t.created_at, t.last_used_at, t.revoked_at or "active")
+            for t in tokens
+        ],
+        ("name", "scopes", "created", "last used", "revoked"),
+    )
 
 
 @token.command("revoke")

@@ -61,19 +61,23 @@ def probe_web(markers: Path) -> WebParts:
     return WebParts(api=api, pages=APIRouter(), startup=[started], shutdown=[stopped])
 
 
+group = click.Group("probe")
+
+
+def build(ctx: AreaContext) -> WebParts:
+    """The probe area's parts; the marker folder comes from the command line."""
+    return probe_web(Path(sys.argv[2]))
+
+
 def main() -> None:
-    data_dir, markers = Path(sys.argv[1]), Path(sys.argv[2])
-
-    def web(ctx: AreaContext) -> WebParts:
-        return probe_web(markers)
-
+    data_dir = Path(sys.argv[1])
     probe = Area(
         name="probe",
         title="Probe",
         summary="Routes that provoke errors, for tests.",
-        config=ProbeConfig,
-        cli=lambda: click.Group("probe"),
-        web=web,
+        config_ref="__main__:ProbeConfig",
+        cli_ref="__main__:group",
+        web_ref="__main__:build",
     )
     areas = (*AREAS, probe)
     sections = {**CORE_SECTIONS, **{a.name: a.config for a in areas}}

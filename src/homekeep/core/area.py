@@ -6,23 +6,22 @@ An area is a subpackage ``homekeep/<name>/`` whose ``__init__.py`` defines ``ARE
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import importlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
-
-import click
-
-from homekeep.core.config import Section, Settings
-from homekeep.core.db import Database
-from homekeep.core.paths import DataDir
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    import click
     from fastapi import APIRouter
 
+    from homekeep.core.config import Section, Settings
+    from homekeep.core.db import Database
+    from homekeep.core.paths import DataDir
     from homekeep.core.tokens import TokenStore
 
-S = TypeVar("S", bound=Section)
+S = TypeVar("S", bound="Section")
 Hook = Callable[[], Awaitable[None]]
 
 
@@ -42,17 +41,48 @@ class WebParts:
     shutdown: Sequence[Hook] = ()
 
 
+def load(ref: str) -> Any:
+    """Import ``"package.module:name"`` and return the name."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 @dataclass(frozen=True)
 class Area:
-    """An area's declaration. Keep the area's ``__init__`` light: the rest loads lazily."""
+    """An area's declaration: names of what it provides, imported only when used.
+
+    ``config``, ``cli`` and ``web`` are references ``"module:name"`` to its config
+    section, its click group and its ``build(ctx) -> WebParts``: so listing the areas
+    (``homekeep --help``, ``--version``) imports none of them.
+    ``debian_packages`` maps each Debian package the area drives or tests with to why;
+    scripts/debian-packages.txt is generated from them.
+    """
 
     name: str
     title: str
     summary: str
-    config: type[Section]
-    cli: Callable[[], click.Group]
-    web: Callable[[AreaContext], WebParts] | None = None
-    debian_packages: tuple[str, ...] = field(default=())
+    config_ref: str
+    cli_ref: str
+    web_ref: str | None = None
+    debian_packages: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> type[Section]:
+        """The area's config section model."""
+        model: type[Section] = load(self.config_ref)
+        return model
+
+    def cli(self) -> click.Group:
+        """The area's click group."""
+        group: click.Group = load(self.cli_ref)
+        return group
+
+    def web(self, ctx: AreaContext) -> WebParts:
+        """What the area mounts into ``homekeep serve``."""
+        if self.web_ref is None:
+            return WebParts()
+        parts: WebParts = load(self.web_ref)(ctx)
+        return parts
 
 
 @dataclass(frozen=True)
@@ -78,6 +108,8 @@ class AreaContext:
 
     def database(self, migrations: Sequence[str]) -> Database:
         """Open (and migrate) the area's SQLite file."""
+        from homekeep.core.db import Database
+
         return Database(
             self.settings.data.area_db(self.name), area=self.name, migrations=migrations
         )

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-import tomli_w
-import tomlkit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -43,7 +41,8 @@ class Section(BaseModel):
     keeps working: each old key is read once, converted, and named in a warning.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # defer_build: a model's validator is built when first used, not when imported
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, defer_build=True)
     renamed: ClassVar[Mapping[str, Renamed]] = {}
 
 
@@ -142,13 +141,53 @@ S = TypeVar("S", bound=Section)
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The effective configuration: every section validated."""
+class _Raw:
+    """One section's keys as read (file and environment merged), not yet validated."""
 
-    sections: Mapping[str, Section]
+    model: type[Section]
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration, each section validated when first read.
+
+    ``load_settings`` validates every section at once unless asked not to; the CLI asks
+    not to, so a command pays only for the sections it reads (``homekeep serve`` and
+    ``config show`` validate all at start). The cache of validated sections may be
+    filled from several threads: each fills an entry with the same immutable value, so
+    the race is harmless.
+    """
+
+    raw: Mapping[str, _Raw]
     path: Path | None = None
     data_dir_override: Path | None = field(default=None, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    where: str = field(default="the embedded defaults", compare=False)
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
+    _valid: dict[str, Section] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def sections(self) -> dict[str, Section]:
+        """Every section, validated."""
+        return {name: self._validated(name) for name in self.raw}
+
+    def validate(self) -> None:
+        """Validate every section now: a mistake anywhere raises ConfigError."""
+        for name in self.raw:
+            self._validated(name)
+
+    def _validated(self, name: str) -> Section:
+        value = self._valid.get(name)
+        if value is None:
+            raw = self.raw[name]
+            try:
+                value = raw.model.model_validate(dict(raw.data))
+            except ValidationError as exc:
+                detail = _describe(self.where, name, exc.errors()[0], self.overrides)
+                raise ConfigError(detail) from exc
+            self._valid[name] = value
+        return value
 
     @property
     def core(self) -> CoreSection:
@@ -170,7 +209,7 @@ class Settings:
 
     def section(self, name: str, model: type[S]) -> S:
         """Return one section, typed as the model that defines it."""
-        value = self.sections[name]
+        value = self._validated(name)
         if not isinstance(value, model):
             raise TypeError(f"section [{name}] is {type(value).__name__}, not {model.__name__}")
         return value
@@ -178,10 +217,13 @@ class Settings:
     def with_section(self, name: str, value: Section) -> Settings:
         """Return a copy with one section replaced (command-line overrides)."""
         return Settings(
-            {**self.sections, name: value},
+            {**self.raw, name: _Raw(type(value), value.model_dump())},
             path=self.path,
             data_dir_override=self.data_dir_override,
             warnings=self.warnings,
+            where=self.where,
+            overrides=self.overrides,
+            _valid={**self._valid, name: value},
         )
 
     def to_toml(self) -> str:
@@ -189,6 +231,8 @@ class Settings:
         doc: dict[str, Any] = {}
         for name, section in self.sections.items():
             doc[name] = _drop_none(section.model_dump(mode="json"))
+        import tomli_w
+
         return tomli_w.dumps(doc)
 
 
@@ -198,11 +242,13 @@ def load_settings(
     *,
     env: Mapping[str, str] | None = None,
     data_dir: Path | None = None,
+    validate: bool = True,
 ) -> Settings:
     """Load and validate the config.
 
     ``path`` None means the default location if a file is there, else the embedded
-    defaults. ``sections`` maps every known section name to its model.
+    defaults. ``sections`` maps every known section name to its model. With
+    ``validate`` False each section is validated when first read.
     """
     env = os.environ if env is None else env
     explicit = path is not None
@@ -217,7 +263,7 @@ def load_settings(
         if name not in sections:
             known = ", ".join(f"[{s}]" for s in sections)
             raise ConfigError(f"{where}: unknown section [{name}]; known sections: {known}")
-    values: dict[str, Section] = {}
+    values: dict[str, _Raw] = {}
     warnings: list[str] = []
     overrides = _env_overrides(env, sections)
     for name, model in sections.items():
@@ -225,11 +271,18 @@ def load_settings(
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: [{name}] must be a table of keys, not a single value")
         merged = _rename({**data, **overrides.get(name, {})}, name, model, where, warnings)
-        try:
-            values[name] = model.model_validate(merged)
-        except ValidationError as exc:
-            raise ConfigError(_describe(where, name, exc.errors()[0], overrides)) from exc
-    return Settings(values, path=path, data_dir_override=data_dir, warnings=tuple(warnings))
+        values[name] = _Raw(model, merged)
+    settings = Settings(
+        values,
+        path=path,
+        data_dir_override=data_dir,
+        warnings=tuple(warnings),
+        where=where,
+        overrides=overrides,
+    )
+    if validate:
+        settings.validate()
+    return settings
 
 
 def _rename(
@@ -364,12 +417,16 @@ def _inline(value: Any) -> str:
         return "{" + (f" {items} " if items else "") + "}"
     if isinstance(value, list):
         return "[" + ", ".join(_inline(v) for v in value) + "]"
+    import tomli_w
+
     return tomli_w.dumps({"v": value}).strip().removeprefix("v = ")
 
 
 def _key(name: str) -> str:
     if name.replace("_", "").replace("-", "").isalnum():
         return name
+    import tomli_w
+
     return tomli_w.dumps({name: 0}).rstrip("\n").rpartition(" = ")[0]  # quoted as TOML needs
 
 
@@ -379,6 +436,8 @@ def save_section(path: Path, name: str, values: Mapping[str, Any]) -> None:
     The file is rewritten atomically (temp file, fsync, rename).
     """
     text = path.read_text(encoding="utf-8") if path.exists() else ""
+    import tomlkit  # only rewriting a file needs it
+
     doc = tomlkit.parse(text)
     doc[name] = _drop_none(dict(values))
     write_atomic(path, tomlkit.dumps(doc).encode("utf-8"))

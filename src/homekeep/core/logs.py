@@ -7,8 +7,6 @@ import sys
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-from rich.logging import RichHandler
-
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -27,6 +25,8 @@ def setup_logging(
         handler.close()
     console: logging.Handler
     if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
         console = RichHandler(show_path=False, rich_tracebacks=False)
     else:
         console = logging.StreamHandler(sys.stderr)
