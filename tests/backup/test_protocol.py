@@ -78,7 +78,9 @@ class RecordingControl:
 @pytest.fixture
 def commands(tmp_path: Path) -> Iterator[Commands]:
     config = tmp_path / "config.toml"
-    config.write_text(f'[backup]\nroot = "{tmp_path / "backups"}"\n')
+    config.write_text(
+        f'[backup]\nroot = "{tmp_path / "backups"}"\nallowed_roots = ["{tmp_path}"]\n'
+    )
     settings = load_settings(
         config, {**CORE_SECTIONS, "backup": BackupConfig}, data_dir=tmp_path / "data", env={}
     )

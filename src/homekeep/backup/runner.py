@@ -19,6 +19,7 @@ from typing import IO, Any, Literal
 from homekeep.backup import commands, retention
 from homekeep.backup.config import BackupConfig, JobSpec
 from homekeep.backup.locks import JobLock
+from homekeep.backup.roots import PathRefused, Roots
 from homekeep.backup.store import Run, RunStore
 from homekeep.backup.targets import Target, rclone_config_path, resolve
 from homekeep.core.db import Database, utcnow
@@ -145,9 +146,10 @@ def _prune_logs(folder: Path, keep: int) -> None:
 class Backups:
     """The backup service of one data directory: runs jobs and records them."""
 
-    def __init__(self, area_dir: Path, config: BackupConfig, db: Database) -> None:
+    def __init__(self, area_dir: Path, config: BackupConfig, db: Database, roots: Roots) -> None:
         self.dir = area_dir
         self.config = config
+        self.roots = roots
         self.store = RunStore(db)
         attach_log_file(area_dir / "backup.log", config.log_max_bytes, config.log_backup_count)
 
@@ -296,6 +298,10 @@ class _Execution:
         return about["free"] if about else None
 
     def check_safety(self) -> None:
+        try:
+            self.backups.roots.check_job(self.job, self.target)
+        except PathRefused as exc:
+            raise Refused(f"{exc.message}; nothing was changed") from exc
         source = Path(self.job.source)
         if not source.is_absolute() or not source.is_dir():
             raise Refused(f"source {source} is missing or not a directory; nothing was changed")
