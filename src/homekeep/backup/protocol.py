@@ -15,11 +15,12 @@ from typing import Any, NamedTuple, Protocol
 
 from pydantic import ValidationError
 
+from homekeep.backup import runlogs
 from homekeep.backup.config import JobSpec, cron_problem, unit_seconds
 from homekeep.backup.jobbook import describe_error
 from homekeep.backup.roots import PathRefused
 from homekeep.backup.service import Service
-from homekeep.backup.targets import resolve
+from homekeep.backup.targets import nearest_existing, resolve
 from homekeep.core.errors import HomekeepError
 
 Message = dict[str, Any]
@@ -315,20 +316,16 @@ class Commands:
         out["Source"] = await self.control.in_thread(lambda: diskstats.usage(Path(job.source)))
         target = resolve(job, self.svc.config)
         out["Target"] = None
-        if target.is_local:
-            probe = target.path
-            while not probe.exists() and probe.parent != probe:
-                probe = probe.parent
+        probe = nearest_existing(target.path) if target.is_local else None
+        if probe is not None:
             out["Target"] = await self.control.in_thread(lambda: diskstats.usage(probe))
             if message.get("SpeedTest") is True:
                 out["Speed"] = await self.control.in_thread(
                     lambda: diskstats.speed_test(probe, 16 * diskstats.CHUNK)
                 )
         elif target.tool == "rclone":
-            from homekeep.backup.runner import rclone_about
-
             out["Target"] = await self.control.in_thread(
-                lambda: rclone_about(target, self.svc.config)
+                lambda: diskstats.rclone_about(target, self.svc.config)
             )
         last = await self.control.in_thread(lambda: self.svc.backups.store.last(job.name))
         out["LastRun"] = last.to_json() if last else None
@@ -370,15 +367,10 @@ class Commands:
             run = await self.control.in_thread(lambda: store.last(job.name))
             if run is None:
                 return failure("GetLogs", "No Runs")
-        text = ""
-        if run.log_file and Path(run.log_file).is_file():
-            text = await self.control.in_thread(
-                lambda: Path(str(run.log_file)).read_text(encoding="utf-8", errors="replace")
-            )
         return {
             "response": "GetLogs",
             "Result": "Success",
             "Name": job.name,
             "Run": run.id,
-            "Lines": text.splitlines()[-lines:],
+            "Lines": await self.control.in_thread(lambda: runlogs.tail(run.log_file, lines)),
         }
