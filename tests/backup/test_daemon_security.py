@@ -395,3 +395,22 @@ def test_the_retired_require_token_key_still_loads_with_a_warning(box: Box) -> N
     result = box.home.cli("backup", "list", env=box.env)
     assert result.returncode == 0, result.stderr
     assert "daemon_require_token is no longer read" in result.stderr
+
+
+def test_two_origin_headers_are_refused(box: Box) -> None:
+    import socket
+
+    with daemon(box.home, env=box.env) as url:
+        host, port = url.removeprefix("ws://").split(":")
+        own = f"http://{host}:{port}"
+        request = (
+            f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: Upgrade\r\n"
+            "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Authorization: Bearer {box.token}\r\n"
+            f"Origin: {own}\r\nOrigin: http://evil.example\r\n\r\n"
+        )
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(request.encode())
+            status = sock.recv(200).split(b"\r\n", 1)[0]
+        assert status == b"HTTP/1.1 403 Forbidden"

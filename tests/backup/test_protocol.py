@@ -216,3 +216,14 @@ def test_cron_shape_check_never_rejects_what_croniter_accepts(expr: str) -> None
     if croniter.is_valid(expr):
         assert cron_shape_ok(expr)
     assert (cron_problem(expr) is None) == croniter.is_valid(expr)
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_deeply_nested_json_is_malformed_not_a_crash(commands: Commands, depth: int) -> None:
+    answer = asyncio.run(commands.answer("[" * depth + "]" * depth))
+    assert answer in (
+        {"response": "Error", "Result": "Failure", "Error": "Malformed JSON"},
+        {"response": "Error", "Result": "Failure", "Error": "Invalid Request"},
+    )
+    deep = '{"request": "ListDrives", "x": ' + "[" * depth + "]" * depth + "}"
+    assert asyncio.run(commands.answer(deep))["Error"] == "Malformed JSON"

@@ -94,6 +94,8 @@ class Roots:
             # Listed at or inside it (even when another root holds that one): opened.
             if not any(root == real or real in root.parents for root in listed):
                 protected.append(Protected(real, label, False))
+        # The innermost first, so a message names ~/.ssh rather than the /root around it.
+        protected.sort(key=lambda item: (not item.fixed, -len(item.path.parts)))
         return cls(allowed, tuple(protected))
 
     def check_source(self, source: str) -> None:
