@@ -294,7 +294,8 @@ class Daemon:
             ) from exc
         async with server:
             bound = sorted({s.getsockname()[1] for s in server.sockets})
-            self.gate.origins |= own_origins(host, bound[0])
+            for bound_port in bound:  # localhost with --port 0 may bind two ports
+                self.gate.origins |= own_origins(host, bound_port)
             shown = f"[{host}]" if ":" in host else host
             announce(f"ws://{shown}:{bound[0]}")
             sched = asyncio.create_task(self.scheduler())
