@@ -19,7 +19,6 @@ from homekeep.backup.jobbook import describe_error
 from homekeep.backup.runner import human, summary
 from homekeep.backup.service import Service, open_service
 from homekeep.backup.store import Run
-from homekeep.backup.targets import resolve, valid_source
 from homekeep.core.errors import HomekeepError, InvalidInput, NotFound, UsageError
 from homekeep.core.progress import progress
 from homekeep.core.runtime import Runtime, pass_runtime
@@ -264,18 +263,15 @@ def stats_cmd(path: Path, size: int, no_speed: bool, as_json: bool) -> None:
 @pass_runtime
 def daemon_cmd(rt: Runtime, host: str | None, port: int | None) -> None:
     """Run the scheduler and the WebSocket control API until stopped."""
-    from homekeep.backup.daemon import LOOPBACK, run_daemon
+    from homekeep.backup.daemon import run_daemon
 
     svc = _service(rt)
-    host = host or svc.config.daemon_host
-    # The seed's API has no credentials: open on loopback, tokens everywhere else.
-    need_token = svc.config.daemon_require_token or host not in LOOPBACK
     run_daemon(
         svc,
-        host=host,
+        host=host or svc.config.daemon_host,
         port=svc.config.daemon_port if port is None else port,
         verbose=rt.verbose > 0,
-        tokens=rt.tokens() if need_token else None,
+        tokens=rt.tokens(),
     )
 
 
@@ -327,8 +323,6 @@ def init_cmd(rt: Runtime, /, interactive: bool, **values: Any) -> None:
         raise InvalidInput(f"job: {describe_error(exc)}") from exc
     if spec.cron and (problem := cron_problem(spec.cron)):
         raise InvalidInput(f"job: cron: {problem}")
-    if not valid_source(spec.source):
-        raise InvalidInput(f"source {spec.source} is not an existing directory")
-    target = resolve(spec, svc.config)
+    target = svc.roots.check_new(spec, svc.config)
     svc.jobs.add(spec)
     click.echo(f"added job {spec.name} ({spec.method} to {target.location}) to {svc.jobs.path}")

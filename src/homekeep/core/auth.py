@@ -9,12 +9,24 @@ from starlette.requests import HTTPConnection
 from homekeep.core.errors import AuthError, Forbidden
 from homekeep.core.tokens import ALL_SCOPES, Token, TokenStore
 
-__all__ = ["ALL_SCOPES", "Token", "TokenStore", "authenticate", "bearer_token", "require_scope"]
+__all__ = [
+    "ALL_SCOPES",
+    "Token",
+    "TokenStore",
+    "authenticate",
+    "bearer_token",
+    "parse_bearer",
+    "require_scope",
+]
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:
     """Return the token of an ``Authorization: Bearer`` header, or None."""
-    header = conn.headers.get("authorization")
+    return parse_bearer(conn.headers.get("authorization"))
+
+
+def parse_bearer(header: str | None) -> str | None:
+    """Return the token of an ``Authorization`` header value, None without one, or 401."""
     if not header:
         return None
     scheme, _, value = header.partition(" ")
