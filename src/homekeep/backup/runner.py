@@ -10,7 +10,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +22,8 @@ from homekeep.backup.roots import PathRefused, Roots
 from homekeep.backup.store import Run, RunStore
 from homekeep.backup.targets import Target, rclone_config_path, resolve
 from homekeep.core.db import Database, utcnow
+from homekeep.core.logs import attach_log_file
+from homekeep.core.output import human_size
 from homekeep.core.tools import require_tool
 
 log = logging.getLogger("homekeep.backup")
@@ -35,53 +36,20 @@ class Refused(Exception):
     """A safety check stopped the run before any tool started."""
 
 
-def human(size: int | None) -> str:
-    """A byte count for people: 1.2 MiB."""
-    if size is None:
-        return "-"
-    value = float(size)
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{sign}{value:.0f} {unit}" if unit == "B" else f"{sign}{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def summary(run: Run) -> str:
     """The one-line summary of a run."""
     text = (
         f"{run.job}: {run.result} in {run.duration or 0:.1f}s, "
         f"{run.files_total if run.files_total is not None else '-'} files "
         f"({run.files_transferred if run.files_transferred is not None else '-'} transferred, "
-        f"{human(run.bytes_transferred)}), total {human(run.total_size)}, "
-        f"added {human(run.bytes_added)}"
+        f"{human_size(run.bytes_transferred)}), total {human_size(run.total_size)}, "
+        f"added {human_size(run.bytes_added)}"
     )
     if run.snapshot:
         text += f", snapshot {run.snapshot}"
     if run.errors:
         text += f"; {run.errors[-1]}"
     return text
-
-
-_log_files: set[Path] = set()
-
-
-def attach_log_file(path: Path, max_bytes: int, backup_count: int) -> None:
-    """Write the backup logger to its own rotating file (once per process and path)."""
-    if path in _log_files:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = RotatingFileHandler(
-        path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.setLevel(logging.DEBUG)
-    log.addHandler(handler)
-    if log.level == logging.NOTSET or log.level > logging.DEBUG:
-        log.setLevel(logging.DEBUG)
-    _log_files.add(path)
 
 
 class Backups:
@@ -92,7 +60,7 @@ class Backups:
         self.config = config
         self.roots = roots
         self.store = RunStore(db)
-        attach_log_file(area_dir / "backup.log", config.log_max_bytes, config.log_backup_count)
+        attach_log_file(log, area_dir / "backup.log", config.log_max_bytes, config.log_backup_count)
 
     def lock(self, job: JobSpec) -> JobLock:
         """The lock of one job."""
