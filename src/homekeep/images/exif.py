@@ -22,6 +22,7 @@ _POINTERS = (EXIF_IFD, GPS_IFD, INTEROP_IFD)
 # SLONG SRATIONAL FLOAT DOUBLE IFD.
 _SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 MAX_DIRECTORIES = 16  # IFD0, IFD1 (the thumbnail), Exif, GPS, Interop: real files have 5
+MAX_ENTRIES = 4096  # real blocks have a few hundred at most; each costs a little Python
 _ENTRY = 12
 
 
@@ -110,6 +111,8 @@ def parse(data: bytes) -> Tiff:
         seen.add(at)
         directory = _directory(tiff, at, via)
         found.append(directory)
+        if sum(len(d.entries) for d in found) > MAX_ENTRIES:
+            raise ExifError(f"more than {MAX_ENTRIES} entries")
         for entry in directory.entries:
             if entry.tag in _POINTERS and via != GPS_IFD:
                 if entry.kind not in (4, 13) or entry.count != 1:
@@ -127,6 +130,8 @@ def _directory(tiff: Tiff, at: int, via: int) -> Directory:
     if at < 8 or at + 2 > len(data):
         raise ExifError(f"a directory at byte {at} is outside the {len(data)}-byte block")
     count = tiff.u16(at)
+    if count > MAX_ENTRIES:
+        raise ExifError(f"a directory of {count} entries; at most {MAX_ENTRIES} are read")
     if at + 2 + _ENTRY * count + 4 > len(data):
         raise ExifError(f"a directory of {count} entries runs past the end of the block")
     entries = []

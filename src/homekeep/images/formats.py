@@ -9,6 +9,7 @@ decoder enabled, within the pixel and frame limits.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 
 from PIL import Image, features
@@ -36,6 +37,10 @@ FORMATS: dict[str, Format] = {
         Format("image/avif", "avif", "AVIF"),
     )
 }
+# Pillow warns on stderr about every corrupt EXIF, APNG or MPO index it reads: a stream of
+# hostile uploads would flood the server's console with them, and each file is refused or
+# cleaned here anyway.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 BY_EXT: dict[str, Format] = {f.ext: f for f in FORMATS.values()}
 _ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
 

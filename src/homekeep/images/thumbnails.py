@@ -37,6 +37,8 @@ def make(source: Path, ext: str, target: Path) -> bytes:
             frame = upright(im)  # by our own strict EXIF reading: a broken block turns nothing
             frame.thumbnail((SIDE, SIDE))
             if frame.mode not in ("RGB", "RGBA"):
+                if frame.mode == "P" and _overlong_transparency(frame):
+                    frame.info.pop("transparency")  # browsers ignore the extra entries too
                 frame = frame.convert("RGBA")
             out = io.BytesIO()
             frame.save(out, "WEBP", quality=80)
@@ -48,3 +50,9 @@ def make(source: Path, ext: str, target: Path) -> bytes:
     data = out.getvalue()
     write_atomic(target, data, durable=False)  # a thumbnail can always be made again
     return data
+
+
+def _overlong_transparency(frame: Image.Image) -> bool:
+    """Return True if a palette image has more transparency entries (tRNS) than colours."""
+    alphas = frame.info.get("transparency")
+    return isinstance(alphas, bytes) and len(alphas) > len(frame.getpalette() or ()) // 3
