@@ -39,7 +39,8 @@ FORMATS: dict[str, Format] = {
 }
 # Pillow warns on stderr about every corrupt EXIF, APNG or MPO index it reads: a stream of
 # hostile uploads would flood the server's console with them, and each file is refused or
-# cleaned here anyway.
+# cleaned here anyway. Set once at import: warnings.catch_warnings around each decode would
+# change the process-wide filters from many threads at once (it is not thread-safe).
 warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 BY_EXT: dict[str, Format] = {f.ext: f for f in FORMATS.values()}
 _ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
@@ -119,6 +120,9 @@ def decode(
     data: bytes, fmt: Format, *, max_pixels: int, max_frames: int, max_total_pixels: int
 ) -> Decoded:
     """Decode every frame with only ``fmt``'s decoder; raise 422 on any problem.
+
+    The Pillow image is made, used and closed within this call, on the calling thread:
+    no two threads ever share one (the same holds in ``metadata`` and ``thumbnails``).
 
     Each frame of an animation is a whole canvas to Pillow, however few bytes it takes: a
     1 KB GIF of 1x1 updates on a 7000x7000 canvas costs seconds of CPU per 50 frames. So

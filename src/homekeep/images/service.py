@@ -50,7 +50,14 @@ def open_store(ctx: AreaContext, config: ImagesConfig) -> ImageStore:
 
 @dataclass
 class Images:
-    """Everything the routes share."""
+    """Everything the routes share.
+
+    Threads: the caches (``records``, ``blobs``, ``blob_bytes``), the limiter and the
+    ``decoding`` semaphore belong to the event loop's thread: only route code and the
+    expiry sweep touch them, never a worker thread, so they need no lock. Work handed to
+    worker threads (decoding, cleaning, storing, thumbnails) gets bytes and paths, never
+    these objects; the store it uses is safe across threads (see ``ImageStore``).
+    """
 
     config: ImagesConfig
     settings: Settings
