@@ -19,7 +19,7 @@ import httpx
 import pytest
 from PIL import ExifTags, Image
 
-from tests.images import corpus, wild
+from tests.images import corpus, makers, wild
 from tests.images.conftest import FAST, Hosted, start
 
 LIMITS = {
@@ -27,7 +27,7 @@ LIMITS = {
     "HOMEKEEP_IMAGES_MAX_BYTES": str(wild.LARGEST),
     "HOMEKEEP_IMAGES_MAX_PIXELS": "4000000",
     "HOMEKEEP_IMAGES_MAX_TOTAL_PIXELS": "40000000",
-    "HOMEKEEP_IMAGES_MAX_FRAMES": str(corpus.MAX_FRAMES),
+    "HOMEKEEP_IMAGES_MAX_FRAMES": str(makers.MAX_FRAMES),
 }
 WORKERS = 3  # uploads at once: the server's two decode slots stay busy
 AS_IS = {**LIMITS, "HOMEKEEP_IMAGES_STRIP_GPS": "false", "HOMEKEEP_IMAGES_APPLY_ORIENTATION": "0"}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import ExifTags, Image
 
 from homekeep.images import exif
-from tests.images import corpus
+from tests.images import makers
 
 
 def pillow_reads(tiff: bytes) -> Image.Exif:
@@ -23,7 +23,7 @@ def pillow_reads(tiff: bytes) -> Image.Exif:
 
 @pytest.mark.parametrize("order", ["<", ">"])
 def test_a_camera_block_is_read_whole(order: str) -> None:
-    tiff = exif.parse(corpus.camera_exif(order)[0])
+    tiff = exif.parse(makers.camera_exif(order)[0])
     assert sorted(d.via for d in tiff.directories) == [0, 0, exif.EXIF_IFD, exif.GPS_IFD]
     assert tiff.orientation() == 6
     assert tiff.has_location()
@@ -31,7 +31,7 @@ def test_a_camera_block_is_read_whole(order: str) -> None:
 
 @pytest.mark.parametrize("order", ["<", ">"])
 def test_the_location_goes_and_everything_else_stays_in_place(order: str) -> None:
-    good, _ = corpus.camera_exif(order)
+    good, _ = makers.camera_exif(order)
     edited = exif.edit(good, strip_gps=True, upright=False)
     assert len(edited) == len(good)
     assert not exif.parse(edited).has_location()
@@ -44,7 +44,7 @@ def test_the_location_goes_and_everything_else_stays_in_place(order: str) -> Non
 
 
 def test_upright_resets_the_orientation_only() -> None:
-    good, _ = corpus.camera_exif(">")
+    good, _ = makers.camera_exif(">")
     edited = exif.edit(good, strip_gps=False, upright=True)
     assert len(edited) == len(good)
     assert exif.parse(edited).orientation() == 1
@@ -75,18 +75,18 @@ def test_upright_resets_the_orientation_only() -> None:
     ],
 )
 def test_broken_blocks_are_refused_with_a_reason(name: str, why: str) -> None:
-    tiff = dict(corpus.exif_cases("<"))[name]
+    tiff = dict(makers.exif_cases("<"))[name]
     with pytest.raises(exif.ExifError, match=why):
         exif.parse(tiff)
 
 
 @pytest.mark.parametrize("name", ["orientation-as-text", "orientation-9", "orientation-count-2"])
 def test_a_nonsense_orientation_reads_as_upright(name: str) -> None:
-    assert exif.parse(dict(corpus.exif_cases("<"))[name]).orientation() == 1
+    assert exif.parse(dict(makers.exif_cases("<"))[name]).orientation() == 1
 
 
 def test_a_block_whose_parts_overlap_is_refused_rather_than_half_edited() -> None:
-    good, at = corpus.camera_exif("<")
+    good, at = makers.camera_exif("<")
     # The GPS directory placed on top of IFD0's own entries: zeroing it would wreck IFD0.
     overlapping = bytearray(good)
     struct.pack_into("<I", overlapping, at["ifd0:0x8825"] + 8, at["ifd0"])
@@ -103,7 +103,7 @@ def test_a_block_whose_parts_overlap_is_refused_rather_than_half_edited() -> Non
 def test_any_damage_is_refused_or_edited_safely(
     flips: list[tuple[int, int]], cut: int, order: str
 ) -> None:
-    data = bytearray(corpus.camera_exif(order)[0])
+    data = bytearray(makers.camera_exif(order)[0])
     for at, value in flips:
         if at < len(data):
             data[at] = value
@@ -123,8 +123,8 @@ def test_a_jpeg_keeps_its_pixels_and_loses_only_the_location() -> None:
     from homekeep.images.formats import FORMATS
     from homekeep.images.metadata import clean
 
-    good, _ = corpus.camera_exif("<", orientation=1)
-    data = corpus.jpeg_insert(corpus.bases()["jpeg"], 0xE1, exif.EXIF_HEADER + good)
+    good, _ = makers.camera_exif("<", orientation=1)
+    data = makers.jpeg_insert(makers.bases()["jpeg"], 0xE1, exif.EXIF_HEADER + good)
     cleaned = clean(data, FORMATS["image/jpeg"], strip_gps=True, apply_orientation=True)
     assert len(cleaned) == len(data)
     start = data.index(good)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from homekeep.images.formats import sniff
-from tests.images import corpus
+from tests.images import makers
 from tests.images.conftest import Hosted
 
 EXAMPLES = 150
@@ -28,19 +28,19 @@ EXTREMES = [b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x7f\xff\xff\xff", b"\x0
 @functools.cache
 def seeds() -> dict[str, bytes]:
     """Real images to start from, with and without metadata."""
-    b = corpus.bases()
-    exif, _ = corpus.camera_exif("<")
+    b = makers.bases()
+    exif, _ = makers.camera_exif("<")
     made = {name: b[name] for name in ("png", "apng", "jpeg", "gif", "webp", "webp-anim")}
-    made["jpeg-exif-icc-xmp"] = corpus.jpeg_insert(
-        corpus.jpeg_insert(b["jpeg"], 0xE2, b"ICC_PROFILE\x00\x01\x01" + corpus.srgb()),
+    made["jpeg-exif-icc-xmp"] = makers.jpeg_insert(
+        makers.jpeg_insert(b["jpeg"], 0xE2, b"ICC_PROFILE\x00\x01\x01" + makers.srgb()),
         0xE1,
         b"Exif\x00\x00" + exif,
     )
-    made["png-exif"] = corpus.png_insert(b["png"], corpus.png_chunk(b"eXIf", exif))
-    made["webp-exif-xmp"] = corpus.webp_with(
+    made["png-exif"] = makers.png_insert(b["png"], makers.png_chunk(b"eXIf", exif))
+    made["webp-exif-xmp"] = makers.webp_with(
         b["webp-lossless"],
-        corpus.riff_chunk(b"EXIF", exif),
-        corpus.riff_chunk(b"XMP ", corpus.GPS_XMP),
+        makers.riff_chunk(b"EXIF", exif),
+        makers.riff_chunk(b"XMP ", makers.GPS_XMP),
     )
     if "avif" in b:
         made["avif"] = b["avif"]
@@ -51,13 +51,13 @@ def _insert(data: bytes, payload: bytes) -> bytes:
     """``data`` with ``payload`` as a metadata block where its format keeps one."""
     kind = sniff(data)
     if kind == "image/jpeg":
-        return corpus.jpeg_insert(data, 0xE1, b"Exif\x00\x00" + payload)
+        return makers.jpeg_insert(data, 0xE1, b"Exif\x00\x00" + payload)
     if kind == "image/png":
-        return corpus.png_insert(data, corpus.png_chunk(b"eXIf", payload))
+        return makers.png_insert(data, makers.png_chunk(b"eXIf", payload))
     if kind == "image/webp":
-        return corpus.riff_fixed(data[8:] + corpus.riff_chunk(b"EXIF", payload))
+        return makers.riff_fixed(data[8:] + makers.riff_chunk(b"EXIF", payload))
     if kind == "image/gif":
-        return corpus.gif_insert(data, corpus.gif_application(b"XMP DataXMP", payload))
+        return makers.gif_insert(data, makers.gif_application(b"XMP DataXMP", payload))
     return data
 
 
@@ -67,7 +67,7 @@ def mutants(draw: st.DrawFn) -> tuple[str, bytes]:
     name = draw(st.sampled_from(sorted(seeds())))
     data = bytearray(seeds()[name])
     if draw(st.booleans()):
-        good, _ = corpus.camera_exif(draw(st.sampled_from("<>")))
+        good, _ = makers.camera_exif(draw(st.sampled_from("<>")))
         payload = bytearray(good)
         for _ in range(draw(st.integers(0, 8))):
             payload[draw(st.integers(0, len(payload) - 1))] = draw(st.integers(0, 255))

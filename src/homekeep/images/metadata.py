@@ -187,24 +187,25 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 def _clean_webp(data: bytes, strip_gps: bool, orient: bool) -> bytes:
     blocks, _ = chunks.riff(data)
     parts: list[bytearray] = []
+    dropped = 0  # VP8X flags of the chunks taken out: EXIF 0x08, XMP 0x04
     for block in blocks:
         body = data[block.body : block.stop]
-        chunk: bytearray | None = bytearray(data[block.start : block.end])
+        chunk = bytearray(data[block.start : block.end])
         if strip_gps and block.kind == b"EXIF":
             header = len(exif.EXIF_HEADER) if body.startswith(exif.EXIF_HEADER) else 0
             fixed = _without_location(body[header:])
             if fixed is None:
-                chunk = None
-            else:
-                chunk[8 + header : 8 + len(body)] = fixed
+                dropped |= 0x08
+                continue
+            chunk[8 + header : 8 + len(body)] = fixed
         elif strip_gps and block.kind == b"XMP " and locates(body):
-            chunk = None
-        if chunk is not None:
-            parts.append(chunk)
+            dropped |= 0x04
+            continue
+        parts.append(chunk)
     kinds = {bytes(part[:4]) for part in parts}
-    gone = (0x08 if b"EXIF" not in kinds else 0) | (0x04 if b"XMP " not in kinds else 0)
+    gone = dropped & ((0x08 if b"EXIF" not in kinds else 0) | (0x04 if b"XMP " not in kinds else 0))
     for part in parts:
-        if part[:4] == b"VP8X":  # its flags say which chunks follow: EXIF 0x08, XMP 0x04
+        if part[:4] == b"VP8X":
             part[8] &= ~gone & 0xFF
     body = b"WEBP" + b"".join(parts)
     cleaned = b"RIFF" + len(body).to_bytes(4, "little") + body
