@@ -102,7 +102,8 @@ def build(ctx: AreaContext) -> WebParts:
         return found
 
     def base(request: Request) -> str:
-        return images.base_url(str(request.base_url))
+        local = request.scope.get("server")  # the socket's own address, not a header
+        return images.base_url((str(local[0]), int(local[1])) if local and local[1] else None)
 
     @api.post("", status_code=201, openapi_extra=_UPLOAD_DOC)
     async def upload(request: Request) -> JSONResponse:
