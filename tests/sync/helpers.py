@@ -41,12 +41,14 @@ def sync_server(
     *extra: str,
     port: int = 0,
     token_name: str = "laptop",  # noqa: S107
+    env: dict[str, str] | None = None,
 ) -> Iterator[SyncServer]:
     """Start a sync server receiving into ``tmp/server`` with one sync token."""
     data = tmp / "server-data"
     root = tmp / "server"
     token = create_token(data, token_name, "sync")
-    with running(["sync", "server", root, "--port", str(port), *extra], data_dir=data) as srv:
+    args: list[str | Path] = ["sync", "server", root, "--port", str(port), *extra]
+    with running(args, data_dir=data, env=env) as srv:
         yield SyncServer(srv, root, data, token)
 
 

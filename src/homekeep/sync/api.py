@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import Future
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 import anyio.to_thread
 import zstandard
@@ -41,6 +40,7 @@ from homekeep.sync.protocol import (
     check_hash,
     check_path,
     decode_chunks,
+    load_json,
 )
 from homekeep.sync.store import Batch, FileSpec, ServerStore
 
@@ -50,6 +50,9 @@ MAX_OPS = 5000
 MAX_HUGE = 4  # file ops per request whose chunk list is a huge one (the client sends one)
 LIST_FEED = 1 << 20  # bytes of a streamed chunk list checked at a time, off the event loop
 MODE_LIMIT = 0o7777
+# the largest zstd window an upload may ask the decoder to keep: the client's level 3
+# uses 2 MiB, level 19 8 MiB; a frame may ask for up to 2 GiB per upload otherwise
+MAX_WINDOW = 8 << 20
 
 
 class _Op(BaseModel):
@@ -127,10 +130,7 @@ async def read_body(request: Request, limit: int) -> bytearray:
 
 
 def _parse_ops(body: bytes | bytearray) -> OpsRequest:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"request body is not JSON: {exc}") from exc
+    payload = load_json(body, "request body")
     try:
         request = _OPS.validate_python(payload)
     except ValidationError as exc:
@@ -239,6 +239,23 @@ def _apply_other(store: ServerStore, client: str, op: Any, results: list[dict[st
         results.append({"status": "done" if done else "absent"})
 
 
+class _Capped:
+    """Writes to ``out``, refusing (413) more than ``size`` bytes in all."""
+
+    def __init__(self, out: BinaryIO, size: int, path: str) -> None:
+        self.out = out
+        self.size = size
+        self.path = path
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        if self.written > self.size:
+            raise PayloadTooLarge(f"upload of {self.path!r} is longer than its size")
+        self.out.write(data)
+        return len(data)
+
+
 def _split_commit(body: bytes | bytearray) -> tuple[bytes, memoryview]:
     """A commit body: a 4-byte big-endian length, that many bytes of ops JSON, a chunk pack."""
     if len(body) < 4:
@@ -333,9 +350,18 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         follower: Follower | None = None
         digesting: Future[Digest] | None = None
         try:
-            inflate = zstandard.ZstdDecompressor().decompressobj() if encoding == "zstd" else None
-            written = flushed = 0
+            flushed = 0
             with tmp.open("wb") as out:
+                sink = _Capped(out, size, path)
+                # inflated into the sink a block at a time: past ``size`` it stops, so a
+                # small bomb never becomes gigabytes in memory (nor on disk)
+                inflate = (
+                    zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_writer(
+                        sink, write_return_read=True, closefd=False
+                    )
+                    if encoding == "zstd"
+                    else sink
+                )
                 # chunked and hashed by a thread as it arrives, not read again afterwards
                 follower = Follower(tmp)
                 if expected is not None:  # hash along the announced list: no second cut
@@ -346,24 +372,23 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
                     if not part:
                         continue  # the stream ends with an empty part; zstd wants none
                     wire += len(part)
-                    data = inflate.decompress(part) if inflate is not None else part
-                    written += len(data)
-                    if written > size:
-                        raise PayloadTooLarge(f"upload of {path!r} is longer than its size")
-                    out.write(data)
+                    inflate.write(part)
                     out.flush()
-                    follower.publish(written)
-                    if written - flushed >= WRITEBACK_STEP:
-                        fsops.start_writeback(out.fileno(), flushed, written - flushed)
-                        flushed = written
-            follower.publish(written, done=True)
+                    follower.publish(sink.written)
+                    if sink.written - flushed >= WRITEBACK_STEP:
+                        fsops.start_writeback(out.fileno(), flushed, sink.written - flushed)
+                        flushed = sink.written
+            follower.publish(sink.written, done=True)
             try:
                 digest: Digest | None = await anyio.to_thread.run_sync(digesting.result)
             except ListMismatch:
                 digest = None  # not the list announced: commit_upload cuts the file itself
             await anyio.to_thread.run_sync(store.commit_upload, client, spec, tmp, wire, digest)
         except zstandard.ZstdError as exc:
-            raise InvalidInput(f"upload of {path!r} is not a valid zstd stream") from exc
+            raise InvalidInput(
+                f"upload of {path!r} is not a zstd stream this server takes: a valid one, "
+                f"with a window of at most {MAX_WINDOW >> 20} MiB"
+            ) from exc
         finally:
             if follower is not None:
                 follower.abort()  # no-op once done; else wakes the digesting thread to stop

@@ -70,6 +70,10 @@ class ChunkStore:
             data = record.data
             if record.compressed:
                 try:
+                    # max_output_size bounds only a frame without a content size: one that
+                    # declares gigabytes would get them allocated, so that is checked first
+                    if zstandard.frame_content_size(data) > CHUNK_MAX:
+                        raise InvalidInput(f"chunk {record.chunk_id[:12]} has a bad length")
                     data = self._dctx.decompress(data, max_output_size=CHUNK_MAX)
                 except zstandard.ZstdError as exc:
                     raise InvalidInput(f"chunk {record.chunk_id[:12]} is not valid zstd") from exc

@@ -42,7 +42,7 @@ from homekeep.core.errors import (
 from homekeep.core.tokens import TokenStore
 from homekeep.sync import fsops
 from homekeep.sync.chunking import Digest, ListMismatch, ListVerifier
-from homekeep.sync.protocol import Chunks, check_client, check_hash, check_path
+from homekeep.sync.protocol import Chunks, check_client, check_hash, check_path, load_json
 from homekeep.sync.store import FileSpec, ServerStore
 
 log = logging.getLogger(__name__)
@@ -212,10 +212,7 @@ def _read_header(conn: socket.socket) -> tuple[DataHeader, bytes]:
     line, _, rest = bytes(data).partition(b"\n")
     if len(line) > MAX_HEADER:
         raise InvalidInput(f"the upload header is longer than {MAX_HEADER} bytes")
-    try:
-        payload = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"the upload header is not JSON: {exc}") from exc
+    payload = load_json(line, "the upload header")
     try:
         return DataHeader.model_validate(payload), rest
     except ValidationError as exc:

@@ -6,6 +6,7 @@ Changing anything here changes what a chunk id means, so it needs a new protocol
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import struct
@@ -75,6 +76,20 @@ def check_path(path: str) -> str:
         if len(part.encode("utf-8")) > MAX_NAME_BYTES:
             raise InvalidInput(f"a name in {path!r} is longer than {MAX_NAME_BYTES} bytes")
     return path
+
+
+def load_json(data: bytes | bytearray, what: str) -> object:
+    """Parse JSON a client sent; garbage, and nesting too deep to parse, raise InvalidInput.
+
+    The decoder recurses once per level: ``[`` a thousand deep runs out of stack
+    (RecursionError) long before any size limit, and must not become a 500.
+    """
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{what} is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidInput(f"{what} is nested too deeply") from exc
 
 
 _HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
