@@ -27,7 +27,7 @@ from blake3 import blake3
 
 from homekeep.sync.protocol import encode_record
 from tests.support import create_token, run_cli
-from tests.sync.helpers import SyncServer, api_error, sync_server, wait_until
+from tests.sync.helpers import SyncServer, api_error, sync_server, sync_token
 
 API = "/api/sync/v1"
 MiB = 1 << 20
@@ -242,17 +242,8 @@ def test_a_token_cannot_touch_another_clients_tree(server: SyncServer) -> None:
     assert sorted(p.name for p in (server.root / "alice").iterdir()) == ["diary.txt"]
 
 
-def _bound_token(srv: SyncServer, name: str, *clients: str) -> str:
-    args: list[str] = ["token", "create", name, "--scope", "sync"]
-    for client in clients:
-        args += ["--client", client]
-    result = run_cli(*args, data_dir=srv.data_dir)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
 def test_a_token_bound_to_clients_reaches_those_and_no_others(server: SyncServer) -> None:
-    token = _bound_token(server, "family-laptop", "mum", "dad")
+    token = sync_token(server.data_dir, "family-laptop", "mum", "dad")
     with _http(server, token) as client:
         for name in ("mum", "dad"):
             assert client.get(f"{API}/clients/{name}/manifest").status_code == 200
@@ -264,7 +255,7 @@ def test_a_token_bound_to_clients_reaches_those_and_no_others(server: SyncServer
 
 
 def test_a_token_for_any_client_is_explicit(server: SyncServer) -> None:
-    token = _bound_token(server, "admin-tool", "*")
+    token = sync_token(server.data_dir, "admin-tool", "*")
     with _http(server, token) as client:
         for name in ("mum", "kid", "anyone"):
             assert client.get(f"{API}/clients/{name}/manifest").status_code == 200

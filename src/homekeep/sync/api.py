@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from homekeep import __version__
 from homekeep.core.area import AreaContext, WebParts
-from homekeep.core.auth import TokenStore, require_scope
+from homekeep.core.auth import Token, TokenStore, require_scope
 from homekeep.core.errors import (
     ConfigError,
     InvalidInput,
@@ -36,7 +36,7 @@ from homekeep.sync.protocol import (
     ListFile,
     ListReceiver,
     apply_delta,
-    check_client,
+    check_access,
     check_hash,
     check_path,
     decode_chunks,
@@ -267,9 +267,20 @@ def _split_commit(body: bytes | bytearray) -> tuple[bytes, memoryview]:
     return bytes(view[4 : 4 + length]), view[4 + length :]
 
 
+_SYNC_TOKEN = require_scope("sync")  # one callable: FastAPI checks it once per request
+
+
+async def _bound_client(client: str, token: Annotated[Token, Depends(_SYNC_TOKEN)]) -> str:
+    """The client named in the path, if the request's token may act as it (else 403)."""
+    return check_access(token, client)
+
+
+Client = Annotated[str, Depends(_bound_client)]
+
+
 def router(store: ServerStore, *, max_request: int, data_port: int | None = None) -> APIRouter:
     """The protocol routes, relative to the mount point (``/api/sync``)."""
-    api = APIRouter(dependencies=[Depends(require_scope("sync"))])
+    api = APIRouter(dependencies=[Depends(_SYNC_TOKEN)])
     pack_limit = min(max_request, MAX_PACK_BYTES)
 
     @api.get(f"{PREFIX}/hello")
@@ -293,9 +304,8 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         }
 
     @api.get(f"{PREFIX}/clients/{{client}}/manifest")
-    async def manifest(client: str, generation: int = -1) -> dict[str, Any]:
+    async def manifest(client: Client, generation: int = -1) -> dict[str, Any]:
         """Everything the server holds for a client, unless ``generation`` is current."""
-        check_client(client)
         current = await anyio.to_thread.run_sync(store.generation, client)
         if generation == current:
             return {"generation": current, "unchanged": True}
@@ -304,22 +314,20 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         return {"generation": gen, "entries": entries, "top": top}
 
     @api.post(f"{PREFIX}/clients/{{client}}/ops")
-    async def ops(client: str, request: Request) -> dict[str, Any]:
+    async def ops(client: Client, request: Request) -> dict[str, Any]:
         """Apply a batch of changes in order; file changes may answer with missing chunks."""
-        check_client(client)
         parsed = _parse_ops(await read_body(request, max_request))
         results = await anyio.to_thread.run_sync(_apply, store, client, parsed)
         generation = await anyio.to_thread.run_sync(store.generation, client)
         return {"generation": generation, "results": results}
 
     @api.post(f"{PREFIX}/clients/{{client}}/commit")
-    async def commit(client: str, request: Request) -> dict[str, Any]:
+    async def commit(client: Client, request: Request) -> dict[str, Any]:
         """Ops plus the chunks they need, in one request: what a batch of small files costs.
 
         The body is a 4-byte big-endian length, the ops JSON, then a chunk pack; the
         chunks are checked against their ids and used straight from memory, never staged.
         """
-        check_client(client)
         ops_body, pack = _split_commit(await read_body(request, max_request))
         parsed = _parse_ops(ops_body)
         records = await anyio.to_thread.run_sync(store.chunks.verify, pack)
@@ -330,7 +338,7 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
 
     @api.put(f"{PREFIX}/clients/{{client}}/files")
     async def upload(
-        client: str,
+        client: Client,
         request: Request,
         path: str,
         size: Annotated[int, Query(ge=0, le=1 << 50)],
@@ -339,7 +347,6 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         hash: str,
     ) -> dict[str, Any]:
         """Stream one whole file (raw or a zstd stream): for new content, no chunk staging."""
-        check_client(client)
         spec = FileSpec(check_path(path), size, mode, mtime_ns, check_hash(hash), None)
         encoding = request.headers.get("content-encoding", "identity")
         if encoding not in ("identity", "zstd"):
@@ -397,7 +404,7 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
 
     @api.put(f"{PREFIX}/clients/{{client}}/lists/{{file_hash}}")
     async def put_list(
-        client: str,
+        client: Client,
         file_hash: str,
         request: Request,
         size: Annotated[int, Query(ge=1, le=1 << 50)],
@@ -407,7 +414,6 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         Ops for that content may then leave their list out: the server finds it here, a
         window at a time, so neither side holds a huge file's list in memory.
         """
-        check_client(client)
         file_hash = check_hash(file_hash)
         tmp = store.temp_name()
         try:
@@ -427,9 +433,8 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         return {"status": "kept", "chunks": receiver.count}
 
     @api.put(f"{PREFIX}/clients/{{client}}/chunks")
-    async def chunks(client: str, request: Request) -> dict[str, Any]:
+    async def chunks(client: Client, request: Request) -> dict[str, Any]:
         """Stage a pack of chunks (each verified against its id) for the next commits."""
-        check_client(client)
         body = await read_body(request, pack_limit)
         stored, wire = await anyio.to_thread.run_sync(store.receive_pack, client, body)
         return {"stored": stored, "bytes": wire}
@@ -450,7 +455,11 @@ def build(ctx: AreaContext) -> WebParts:
     if cfg.root is None:
         return WebParts()
     try:
-        store = ServerStore.open(cfg.root)
+        store = ServerStore.open(
+            cfg.root,
+            dedup_across_clients=cfg.dedup_across_clients,
+            keep_group_and_other_write=cfg.keep_group_and_other_write,
+        )
     except UsageError as exc:
         raise ConfigError(f"[sync] root: {exc.message}") from exc
 

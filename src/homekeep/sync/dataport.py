@@ -34,7 +34,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from homekeep.core.errors import (
     AuthError,
-    Forbidden,
     HomekeepError,
     InvalidInput,
     Unavailable,
@@ -42,7 +41,7 @@ from homekeep.core.errors import (
 from homekeep.core.tokens import TokenStore
 from homekeep.sync import fsops
 from homekeep.sync.chunking import Digest, ListMismatch, ListVerifier
-from homekeep.sync.protocol import Chunks, check_client, check_hash, check_path, load_json
+from homekeep.sync.protocol import Chunks, check_access, check_hash, check_path, load_json
 from homekeep.sync.store import FileSpec, ServerStore
 
 log = logging.getLogger(__name__)
@@ -159,10 +158,7 @@ class DataPort:
 
     def _upload(self, conn: socket.socket) -> dict[str, Any]:
         header, rest = _read_header(conn)
-        token = self.tokens.verify(header.token)
-        if not token.allows("sync"):
-            raise Forbidden("this token may not write to sync; create one with --scope sync")
-        check_client(header.client)
+        check_access(self.tokens.verify(header.token), header.client)
         spec = FileSpec(
             check_path(header.path),
             header.size,

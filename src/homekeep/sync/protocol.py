@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from homekeep.core.errors import InvalidInput
+from homekeep.core.errors import Forbidden, InvalidInput
+from homekeep.core.tokens import Token
 
 VERSION = 1
 PREFIX = f"/v{VERSION}"
@@ -48,6 +49,25 @@ def check_client(name: str) -> str:
             "not starting with '.'"
         )
     return name
+
+
+def check_access(token: Token, client: str) -> str:
+    """Return ``client`` if ``token`` may sync as it (scope sync, bound to it), else raise.
+
+    Without this, any sync token could read every client's manifest and change its files.
+    """
+    check_client(client)
+    if not token.allows("sync"):
+        raise Forbidden(
+            f"token {token.name!r} has no access to sync; create one with --scope sync"
+        )
+    if not token.acts_for(client):
+        raise Forbidden(
+            f"token {token.name!r} may not act as client {client!r}; on the server, create "
+            f"a token for it: 'homekeep token create {client} --scope sync' (or any name "
+            f"with '--client {client}')"
+        )
+    return client
 
 
 def check_path(path: str) -> str:

@@ -122,6 +122,23 @@ MIGRATIONS = (
     );
     DROP TABLE pending;
     """,
+    # staged chunks are each client's own (dedup draws only on what a client may read);
+    # those staged before are dropped: their clients send them again
+    """
+    DROP TABLE staged;
+    CREATE TABLE staged (
+        client TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        pack TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        wire_bytes INTEGER NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (client, hash)
+    );
+    CREATE INDEX staged_pack ON staged(pack);
+    CREATE INDEX staged_hash ON staged(hash);
+    """,
 )
 
 
@@ -202,10 +219,11 @@ class Batch:
         """Where the chunks of ``chunks`` are; without ``keep`` nothing is cached (a window
         of a huge file's list: what it finds is dropped with the window)."""
         if not keep:
-            return store.chunks.locate_all(c for c in chunks.ids() if c not in self.inline)
+            ids = (c for c in chunks.ids() if c not in self.inline)
+            return store.chunks.locate_all(self.client, ids)
         unknown = {c for c in chunks.ids() if c not in self.looked and c not in self.inline}
         if unknown:
-            self.located.update(store.chunks.locate_all(unknown))
+            self.located.update(store.chunks.locate_all(self.client, unknown))
             self.looked.update(unknown)
         return self.located
 
@@ -238,9 +256,18 @@ class ServerStore:
     """One sync target folder and its index; safe to use from many threads."""
 
     def __init__(
-        self, root: Path, *, staging_ttl: float = 24 * 3600, maintain: bool = True
+        self,
+        root: Path,
+        *,
+        staging_ttl: float = 24 * 3600,
+        maintain: bool = True,
+        dedup_across_clients: bool = False,
+        keep_group_and_other_write: bool = False,
     ) -> None:
         self.root = root
+        # the bits a mode from a client keeps on disk: never setuid or setgid, and group
+        # and other write (and sticky, which only matters with them) only when configured
+        self.mode_mask = 0o1777 if keep_group_and_other_write else 0o755
         self.state = root / STATE
         self.tmp = self.state / "tmp"
         self.staging = self.state / "staging"
@@ -255,7 +282,9 @@ class ServerStore:
         self._tmp_prefix = f"{uuid.uuid4().hex[:12]}-"
         self._tmp_counter = itertools.count()
         self._locks_guard = threading.Lock()
-        self.chunks = ChunkStore(root, self.db, self.staging, self.lists, ttl=staging_ttl)
+        self.chunks = ChunkStore(
+            root, self.db, self.staging, self.lists, ttl=staging_ttl, shared=dedup_across_clients
+        )
         self._serving = self.state / "serving" if maintain else None
         if self._serving is not None:  # only the serving process clears and repairs
             self._recover()
@@ -266,7 +295,14 @@ class ServerStore:
             self.chunks.collect()
 
     @classmethod
-    def open(cls, root: Path, *, adopt: bool = False) -> ServerStore:
+    def open(
+        cls,
+        root: Path,
+        *,
+        adopt: bool = False,
+        dedup_across_clients: bool = False,
+        keep_group_and_other_write: bool = False,
+    ) -> ServerStore:
         """Open ``root`` as a target: new, empty, already ours, or adopted with ``adopt``."""
         root = root.expanduser().absolute()
         if root.exists() and not root.is_dir():
@@ -277,7 +313,11 @@ class ServerStore:
                 "or pass --adopt to index what is there for dedup"
             )
         root.mkdir(parents=True, exist_ok=True)
-        store = cls(root)
+        store = cls(
+            root,
+            dedup_across_clients=dedup_across_clients,
+            keep_group_and_other_write=keep_group_and_other_write,
+        )
         if adopt:
             from homekeep.sync.adopt import adopt as index_existing
 
@@ -528,7 +568,7 @@ class ServerStore:
     def receive_pack(self, client: str, body: bytes | bytearray | memoryview) -> tuple[int, int]:
         """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
         check_client(client)
-        return self.chunks.receive(body)
+        return self.chunks.receive(client, body)
 
     # -- files ---------------------------------------------------------------------------
 
@@ -551,13 +591,14 @@ class ServerStore:
         for path in paths:
             batch.entries.setdefault(path, None)
         hashes = list({s.hash for s in specs if s.size})
+        owner, mine = self.chunks.owner(batch.client)
         for part in _slices(hashes):
             marks = ",".join("?" * len(part))
             batch.held.update(
                 row[0]
                 for row in conn.execute(
-                    f"SELECT DISTINCT hash FROM entries WHERE hash IN ({marks})",  # noqa: S608 - placeholders only
-                    part,
+                    f"SELECT DISTINCT hash FROM entries WHERE hash IN ({marks}){owner}",  # noqa: S608 - placeholders only
+                    (*part, *mine),
                 )
             )
         batch.checked.update(hashes)
@@ -568,7 +609,7 @@ class ServerStore:
             for chunk_id in s.chunks.ids()
             if chunk_id not in batch.inline
         }
-        batch.located.update(self.chunks.locate_all(wanted))
+        batch.located.update(self.chunks.locate_all(batch.client, wanted))
         batch.looked.update(wanted)
 
     def commit_file(self, batch: Batch, spec: FileSpec) -> dict[str, Any]:
@@ -736,9 +777,11 @@ class ServerStore:
         """Whole-file dedup: make the file from a copy of one the server holds."""
         if spec.size == 0:
             return False
+        owner, mine = self.chunks.owner(batch.client)
         for row in self.db.query(
-            "SELECT * FROM entries WHERE hash = ? AND kind = 'file' AND size = ? LIMIT 8",
-            (spec.hash, spec.size),
+            "SELECT * FROM entries WHERE hash = ? AND kind = 'file' AND size = ?"  # noqa: S608 - a constant fragment
+            f"{owner} LIMIT 8",
+            (spec.hash, spec.size, *mine),
         ):
             source = self.root / row["client"] / row["path"]
             if not self._unchanged_on_disk(source, row):
