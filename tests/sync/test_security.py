@@ -13,6 +13,7 @@ import ctypes
 import json
 import os
 import socket
+import ssl
 import stat
 import struct
 import threading
@@ -27,7 +28,13 @@ from blake3 import blake3
 
 from homekeep.sync.protocol import encode_record
 from tests.support import create_token, run_cli
-from tests.sync.helpers import SyncServer, api_error, sync_server, sync_token
+from tests.sync.helpers import (
+    SyncServer,
+    api_error,
+    sync_server,
+    sync_token,
+    tls_sync_server,
+)
 
 API = "/api/sync/v1"
 MiB = 1 << 20
@@ -41,10 +48,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
         yield srv
 
 
-def _http(srv: SyncServer, token: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=srv.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
-    )
+def _http(srv: SyncServer, token: str, verify: ssl.SSLContext | bool = True) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.Client(base_url=srv.url, headers=headers, timeout=60, verify=verify)
 
 
 def _entry(data: bytes) -> str:
@@ -397,6 +403,32 @@ def test_idle_connections_without_a_token_do_not_take_upload_slots(tmp_path: Pat
             answer = _dp_upload(port, _dp_header(srv.token, "real", "r.bin", data), data)
             assert answer["status"] == "done", answer
         assert (srv.root / "real/r.bin").read_bytes() == data
+
+
+def test_idle_connections_do_not_take_upload_slots_on_a_tls_port(tmp_path: Path) -> None:
+    """The same over TLS: connections that never start the handshake, or stop after it."""
+    with tls_sync_server(tmp_path) as found:
+        srv = found.server
+        context = ssl.create_default_context(cafile=str(found.ca_file))
+        with _http(srv, srv.token, context) as client:
+            port = client.get(f"{API}/hello").json()["data_port"]
+        with contextlib.ExitStack() as stack:
+            for i in range(8):
+                sock = stack.enter_context(_connect_from(port, "127.0.0.5"))
+                if i % 2:  # a handshake, and then no header
+                    stack.enter_context(context.wrap_socket(sock, server_hostname="127.0.0.1"))
+            time.sleep(0.3)
+            data = os.urandom(MiB)
+            header = _dp_header(srv.token, "real", "tls.bin", data)
+            with (
+                _connect_from(port) as plain,
+                context.wrap_socket(plain, server_hostname="127.0.0.1") as sock,
+            ):
+                sock.sendall(json.dumps(header).encode() + b"\n")
+                assert json.loads(_readline(sock)) == {"status": "continue"}
+                sock.sendall(data)
+                assert json.loads(_readline(sock))["status"] == "done"
+        assert (srv.root / "real/tls.bin").read_bytes() == data
 
 
 def test_one_address_cannot_hold_many_unauthenticated_connections(tmp_path: Path) -> None:
