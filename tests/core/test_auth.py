@@ -72,10 +72,12 @@ def test_a_token_acts_for_its_own_name_unless_bound_to_clients(store: TokenStore
     assert not own.acts_for("desktop")
     bound = store.verify(store.create("family", ["sync"], ["sync"], ["mum", "dad"]))
     assert bound.clients == ("mum", "dad")
-    assert bound.acts_for("mum") and bound.acts_for("dad")
+    assert bound.acts_for("mum")
+    assert bound.acts_for("dad")
     assert not bound.acts_for("family")
     anyone = store.verify(store.create("admin", ["all"], ["sync"], ["*"]))
-    assert anyone.acts_for("mum") and anyone.acts_for("whoever")
+    assert anyone.acts_for("mum")
+    assert anyone.acts_for("whoever")
 
 
 @pytest.mark.parametrize("client", ["", "..", ".x", "a b", "a/b", "*x", "a" * 65])
@@ -96,4 +98,5 @@ def test_tokens_made_before_bindings_keep_working_as_their_own_name(tmp_path: Pa
     old.close()
     record = TokenStore(path).verify(secret)
     assert record.clients == ()
-    assert record.acts_for("laptop") and not record.acts_for("desktop")
+    assert record.acts_for("laptop")
+    assert not record.acts_for("desktop")

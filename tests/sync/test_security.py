@@ -26,11 +26,13 @@ import httpx
 import pytest
 from blake3 import blake3
 
-from homekeep.sync.protocol import encode_record
+from homekeep.sync.protocol import ChunkList, encode_record
+from homekeep.sync.store import FileSpec, ServerStore
 from tests.support import create_token, run_cli
 from tests.sync.helpers import (
     SyncServer,
     api_error,
+    push,
     sync_server,
     sync_token,
     tls_sync_server,
@@ -223,9 +225,7 @@ def test_a_token_cannot_touch_another_clients_tree(server: SyncServer) -> None:
             ),
             _commit(client, "alice", [_file_op("planted.txt", b"bob")], b"bob"),
             client.put(f"{API}/clients/alice/chunks", content=b""),
-            client.put(
-                f"{API}/clients/alice/lists/{'0' * 64}", params={"size": 1}, content=b""
-            ),
+            client.put(f"{API}/clients/alice/lists/{'0' * 64}", params={"size": 1}, content=b""),
             client.put(
                 f"{API}/clients/alice/files",
                 params={
@@ -269,12 +269,11 @@ def test_a_token_for_any_client_is_explicit(server: SyncServer) -> None:
 
 @pytest.mark.parametrize("client", ["", "../x", ".hidden", "a" * 65, "two words"])
 def test_bad_client_bindings_are_refused_by_the_cli(server: SyncServer, client: str) -> None:
-    result = run_cli(
-        "token", "create", "bad-bind", "--scope", "sync", "--client", client,
-        data_dir=server.data_dir,
-    )  # fmt: skip
+    args = ["token", "create", "bad-bind", "--scope", "sync", "--client", client]
+    result = run_cli(*args, data_dir=server.data_dir)
     assert result.returncode != 0
-    assert result.stderr.startswith("error: ") and "--client" in result.stderr
+    assert result.stderr.startswith("error: ")
+    assert "--client" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -505,6 +504,23 @@ def test_clients_cannot_open_the_servers_folders_to_everyone(server: SyncServer)
     assert manifest["top"][0] == 4095
 
 
+def test_a_push_of_an_open_tree_lands_closed_and_sends_nothing_the_second_time(
+    server: SyncServer, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    (src / "shared").mkdir(parents=True)
+    (src / "shared/notes.txt").write_text("everyone writes here")
+    (src / "shared/notes.txt").chmod(0o666)
+    (src / "shared").chmod(0o777)
+    first = push(src, server, "open-tree")
+    assert not first["errors"]
+    assert _mode(server.root / "open-tree/shared") == 0o755
+    assert _mode(server.root / "open-tree/shared/notes.txt") == 0o644
+    again = push(src, server, "open-tree")
+    assert not again["errors"]
+    assert (again["files_sent"], again["folders"], again["data_bytes_sent"]) == (0, 0, 0)
+
+
 def test_group_and_other_write_can_be_kept_by_configuration(tmp_path: Path) -> None:
     env = {"HOMEKEEP_SYNC_KEEP_GROUP_AND_OTHER_WRITE": "true"}
     with sync_server(tmp_path, env=env) as srv, _http(srv, srv.token) as client:
@@ -567,3 +583,87 @@ def test_a_folder_swapped_for_a_link_never_lets_the_server_act_outside(
             stop.set()
             flipper.join(WAIT)
     assert sorted(p.name for p in outside.iterdir()) == before
+
+
+def _one_chunk_spec(path: str, data: bytes, mode: int = 0o644) -> FileSpec:
+    chunks = ChunkList(struct.pack(">32sI", blake3(data).digest(), len(data)))
+    return FileSpec(path, len(data), mode, MTIME, blake3(data).hexdigest(), chunks)
+
+
+def _file_through_a_batch(store: ServerStore, spec: FileSpec, data: bytes) -> dict[str, Any]:
+    """What an ops request does with one file op whose chunk came with it."""
+    batch = store.begin("c", {spec.hash: (data, len(data))})
+    try:
+        store.prepare(batch, [spec])
+        answer = store.commit_file(batch, spec)
+        store.settle(batch)
+    finally:
+        batch.close()
+    return answer
+
+
+@pytest.mark.parametrize("op", ["file", "upload", "meta", "mkdir", "link", "rename", "delete"])
+def test_a_folder_swapped_for_a_link_between_check_and_use_changes_nothing_outside(
+    tmp_path: Path, op: str
+) -> None:
+    """The server is paused right after it found the folder a path is in and before it
+    changes that path (a hook through the store's constructor); a local user swaps the
+    folder for a symlink to somewhere else at that moment. The change still lands in
+    the real folder, moved aside, and nothing outside is touched."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.txt").write_text("mine")
+    outside_before = _tree_state(outside)
+    root = tmp_path / "server"
+    root.mkdir()
+    armed: list[str] = []
+    swapped: list[str] = []
+
+    def swap(rel: str) -> None:
+        if armed and not swapped and rel.startswith("d/"):
+            (root / "c/d").rename(root / "c/d-real")
+            (root / "c/d").symlink_to(outside)
+            swapped.append(rel)
+
+    store = ServerStore(root, pause=swap)
+    try:
+        kept = b"the client's own file"
+        store.mkdir("c", "d", 0o755)
+        assert _file_through_a_batch(store, _one_chunk_spec("d/victim.txt", kept), kept)
+        armed.append(op)
+        data = b"written during the swap"
+        if op == "file":
+            _file_through_a_batch(store, _one_chunk_spec("d/new.txt", data), data)
+        elif op == "upload":
+            tmp = store.new_upload()
+            tmp.write_bytes(data)
+            store.commit_upload("c", _one_chunk_spec("d/new.txt", data), tmp, len(data))
+        elif op == "meta":  # the same content with another mode: a chmod only
+            _file_through_a_batch(store, _one_chunk_spec("d/victim.txt", kept, 0o600), kept)
+        elif op == "mkdir":
+            store.mkdir("c", "d/new.txt", 0o700)
+        elif op == "link":
+            store.symlink("c", "d/new.txt", "anywhere", MTIME)
+        elif op == "rename":
+            assert store.rename("c", "d/victim.txt", "d/new.txt")
+        else:
+            store.delete("c", "d/victim.txt")
+    finally:
+        store.close()
+    assert swapped, "the hook never ran: the test proves nothing"
+    assert _tree_state(outside) == outside_before
+    real = root / "c/d-real"
+    if op == "delete":
+        assert not (real / "victim.txt").exists()
+    elif op == "meta":
+        assert _mode(real / "victim.txt") == 0o600
+    else:
+        assert os.path.lexists(real / "new.txt")
+    assert (root / "c/d").is_symlink()  # the server left the local user's link alone
+
+
+def _tree_state(folder: Path) -> list[tuple[str, int, bytes]]:
+    return [
+        (p.name, p.lstat().st_mode, p.read_bytes() if p.is_file() else b"")
+        for p in sorted(folder.iterdir())
+    ]

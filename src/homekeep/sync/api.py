@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Annotated, Any, BinaryIO, Literal
+from typing import IO, Annotated, Any, BinaryIO, Literal, cast
 
 import anyio.to_thread
 import zstandard
@@ -160,7 +160,10 @@ def _apply(
         try:
             _apply_ops(store, batch, request.ops, results)
         finally:
-            store.settle(batch)
+            try:
+                store.settle(batch)
+            finally:
+                batch.close()
             touched = [op.path for op in request.ops if not isinstance(op, FileOp | TopOp)]
             touched += [op.dest for op in request.ops if isinstance(op, RenameOp)]
             top = any(isinstance(op, TopOp) for op in request.ops)
@@ -180,6 +183,7 @@ def _apply_ops(
         if not isinstance(op, FileOp):
             store.settle(batch)
             _apply_other(store, client, op, results)
+            batch.forget()  # what the batch knew of entries and folders may have changed
             start += 1
             continue
         end = start
@@ -364,7 +368,9 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
                 # small bomb never becomes gigabytes in memory (nor on disk)
                 inflate = (
                     zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_writer(
-                        sink, write_return_read=True, closefd=False
+                        cast(IO[bytes], sink),  # it only calls write()
+                        write_return_read=True,
+                        closefd=False,
                     )
                     if encoding == "zstd"
                     else sink

@@ -58,9 +58,7 @@ def check_access(token: Token, client: str) -> str:
     """
     check_client(client)
     if not token.allows("sync"):
-        raise Forbidden(
-            f"token {token.name!r} has no access to sync; create one with --scope sync"
-        )
+        raise Forbidden(f"token {token.name!r} has no access to sync; create one with --scope sync")
     if not token.acts_for(client):
         raise Forbidden(
             f"token {token.name!r} may not act as client {client!r}; on the server, create "

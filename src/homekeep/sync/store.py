@@ -23,7 +23,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -158,7 +158,6 @@ class _Ready:
     """A file written to a temp name, waiting for the group commit that places it."""
 
     tmp: Path
-    target: Path
     spec: FileSpec
     placed: Iterable[tuple[str, int, int]]  # iterated once, when recorded
     action: str
@@ -190,7 +189,7 @@ class Batch:
     """
 
     client: str
-    base: Path
+    tree: fsops.Tree  # the client's folder, walked by descriptors
     inline: dict[str, tuple[bytes, int]]  # chunks sent with the request: (data, wire bytes)
     ready: list[_Ready] = field(default_factory=list)
     pending: dict[str, ChunkList] = field(default_factory=dict)  # lists to keep for a resend
@@ -199,14 +198,15 @@ class Batch:
     checked: set[str] = field(default_factory=set)  # content ids looked up
     located: dict[str, Location] = field(default_factory=dict)
     looked: set[str] = field(default_factory=set)  # chunk ids looked up
-    dirs: dict[str, Path] = field(default_factory=dict)  # folders seen to be real folders
-    made: set[str] = field(default_factory=set)  # folders made (or found) for placing
 
     def forget(self) -> None:
+        """Drop what was looked up: another change may have made it wrong."""
         for known in (self.entries, self.held, self.checked, self.located, self.looked):
             known.clear()
-        self.dirs.clear()
-        self.made.clear()
+        self.tree.forget()  # a folder moved or removed: its descriptor is no longer its path
+
+    def close(self) -> None:
+        self.tree.close()
 
     def entry(self, store: ServerStore, path: str) -> sqlite3.Row | None:
         if path in self.entries:
@@ -227,25 +227,6 @@ class Batch:
             self.looked.update(unknown)
         return self.located
 
-    def resolve(self, rel: str) -> Path:
-        """``fsops.resolve``, checking each folder once per batch."""
-        head, _, name = rel.rpartition("/")
-        if head in self.dirs:
-            return self.dirs[head] / name
-        target = fsops.resolve(self.base, rel)
-        if head and target.parent.is_dir():
-            self.dirs[head] = target.parent
-        return target
-
-    def place(self, tmp: Path, target: Path, rel: str) -> None:
-        """Rename a finished temp file into place, making its folders once per batch."""
-        head = rel.rpartition("/")[0]
-        known = not head or head in self.made
-        fsops.place(tmp, self.base, target, sync=False, parents=not known)
-        if not known:
-            self.made.add(head)
-            self.dirs[head] = target.parent
-
 
 def is_target(root: Path) -> bool:
     """Return True if ``root`` is already a homekeep sync target."""
@@ -263,8 +244,10 @@ class ServerStore:
         maintain: bool = True,
         dedup_across_clients: bool = False,
         keep_group_and_other_write: bool = False,
+        pause: Callable[[str], None] | None = None,
     ) -> None:
         self.root = root
+        self._pause = pause  # for tests: see fsops.Tree
         # the bits a mode from a client keeps on disk: never setuid or setgid, and group
         # and other write (and sticky, which only matters with them) only when configured
         self.mode_mask = 0o1777 if keep_group_and_other_write else 0o755
@@ -348,6 +331,12 @@ class ServerStore:
     def client_dir(self, client: str) -> Path:
         check_client(client)
         return self.root / client
+
+    def tree(self, client: str) -> fsops.Tree:
+        """The client's folder (made if new), to change through folder descriptors."""
+        base = self.client_dir(client)
+        base.mkdir(exist_ok=True)
+        return fsops.Tree(base, pause=self._pause)
 
     def _recover(self, client: str | None = None) -> None:
         """Forget what a crash (or an error) left half placed.
@@ -465,7 +454,7 @@ class ServerStore:
         """Record the mode and mtime of the client's folder itself and apply them."""
         base = self.client_dir(client)
         base.mkdir(exist_ok=True)
-        base.chmod(mode & fsops.MODE_MASK)
+        base.chmod(mode & self.mode_mask)
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE clients SET top_mode = ?, top_mtime_ns = ? WHERE name = ?",
@@ -475,16 +464,8 @@ class ServerStore:
 
     def mkdir(self, client: str, path: str, mode: int, mtime_ns: int | None = None) -> None:
         """Create or update a folder; its mtime is applied by ``restore_dir_times``."""
-        base = self.client_dir(client)
-        base.mkdir(exist_ok=True)
-        target = fsops.resolve(base, path)
-        fsops.make_parents(base, target)
-        with contextlib.suppress(FileNotFoundError):
-            if not stat.S_ISDIR(target.lstat().st_mode):
-                target.unlink()
-        created = not target.exists()
-        target.mkdir(exist_ok=True)
-        target.chmod(mode & fsops.MODE_MASK)
+        with self.tree(client) as tree:
+            created = tree.mkdir(path, mode & self.mode_mask)
         with self.db.transaction() as conn:
             old = conn.execute(
                 "SELECT kind, mode FROM entries WHERE client = ? AND path = ?", (client, path)
@@ -509,14 +490,17 @@ class ServerStore:
     def symlink(self, client: str, path: str, link_target: str, mtime_ns: int) -> None:
         if "\x00" in link_target or not link_target or len(link_target) > 4096:
             raise InvalidInput(f"invalid symlink target for {path!r}")
-        base = self.client_dir(client)
-        base.mkdir(exist_ok=True)
-        target = fsops.resolve(base, path)
-        tmp = self.temp_name()
-        tmp.symlink_to(link_target)
-        with contextlib.suppress(NotImplementedError, OSError):
-            os.utime(tmp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
-        fsops.place(tmp, base, target)
+        with self.tree(client) as tree:
+            tree.lstat(path)  # a symlink or a file on the way: refused before anything
+            tmp = self.temp_name()
+            tmp.symlink_to(link_target)
+            try:
+                with contextlib.suppress(NotImplementedError, OSError):
+                    os.utime(tmp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+                tree.place(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            tree.fsync(path.rpartition("/")[0])
         with self.db.transaction() as conn:
             self._forget(conn, client, path)
             conn.execute(
@@ -528,9 +512,8 @@ class ServerStore:
             self._touch_client(conn, client)
 
     def delete(self, client: str, path: str) -> bool:
-        base = self.client_dir(client)
-        target = fsops.resolve(base, path)
-        removed = fsops.remove(target)
+        with self.tree(client) as tree:
+            removed = tree.remove(path)
         with self.db.transaction() as conn:
             self._forget(conn, client, path)
             self._event(conn, client, "delete", path)
@@ -539,20 +522,17 @@ class ServerStore:
 
     def rename(self, client: str, path: str, dest: str) -> bool:
         """Rename a file or folder; return False if the source is not there (client re-sends)."""
-        base = self.client_dir(client)
-        source = fsops.resolve(base, path)
-        target = fsops.resolve(base, dest)
         entry = self._entry(client, path)
-        if entry is None or not os.path.lexists(source):
-            return False
-        if dest == path or dest.startswith(path + "/"):
-            raise InvalidInput(f"cannot move {path!r} into itself ({dest!r})")
-        fsops.make_parents(base, target)
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISDIR(target.lstat().st_mode) or entry["kind"] == "dir":
-                fsops.remove(target)
-        source.replace(target)
-        fsops.fsync_dir(target.parent)
+        with self.tree(client) as tree:
+            tree.lstat(dest)  # a symlink or a file on the way: refused before anything
+            if entry is None or tree.lstat(path) is None:
+                return False
+            if dest == path or dest.startswith(path + "/"):
+                raise InvalidInput(f"cannot move {path!r} into itself ({dest!r})")
+            if path.startswith(dest + "/"):  # over a folder it is in: sent again instead
+                return False
+            tree.rename(path, dest, replace_any=entry["kind"] == "dir")
+            tree.fsync(dest.rpartition("/")[0])
         with self.db.transaction() as conn:
             self._forget(conn, client, dest)
             conn.execute(
@@ -575,7 +555,7 @@ class ServerStore:
     def begin(self, client: str, inline: dict[str, tuple[bytes, int]] | None = None) -> Batch:
         """Start a batch of changes for ``client`` (whose lock the caller holds)."""
         self.register(client)
-        return Batch(client, self.client_dir(client), inline or {})
+        return Batch(client, self.tree(client), inline or {})
 
     def prepare(self, batch: Batch, specs: list[FileSpec]) -> None:
         """Look up, in a few queries, what ``commit_file`` will ask about these files."""
@@ -621,16 +601,16 @@ class ServerStore:
         until ``settle(batch)`` places the lot.
         """
         client = batch.client
-        target = batch.resolve(spec.path)
+        on_disk = batch.tree.lstat(spec.path)  # a symlink on the way: refused here
         current = batch.entry(self, spec.path)
         if (
             current is not None
             and current["kind"] == "file"
             and current["hash"] == spec.hash
-            and self._unchanged_on_disk(target, current)
+            and _unchanged(on_disk, current)
         ):
-            target.chmod(spec.mode & fsops.MODE_MASK)
-            os.utime(target, ns=(spec.mtime_ns, spec.mtime_ns), follow_symlinks=False)
+            batch.tree.chmod(spec.path, spec.mode & self.mode_mask)
+            batch.tree.utime(spec.path, spec.mtime_ns)
             with self.db.transaction() as conn:
                 conn.execute(
                     "UPDATE entries SET mode = ?, mtime_ns = ? WHERE id = ?",
@@ -641,7 +621,7 @@ class ServerStore:
             return {"status": "done", "via": "meta"}
         action = "modify" if current is not None else "create"
         if (spec.hash in batch.held or spec.hash not in batch.checked) and self._copy_existing(
-            batch, spec, target, action
+            batch, spec, action
         ):
             return {"status": "done", "via": "copy"}
         chunks = spec.chunks
@@ -681,7 +661,7 @@ class ServerStore:
                 answer["more"] = True
             return answer
         try:
-            return self._assemble(batch, spec, chunks, target, action, keep=keep)
+            return self._assemble(batch, spec, chunks, action, keep=keep)
         except InvalidInput:
             if spec.chunks is not None:
                 raise
@@ -728,18 +708,19 @@ class ServerStore:
             raise InvalidInput(f"the uploaded content of {spec.path!r} does not match its id")
         fd = os.open(tmp, os.O_WRONLY)
         try:
-            fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
+            fsops.finish(fd, mode=spec.mode & self.mode_mask, mtime_ns=spec.mtime_ns)
         finally:
             os.close(fd)
         with self.lock(client):
             batch = self.begin(client)
-            target = batch.resolve(spec.path)
-            action = "modify" if batch.entry(self, spec.path) is not None else "create"
-            placed = digest.chunks.offsets()  # lazily: a huge file's list is not copied
-            batch.ready.append(
-                _Ready(tmp, target, spec, placed, action, wire_bytes, "upload", set())
-            )
-            self.settle(batch)
+            try:
+                batch.tree.lstat(spec.path)  # a symlink on the way: refused here
+                action = "modify" if batch.entry(self, spec.path) is not None else "create"
+                placed = digest.chunks.offsets()  # lazily: a huge file's list is not copied
+                batch.ready.append(_Ready(tmp, spec, placed, action, wire_bytes, "upload", set()))
+                self.settle(batch)
+            finally:
+                batch.close()
 
     def base_chunks(self, client: str, path: str, base: str) -> Chunks | None:
         """The chunk list of the file at ``path`` if its content id is ``base``.
@@ -761,19 +742,7 @@ class ServerStore:
             built.add(bytes.fromhex(chunk_hash), length)
         return built.done() if built.size == entry["size"] else None
 
-    @staticmethod
-    def _unchanged_on_disk(path: Path, entry: sqlite3.Row) -> bool:
-        try:
-            st = path.lstat()
-        except OSError:
-            return False
-        return (
-            stat.S_ISREG(st.st_mode)
-            and st.st_size == entry["size"]
-            and st.st_mtime_ns == entry["mtime_ns"]
-        )
-
-    def _copy_existing(self, batch: Batch, spec: FileSpec, target: Path, action: str) -> bool:
+    def _copy_existing(self, batch: Batch, spec: FileSpec, action: str) -> bool:
         """Whole-file dedup: make the file from a copy of one the server holds."""
         if spec.size == 0:
             return False
@@ -783,27 +752,33 @@ class ServerStore:
             f"{owner} LIMIT 8",
             (spec.hash, spec.size, *mine),
         ):
-            source = self.root / row["client"] / row["path"]
-            if not self._unchanged_on_disk(source, row):
-                continue
             tmp = self.temp_name()
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                fsops.clone(source, fd)
+                with contextlib.ExitStack() as stack:
+                    if row["client"] == batch.client:
+                        tree = batch.tree
+                    else:
+                        tree = stack.enter_context(self.tree(row["client"]))
+                    source = tree.open(row["path"], os.O_RDONLY)
+                    stack.callback(os.close, source)
+                    if not _unchanged(os.fstat(source), row):
+                        raise OSError("the source changed since it was recorded")
+                    fsops.clone(source, fd)
                 if os.fstat(fd).st_size != spec.size:
                     raise OSError("copy came out short")
                 # size and mtime say the source is what the index recorded; the hash makes
                 # sure (a crash between placing a file and recording it could fool them)
                 if fsops.content_hash(tmp) != spec.hash:
                     raise OSError("the source no longer holds that content")
-                fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
-            except OSError:
+                fsops.finish(fd, mode=spec.mode & self.mode_mask, mtime_ns=spec.mtime_ns)
+            except (OSError, InvalidInput, Conflict):
                 os.close(fd)
                 tmp.unlink(missing_ok=True)
                 continue
             os.close(fd)
             batch.ready.append(
-                _Ready(tmp, target, spec, (), action, 0, "copy", set(), copy_of=int(row["id"]))
+                _Ready(tmp, spec, (), action, 0, "copy", set(), copy_of=int(row["id"]))
             )
             return True
         return False
@@ -813,7 +788,6 @@ class ServerStore:
         batch: Batch,
         spec: FileSpec,
         chunks: Chunks,
-        target: Path,
         action: str,
         *,
         keep: bool,
@@ -874,7 +848,7 @@ class ServerStore:
                 return {"status": "missing", "chunks": list(dict.fromkeys(gone))}
             if whole is not None and whole.hexdigest() != spec.hash:
                 raise InvalidInput(f"the chunks of {spec.path!r} do not add up to its content id")
-            fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
+            fsops.finish(fd, mode=spec.mode & self.mode_mask, mtime_ns=spec.mtime_ns)
             done = True
         finally:
             os.close(fd)
@@ -884,7 +858,7 @@ class ServerStore:
                 tmp.unlink(missing_ok=True)
         via = "chunks" if data_bytes else "local"
         placed = chunks.offsets()
-        batch.ready.append(_Ready(tmp, target, spec, placed, action, data_bytes, via, staged_used))
+        batch.ready.append(_Ready(tmp, spec, placed, action, data_bytes, via, staged_used))
         return {"status": "done", "via": via, "data_bytes": data_bytes}
 
     def settle(self, batch: Batch) -> None:
@@ -911,11 +885,11 @@ class ServerStore:
             fsops.sync_files([r.tmp for r in ready])
             folders = set()
             for r in ready:
-                batch.place(r.tmp, r.target, r.spec.path)
+                batch.tree.place(r.tmp, r.spec.path)
                 placed += 1
-                folders.add(r.target.parent)
+                folders.add(r.spec.path.rpartition("/")[0])
             for folder in folders:
-                fsops.fsync_dir(folder)
+                batch.tree.fsync(folder)
             with self.db.transaction() as conn:
                 for r in ready:
                     self._record_file(conn, client, r)
@@ -967,14 +941,14 @@ class ServerStore:
                 (client, *part),
             )
             times.extend((str(r[0]), int(r[1])) for r in rows)
-        base = self.client_dir(client)
-        for path, mtime_ns in sorted(times, key=lambda t: t[0].count("/"), reverse=True):
-            try:
-                target = fsops.resolve(base, path)
-                if stat.S_ISDIR(target.lstat().st_mode):
-                    os.utime(target, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
-            except (OSError, InvalidInput, Conflict) as exc:
-                log.debug("cannot set the mtime of %s: %s", path, exc)
+        with self.tree(client) as tree:
+            for path, mtime_ns in sorted(times, key=lambda t: t[0].count("/"), reverse=True):
+                try:
+                    st = tree.lstat(path)
+                    if st is not None and stat.S_ISDIR(st.st_mode):
+                        tree.utime(path, mtime_ns)
+                except (OSError, InvalidInput, Conflict) as exc:
+                    log.debug("cannot set the mtime of %s: %s", path, exc)
 
     def _restore_top(self, client: str) -> None:
         top = self.top(client)
@@ -1008,6 +982,16 @@ class ServerStore:
         self._event(
             conn, client, r.action, spec.path, size=spec.size, data_bytes=r.data_bytes, via=r.via
         )
+
+
+def _unchanged(st: os.stat_result | None, entry: sqlite3.Row) -> bool:
+    """A regular file of the size and mtime the index recorded for ``entry``."""
+    return (
+        st is not None
+        and stat.S_ISREG(st.st_mode)
+        and st.st_size == entry["size"]
+        and st.st_mtime_ns == entry["mtime_ns"]
+    )
 
 
 def _single(chunks: Chunks, file_hash: str) -> bool:
