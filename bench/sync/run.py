@@ -151,6 +151,7 @@ def sync_server(work: Path, suffix: str = "") -> Iterator[tuple[str, str, int, i
     data = work / f"hk-server-data{suffix}"
     _, _, token = run(
         [*HOMEKEEP, "--data-dir", str(data), "token", "create", "bench", "--scope", "sync"]
+        + ["--client", "*"]  # the bench pushes under several client names
     )
     proc = subprocess.Popen(
         [

@@ -463,6 +463,7 @@ def build(ctx: AreaContext) -> WebParts:
     try:
         store = ServerStore.open(
             cfg.root,
+            staging_ttl=cfg.staging_ttl_hours * 3600,
             dedup_across_clients=cfg.dedup_across_clients,
             keep_group_and_other_write=cfg.keep_group_and_other_write,
         )

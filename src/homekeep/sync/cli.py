@@ -100,6 +100,7 @@ def server(
     store = ServerStore.open(
         folder,
         adopt=adopt,
+        staging_ttl=cfg.staging_ttl_hours * 3600,
         dedup_across_clients=cfg.dedup_across_clients,
         keep_group_and_other_write=cfg.keep_group_and_other_write,
     )

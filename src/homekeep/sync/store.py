@@ -283,6 +283,7 @@ class ServerStore:
         root: Path,
         *,
         adopt: bool = False,
+        staging_ttl: float = 24 * 3600,
         dedup_across_clients: bool = False,
         keep_group_and_other_write: bool = False,
     ) -> ServerStore:
@@ -298,6 +299,7 @@ class ServerStore:
         root.mkdir(parents=True, exist_ok=True)
         store = cls(
             root,
+            staging_ttl=staging_ttl,
             dedup_across_clients=dedup_across_clients,
             keep_group_and_other_write=keep_group_and_other_write,
         )
