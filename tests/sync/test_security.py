@@ -448,6 +448,21 @@ def test_one_address_cannot_hold_many_unauthenticated_connections(tmp_path: Path
             assert answer["status"] == "done", answer
 
 
+def test_a_header_that_never_ends_is_cut_off_at_its_deadline(server: SyncServer) -> None:
+    """Half a header, then silence: answered and closed after 10 s, not kept for ever."""
+    port = _data_port(server)
+    with _connect_from(port, "127.0.0.6") as sock:
+        sock.settimeout(3 * WAIT)
+        start = time.monotonic()
+        sock.sendall(b'{"token": "')
+        answer = json.loads(_readline(sock))
+        waited = time.monotonic() - start
+        assert sock.recv(1) == b""  # and hung up
+    assert answer["error"]["status"] == 422
+    assert "10 s" in answer["error"]["message"]
+    assert 9 < waited < 2 * WAIT
+
+
 # -- 7. deeply nested JSON ----------------------------------------------------------------
 
 
