@@ -176,21 +176,37 @@ def token() -> None:
     metavar="AREA",
     help="An area this token may write to; repeat for more, or 'all'.",
 )
+@click.option(
+    "--client",
+    "clients",
+    multiple=True,
+    metavar="NAME",
+    help="A client this token may act as (sync: the client's folder); repeat for more, "
+    "or '*' for any. Without it: only the client named like the token.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
-def token_create(rt: Runtime, name: str, scopes: tuple[str, ...], as_json: bool) -> None:
+def token_create(
+    rt: Runtime, name: str, scopes: tuple[str, ...], clients: tuple[str, ...], as_json: bool
+) -> None:
     """Create a token; its secret is printed once and stored only as a hash."""
     store = rt.tokens()
     try:
-        secret = store.create(name, scopes, rt.area_names)
+        secret = store.create(name, scopes, rt.area_names, clients)
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps({"name": name, "scopes": list(scopes), "token": secret}))
+        click.echo(
+            json.dumps(
+                {"name": name, "scopes": list(scopes), "clients": list(clients), "token": secret}
+            )
+        )
         return
     click.echo(secret)
+    acting = f" as {', '.join(clients)}" if clients else ""
     click.echo(
-        f"token {name!r} for {', '.join(scopes)}: store it now, it is not shown again", err=True
+        f"token {name!r} for {', '.join(scopes)}{acting}: store it now, it is not shown again",
+        err=True,
     )
 
 
@@ -211,6 +227,7 @@ def token_list(rt: Runtime, as_json: bool) -> None:
                     {
                         "name": t.name,
                         "scopes": list(t.scopes),
+                        "clients": list(t.clients),
                         "created_at": t.created_at,
                         "last_used_at": t.last_used_at,
                         "revoked_at": t.revoked_at,
@@ -223,10 +240,17 @@ def token_list(rt: Runtime, as_json: bool) -> None:
         return
     print_table(
         [
-            (t.name, ",".join(t.scopes), t.created_at, t.last_used_at, t.revoked_at or "active")
+            (
+                t.name,
+                ",".join(t.scopes),
+                ",".join(t.clients) or f"{t.name} (its name)",
+                t.created_at,
+                t.last_used_at,
+                f"revoked {t.revoked_at}" if t.revoked_at else "active",
+            )
             for t in tokens
         ],
-        ("name", "scopes", "created", "last used", "revoked"),
+        ("name", "scopes", "clients", "created", "last used", "state"),
     )
 
 

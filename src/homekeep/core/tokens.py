@@ -3,6 +3,10 @@
 A token reads ``hk_<id>_<secret>``. The id finds the row; the SHA-256 of the whole token
 is compared with ``hmac.compare_digest``. The secret has 256 bits of entropy, so a fast
 hash is enough (there is nothing to brute-force as with a password).
+
+A token may also be bound to clients: the names it may act as inside its areas (a sync
+client's folder, say), which an area checks with ``Token.acts_for``. A token bound to
+none acts only as the client of its own name; ``*`` binds it to any.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from homekeep.core.db import Database, utcnow
 from homekeep.core.errors import AuthError, Conflict, NotFound, UsageError
 
 ALL_SCOPES = "all"
+ANY_CLIENT = "*"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TOKEN_RE = re.compile(r"^hk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _DUMMY_HASH = hashlib.sha256(b"no such token").hexdigest()
@@ -38,6 +43,8 @@ MIGRATIONS = (
     );
     CREATE UNIQUE INDEX tokens_active_name ON tokens(name) WHERE revoked_at IS NULL;
     """,
+    # the clients a token may act as (JSON list); [] for the tokens made before: their own name
+    "ALTER TABLE tokens ADD COLUMN clients TEXT NOT NULL DEFAULT '[]';",
 )
 
 
@@ -51,10 +58,18 @@ class Token:
     created_at: str
     revoked_at: str | None
     last_used_at: str | None
+    clients: tuple[str, ...] = ()
 
     def allows(self, area: str) -> bool:
         """Return True if this token may act on ``area``."""
         return ALL_SCOPES in self.scopes or area in self.scopes
+
+    def acts_for(self, client: str) -> bool:
+        """Return True if this token may act as ``client``: one it is bound to, any with
+        ``*``, and without a binding only the client named like the token itself."""
+        if not self.clients:
+            return client == self.name
+        return ANY_CLIENT in self.clients or client in self.clients
 
 
 def _digest(token: str) -> str:
@@ -67,12 +82,25 @@ class TokenStore:
     def __init__(self, path: Path) -> None:
         self.db = Database(path, area="core", migrations=MIGRATIONS)
 
-    def create(self, name: str, scopes: Iterable[str], known_areas: Iterable[str]) -> str:
+    def create(
+        self,
+        name: str,
+        scopes: Iterable[str],
+        known_areas: Iterable[str],
+        clients: Iterable[str] = (),
+    ) -> str:
         """Create a token and return its secret text, which is shown only once."""
         if not _NAME_RE.match(name):
             raise UsageError(
                 f"invalid token name {name!r}: use 1-64 letters, digits, '.', '_' or '-'"
             )
+        bound = tuple(dict.fromkeys(clients))
+        for client in bound:
+            if client != ANY_CLIENT and not _NAME_RE.match(client):
+                raise UsageError(
+                    f"invalid --client {client!r}: use 1-64 letters, digits, '.', '_' or '-' "
+                    f"(not starting with '.', '_' or '-'), or '{ANY_CLIENT}' for any client"
+                )
         wanted = tuple(dict.fromkeys(scopes))
         if not wanted:
             raise UsageError("give at least one --scope AREA, or --scope all")
@@ -90,8 +118,9 @@ class TokenStore:
             ).fetchone():
                 raise Conflict(f"a token named {name!r} exists; revoke it first or pick a name")
             conn.execute(
-                "INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
-                (token_id, name, _digest(token), json.dumps(wanted), utcnow()),
+                "INSERT INTO tokens (id, name, hash, scopes, created_at, clients)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (token_id, name, _digest(token), json.dumps(wanted), utcnow(), json.dumps(bound)),
             )
         return token
 
@@ -130,6 +159,7 @@ class TokenStore:
             created_at=row["created_at"],
             revoked_at=row["revoked_at"],
             last_used_at=row["last_used_at"],
+            clients=tuple(json.loads(row["clients"])),
         )
 
     def close(self) -> None:

@@ -43,8 +43,20 @@ Location = tuple[Path, int, int, bool, int, str | int]
 class ChunkStore:
     """Staged chunk packs plus lookups into the chunk index of one target folder."""
 
-    def __init__(self, root: Path, db: Database, staging: Path, lists: Path, *, ttl: float) -> None:
+    def __init__(
+        self,
+        root: Path,
+        db: Database,
+        staging: Path,
+        lists: Path,
+        *,
+        ttl: float,
+        shared: bool = False,
+    ) -> None:
         self.root = root
+        # False: a client's chunks come only from its own files and uploads, so neither an
+        # answer nor a copy tells it what another client holds
+        self.shared = shared
         self.db = db
         self.staging = staging
         self.lists = lists  # the chunk lists of huge files, sent on their own, by content id
@@ -52,6 +64,11 @@ class ChunkStore:
         self._dctx = zstandard.ZstdDecompressor()
         self._collected_at = time.monotonic()
         self._emptied: set[str] = set()
+
+    def owner(self, client: str, column: str = "client") -> tuple[str, tuple[str, ...]]:
+        """The SQL condition (and its argument) on rows whose content ``client`` may be
+        given by dedup: its own, or every client's when dedup is shared."""
+        return ("", ()) if self.shared else (f" AND {column} = ?", (client,))
 
     def verify(self, body: bytes | bytearray | memoryview) -> list[tuple[str, bytes, int]]:
         """Decode a pack and check every chunk against its id: (id, data, wire bytes).
@@ -70,6 +87,10 @@ class ChunkStore:
             data = record.data
             if record.compressed:
                 try:
+                    # max_output_size bounds only a frame without a content size: one that
+                    # declares gigabytes would get them allocated, so that is checked first
+                    if zstandard.frame_content_size(data) > CHUNK_MAX:
+                        raise InvalidInput(f"chunk {record.chunk_id[:12]} has a bad length")
                     data = self._dctx.decompress(data, max_output_size=CHUNK_MAX)
                 except zstandard.ZstdError as exc:
                     raise InvalidInput(f"chunk {record.chunk_id[:12]} is not valid zstd") from exc
@@ -85,8 +106,8 @@ class ChunkStore:
             records.append((record.chunk_id, data, len(record.data)))
         return records
 
-    def receive(self, body: bytes | bytearray | memoryview) -> tuple[int, int]:
-        """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
+    def receive(self, client: str, body: bytes | bytearray | memoryview) -> tuple[int, int]:
+        """Verify and stage a pack of ``client``'s chunks; return (chunks stored, bytes)."""
         if time.monotonic() - self._collected_at > COLLECT_EVERY:
             self._collected_at = time.monotonic()
             self.collect()
@@ -100,13 +121,14 @@ class ChunkStore:
         with pack.open("wb") as fh:
             for chunk_id, data, wire in records:
                 fh.write(data)
-                rows.append((chunk_id, name, offset, len(data), wire, time.time()))
+                rows.append((client, chunk_id, name, offset, len(data), wire, time.time()))
                 offset += len(data)
         # no fsync: a staged chunk lost in a crash is sent again; files are synced when placed
         with self.db.transaction() as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO staged (hash, pack, offset, length, wire_bytes, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO staged"
+                " (client, hash, pack, offset, length, wire_bytes, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return len(records), sum(r[2] for r in records)
@@ -174,8 +196,9 @@ class ChunkStore:
             "DELETE FROM pending_lists WHERE client = ? AND hash = ?", (client, file_hash)
         )
 
-    def locate_all(self, chunk_ids: Iterable[str]) -> dict[str, Location]:
-        """Where each chunk can be read: a staged pack, else a file that holds it.
+    def locate_all(self, client: str, chunk_ids: Iterable[str]) -> dict[str, Location]:
+        """Where each chunk can be read for ``client``: a staged pack, else a file that holds
+        it (its own, or any client's when dedup is shared).
 
         Only what is found is returned, and each file's path is one object, so looking
         up the 140,000 chunks of a new 4 GiB file holds almost nothing.
@@ -184,12 +207,13 @@ class ChunkStore:
         found: dict[str, Location] = {}
         paths: dict[tuple[str, str], Path] = {}
         ids = iter(chunk_ids)
+        owner, mine = self.owner(client)
         while part := list(dict.fromkeys(itertools.islice(ids, 500))):
             marks = ",".join("?" * len(part))
             for row in conn.execute(
                 "SELECT hash, pack, offset, wire_bytes, length FROM staged"  # noqa: S608 - placeholders only
-                f" WHERE hash IN ({marks})",
-                part,
+                f" WHERE hash IN ({marks}){owner}",
+                (*part, *mine),
             ):
                 pack = paths.setdefault(("", row[1]), self.staging / row[1])
                 found[row[0]] = (pack, int(row[2]), int(row[3]), True, int(row[4]), str(row[1]))
@@ -199,8 +223,9 @@ class ChunkStore:
             marks = ",".join("?" * len(rest))
             for row in conn.execute(
                 "SELECT c.hash, e.client, e.path, c.offset, c.length, e.id FROM chunks c"  # noqa: S608 - placeholders only
-                f" JOIN entries e ON e.id = c.entry_id WHERE c.hash IN ({marks})",
-                rest,
+                f" JOIN entries e ON e.id = c.entry_id WHERE c.hash IN ({marks})"
+                + self.owner(client, "e.client")[0],
+                (*rest, *mine),
             ):
                 if row[0] not in found:
                     key = (str(row[1]), str(row[2]))
@@ -235,11 +260,16 @@ class ChunkStore:
         for _, file_hash in done:
             self._kept(client, file_hash).unlink(missing_ok=True)
         used = {chunk_id for staged, _ in done for chunk_id in staged}
+        # the chunk is in a file now: gone from staging for whoever may read that file
+        owner, mine = self.owner(client)
         for chunk_id in used:
-            row = conn.execute("SELECT pack FROM staged WHERE hash = ?", (chunk_id,)).fetchone()
-            if row is not None:
-                self._emptied.add(row[0])
-                conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
+            rows = conn.execute(
+                f"SELECT pack FROM staged WHERE hash = ?{owner}",  # noqa: S608 - a constant fragment
+                (chunk_id, *mine),
+            ).fetchall()
+            if rows:
+                self._emptied.update(row[0] for row in rows)
+                conn.execute(f"DELETE FROM staged WHERE hash = ?{owner}", (chunk_id, *mine))  # noqa: S608 - a constant fragment
 
     def remove_empty_packs(self) -> None:
         if not self._emptied:

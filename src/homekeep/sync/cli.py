@@ -86,8 +86,8 @@ def server(
 ) -> None:
     """Receive synced folders into FOLDER (each client under FOLDER/<name>).
 
-    Clients authenticate with tokens from this data directory:
-    'homekeep token create NAME --scope sync'.
+    Clients authenticate with tokens from this data directory: 'homekeep token create
+    NAME --scope sync' makes one for the client NAME; add '--client OTHER' for others.
     """
     from homekeep.core.hosts import trusted_names
     from homekeep.core.server import bind, check_tls, serve
@@ -98,12 +98,18 @@ def server(
     ctx = rt.area("sync")
     cfg = ctx.config(SyncConfig)
     check_tls(tls_cert, tls_key)
-    store = ServerStore.open(folder, adopt=adopt)
+    store = ServerStore.open(
+        folder,
+        adopt=adopt,
+        staging_ttl=cfg.staging_ttl_hours * 3600,
+        dedup_across_clients=cfg.dedup_across_clients,
+        keep_group_and_other_write=cfg.keep_group_and_other_write,
+    )
     tokens = rt.tokens()
     if not any(t.allows("sync") and t.revoked_at is None for t in tokens.list()):
         click.echo(
-            "warning: no token can write here yet; create one with "
-            "'homekeep token create NAME --scope sync'",
+            "warning: no token can write here yet; create one for each client with "
+            "'homekeep token create CLIENT --scope sync'",
             err=True,
         )
     chosen = data_port is not None
