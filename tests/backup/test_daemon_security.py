@@ -414,3 +414,19 @@ def test_two_origin_headers_are_refused(box: Box) -> None:
             sock.sendall(request.encode())
             status = sock.recv(200).split(b"\r\n", 1)[0]
         assert status == b"HTTP/1.1 403 Forbidden"
+
+
+def test_connections_past_the_bound_are_refused_with_503(box: Box) -> None:
+    with box.home.config.open("a", encoding="utf-8") as fh:
+        fh.write("daemon_max_connections = 5\n")
+    with daemon(box.home, env=box.env) as url:
+        idle = [connect(url) for _ in range(5)]  # no token: each may wait 10 s for one
+        try:
+            with pytest.raises(InvalidStatus) as caught:
+                connect(url, additional_headers=bearer(box.token))
+            assert caught.value.response.status_code == 503
+        finally:
+            for ws in idle:
+                ws.close()
+        with connect(url, additional_headers=bearer(box.token)) as ws:
+            assert ask(ws, {"request": "ListDrives"})["Drives"] == []

@@ -207,6 +207,12 @@ class BackupConfig(Section):
         description="Web pages allowed to open the WebSocket besides the daemon's own "
         "address, as origins: http://nas.local:8080.",
     )
+    daemon_max_connections: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="Open WebSocket connections the daemon takes at once (503 past it).",
+    )
     log_max_bytes: int = Field(
         default=5 * 1024 * 1024, ge=1024, description="Rotate the backup log at this size."
     )

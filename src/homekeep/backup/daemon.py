@@ -51,6 +51,7 @@ class Daemon:
         # the credentials of handshakes waiting for their handler.
         self.clients: set[ServerConnection] = set()
         self.admitted: dict[ServerConnection, Credentials] = {}
+        self.open: set[ServerConnection] = set()  # event loop only
         self.running: dict[str, threading.Event] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.due: dict[str, datetime | None] = {}
@@ -183,10 +184,13 @@ class Daemon:
     # -- WebSocket -------------------------------------------------------------------
 
     async def handshake(self, conn: ServerConnection, request: Request) -> Response | None:
-        """Refuse a token in the URL, a foreign Origin, or a bad Authorization header."""
+        """Refuse a token in the URL, a foreign Origin, a bad Authorization header, a flood."""
         refused = self.gate.refusal(conn, request)
         if refused is not None:
             return refused
+        # open WebSockets, authenticated or not, count: a flood of idle ones gets 503
+        if len(self.open) >= self.svc.config.daemon_max_connections:
+            return conn.respond(503, "too many open connections; try again later\n")
         try:
             credentials = self.gate.header_credentials(request)
             if credentials is not None:
@@ -195,6 +199,7 @@ class Daemon:
             return conn.respond(exc.status_code, exc.message + "\n")
         if credentials is not None:
             self.admitted[conn] = credentials
+        self.open.add(conn)
         return None
 
     async def handler(self, conn: ServerConnection) -> None:
@@ -215,6 +220,7 @@ class Daemon:
             pass
         finally:
             self.clients.discard(conn)
+            self.open.discard(conn)
 
     async def first_message(self, conn: ServerConnection) -> Credentials | None:
         """Authenticate a client that sent no header by its first message, or close it."""
