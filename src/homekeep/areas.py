@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from homekeep import backup, images, music, sync
+from homekeep import backup, convert, images, music, sync
 from homekeep.core.area import Area
 
-AREAS: tuple[Area, ...] = (sync.AREA, backup.AREA, images.AREA, music.AREA)
+AREAS: tuple[Area, ...] = (sync.AREA, backup.AREA, images.AREA, music.AREA, convert.AREA)
 
 
 def by_name() -> dict[str, Area]:

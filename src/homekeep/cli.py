@@ -18,6 +18,8 @@ from homekeep.core.errors import Conflict, HomekeepError
 from homekeep.core.files import write_atomic
 from homekeep.core.paths import default_config_path
 from homekeep.core.runtime import Runtime, pass_runtime
+from homekeep.core.units import LongRunning
+from homekeep.core.units_cli import service_group
 
 
 def _sections() -> dict[str, type[Section]]:
@@ -154,7 +156,8 @@ def token() -> None:
     "scopes",
     multiple=True,
     metavar="AREA",
-    help="An area this token may write to; repeat for more, or 'all'.",
+    help="An area this token may write to (or an area's extra scope, e.g. convert-worker); "
+    "repeat for more, or 'all'.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
@@ -162,7 +165,8 @@ def token_create(rt: Runtime, name: str, scopes: tuple[str, ...], as_json: bool)
     """Create a token; its secret is printed once and stored only as a hash."""
     store = rt.tokens()
     try:
-        secret = store.create(name, scopes, rt.area_names)
+        scopes_known = [*rt.area_names, *(s for area in AREAS for s in area.scopes)]
+        secret = store.create(name, scopes, scopes_known)
     finally:
         store.close()
     if as_json:
@@ -220,6 +224,13 @@ def token_revoke(rt: Runtime, name: str) -> None:
         store.close()
     click.echo(f"revoked {name}")
 
+
+def _long_running() -> list[LongRunning]:
+    serve_cmd = LongRunning("serve", ("serve",), "the web server with every area")
+    return [serve_cmd, *(c for area in AREAS for c in area.long_running)]
+
+
+cli.add_command(service_group(_long_running))
 
 _state: dict[str, bool] = {"debug": False}
 

@@ -6,6 +6,7 @@ import click
 
 from homekeep.backup.config import BackupConfig
 from homekeep.core.area import Area, AreaContext, WebParts
+from homekeep.core.units import LongRunning
 
 
 def _cli() -> click.Group:
@@ -28,4 +29,5 @@ AREA = Area(
     cli=_cli,
     web=_web,
     debian_packages=("rsync", "rclone"),
+    long_running=(LongRunning("backup-daemon", ("backup", "daemon"), "the backup scheduler"),),
 )

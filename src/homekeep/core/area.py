@@ -16,6 +16,7 @@ import click
 from homekeep.core.config import Section, Settings
 from homekeep.core.db import Database
 from homekeep.core.paths import DataDir
+from homekeep.core.units import LongRunning
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -53,6 +54,10 @@ class Area:
     cli: Callable[[], click.Group]
     web: Callable[[AreaContext], WebParts] | None = None
     debian_packages: tuple[str, ...] = field(default=())
+    # Token scopes beyond the area's own name (e.g. "convert-worker").
+    scopes: tuple[str, ...] = field(default=())
+    # Commands that run until stopped: `homekeep service install` makes units of them.
+    long_running: tuple[LongRunning, ...] = field(default=())
 
 
 @dataclass(frozen=True)

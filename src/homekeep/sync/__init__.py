@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from homekeep.core.area import Area, AreaContext, WebParts
+from homekeep.core.units import LongRunning
 from homekeep.sync.config import SyncConfig
 
 
@@ -27,4 +28,8 @@ AREA = Area(
     config=SyncConfig,
     cli=_cli,
     web=_web,
+    long_running=(
+        LongRunning("sync-server", ("sync", "server"), "the sync server", needs="FOLDER"),
+        LongRunning("sync-watch", ("sync", "watch"), "the sync client", needs="FOLDER"),
+    ),
 )
