@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
@@ -146,7 +147,9 @@ def routers(svc: Service) -> tuple[APIRouter, APIRouter]:
     @api.head("/uploads/{upload_id}")
     async def upload_offset(upload_id: str, _: Token = CLIENT) -> Response:
         """Where an upload stands: ``Upload-Offset`` and ``Upload-Length`` headers."""
-        upload = await find_upload(upload_id)
+        checked = check_id(upload_id, "upload id")
+        await run(svc.uploads.wait_idle, checked)
+        upload = await find_upload(checked)
         headers = {
             "Upload-Offset": str(svc.uploads.offset(upload)),
             "Upload-Length": str(upload.file_size),
@@ -178,19 +181,28 @@ def routers(svc: Service) -> tuple[APIRouter, APIRouter]:
         appender = await run(svc.uploads.begin, checked, int(upload_offset), length)
         pending: list[bytes] = []
         size = 0
+        body = request.stream()
         try:
-            async for chunk in request.stream():
+            while True:
+                # A connection that goes silent (a client gone without a word) is cut here,
+                # so the upload is free to resume instead of waiting on a dead peer.
+                with anyio.fail_after(svc.config.upload_idle_seconds):
+                    chunk = await anext(body, None)
+                if chunk is None:
+                    break
                 pending.append(chunk)
                 size += len(chunk)
                 if size >= READ_SIZE:
                     data, pending, size = b"".join(pending), [], 0
                     await run(appender.write, data)
-            if pending:
-                await run(appender.write, b"".join(pending))
-        except ClientDisconnect:
-            log.info("upload %s cut at %d bytes; it can resume", checked, appender.offset)
+        except (ClientDisconnect, TimeoutError):
+            log.info("upload %s cut after %d bytes; it can resume", checked, appender.offset)
         finally:
-            await run(appender.close)
+            try:
+                if pending:  # what arrived before a cut counts too
+                    await run(appender.write, b"".join(pending))
+            finally:
+                await run(appender.close)
         headers = {"Upload-Offset": str(appender.offset)}
         if not appender.complete:
             return Response(status_code=204, headers=headers)

@@ -146,6 +146,9 @@ class ConvertConfig(Section):
     upload_expiry_seconds: float = Field(
         default=86_400, gt=0, description="Unfinished uploads are dropped after this long."
     )
+    upload_idle_seconds: float = Field(
+        default=60, gt=0, le=3600, description="An upload request silent this long is cut."
+    )
     tool_timeout_seconds: float = Field(
         default=60, gt=0, le=3600, description="ffprobe runs at most this long."
     )

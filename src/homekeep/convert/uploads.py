@@ -30,6 +30,7 @@ from homekeep.core.errors import (
 )
 
 READ_SIZE = 1 << 20
+BUSY_WAIT_SECONDS = 5.0
 _SHA512 = re.compile(r"^[0-9a-f]{128}$")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _UUID = re.compile(r"^[0-9a-f]{32}$")
@@ -161,9 +162,11 @@ class Uploads:
         if upload.state != "open":
             where = f" as item {upload.item_id}" if upload.item_id else f": {upload.error}"
             raise Conflict(f"upload {upload_id} is {upload.state}{where}")
+        if not self.wait_idle(upload_id):
+            raise Conflict(f"another request is writing upload {upload_id}; try again soon")
         with self._lock:
             if upload_id in self._busy:
-                raise Conflict(f"another request is writing upload {upload_id}; wait for it")
+                raise Conflict(f"another request is writing upload {upload_id}; try again soon")
             self._busy.add(upload_id)
         try:
             current = self.offset(upload)
@@ -181,6 +184,21 @@ class Uploads:
         except BaseException:
             self._release(upload_id)
             raise
+
+    def wait_idle(self, upload_id: str, seconds: float = BUSY_WAIT_SECONDS) -> bool:
+        """Wait (a bounded time) until no request writes ``upload_id``; False if one still does.
+
+        A cut connection is noticed a moment after the client gave up on it, so a client
+        that resumes at once should find the bytes of its last request counted.
+        """
+        deadline = time.monotonic() + seconds
+        while True:
+            with self._lock:
+                if upload_id not in self._busy:
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
 
     def _release(self, upload_id: str) -> None:
         with self._lock:
