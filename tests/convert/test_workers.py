@@ -81,9 +81,7 @@ def queued(hosted: Hosted, clip: Path) -> str:
     return str(answer.json()["item_id"])
 
 
-def test_kill_9_requeues_after_the_lease_and_finishes_once(
-    quiet: Hosted, long_clip: Path
-) -> None:
+def test_kill_9_requeues_after_the_lease_and_finishes_once(quiet: Hosted, long_clip: Path) -> None:
     item_id = queued(quiet, long_clip)
     first = worker(quiet)
     try:
