@@ -66,7 +66,8 @@ def test_items_go_to_a_server_of_their_media_type_spread_by_load(
             config.write_text(
                 "[convert]\nclient_id = 'desk'\n"
                 + "".join(
-                    f"[[convert.servers]]\nhost = '127.0.0.1'\nport = {h.server.url.rsplit(':', 1)[1]}\n"
+                    "[[convert.servers]]\nhost = '127.0.0.1'\n"
+                    f"port = {h.server.url.rsplit(':', 1)[1]}\n"
                     f"media_types = {types}\ntoken = '{h.token}'\n"
                     for h, types in (
                         (only_images, '["image"]'),
@@ -114,7 +115,7 @@ def test_watch_sends_new_media_and_fetches_the_results(
                 hosted.url,
                 "--token",
                 hosted.token,
-            ],  # fmt: skip
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

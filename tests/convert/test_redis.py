@@ -40,7 +40,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "no",
             "--protected-mode",
             "yes",
-        ],  # fmt: skip
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -78,7 +78,7 @@ def test_a_remote_worker_takes_jobs_through_redis(
                 hosted.url,
                 "--threads",
                 "2",
-            ],  # fmt: skip
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
