@@ -29,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-from homekeep.convert.client import ServerClient  # noqa: E402
+from homekeep.convert.client import ServerClient, sha512_file  # noqa: E402
 from homekeep.convert.config import ConvertConfig  # noqa: E402
 from homekeep.convert.probing import probe  # noqa: E402
 from homekeep.convert.profiles import ffmpeg_args  # noqa: E402
@@ -152,21 +152,13 @@ def upload_speed(url: str, token: str, blob: Path) -> float:
     size = blob.stat().st_size
     start = time.perf_counter()
     with ServerClient(url, token) as client:
-        upload = client.create_upload(blob.name, size, hashlib_file(blob), "mkv-x264", "bench")
+        upload = client.create_upload(blob.name, size, sha512_file(blob), "mkv-x264", "bench")
         try:
             client.send(upload["upload_id"], blob, 0, size)
         except Exception as exc:  # random bytes: refused by ffprobe once they are all in
             if "not a media file" not in str(exc):
                 raise
     return size / (time.perf_counter() - start)
-
-
-def hashlib_file(path: Path) -> str:
-    hasher = hashlib.sha512()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            hasher.update(block)
-    return hasher.hexdigest()
 
 
 def nginx_put_speed(tmp: Path, blob: Path) -> float:

@@ -8,7 +8,6 @@ broker").
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from homekeep import __version__
+from homekeep.convert.client import sha512_file
 from homekeep.convert.jobs import Job
 from homekeep.convert.service import Service
 from homekeep.core.errors import HomekeepError, Unavailable, error_from_response
@@ -43,15 +43,6 @@ class Broker(Protocol):
     def release(self, job: Job) -> bool: ...
 
     def gone(self, worker_id: str) -> None: ...
-
-
-def sha512_of(path: Path) -> str:
-    """The SHA-512 of a file, read in 1 MiB blocks."""
-    hasher = hashlib.sha512()
-    with path.open("rb") as fh:
-        while block := fh.read(READ_SIZE):
-            hasher.update(block)
-    return hasher.hexdigest()
 
 
 class LocalBroker:
@@ -175,7 +166,7 @@ class HttpBroker:
                 if attempt == self.tries - 1:
                     raise Unavailable(f"input download from {self.server} failed: {exc}") from exc
                 time.sleep(min(8, 2**attempt))
-        if sha512_of(target) != job.sha512:
+        if sha512_file(target) != job.sha512:
             target.unlink(missing_ok=True)
             raise Unavailable(f"the input of item {job.item_id} arrived damaged (SHA-512)")
         return target

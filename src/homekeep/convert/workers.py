@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from homekeep.convert.brokers import Broker, sha512_of
+from homekeep.convert.brokers import Broker
 from homekeep.convert.checks import check_output
+from homekeep.convert.client import sha512_file
 from homekeep.convert.jobs import Job
 from homekeep.convert.profiles import ffmpeg_args
 from homekeep.convert.queue import JobQueue
@@ -210,7 +211,7 @@ def run_job(job: Job, broker: Broker, worker_id: str, folder: Path, stop: thread
         elif problems:
             broker.fail(job, problems)
         else:
-            broker.finish(job, output, sha512_of(output))
+            broker.finish(job, output, sha512_file(output))
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(folder)
