@@ -336,7 +336,7 @@ def routers(svc: Service) -> tuple[APIRouter, APIRouter]:
         declared = check_sha512(sha512)
         if declared is None:
             raise UsageError("send the output's SHA-512 in X-Sha512")
-        incoming = svc.work / "incoming"
+        incoming = svc.folder / "incoming"
         incoming.mkdir(parents=True, exist_ok=True)
         target = incoming / f"{item.item_id}-{uuid.uuid4().hex}.part"
         try:

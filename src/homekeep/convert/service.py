@@ -306,6 +306,11 @@ class Service:
             self.store.gone_worker(worker_id)
         for name in self.uploads.tidy():
             log.warning("removed %s: a partial upload nobody can resume", name)
+        incoming = self.folder / "incoming"  # outputs being handed in over HTTP
+        if incoming.is_dir():
+            for path in incoming.iterdir():
+                if path.stat().st_mtime < time.time() - 3600:  # surely not still arriving
+                    path.unlink(missing_ok=True)
         live = self.store.live_item_ids()
         for folder in (self.inputs, self.outputs):
             if folder.is_dir():
