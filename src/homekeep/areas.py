@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from homekeep import backup, images, music, sync
+from homekeep import backup, convert, images, music, sync
 from homekeep.core.area import Area
 
-AREAS: tuple[Area, ...] = (sync.AREA, backup.AREA, images.AREA, music.AREA)
+AREAS: tuple[Area, ...] = (sync.AREA, backup.AREA, images.AREA, music.AREA, convert.AREA)
 
 # Debian packages the whole project needs beside those of the areas.
-CORE_DEBIAN_PACKAGES = {"chromium": "tests: every area's pages in a real headless browser"}
+CORE_DEBIAN_PACKAGES = {
+    "chromium": "tests: every area's pages in a real headless browser",
+    "systemd": "homekeep service: `systemd-analyze verify` checks the units in the tests",
+}
 
 
 def by_name() -> dict[str, Area]:

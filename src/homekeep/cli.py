@@ -11,10 +11,12 @@ import click
 
 from homekeep import __version__
 from homekeep.areas import AREAS, by_name
+from homekeep.core.area import LongRunning
 from homekeep.core.errors import Conflict, HomekeepError
 from homekeep.core.output import print_table
 from homekeep.core.paths import default_config_path
 from homekeep.core.runtime import Runtime, pass_runtime
+from homekeep.core.units_cli import service_group
 
 if TYPE_CHECKING:
     from homekeep.core.config import Section
@@ -174,7 +176,8 @@ def token() -> None:
     "scopes",
     multiple=True,
     metavar="AREA",
-    help="An area this token may write to; repeat for more, or 'all'.",
+    help="An area this token may write to (or an area's extra scope, e.g. convert-worker); "
+    "repeat for more, or 'all'.",
 )
 @click.option(
     "--client",
@@ -192,7 +195,8 @@ def token_create(
     """Create a token; its secret is printed once and stored only as a hash."""
     store = rt.tokens()
     try:
-        secret = store.create(name, scopes, rt.area_names, clients)
+        scopes_known = [*rt.area_names, *(s for area in AREAS for s in area.scopes)]
+        secret = store.create(name, scopes, scopes_known, clients)
     finally:
         store.close()
     if as_json:
@@ -266,6 +270,13 @@ def token_revoke(rt: Runtime, name: str) -> None:
         store.close()
     click.echo(f"revoked {name}")
 
+
+def _long_running() -> list[LongRunning]:
+    serve_cmd = LongRunning("serve", ("serve",), "the web server with every area")
+    return [serve_cmd, *(c for area in AREAS for c in area.long_running)]
+
+
+cli.add_command(service_group(_long_running))
 
 _state: dict[str, bool] = {"debug": False}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from homekeep.core.area import Area
+from homekeep.core.area import Area, LongRunning
 
 AREA = Area(
     name="backup",
@@ -15,4 +15,5 @@ AREA = Area(
         "rsync": "backup: mirrors and snapshots",
         "rclone": "backup: cloud targets",
     },
+    long_running=(LongRunning("backup-daemon", ("backup", "daemon"), "the backup scheduler"),),
 )

@@ -41,6 +41,20 @@ class WebParts:
     shutdown: Sequence[Hook] = ()
 
 
+@dataclass(frozen=True)
+class LongRunning:
+    """A command that runs until stopped, and so can be a service.
+
+    ``args`` follow ``homekeep`` on the command line; ``needs`` names the arguments the
+    person must add (e.g. ``FOLDER``), empty when the command takes none.
+    """
+
+    name: str
+    args: tuple[str, ...]
+    description: str
+    needs: str = ""
+
+
 def load(ref: str) -> Any:
     """Import ``"package.module:name"`` and return the name."""
     module, _, name = ref.partition(":")
@@ -65,6 +79,10 @@ class Area:
     cli_ref: str
     web_ref: str | None = None
     debian_packages: Mapping[str, str] = field(default_factory=dict)
+    # Token scopes beyond the area's own name (e.g. "convert-worker").
+    scopes: tuple[str, ...] = ()
+    # Commands that run until stopped: `homekeep service install` makes units of them.
+    long_running: tuple[LongRunning, ...] = ()
 
     @property
     def config(self) -> type[Section]:

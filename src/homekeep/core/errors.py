@@ -164,8 +164,12 @@ class _Answer(Protocol):
     """What ``error_from_response`` reads of an HTTP response (httpx's has it all)."""
 
     status_code: int
-    text: str
-    reason_phrase: str
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def reason_phrase(self) -> str: ...
 
     @property
     def headers(self) -> Mapping[str, str]: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from homekeep.core.area import Area
+from homekeep.core.area import Area, LongRunning
 
 AREA = Area(
     name="sync",
@@ -11,4 +11,8 @@ AREA = Area(
     config_ref="homekeep.sync.config:SyncConfig",
     cli_ref="homekeep.sync.cli:group",
     web_ref="homekeep.sync.api:build",
+    long_running=(
+        LongRunning("sync-server", ("sync", "server"), "the sync server", needs="FOLDER"),
+        LongRunning("sync-watch", ("sync", "watch"), "the sync client", needs="FOLDER"),
+    ),
 )
