@@ -73,11 +73,20 @@ def console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr) if stream.isatty() else Console(stderr=stderr, width=200)
 
 
-def new_table(*columns: str) -> Table:
-    """A table in the house style; add rows, then ``console().print``."""
-    from rich.table import Table
+def new_table(*columns: str, title: str | None = None) -> Table:
+    """A table in the house style; add rows, then ``console().print``.
 
-    return Table(*columns, header_style="bold")
+    Cells given as strings are shown as plain text, never read as rich markup: a file
+    named ``[red]x`` shows as it is.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    class PlainTable(Table):
+        def add_row(self, *cells: Any, **options: Any) -> None:
+            super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **options)
+
+    return PlainTable(*columns, header_style="bold", title=title)
 
 
 def print_table(rows: Sequence[Sequence[object]], columns: Sequence[str]) -> None:
