@@ -18,6 +18,7 @@ from homekeep.core.errors import Conflict, HomekeepError
 from homekeep.core.files import write_atomic
 from homekeep.core.paths import default_config_path
 from homekeep.core.runtime import Runtime, pass_runtime
+from homekeep.core.users_cli import user_group
 
 
 def _sections() -> dict[str, type[Section]]:
@@ -104,6 +105,16 @@ def serve(
     rt.setup_logging()
     server = settings.server
     app = create_app(settings)
+    fresh = app.state.accounts.users.count() == 0
+
+    def ready(url: str) -> None:
+        click.echo(f"homekeep {__version__} serving at {url}/ (Ctrl-C stops)")
+        if fresh:
+            click.echo(
+                "no user yet: create the first admin with 'homekeep user add NAME --admin', "
+                f"or open {url}/setup in a browser on this machine"
+            )
+
     serve_app(
         app,
         host=server.host,
@@ -111,7 +122,7 @@ def serve(
         tls_cert=server.tls_cert,
         tls_key=server.tls_key,
         limits=server.limits(),
-        on_ready=lambda url: click.echo(f"homekeep {__version__} serving at {url}/ (Ctrl-C stops)"),
+        on_ready=ready,
     )
 
 
@@ -220,6 +231,8 @@ def token_revoke(rt: Runtime, name: str) -> None:
         store.close()
     click.echo(f"revoked {name}")
 
+
+cli.add_command(user_group)
 
 _state: dict[str, bool] = {"debug": False}
 

@@ -10,10 +10,15 @@ from pathlib import Path
 
 import click
 
+from typing import TYPE_CHECKING
+
 from homekeep.core.area import AreaContext
 from homekeep.core.config import Section, Settings, load_settings
 from homekeep.core.logs import level_from_name, setup_logging
 from homekeep.core.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from homekeep.core.accounts import Accounts
 
 
 @dataclass
@@ -59,6 +64,12 @@ class Runtime:
         """Open the token store in the data directory."""
         self.settings.data.ensure()
         return TokenStore(self.settings.data.core_db)
+
+    def accounts(self) -> Accounts:
+        """Open the users, sessions and tokens of the data directory."""
+        from homekeep.core.accounts import Accounts
+
+        return Accounts(self.settings.data, self.settings.web, self.area_names)
 
     def area(self, name: str) -> AreaContext:
         """Return the context handed to one area's commands."""

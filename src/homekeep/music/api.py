@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse
 
-from homekeep.core.area import AreaContext, WebParts
-from homekeep.core.auth import require_scope
+from homekeep.core.area import AreaContext, Summary, WebParts
+from homekeep.core.auth import Caller, require_scope
 from homekeep.core.errors import NotFound
 from homekeep.music import reports
 from homekeep.music.config import MusicConfig
@@ -175,7 +175,21 @@ def build(ctx: AreaContext) -> WebParts:
         """The scanned roots with their file counts."""
         return await db.run(library.roots)
 
+    async def summary(caller: Caller) -> Summary:
+        counts = await db.run(
+            db.query_one,
+            "SELECT (SELECT COUNT(*) FROM tracks) AS tracks,"
+            " (SELECT COUNT(*) FROM albums) AS albums,"
+            " (SELECT MAX(finished_at) FROM scans) AS scanned",
+        )
+        assert counts is not None
+        return {
+            "tracks": counts["tracks"],
+            "albums": counts["albums"],
+            "last scan": counts["scanned"],
+        }
+
     async def close() -> None:
         db.close()
 
-    return WebParts(api=api, shutdown=[close])
+    return WebParts(api=api, shutdown=[close], summary=summary)
