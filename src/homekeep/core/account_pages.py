@@ -50,8 +50,8 @@ def _user_of(caller: Caller) -> User:
 def router(templates: Jinja2Templates, areas: tuple[str, ...]) -> APIRouter:
     """The routes under ``/account`` and ``/admin/users``."""
     routes = APIRouter(include_in_schema=False)
-    Session = Depends(_session_caller)  # noqa: N806
-    Admin = Depends(require_admin)  # noqa: N806
+    Session = Depends(_session_caller)
+    Admin = Depends(require_admin)
 
     def accounts_of(request: Request) -> Accounts:
         found: Accounts = request.app.state.accounts

@@ -124,8 +124,7 @@ def _networks(value: list[str]) -> list[str]:
             ipaddress.ip_network(entry, strict=False)
         except ValueError as exc:
             raise ValueError(
-                f"{entry!r} is not an IP address or network; write e.g. '127.0.0.1' or "
-                "'10.0.0.0/8'"
+                f"{entry!r} is not an IP address or network; write e.g. '127.0.0.1' or '10.0.0.0/8'"
             ) from exc
     return value
 

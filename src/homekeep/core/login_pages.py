@@ -98,12 +98,14 @@ def router(templates: Jinja2Templates) -> APIRouter:
                 status=422,
             )
         try:
-            user = await accounts.db.run(
-                accounts.login, name, password, client_address(request)
-            )
+            user = await accounts.db.run(accounts.login, name, password, client_address(request))
         except HomekeepError as exc:
             response = await login_page(
-                request, error=exc.message, name=name[:64], next_url=next_url, status=exc.status_code
+                request,
+                error=exc.message,
+                name=name[:64],
+                next_url=next_url,
+                status=exc.status_code,
             )
             response.headers.update(exc.headers())
             return response

@@ -61,6 +61,7 @@ def verify(stored: str | None, password: str) -> bool:
     possible = stored is not None and len(password) <= MAX_LENGTH
     target = stored if stored is not None and possible else _dummy_hash()
     with _HASHING:
+        ok: bool
         try:
             ok = _hasher().verify(target, password[:MAX_LENGTH])
         except (VerificationError, InvalidHashError):

@@ -62,7 +62,7 @@ def delay(failures: int, free: int) -> float:
     """How long a key is locked after its ``failures``-th failure in a row."""
     if failures < free:
         return 0.0
-    return min(MAX_DELAY, FIRST_DELAY * 2 ** min(failures - free, 32))
+    return min(MAX_DELAY, FIRST_DELAY * float(2 ** min(failures - free, 32)))
 
 
 class LoginThrottle:

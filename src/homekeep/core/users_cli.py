@@ -31,7 +31,9 @@ def read_password(from_stdin: bool) -> str:
             )
     else:
         if not sys.stdin.isatty():
-            raise UsageError("no terminal to ask for the password on; pipe it in with --password-stdin")
+            raise UsageError(
+                "no terminal to ask for the password on; pipe it in with --password-stdin"
+            )
         password = click.prompt(
             "Password", hide_input=True, confirmation_prompt="Password again", err=True
         )
