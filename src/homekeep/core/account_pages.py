@@ -152,6 +152,8 @@ def router(templates: Jinja2Templates, areas: tuple[str, ...]) -> APIRouter:
         async def action(form: FormData) -> Response:
             name = field(form, "name", 64).strip()
             scopes = choices(form, "scope", mine)
+            if not scopes:
+                raise InvalidInput("tick at least one area for the token")
             secret = await accounts.db.run(accounts.create_token, user, name, scopes)
             log.info("%s created the token %r for %s", user.name, name, ", ".join(scopes))
             return await account_page(

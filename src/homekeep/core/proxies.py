@@ -84,10 +84,11 @@ def client_of(peer: str, headers: Headers, proxies: Sequence[Network]) -> str:
         return peer
     client = peer
     for hop in reversed(_hops(headers)[0]):
-        if address(hop) is None:
+        found = address(hop)
+        if found is None:
             break  # an obfuscated or broken entry: the last address we could read stands
-        client = hop
-        if not _trusted(hop, proxies):
+        client = str(found)
+        if not any(found in net for net in proxies):
             break
     return client
 
