@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from homekeep.core.accounts import Accounts
     from homekeep.core.users import User
 
+log = logging.getLogger(__name__)
 _STDIN_HELP = "Read the password from the first line of standard input (for scripts)."
 
 
@@ -47,11 +49,14 @@ def _describe(user: User) -> str:
 
 
 def _with_accounts(rt: Runtime, work: Callable[[Accounts], str]) -> None:
+    """Run one change on the accounts, print what it did and log it (never a password)."""
+    rt.setup_logging()
     accounts = rt.accounts()
     try:
         message = work(accounts)
     finally:
         accounts.close()
+    log.info("homekeep user: %s", message)
     click.echo(message)
 
 
