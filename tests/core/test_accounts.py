@@ -69,7 +69,12 @@ def test_hostile_user_names_are_refused_and_nothing_is_written(
 
 @pytest.mark.parametrize(
     ("password", "message"),
-    [("", "too short"), ("seven77", "too short"), ("x" * 1025, "too long"), ("nul\x00in it", "NUL")],
+    [
+        ("", "too short"),
+        ("seven77", "too short"),
+        ("x" * 1025, "too long"),
+        ("nul\x00in it", "NUL"),
+    ],
 )
 def test_bad_passwords_are_refused(accounts: Accounts, password: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
@@ -279,7 +284,11 @@ TRUSTED = networks(["127.0.0.1", "10.0.0.0/8"])
         ("127.0.0.1", [(b"x-forwarded-for", b"198.51.100.7")], "198.51.100.7"),
         ("127.0.0.1", [(b"x-forwarded-for", b"127.0.0.1, 198.51.100.7")], "198.51.100.7"),
         ("127.0.0.1", [(b"x-forwarded-for", b"198.51.100.7, 10.1.2.3")], "198.51.100.7"),
-        ("127.0.0.1", [(b"x-forwarded-for", b"1.1.1.1"), (b"x-forwarded-for", b"2.2.2.2")], "2.2.2.2"),
+        (
+            "127.0.0.1",
+            [(b"x-forwarded-for", b"1.1.1.1"), (b"x-forwarded-for", b"2.2.2.2")],
+            "2.2.2.2",
+        ),
         ("127.0.0.1", [(b"forwarded", b'for="[2001:db8::1]:4711";proto=https')], "2001:db8::1"),
         ("127.0.0.1", [(b"forwarded", b"for=192.0.2.60:8080, for=10.0.0.1")], "192.0.2.60"),
         ("127.0.0.1", [(b"x-forwarded-for", b"garbage")], "127.0.0.1"),
@@ -296,8 +305,16 @@ def test_the_client_behind_trusted_proxies(
 
 @pytest.mark.parametrize(
     ("address", "loopback"),
-    [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True), ("::ffff:127.0.0.1", True),
-     ("192.0.2.1", False), ("10.0.0.1", False), ("unknown", False), ("", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.9.9.9", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("192.0.2.1", False),
+        ("10.0.0.1", False),
+        ("unknown", False),
+        ("", False),
+    ],
 )
 def test_loopback(address: str, loopback: bool) -> None:
     assert is_loopback(address) is loopback

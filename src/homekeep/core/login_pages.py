@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
-from homekeep.core import passwords
+from homekeep.core import csrf, passwords
 from homekeep.core.accounts import Accounts
 from homekeep.core.auth import authenticate, client_address, safe_next
 from homekeep.core.errors import Forbidden, HomekeepError, InvalidInput
@@ -87,8 +87,9 @@ def router(templates: Jinja2Templates) -> APIRouter:
         form = await read_form(request)
         check_anonymous_form(request, form)
         next_url = safe_next(field(form, "next", 4096))
-        name = field(form, "name", 256).strip()
-        password = field(form, "password", 4096)
+        # any name or password up to the form's bound gets the same answer as a wrong one
+        name = field(form, "name", csrf.MAX_FORM_BYTES).strip()
+        password = field(form, "password", csrf.MAX_FORM_BYTES)
         if not name or not password:
             return await login_page(
                 request,
