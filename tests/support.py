@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 HOMEKEEP = [sys.executable, "-m", "homekeep"]
+ROOT = Path(__file__).resolve().parent.parent
 _URL_RE = re.compile(r"(https?://[^\s/]+)")
 
 
