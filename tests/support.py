@@ -179,9 +179,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def add_user(
-    data_dir: Path, name: str, password: str, *areas: str, admin: bool = False
-) -> None:
+def add_user(data_dir: Path, name: str, password: str, *areas: str, admin: bool = False) -> None:
     """Add a user with the real CLI (the password on standard input)."""
     args: list[str] = ["user", "add", name, "--password-stdin"]
     if admin:

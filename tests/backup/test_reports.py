@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.backup.conftest import Home
-from tests.support import CHROMIUM, CHROMIUM_ARGS, running
+from tests.support import CHROMIUM, CHROMIUM_ARGS, add_user, create_token, running
 
 
 def png_text(data: bytes) -> dict[str, str]:
@@ -78,8 +78,10 @@ def test_plot_has_one_point_per_run(home: Home, source: Path) -> None:
 def test_web_page_and_api(home: Home, source: Path) -> None:
     home.write([{"name": "docs", "source": str(source), "every": 6, "units": "Hours"}])
     assert home.cli("backup", "run", "docs").returncode == 0
+    token = create_token(home.data, "reader", "backup")
     with running(["--config", home.config, "serve", "--port", "0"], data_dir=home.data) as srv:
-        client = srv.client()
+        assert srv.client().get("/api/backup/jobs").status_code == 401
+        client = srv.client(token)
         page = client.get("/backup/")
         assert page.status_code == 200
         assert 'data-job="docs"' in page.text
@@ -101,8 +103,6 @@ def test_web_page_and_api(home: Home, source: Path) -> None:
 
 def test_run_over_http_needs_a_backup_token(home: Home, source: Path) -> None:
     import time
-
-    from tests.support import create_token
 
     home.write([{"name": "docs", "source": str(source)}])
     token = create_token(home.data, "cron-box", "backup")
@@ -259,6 +259,7 @@ def test_page_in_a_browser_shows_jobs_and_chart(home: Home, source: Path) -> Non
 
     home.write([{"name": "docs", "source": str(source)}])
     assert home.cli("backup", "run", "docs").returncode == 0
+    add_user(home.data, "admin", "admin password", admin=True)
     with (
         running(["--config", home.config, "serve", "--port", "0"], data_dir=home.data) as srv,
         sync_playwright() as p,
@@ -267,6 +268,10 @@ def test_page_in_a_browser_shows_jobs_and_chart(home: Home, source: Path) -> Non
         try:
             page = browser.new_page()
             page.goto(srv.url + "/backup/")
+            page.fill("#name", "admin")  # the login page first, then back here
+            page.fill("#password", "admin password")
+            page.click("#login")
+            page.wait_for_url(srv.url + "/backup/")
             assert page.locator('tr[data-job="docs"] td.result').inner_text() == "ok"
             page.wait_for_function(
                 "document.getElementById('growth').complete"

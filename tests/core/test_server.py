@@ -128,6 +128,9 @@ def test_auth_and_validation(probe: tuple[Server, Path]) -> None:
         assert client.get("/api/whoami", headers=ok).json() == {
             "name": "prober",
             "scopes": ["probe"],
+            "kind": "token",
+            "user": None,
+            "admin": False,
         }
 
 
