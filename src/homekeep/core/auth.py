@@ -101,7 +101,7 @@ async def authenticate(
             await csrf.check(conn, caller.session.csrf_token)
     if caller is None:
         if required:
-            raise AuthError("missing credentials: log in, or send 'Authorization: Bearer <token>'")
+            raise AuthError("missing token: send 'Authorization: Bearer <token>', or log in")
         return None
     if area is not None and not caller.allows(area):
         raise Forbidden(f"{caller.kind} {caller.name!r} has no access to {area}")
