@@ -31,7 +31,7 @@ def main(work: Path) -> None:
         config.write_text(
             f"[server]\ntrusted_hosts = ['{OUTSIDE}']\n[web]\ntrusted_proxies = {trusted!r}\n"
         )
-        args = ["--config", config, "serve", "--host", "0.0.0.0", "--port", "0"]
+        args: list[str | Path] = ["--config", config, "serve", "--host", "0.0.0.0", "--port", "0"]
         with running(args, data_dir=folder / "data") as server:
             port = server.url.rsplit(":", 1)[1]
             outside = httpx.Client(

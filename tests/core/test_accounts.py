@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -100,11 +100,12 @@ def test_a_long_guess_never_matches_a_password_it_starts_with(accounts: Accounts
 
 def test_the_last_enabled_admin_stays(accounts: Accounts) -> None:
     accounts.users.add("root", "long enough pw", admin=True)
-    for action in (
+    actions: list[Callable[[], object]] = [
         lambda: accounts.users.disable("root"),
         lambda: accounts.users.remove("root"),
         lambda: accounts.users.set_access("root", admin=False, areas=[], known_areas=AREAS),
-    ):
+    ]
+    for action in actions:
         with pytest.raises(Conflict, match="last enabled admin"):
             action()
     accounts.users.add("second", "long enough pw", admin=True)
@@ -196,16 +197,18 @@ def test_a_personal_token_acts_within_its_users_areas(accounts: Accounts) -> Non
     user = accounts.users.add("bob", "long enough pw", areas=["music", "images"], known_areas=AREAS)
     every = accounts.create_token(user, "all-mine", ["all"])
     caller = accounts.token_caller(every)
-    assert caller.areas == {"music", "images"}
+    assert caller.areas == frozenset({"music", "images"})
     assert caller.id == f"user:{user.id}"
     assert not caller.admin
     with pytest.raises(UsageError, match="unknown scope 'sync'"):
         accounts.create_token(user, "more", ["sync"])
     accounts.users.set_access("bob", admin=False, areas=["images"], known_areas=AREAS)
-    assert accounts.token_caller(every).areas == {"images"}  # the grant shrank: so did the token
+    assert accounts.token_caller(every).areas == frozenset(
+        {"images"}
+    )  # the grant shrank: so did the token
     admin = accounts.users.add("root", "long enough pw", admin=True)
     caller = accounts.token_caller(accounts.create_token(admin, "root-images", ["images"]))
-    assert caller.areas == {"images"}
+    assert caller.areas == frozenset({"images"})
     assert not caller.admin  # a token never manages users
 
 
