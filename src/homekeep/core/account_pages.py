@@ -47,6 +47,19 @@ def _user_of(caller: Caller) -> User:
     return caller.user
 
 
+async def _run_form(
+    request: Request,
+    action: Callable[[FormData], Awaitable[Response]],
+    on_error: Callable[[HomekeepError, FormData], Awaitable[Response]],
+) -> Response:
+    """Run a form's action; a bad form answers ``on_error``'s page, nothing written."""
+    form = await read_form(request)
+    try:
+        return await action(form)
+    except HomekeepError as exc:
+        return await on_error(exc, form)
+
+
 def router(templates: Jinja2Templates, areas: tuple[str, ...]) -> APIRouter:
     """The routes under ``/account`` and ``/admin/users``."""
     routes = APIRouter(include_in_schema=False)
@@ -91,11 +104,11 @@ def router(templates: Jinja2Templates, areas: tuple[str, ...]) -> APIRouter:
         request: Request, caller: Caller, action: Callable[[FormData], Awaitable[Response]]
     ) -> Response:
         """Run a form's action; a bad form shows the page again with the error."""
-        form = await read_form(request)
-        try:
-            return await action(form)
-        except HomekeepError as exc:
+
+        async def again(exc: HomekeepError, form: FormData) -> Response:
             return await account_page(request, caller, error=exc.message, status=exc.status_code)
+
+        return await _run_form(request, action, again)
 
     @routes.post("/account/password")
     async def change_password(request: Request, caller: Caller = Session) -> Response:
@@ -195,14 +208,16 @@ def router(templates: Jinja2Templates, areas: tuple[str, ...]) -> APIRouter:
     ) -> Response:
         """Run an admin's form; success goes back to the list with a notice, a bad form
         shows the list again with the error."""
-        form = await read_form(request)
-        try:
-            done = await action(form)
-        except HomekeepError as exc:
+
+        async def done(form: FormData) -> Response:
+            return redirect(f"/admin/users?done={await action(form)}")
+
+        async def again(exc: HomekeepError, form: FormData) -> Response:
             typed = form.get("name")
             shown = typed[:32] if isinstance(typed, str) else ""
             return await users_page(request, error=exc.message, name=shown, status=exc.status_code)
-        return redirect(f"/admin/users?done={done}")
+
+        return await _run_form(request, done, again)
 
     def target(name: str) -> str:
         if not NAME_RE.match(name):
