@@ -189,12 +189,17 @@ def token_create(rt: Runtime, name: str, scopes: tuple[str, ...], as_json: bool)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
 def token_list(rt: Runtime, as_json: bool) -> None:
-    """List tokens (never their secrets)."""
-    store = rt.tokens()
+    """List tokens (never their secrets), with the user a personal token belongs to."""
+    accounts = rt.accounts()
     try:
-        tokens = store.list()
+        tokens = accounts.tokens.list()
+        owners = {u.id: u.name for u in accounts.users.list()}
     finally:
-        store.close()
+        accounts.close()
+
+    def owner(user_id: int | None) -> str | None:
+        return None if user_id is None else owners.get(user_id, "(removed)")
+
     if as_json:
         click.echo(
             json.dumps(
@@ -202,6 +207,7 @@ def token_list(rt: Runtime, as_json: bool) -> None:
                     {
                         "name": t.name,
                         "scopes": list(t.scopes),
+                        "user": owner(t.user_id),
                         "created_at": t.created_at,
                         "last_used_at": t.last_used_at,
                         "revoked_at": t.revoked_at,
@@ -212,10 +218,17 @@ def token_list(rt: Runtime, as_json: bool) -> None:
             )
         )
         return
-    table = Table("name", "scopes", "created", "last used", "state")
+    table = Table("name", "scopes", "user", "created", "last used", "state")
     for t in tokens:
         state = f"revoked {t.revoked_at}" if t.revoked_at else "active"
-        table.add_row(t.name, ",".join(t.scopes), t.created_at, t.last_used_at or "-", state)
+        table.add_row(
+            t.name,
+            ",".join(t.scopes),
+            owner(t.user_id) or "-",
+            t.created_at,
+            t.last_used_at or "-",
+            state,
+        )
     Console().print(table)
 
 

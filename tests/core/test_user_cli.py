@@ -172,3 +172,30 @@ def test_serve_says_how_to_make_the_first_admin(data_dir: Path) -> None:
         assert "no user yet" in line
         assert "homekeep user add NAME --admin" in line
         assert f"{server.url}/setup" in line
+
+
+def test_token_list_names_the_user_of_a_personal_token(data_dir: Path) -> None:
+    from homekeep.core.accounts import Accounts
+    from homekeep.core.config import WebSection
+    from homekeep.core.paths import DataDir
+
+    add_user(data_dir, "bob", PASSWORD, "music")
+    accounts = Accounts(DataDir(data_dir), WebSection(), ("music",))
+    try:
+        accounts.create_token(accounts.users.get("bob"), "phone", ["music"])
+    finally:
+        accounts.close()
+    assert run_cli("token", "create", "phone", "--scope", "all", data_dir=data_dir).returncode == 0
+
+    def listed() -> list[tuple[object, ...]]:
+        rows = json.loads(run_cli("token", "list", "--json", data_dir=data_dir).stdout)
+        return [(r["name"], r["user"], r["revoked_at"] is None) for r in rows]
+
+    assert sorted(listed(), key=str) == sorted(
+        [("phone", "bob", True), ("phone", None, True)], key=str
+    )
+    assert "bob" in run_cli("token", "list", data_dir=data_dir).stdout
+    assert run_cli("user", "remove", "bob", data_dir=data_dir).returncode == 0
+    assert sorted(listed(), key=str) == sorted(
+        [("phone", "(removed)", False), ("phone", None, True)], key=str
+    )
