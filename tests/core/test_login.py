@@ -529,3 +529,21 @@ def test_password_change_keeps_this_session_and_ends_the_others(site: Site) -> N
     assert here.client.get("/api/whoami").status_code == 200
     assert site.web("127.0.0.27").login("frank", PASSWORDS["frank"]).status_code == 401
     assert site.web("127.0.0.27").login("frank", "frank new pw").status_code == 303
+
+
+def test_wrong_types_from_a_logged_in_user_get_a_4xx(site: Site) -> None:
+    web = site.as_user("bob", "127.0.0.28")
+    before = site.sql("SELECT * FROM sessions WHERE user_agent != ''")
+    assert web.post("/account/sessions/abc/revoke").status_code == 422
+    assert web.post("/account/sessions/99999999999999999999999/revoke").status_code == 422
+    assert web.post("/account/tokens/%00%2F..%2F/revoke").status_code == 404
+    as_json = web.client.post(
+        "/account/tokens",
+        json={"name": "x", "scope": ["music"]},
+        headers={"X-CSRF-Token": web.csrf, "Origin": web.origin},
+    )
+    assert as_json.status_code == 415
+    repeated = web.post("/account/tokens", {"name": ["a", "b"], "scope": "music"})
+    assert repeated.status_code == 201  # the last value of a repeated field counts, once
+    assert site.sql("SELECT * FROM sessions WHERE user_agent != ''")[: len(before)] == before
+    site.alive()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
@@ -137,7 +138,11 @@ def router(templates: Jinja2Templates, areas: tuple[str, ...]) -> APIRouter:
         return await account_action(request, caller, action)
 
     @routes.post("/account/sessions/{session_id}/revoke")
-    async def end_session(session_id: int, request: Request, caller: Caller = Session) -> Response:
+    async def end_session(
+        session_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)],  # SQLite's integers
+        request: Request,
+        caller: Caller = Session,
+    ) -> Response:
         accounts = accounts_of(request)
         user = _user_of(caller)
         assert caller.session is not None
