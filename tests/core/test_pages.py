@@ -152,8 +152,9 @@ def test_the_account_page_makes_tokens_and_ends_sessions(
         site.url + "/api/music/artists", headers={"Authorization": f"Bearer {secret}"}
     )
     assert response.status == 200
-    shoot(page, "account", shots_dir(tmp_path))
     page.goto(site.url + "/account")
+    assert page.locator("#new-token-secret").count() == 0  # shown once only
+    shoot(page, "account", shots_dir(tmp_path))
     page.click("#sessions tr:not(.current) button")
     page.wait_for_url("**/account?done=session-ended")
     assert page.locator("#sessions tbody tr").count() == 1
