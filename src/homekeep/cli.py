@@ -17,6 +17,7 @@ from homekeep.core.output import print_table
 from homekeep.core.paths import default_config_path
 from homekeep.core.runtime import Runtime, pass_runtime
 from homekeep.core.units_cli import service_group
+from homekeep.core.users_cli import user_group
 
 if TYPE_CHECKING:
     from homekeep.core.config import Section
@@ -122,6 +123,16 @@ def serve(
     rt.setup_logging()
     server = settings.server
     app = create_app(settings)
+    fresh = app.state.accounts.users.count() == 0
+
+    def ready(url: str) -> None:
+        click.echo(f"homekeep {__version__} serving at {url}/ (Ctrl-C stops)")
+        if fresh:
+            click.echo(
+                "no user yet: create the first admin with 'homekeep user add NAME --admin', "
+                f"or open {url}/setup in a browser on this machine"
+            )
+
     serve_app(
         app,
         host=server.host,
@@ -129,7 +140,7 @@ def serve(
         tls_cert=server.tls_cert,
         tls_key=server.tls_key,
         limits=server.limits(),
-        on_ready=lambda url: click.echo(f"homekeep {__version__} serving at {url}/ (Ctrl-C stops)"),
+        on_ready=ready,
     )
 
 
@@ -218,12 +229,17 @@ def token_create(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
 def token_list(rt: Runtime, as_json: bool) -> None:
-    """List tokens (never their secrets)."""
-    store = rt.tokens()
+    """List tokens (never their secrets), with the user a personal token belongs to."""
+    accounts = rt.accounts()
     try:
-        tokens = store.list()
+        tokens = accounts.tokens.list()
+        owners = {u.id: u.name for u in accounts.users.list()}
     finally:
-        store.close()
+        accounts.close()
+
+    def owner(user_id: int | None) -> str | None:
+        return None if user_id is None else owners.get(user_id, "(removed)")
+
     if as_json:
         click.echo(
             json.dumps(
@@ -232,6 +248,7 @@ def token_list(rt: Runtime, as_json: bool) -> None:
                         "name": t.name,
                         "scopes": list(t.scopes),
                         "clients": list(t.clients),
+                        "user": owner(t.user_id),
                         "created_at": t.created_at,
                         "last_used_at": t.last_used_at,
                         "revoked_at": t.revoked_at,
@@ -248,13 +265,14 @@ def token_list(rt: Runtime, as_json: bool) -> None:
                 t.name,
                 ",".join(t.scopes),
                 ",".join(t.clients) or f"{t.name} (its name)",
+                owner(t.user_id),
                 t.created_at,
                 t.last_used_at,
                 f"revoked {t.revoked_at}" if t.revoked_at else "active",
             )
             for t in tokens
         ],
-        ("name", "scopes", "clients", "created", "last used", "state"),
+        ("name", "scopes", "clients", "user", "created", "last used", "state"),
     )
 
 
@@ -277,6 +295,7 @@ def _long_running() -> list[LongRunning]:
 
 
 cli.add_command(service_group(_long_running))
+cli.add_command(user_group)
 
 _state: dict[str, bool] = {"debug": False}
 

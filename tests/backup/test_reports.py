@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.backup.conftest import Home
-from tests.support import CHROMIUM, CHROMIUM_ARGS, create_token, running
+from tests.support import CHROMIUM, CHROMIUM_ARGS, add_user, create_token, running
 
 
 def png_text(data: bytes) -> dict[str, str]:
@@ -96,12 +96,11 @@ def test_web_page_and_api_need_a_backup_token(home: Home, source: Path) -> None:
             assert refused.json()["error"]["code"] == "unauthorized"
             assert str(source) not in refused.text
             assert stranger.get(path).json()["error"]["code"] == "forbidden", path
-        # The page loads without a token, and shows nothing of the jobs.
+        # The page needs a login: without one, a redirect that shows nothing of the jobs.
         page = anonymous.get("/backup/")
-        assert page.status_code == 200
-        assert "scope backup" in page.text
+        assert page.status_code == 302
+        assert page.headers["location"].startswith("/login?next=")
         assert str(source) not in page.text
-        assert 'data-job="docs"' not in page.text
         client = srv.client(token)
         jobs = client.get("/api/backup/jobs").json()
         assert jobs[0]["last_run"]["result"] == "ok"
@@ -300,7 +299,7 @@ def test_page_in_a_browser_shows_jobs_and_chart(home: Home, source: Path) -> Non
 
     home.write([{"name": "docs", "source": str(source)}])
     assert home.cli("backup", "run", "docs").returncode == 0
-    token = create_token(home.data, "browser", "backup")
+    add_user(home.data, "admin", "admin password", admin=True)
     with (
         running(["--config", home.config, "serve", "--port", "0"], data_dir=home.data) as srv,
         sync_playwright() as p,
@@ -309,11 +308,10 @@ def test_page_in_a_browser_shows_jobs_and_chart(home: Home, source: Path) -> Non
         try:
             page = browser.new_page()
             page.goto(srv.url + "/backup/")
-            page.wait_for_function("document.getElementById('status').textContent !== ''")
-            assert "Give a token" in page.locator("#status").inner_text()
-            assert page.locator("#jobs").is_hidden()
-            page.fill("#token", token)
-            page.click("#save-token")
+            page.fill("#name", "admin")  # the login page first, then back here
+            page.fill("#password", "admin password")
+            page.click("#login")
+            page.wait_for_url(srv.url + "/backup/")
             page.wait_for_selector('tr[data-job="docs"] td.result', timeout=20_000)
             assert page.locator('tr[data-job="docs"] td.result').inner_text() == "ok"
             assert str(source) in page.locator('tr[data-job="docs"]').inner_text()

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from homekeep.app import create_app
 from homekeep.areas import AREAS
 from homekeep.core.area import Area, AreaContext, WebParts
-from homekeep.core.auth import Token, require_scope
+from homekeep.core.auth import Caller, require_scope
 from homekeep.core.config import CORE_SECTIONS, Section, load_settings
 from homekeep.core.errors import Conflict
 from homekeep.core.server import serve
@@ -44,7 +44,7 @@ def probe_web(markers: Path) -> WebParts:
         raise Conflict("already there")
 
     @api.post("/items")
-    async def items(item: Item, token: Token = Depends(require_scope("probe"))) -> dict[str, str]:  # noqa: B008
+    async def items(item: Item, token: Caller = Depends(require_scope("probe"))) -> dict[str, str]:  # noqa: B008
         return {"name": item.name, "by": token.name}
 
     @api.get("/slow")

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from homekeep.backup import plot
+from homekeep.backup import plot, schedule
 from homekeep.backup.plotcache import PlotCache, chart_key, etag
 from homekeep.backup.service import Service, open_service
-from homekeep.core.area import AreaContext, WebParts
-from homekeep.core.auth import Token, require_scope
+from homekeep.core.area import AreaContext, Summary, WebParts
+from homekeep.core.auth import Caller, require_scope
 from homekeep.core.errors import Conflict, HomekeepError, NotFound
 from homekeep.core.web import templates
 
@@ -73,7 +75,7 @@ def build(ctx: AreaContext) -> WebParts:
     @api.post("/jobs/{name}/run", status_code=202)
     def run_job(
         name: str,
-        token: Token = Depends(backup_scope),  # noqa: B008
+        token: Caller = Depends(backup_scope),  # noqa: B008
     ) -> dict[str, str]:
         """Start a run now (token with the backup scope); follow it in /jobs/{name}/runs."""
         s = svc()
@@ -119,8 +121,24 @@ def build(ctx: AreaContext) -> WebParts:
         """The page: a token box; the data comes from the API with the token."""
         return page_templates.TemplateResponse(request, "backup.html", {})
 
+    def job_summary() -> Summary:
+        s, now = svc(), datetime.now(UTC)
+        found: Summary = {}
+        for job in s.jobs.all():
+            last = s.backups.store.last(job.name)
+            started = datetime.fromisoformat(last.started_at) if last else None
+            due = schedule.first_due(job, started, now)
+            ran = f"{last.started_at[:16]} {last.result}" if last else "never"
+            found[job.name] = f"last {ran}; next " + (
+                f"{due:%Y-%m-%d %H:%M}" if due else "on demand"
+            )
+        return found or {"jobs": "none yet"}
+
+    async def summary(caller: Caller) -> Summary:
+        return await anyio.to_thread.run_sync(job_summary)
+
     async def close() -> None:
         if "svc" in holder:
             holder.pop("svc").close()
 
-    return WebParts(api=api, pages=pages, shutdown=[close])
+    return WebParts(api=api, pages=pages, shutdown=[close], summary=summary)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import click
     from fastapi import APIRouter
 
+    from homekeep.core.accounts import Accounts, Caller
     from homekeep.core.config import Section, Settings
     from homekeep.core.db import Database
     from homekeep.core.paths import DataDir
@@ -23,14 +24,20 @@ if TYPE_CHECKING:
 
 S = TypeVar("S", bound="Section")
 Hook = Callable[[], Awaitable[None]]
+# Labels, in order, and what the landing page shows for each (a short text or a number).
+Summary = dict[str, str | int | float | None]
 
 
 @dataclass(frozen=True)
 class WebParts:
     """What an area mounts into ``homekeep serve``.
 
-    ``api`` is mounted under ``/api/<area>``, ``pages`` under ``/<area>``; ``root`` holds
-    the few routes a protocol fixes at the top level (short image links ``/i/<id>``).
+    ``api`` is mounted under ``/api/<area>`` (its routes authenticate with
+    ``core.auth``); ``pages`` under ``/<area>``, where every route needs a logged-in user
+    who may use the area (a redirect to the login page otherwise); ``root`` holds the few
+    routes a protocol fixes at the top level, public unless they check (short image links
+    ``/i/<id>``). ``summary`` gives the landing page the area's live state for a caller
+    (counts, last runs): a few labelled values, quick to compute.
     """
 
     api: APIRouter | None = None
@@ -39,6 +46,7 @@ class WebParts:
     static_dir: Path | None = None
     startup: Sequence[Hook] = ()
     shutdown: Sequence[Hook] = ()
+    summary: Callable[[Caller], Awaitable[Summary]] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,11 +113,13 @@ class Area:
 
 @dataclass(frozen=True)
 class AreaContext:
-    """What an area is handed: its settings, its folder, its database, the token store."""
+    """What an area is handed: its settings, its folder, its database, the token store,
+    and under ``homekeep serve`` the accounts (users, sessions, login backoff)."""
 
     name: str
     settings: Settings
     tokens: TokenStore | None = None
+    accounts: Accounts | None = None
 
     @property
     def data(self) -> DataDir:

@@ -6,14 +6,15 @@ variables named ``HOMEKEEP_<SECTION>_<KEY>`` (values in TOML syntax, or a bare s
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from homekeep.core.errors import ConfigError
@@ -115,6 +116,42 @@ class ServerSection(Section):
         )
 
 
+def _networks(value: list[str]) -> list[str]:
+    """Check every entry is an address or a network (``10.0.0.0/8``), as written."""
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise ValueError(
+                f"{entry!r} is not an IP address or network; write e.g. '127.0.0.1' or '10.0.0.0/8'"
+            ) from exc
+    return value
+
+
+class WebSection(Section):
+    """People on the web: sessions, logins, and the proxies whose forwarded headers count."""
+
+    trusted_proxies: Annotated[list[str], AfterValidator(_networks)] = Field(
+        default_factory=list,
+        description="Addresses or networks of reverse proxies in front of `homekeep serve`, "
+        "e.g. ['127.0.0.1', '10.0.0.0/24']. Only from these are X-Forwarded-For, "
+        "X-Forwarded-Proto and Forwarded believed (for the client's address, the first-run "
+        "check and login backoff); from anyone else they are ignored.",
+    )
+    session_idle_days: float = Field(
+        default=14,
+        gt=0,
+        le=3650,
+        description="A login session ends after this long without a request.",
+    )
+    session_lifetime_days: float = Field(
+        default=90,
+        gt=0,
+        le=3650,
+        description="A login session ends this long after the login, however busy.",
+    )
+
+
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -134,6 +171,7 @@ class LoggingSection(Section):
 CORE_SECTIONS: dict[str, type[Section]] = {
     "core": CoreSection,
     "server": ServerSection,
+    "web": WebSection,
     "logging": LoggingSection,
 }
 
@@ -196,6 +234,10 @@ class Settings:
     @property
     def server(self) -> ServerSection:
         return self.section("server", ServerSection)
+
+    @property
+    def web(self) -> WebSection:
+        return self.section("web", WebSection)
 
     @property
     def logging(self) -> LoggingSection:

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from homekeep.core.config import Section, Settings
     from homekeep.core.tokens import TokenStore
 
+if TYPE_CHECKING:
+    from homekeep.core.accounts import Accounts
+
 
 @dataclass
 class Runtime:
@@ -69,6 +72,12 @@ class Runtime:
 
         self.settings.data.ensure()
         return TokenStore(self.settings.data.core_db)
+
+    def accounts(self) -> Accounts:
+        """Open the users, sessions and tokens of the data directory."""
+        from homekeep.core.accounts import Accounts
+
+        return Accounts(self.settings.data, self.settings.web, self.area_names)
 
     def area(self, name: str) -> AreaContext:
         """Return the context handed to one area's commands."""

@@ -221,6 +221,9 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=10,
         server_header=False,
+        # Forwarded headers count only from [web] trusted_proxies (core/proxies.py);
+        # uvicorn's own handling would believe them from any local process.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     if on_ready is not None:

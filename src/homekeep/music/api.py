@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse
 
-from homekeep.core.area import AreaContext, WebParts
-from homekeep.core.auth import require_scope
+from homekeep.core.area import AreaContext, Summary, WebParts
+from homekeep.core.auth import Caller, require_scope
 from homekeep.music.service import Service, Size, open_service
 
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
@@ -32,10 +32,13 @@ def build(ctx: AreaContext) -> WebParts:
     _browse_routes(api, svc)
     _command_routes(api, svc)
 
+    async def summary(caller: Caller) -> Summary:
+        return await svc.db.run(svc.library.totals)
+
     async def close() -> None:
         svc.close()
 
-    return WebParts(api=api, shutdown=[close])
+    return WebParts(api=api, shutdown=[close], summary=summary)
 
 
 def _file(found: tuple[pathlib.Path, str]) -> FileResponse:

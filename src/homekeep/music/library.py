@@ -240,6 +240,16 @@ class Library:
             raise NotFound(f"no image {digest!r}")
         return dict(row)
 
+    def totals(self) -> dict[str, Any]:
+        """Tracks, albums and when the last scan finished: the landing page's summary."""
+        row = self.db.query_one(
+            "SELECT (SELECT COUNT(*) FROM tracks) AS tracks,"
+            " (SELECT COUNT(*) FROM albums) AS albums,"
+            " (SELECT MAX(finished_at) FROM scans) AS scanned",
+        )
+        assert row is not None
+        return {"tracks": row["tracks"], "albums": row["albums"], "last scan": row["scanned"]}
+
     def roots(self) -> list[dict[str, Any]]:
         rows = self.db.query(
             "SELECT r.id, r.path, r.added_at, r.scanned_at, COUNT(f.id) AS files,"

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from homekeep import __version__
-from homekeep.core.area import AreaContext, WebParts
-from homekeep.core.auth import Token, TokenStore, require_scope
+from homekeep.core.area import AreaContext, Summary, WebParts
+from homekeep.core.auth import Caller, TokenStore, require_scope
 from homekeep.core.errors import (
     ConfigError,
     InvalidInput,
@@ -275,7 +275,7 @@ def _split_commit(body: bytes | bytearray) -> tuple[bytes, memoryview]:
 _SYNC_TOKEN = require_scope("sync")  # one callable: FastAPI checks it once per request
 
 
-async def _bound_client(client: str, token: Annotated[Token, Depends(_SYNC_TOKEN)]) -> str:
+async def _bound_client(client: str, token: Annotated[Caller, Depends(_SYNC_TOKEN)]) -> str:
     """The client named in the path, if the request's token may act as it (else 403)."""
     return check_access(token, client)
 
@@ -460,7 +460,11 @@ def build(ctx: AreaContext) -> WebParts:
     """Mount the sync server in `homekeep serve` when [sync] root is set."""
     cfg = ctx.config(SyncConfig)
     if cfg.root is None:
-        return WebParts()
+
+        async def idle(caller: Caller) -> Summary:
+            return {"server": "off: set [sync] root to receive clients here"}
+
+        return WebParts(summary=idle)
     try:
         store = ServerStore.open(
             cfg.root,
@@ -474,10 +478,22 @@ def build(ctx: AreaContext) -> WebParts:
     async def close() -> None:
         store.close()
 
+    async def summary(caller: Caller) -> Summary:
+        names = await anyio.to_thread.run_sync(store.db.query, "SELECT name FROM clients")
+        last = await anyio.to_thread.run_sync(
+            store.db.query_one, "SELECT at FROM events ORDER BY id DESC LIMIT 1"
+        )
+        shown = ", ".join(sorted(r["name"] for r in names)[:5]) + (" ..." if len(names) > 5 else "")
+        return {
+            "clients": f"{len(names)}: {shown}" if names else 0,
+            "last change": last["at"] if last else None,
+        }
+
     return WebParts(
         api=router(store, max_request=cfg.max_request_mb << 20),
         startup=[_collector(store)],
         shutdown=[close],
+        summary=summary,
     )
 
 

@@ -15,10 +15,9 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Protocol
 
 from homekeep.core.errors import Forbidden, InvalidInput
-from homekeep.core.tokens import Token
 
 VERSION = 1
 PREFIX = f"/v{VERSION}"
@@ -51,7 +50,18 @@ def check_client(name: str) -> str:
     return name
 
 
-def check_access(token: Token, client: str) -> str:
+class Grant(Protocol):
+    """What a request's credentials say (a token, or a logged-in caller)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def allows(self, area: str) -> bool: ...
+
+    def acts_for(self, client: str) -> bool: ...
+
+
+def check_access(token: Grant, client: str) -> str:
     """Return ``client`` if ``token`` may sync as it (scope sync, bound to it), else raise.
 
     Without this, any sync token could read every client's manifest and change its files.
