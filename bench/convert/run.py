@@ -12,12 +12,15 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import hashlib
+import math
 import os
+import random
 import re
 import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -25,6 +28,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -360,6 +364,79 @@ def images(tmp: Path, count: int, rounds: int) -> None:
         print(f"| {name} | **{ratio:.3f}** |")
 
 
+def cut_patch(url: str, token: str, path: str, blob: Path, offset: int, cut: int) -> None:
+    """A PATCH announcing the whole rest of ``blob`` that dies after the bytes up to ``cut``.
+
+    The connection is reset, not closed (a network gone away), a moment after the bytes
+    went out, so the server has read them.
+    """
+    where = urlsplit(url)
+    assert where.hostname is not None
+    assert where.port is not None
+    size = blob.stat().st_size
+    sock = socket.create_connection((where.hostname, where.port), timeout=60)
+    try:
+        sock.sendall(
+            (
+                f"PATCH {path} HTTP/1.1\r\nHost: {where.netloc}\r\n"
+                f"Authorization: Bearer {token}\r\nUpload-Offset: {offset}\r\n"
+                "Content-Type: application/offset+octet-stream\r\n"
+                f"Content-Length: {size - offset}\r\n\r\n"
+            ).encode()
+        )
+        with blob.open("rb") as fh:
+            fh.seek(offset)
+            left = cut - offset
+            while left > 0 and (block := fh.read(min(1 << 20, left))):
+                sock.sendall(block)
+                left -= len(block)
+        time.sleep(0.5)
+    finally:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+
+def resume(tmp: Path, gib: float, cuts: int) -> None:
+    """A real video of ``gib`` GiB uploaded through ``cuts`` connections cut at random
+    points (one at 60 %), each resumed from where HEAD says; the item's SHA-512 must be
+    the file's."""
+    frame = 1920 * 1080 * 3 // 2  # raw 4:2:0 1080p: no encoding, so quick to make
+    big = tmp / "big.mkv"
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
+        "-frames:v", str(math.ceil(gib * (1 << 30) / frame)),
+        "-c:v", "rawvideo", "-pix_fmt", "yuv420p", "-f", "matroska", big,
+    )  # fmt: skip
+    size = big.stat().st_size
+    digest = sha512_file(big)
+    rng = random.Random(15)
+    points = sorted({int(size * 0.6), *(rng.randrange(1, size) for _ in range(cuts - 1))})
+    print(f"{size} bytes ({size / (1 << 30):.2f} GiB) cut at {len(points)} points", flush=True)
+    with server(tmp / "hk-resume", 0, {}) as (url, token), ServerClient(url, token) as client:
+        upload = client.create_upload(big.name, size, digest, "mkv-x264", "bench")
+        path = f"/api/convert/uploads/{upload['upload_id']}"
+        offset = 0
+        for cut in points:
+            if cut <= offset:
+                continue
+            cut_patch(url, token, path, big, offset, cut)
+            head = client.http.head(f"/uploads/{upload['upload_id']}")
+            head.raise_for_status()
+            kept = int(head.headers["upload-offset"])
+            if not offset <= kept <= cut:
+                raise SystemExit(f"cut at {cut}: the server says {kept}, from {offset}")
+            print(
+                f"  cut at {cut} ({100 * cut / size:.1f} %): the server kept {kept} bytes "
+                f"({cut - kept} lost); resuming from there",
+                flush=True,
+            )
+            offset = kept
+        item = client.send(upload["upload_id"], big, offset, size)
+    if item["sha512_checksum"] != digest or item["file_size"] != size:
+        raise SystemExit(f"the item's SHA-512 or size differs from the file's: {item}")
+    print(f"  finished: item {item['item_id']}, {size} bytes, SHA-512 equal to the file's")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100, help="How many PNGs (default 100).")
@@ -367,7 +444,14 @@ def main() -> None:
     parser.add_argument("--preset", default="medium", help="x264 preset (default medium).")
     parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds (default 3).")
     parser.add_argument("--upload-mb", type=int, default=512, help="Upload size (default 512).")
-    parser.add_argument("--only", choices=("video", "images", "upload"), action="append")
+    parser.add_argument("--resume-gib", type=float, default=2, help="Cut upload (default 2).")
+    parser.add_argument("--cuts", type=int, default=6, help="Cuts in it (default 6).")
+    parser.add_argument(
+        "--only",
+        choices=("video", "images", "upload", "resume"),
+        action="append",
+        help="One part (repeatable); default: video, images, upload.",
+    )
     args = parser.parse_args()
     parts = args.only or ["video", "images", "upload"]
     for tool in ("ffmpeg", "nginx"):
@@ -382,6 +466,8 @@ def main() -> None:
             images(tmp, args.images, args.rounds)
         if "upload" in parts:
             upload(tmp, args.upload_mb, args.rounds)
+        if "resume" in parts:
+            resume(tmp, args.resume_gib, args.cuts)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
