@@ -42,6 +42,7 @@ from homekeep.convert.probing import probe  # noqa: E402
 from homekeep.convert.profiles import ffmpeg_args  # noqa: E402
 
 POLL_SECONDS = 0.25
+SERVING: list[int] = []  # the pid of the server running now
 CHECKED = re.compile(r"item ([0-9a-f-]{36}): converted in ([\d.]+) s, checked in ([\d.]+) s")
 
 NGINX_CONF = """
@@ -89,7 +90,10 @@ def env(extra: dict[str, str]) -> dict[str, str]:
 
 @contextmanager
 def server(data_dir: Path, threads: int, extra: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """`homekeep serve` on a free port with ``threads`` workers; yields its URL and a token."""
+    """`homekeep serve` on a free port with ``threads`` workers; yields its URL and a token.
+
+    Its process id is kept in SERVING while it runs, for ``server_cpu``.
+    """
     hk = [sys.executable, "-m", "homekeep", "--data-dir", str(data_dir)]
     made = subprocess.run(
         [*hk, "token", "create", "bench", "--scope", "convert"],
@@ -106,6 +110,7 @@ def server(data_dir: Path, threads: int, extra: dict[str, str]) -> Iterator[tupl
         env=env({"HOMEKEEP_CONVERT_NUMBER_OF_CONVERSION_THREADS": str(threads), **extra}),
     )
     url = f"http://127.0.0.1:{port}"
+    SERVING[:] = [proc.pid]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -159,6 +164,13 @@ def through_queue(
     return time.perf_counter() - start, uploaded, ids
 
 
+def server_cpu() -> tuple[float, float]:
+    """CPU seconds of the running server itself, and of its ended children (ffmpeg, ffprobe)."""
+    fields = Path(f"/proc/{SERVING[0]}/stat").read_text().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
 def check_seconds(data_dir: Path, ids: list[str]) -> float:
     """The seconds the workers spent checking these items' outputs (from the server log)."""
     wanted = set(ids)
@@ -174,10 +186,11 @@ def check_seconds(data_dir: Path, ids: list[str]) -> float:
     return total
 
 
-def bare(files: list[Path], conversion: str, out: Path, parallel: int) -> tuple[float, float]:
+def bare(
+    files: list[Path], conversion: str, out: Path, parallel: int, config: ConvertConfig
+) -> tuple[float, float]:
     """Seconds for bare ffmpeg with the very arguments the workers use, then for decoding
     its outputs as the workers' check does (a video) or not at all (images: Pillow)."""
-    config = ConvertConfig()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     jobs = []
@@ -302,17 +315,21 @@ def video(tmp: Path, seconds: float, preset: str, rounds: int) -> None:
     name = f"{seconds:.0f} s 1080p30 clip ({size / 1e6:.0f} MB) to mkv-x264 ({preset})"
     print(f"{name}, 1 worker, {rounds} rounds (ours first in each)", flush=True)
     data = tmp / "hk-video"
+    same = ConvertConfig.model_validate({"x264_preset": preset})  # as the server below
     rows = []
     with server(data, 1, {"HOMEKEEP_CONVERT_X264_PRESET": preset}) as (url, token):
         for n in range(rounds):
+            own, children = server_cpu()
             total, uploaded, ids = through_queue(url, token, [clip], "mkv-x264", f"video-{n}")
+            own_after, children_after = server_cpu()
             checked = check_seconds(data, ids)
-            converted, decoded = bare([clip], "mkv-x264", tmp / "bare-video", 1)
+            converted, decoded = bare([clip], "mkv-x264", tmp / "bare-video", 1, same)
             rows.append((total, uploaded, checked, converted, decoded))
             print(
                 f"  round {n + 1}: queue {total:.2f} s (upload {uploaded:.2f} s, check "
                 f"{checked:.2f} s); bare ffmpeg {converted:.2f} s, its output decoded in "
-                f"{decoded:.2f} s",
+                f"{decoded:.2f} s; CPU of the server's Python {own_after - own:.2f} s, of "
+                f"its ffprobe, ffmpeg and check {children_after - children:.2f} s",
                 flush=True,
             )
     print(f"\n{name}, 1 worker; ratios are the median of {rounds} alternating rounds\n")
@@ -351,7 +368,9 @@ def images(tmp: Path, count: int, rounds: int) -> None:
         with server(tmp / f"hk-images-{workers}", workers, {}) as (url, token):
             for n in range(rounds):
                 total, uploaded, _ = through_queue(url, token, files, "webp", f"img-{n}")
-                converted, _ = bare(files, "webp", tmp / f"bare-webp-{workers}", workers)
+                converted, _ = bare(
+                    files, "webp", tmp / f"bare-webp-{workers}", workers, ConvertConfig()
+                )
                 ratios.append(total / converted)
                 ours.append(total)
                 theirs.append(converted)
