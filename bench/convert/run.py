@@ -41,7 +41,7 @@ from homekeep.convert.config import ConvertConfig  # noqa: E402
 from homekeep.convert.probing import probe  # noqa: E402
 from homekeep.convert.profiles import ffmpeg_args  # noqa: E402
 
-POLL_SECONDS = 0.25
+POLL_SECONDS, POLL_QUEUED_SECONDS, POLL_MAX_SECONDS = 0.1, 0.5, 5.0
 SERVING: list[int] = []  # the pid of the server running now
 CHECKED = re.compile(r"item ([0-9a-f-]{36}): converted in ([\d.]+) s, checked in ([\d.]+) s")
 
@@ -141,9 +141,11 @@ def through_queue(
 ) -> tuple[float, float, list[str]]:
     """Seconds from the first upload until every item is finished (and checked).
 
-    Also the seconds the uploads took, and the item ids. The client polls every
-    POLL_SECONDS: often enough to add little to the wall time, seldom enough that the
-    polling takes no CPU worth naming from the encoders.
+    Also the seconds the uploads took, and the item ids. The client polls as a patient
+    one would: every POLL_QUEUED_SECONDS while items wait in the queue, then about halfway
+    through the time the server says is left (at most POLL_MAX_SECONDS), and every
+    POLL_SECONDS near the end, so its questions take little CPU from the encoders and add
+    little to the wall time.
     """
     start = time.perf_counter()
     with ServerClient(url, token) as client:
@@ -159,8 +161,14 @@ def through_queue(
             if failed:
                 raise SystemExit(f"a benchmark item failed: {failed[0]['errors']}")
             waiting -= {i["item_id"] for i in items if i["status"].startswith("finished")}
+            left = [
+                i["progress"]["seconds_left"] or 0
+                for i in items
+                if i["item_id"] in waiting and i["status"] == "in_progress" and i["progress"]
+            ]
             if waiting:
-                time.sleep(POLL_SECONDS)
+                pause = min(left) / 2 if len(left) == len(waiting) else POLL_QUEUED_SECONDS
+                time.sleep(min(POLL_MAX_SECONDS, max(POLL_SECONDS, pause)))
     return time.perf_counter() - start, uploaded, ids
 
 
