@@ -10,7 +10,9 @@ from fastapi.responses import FileResponse
 
 from homekeep.core.area import AreaContext, Summary, WebParts
 from homekeep.core.auth import Caller, require_scope
+from homekeep.music.player_api import player_routes
 from homekeep.music.service import Service, Size, open_service
+from homekeep.music.streaming import Transcoder
 
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
@@ -31,6 +33,7 @@ def build(ctx: AreaContext) -> WebParts:
     api = APIRouter(dependencies=[Depends(require_scope("music"))])
     _browse_routes(api, svc)
     _command_routes(api, svc)
+    player_routes(api, svc, Transcoder(svc.config.max_transcodes))
 
     async def summary(caller: Caller) -> Summary:
         return await svc.db.run(svc.library.totals)
