@@ -19,6 +19,7 @@ from homekeep.music.reports import Reports, parse_fields
 from homekeep.music.roots import resolve_roots, stored_forms
 from homekeep.music.scanner import Scanner
 from homekeep.music.store import MIGRATIONS, MusicStore
+from homekeep.music.subsonic.passwords import SubsonicPasswords
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 Size = Literal["full", "thumb"]
@@ -47,6 +48,10 @@ class Service:
 
     def close(self) -> None:
         self.db.close()
+
+    def subsonic_passwords(self) -> SubsonicPasswords:
+        """The users' Subsonic passwords, encrypted with ``subsonic.key`` beside the database."""
+        return SubsonicPasswords(self.db, self.folder / "subsonic.key")
 
     # -- scans ---------------------------------------------------------------------------
 

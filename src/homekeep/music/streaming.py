@@ -183,7 +183,11 @@ class TranscodeResponse(Response):
     """Stream an ffmpeg process's output; kill it when the client goes or the server stops."""
 
     def __init__(self, owner: Transcoder, args: list[str], media_type: str) -> None:
-        super().__init__(media_type=media_type, headers={"Cache-Control": "no-store"})
+        # no super().__init__(): it would send Content-Length: 0 for the empty body
+        self.status_code = 200
+        self.media_type = media_type
+        self.background = None
+        self.init_headers({"Cache-Control": "no-store"})
         self.owner = owner
         self.args = args
 
