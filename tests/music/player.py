@@ -68,15 +68,15 @@ def build(base: Path, clips: dict[str, Path], covers: dict[str, bytes]) -> tuple
                           ((3, covers["large"]),))  # fmt: skip
     for n, artist in enumerate(("Ann", "Bob"), 1):
         media.write_track(clips["mp3"], "mp3", root / "Comp" / f"0{n}.mp3",
-                          {"title": f"Hit {n}", "artist": artist, "album": "Hits",
-                           "compilation": True, "track": n, "date": "1999", "genre": "Pop"})  # fmt: skip
+                          {"title": f"Hit {n}", "artist": artist, "album": "Hits", "track": n,
+                           "compilation": True, "date": "1999", "genre": "Pop"})  # fmt: skip
     media.write_track(clips["wavpack"], "wavpack", root / "Trio" / "Live" / "01.wv",
                       {"title": "Blue", "artist": "Trio", "album": "Live", "track": 1,
                        "genre": "Jazz", "date": "1965"})  # fmt: skip
     media.write_track(clips["aiff"], "aiff", root / "Trio" / "Live" / "02.aiff",
                       {"title": "Green", "artist": "Trio", "album": "Live", "track": 2,
                        "genre": "Jazz", "date": "1965"})  # fmt: skip
-    media.write_track(clips["flac"], "flac", root / "Cafés" / CAFE_NFD,
+    media.write_track(clips["flac"], "flac", root / "Cafés" / f"{CAFE_NFD}.flac",
                       {"title": "Crème", "artist": "Zoë", "album": "Café", "track": 1})  # fmt: skip
     long_track(root / "Tone" / "Tones" / "01.flac", 240)
     result = run_cli("music", "scan", root, data_dir=data)

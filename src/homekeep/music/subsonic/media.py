@@ -13,7 +13,7 @@ from homekeep.music.subsonic.calls import Call, Handler
 from homekeep.music.subsonic.responses import NOT_FOUND, SubsonicError
 from homekeep.music.subsonic.shapes import ALBUM, ARTIST
 
-MAX_SIDE = 4096
+MAX_SIDE = 100_000  # past the original's size: the original
 # the sizes apps ask for, kept on disk; any other size is made in memory each time
 CACHED_SIDES = frozenset(
     {32, 48, 64, 96, 128, 150, 160, 192, 200, 256, 300, 320, 400, 450, 500, 512, 600, 640}
@@ -69,8 +69,8 @@ def _cover_hash(call: Call, given: str) -> str:
 def get_cover_art(call: Call) -> Response:
     """The cover as stored, or a JPEG no larger than ``size`` pixels (never upscaled)."""
     p = call.params
-    digest = _cover_hash(call, p.require("id"))
     side = p.integer("size", 0, 1, MAX_SIDE) if p.get("size") else None
+    digest = _cover_hash(call, p.require("id"))
     svc = call.svc
     info: dict[str, Any] = svc.library.image(digest)
     largest = max(info["width"] or 0, info["height"] or 0)
