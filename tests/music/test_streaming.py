@@ -12,8 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.music import player
+from tests.music import media, player
 from tests.music.player import Player
+from tests.support import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +105,18 @@ def test_never_lossy_to_lossless(srv: Player) -> None:
             bad = c.get(f"/api/music/tracks/{track['id']}/stream", params=params)
             assert bad.status_code == 422, params
         assert c.get("/api/music/tracks/99999999/stream").status_code == 404
+
+
+def test_a_file_ffmpeg_cannot_decode_is_a_502(srv: Player, clips: dict[str, Path]) -> None:
+    # the test APE has a real header and tag but no real audio: mutagen reads it, ffmpeg not
+    media.write_track(clips["ape"], "ape", srv.root / "Broken" / "x.ape", {"title": "Broken"})
+    assert run_cli("music", "scan", data_dir=srv.data).returncode == 0
+    track = _track(srv, "Broken")
+    with srv.client() as c:
+        answer = c.get(f"/api/music/tracks/{track['id']}/stream", params={"format": "opus"})
+    assert answer.status_code == 502
+    assert answer.json()["error"]["code"] == "tool_failed"
+    assert "ffmpeg could not transcode" in answer.json()["error"]["message"]
 
 
 def test_ffmpeg_ends_when_the_listener_goes(srv: Player) -> None:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from homekeep.core.area import AreaContext
 from homekeep.core.db import Database
@@ -19,7 +19,9 @@ from homekeep.music.reports import Reports, parse_fields
 from homekeep.music.roots import resolve_roots, stored_forms
 from homekeep.music.scanner import Scanner
 from homekeep.music.store import MIGRATIONS, MusicStore
-from homekeep.music.subsonic.passwords import SubsonicPasswords
+
+if TYPE_CHECKING:
+    from homekeep.music.subsonic.passwords import SubsonicPasswords
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 Size = Literal["full", "thumb"]
@@ -51,6 +53,8 @@ class Service:
 
     def subsonic_passwords(self) -> SubsonicPasswords:
         """The users' Subsonic passwords, encrypted with ``subsonic.key`` beside the database."""
+        from homekeep.music.subsonic.passwords import SubsonicPasswords  # cryptography: slow
+
         return SubsonicPasswords(self.db, self.folder / "subsonic.key")
 
     # -- scans ---------------------------------------------------------------------------

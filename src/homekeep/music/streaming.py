@@ -18,8 +18,9 @@ import anyio
 from starlette.responses import FileResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from homekeep.core.errors import InvalidInput, Unavailable, UsageError
+from homekeep.core.errors import ExternalToolError, InvalidInput, Unavailable, UsageError
 from homekeep.core.tools import require_tool
+from homekeep.core.web import error_response
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +128,12 @@ def plan(
         raise InvalidInput("the bit rate must be 0 (no limit) or more")
     limit = max_kbps or None
     if wanted in LOSSLESS_TARGETS:
-        if source in LOSSLESS or source == wanted:
-            wanted = "raw" if source == wanted else wanted
-        if wanted != "raw":
-            if strict:
-                raise InvalidInput(
-                    f"{source or 'this'} is a lossy format: it is never transcoded to "
-                    f"lossless {wanted}; ask for opus, mp3 or raw"
-                )
-            wanted = "raw"
+        if wanted != source and strict:
+            why = "is a lossy format: it is never transcoded to lossless"
+            if source in LOSSLESS:
+                why = "is sent as it is or transcoded to opus or mp3, not to"
+            raise InvalidInput(f"{source or 'this file'} {why} {wanted}; ask for opus, mp3 or raw")
+        wanted = "raw"
     if wanted not in (None, "raw", *TARGETS):
         raise InvalidInput(f"unknown format {wanted!r}; choose raw, opus or mp3")
     if wanted in (None, "raw"):
@@ -220,14 +218,30 @@ class TranscodeResponse(Response):
 
     async def _pump(self, proc: asyncio.subprocess.Process, send: Send) -> None:
         assert proc.stdout is not None
+        chunk = await proc.stdout.read(_CHUNK)
+        if not chunk and await proc.wait() != 0:
+            # nothing sent yet: the client can still get a proper error
+            message = f"ffmpeg could not transcode this file: {await _stderr(proc)}"
+            log.warning("%s", message)
+            answer = error_response(502, ExternalToolError.code, message)
+            await send({"type": "http.response.start", "status": 502,
+                        "headers": answer.raw_headers})  # fmt: skip
+            await send({"type": "http.response.body", "body": answer.body})
+            return
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        while chunk := await proc.stdout.read(_CHUNK):
+        while chunk:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            chunk = await proc.stdout.read(_CHUNK)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        code = await proc.wait()
-        if code != 0 and proc.stderr is not None:
-            err = (await proc.stderr.read(2000)).decode(errors="replace").strip()
-            log.warning("ffmpeg exited with %d: %s", code, err)
+        if await proc.wait() != 0:
+            log.warning("ffmpeg stopped midway: %s", await _stderr(proc))
+
+
+async def _stderr(proc: asyncio.subprocess.Process) -> str:
+    """The start of what ffmpeg said on standard error."""
+    if proc.stderr is None:
+        return ""
+    return (await proc.stderr.read(2000)).decode(errors="replace").strip()[:500]
 
 
 async def _reap(proc: asyncio.subprocess.Process) -> None:
