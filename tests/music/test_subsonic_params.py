@@ -66,3 +66,21 @@ def small_library(library: Library) -> Library:
     library.add("Band/Album/02", "mp3", title="Two", artist="Band", album="Album", track=2)
     library.scan()
     return library
+
+
+@pytest.mark.parametrize("fmt", ["xml", "json"])
+def test_tags_xml_cannot_carry_are_replaced(fmt: str) -> None:
+    """A control character in a tag, or a file name that is not UTF-8, still parses."""
+    import json
+    import xml.etree.ElementTree as ET
+
+    answer = render({"song": {"title": "bad\x01tag", "path": "caf\udce9.mp3"}}, fmt, None)
+    body = bytes(answer.body)
+    if fmt == "xml":
+        song = ET.fromstring(body).find("{http://subsonic.org/restapi}song")  # noqa: S314
+        assert song is not None
+        title, path = song.get("title"), song.get("path")
+    else:
+        song = json.loads(body)["subsonic-response"]["song"]
+        title, path = song["title"], song["path"]
+    assert (title, path) == ("bad\ufffdtag", "caf\ufffd.mp3")

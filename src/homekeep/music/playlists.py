@@ -261,7 +261,7 @@ class Playlists:
 
     def _file(self, playlist_id: str) -> Path:
         if (
-            not playlist_id.endswith(SUFFIXES)
+            not playlist_id.lower().endswith(SUFFIXES)
             or _BAD_NAME.search(playlist_id)
             or playlist_id.startswith(".")
             or len(playlist_id) > MAX_NAME + 5
@@ -272,8 +272,8 @@ class Playlists:
             raise NotFound(f"no playlist {playlist_id[:140]!r}")
         return path
 
-    def summaries(self) -> list[dict[str, Any]]:
-        """Every playlist of the folder, by name, with its counts."""
+    def all(self) -> list[Playlist]:
+        """Every playlist of the folder that can be read, by name."""
         if not self.folder.is_dir():
             return []
         files = sorted(
@@ -284,10 +284,14 @@ class Playlists:
         out = []
         for path in files[:10_000]:
             try:
-                out.append(self.read(path.name).summary())
+                out.append(self.read(path.name))
             except (InvalidInput, PayloadTooLarge, NotFound, OSError):
-                continue  # a broken file stays listed by `get`, which says why
+                continue  # a broken file stays readable by `read`, which says why
         return out
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every playlist with its counts."""
+        return [p.summary() for p in self.all()]
 
     def read(self, playlist_id: str) -> Playlist:
         """A playlist with each entry resolved against the library."""

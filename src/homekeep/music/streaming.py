@@ -86,7 +86,9 @@ def check_range(header: str | None, size: int) -> None:
             raise RangeNotSatisfiable("a suffix range of 0 bytes is empty", size)
 
 
-def file_response(path: Path, fmt: str | None, range_header: str | None) -> FileResponse:
+def file_response(
+    path: Path, fmt: str | None, range_header: str | None, disposition: str = "inline"
+) -> FileResponse:
     """The file as it is, with Range support; 416 on a bad Range."""
     try:
         size = path.stat().st_size
@@ -95,7 +97,7 @@ def file_response(path: Path, fmt: str | None, range_header: str | None) -> File
     check_range(range_header, size)
     media_type = CONTENT_TYPES.get(fmt or "", "application/octet-stream")
     return FileResponse(path, media_type=media_type, filename=path.name,
-                        content_disposition_type="inline")  # fmt: skip
+                        content_disposition_type=disposition)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,9 @@ class Transcoder:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._running = 0  # only touched on the event loop's thread
+        # written on the event loop's thread only; handlers on worker threads read it, and
+        # a stale read lets at most a few more through at once
+        self._running = 0
 
     def response(self, path: Path, chosen: Plan) -> TranscodeResponse:
         """A response that streams ``path`` transcoded as ``chosen`` says."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from homekeep.music.library import ALBUM_SELECT, ALBUM_SORTS, album_dict
@@ -58,10 +59,11 @@ def _album_artists(call: Call) -> list[dict[str, Any]]:
 
 
 def get_indexes(call: Call) -> dict[str, Any]:
-    scanned = call.svc.db.query_one("SELECT COUNT(*), MAX(id) FROM scans")
+    scanned = call.svc.db.query_one("SELECT MAX(finished_at) FROM scans")
+    when = datetime.fromisoformat(scanned[0]) if scanned and scanned[0] else None
     return {
         "indexes": {
-            "lastModified": int(scanned[1] or 0) if scanned else 0,
+            "lastModified": int(when.timestamp() * 1000) if when else 0,
             "ignoredArticles": IGNORED_ARTICLES,
             "index": call.shapes.indexed(_album_artists(call)),
         }

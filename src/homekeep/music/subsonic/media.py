@@ -43,9 +43,7 @@ def stream(call: Call) -> Response:
 
 def download(call: Call) -> Response:
     path, fmt, _ = call.svc.track_file(call.song_id(call.params.require("id")))
-    response = file_response(path, fmt, call.range_header)
-    response.headers["Content-Disposition"] = "attachment"
-    return response
+    return file_response(path, fmt, call.range_header, "attachment")
 
 
 def _cover_hash(call: Call, given: str) -> str:

@@ -55,8 +55,7 @@ def _song_ids(call: Call, name: str) -> list[int]:
 
 
 def get_playlists(call: Call) -> dict[str, Any]:
-    lists = call.svc.playlists
-    found = [lists.read(s["id"]) for s in lists.summaries()]
+    found = call.svc.playlists.all()
     return {"playlists": {"playlist": [_playlist(call, p, False) for p in found]}}
 
 

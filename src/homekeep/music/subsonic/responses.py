@@ -19,6 +19,9 @@ from homekeep import __version__
 API_VERSION = "1.16.1"
 NAMESPACE = "http://subsonic.org/restapi"
 _CALLBACK_RE = re.compile(r"^[A-Za-z_$][\w$.]{0,63}$")
+# what XML 1.0 cannot carry (control characters), and lone surrogates (file names that
+# are not UTF-8) that neither XML nor UTF-8 JSON can
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 # Subsonic error codes (the API answers 200 with the code in the body)
 GENERIC, MISSING, CLIENT_TOO_OLD, WRONG_CREDENTIALS = 0, 10, 20, 40
@@ -50,7 +53,7 @@ def envelope(payload: dict[str, Any], ok: bool = True) -> dict[str, Any]:
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return _UNSAFE.sub("\ufffd", str(value))
 
 
 def _fill(element: ET.Element, tree: dict[str, Any]) -> None:
@@ -80,10 +83,13 @@ def to_xml(tree: dict[str, Any]) -> bytes:
 
 
 def _drop_none(value: Any) -> Any:
+    """The tree for JSON: no null values, text made safe as for XML."""
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         return [_drop_none(v) for v in value]
+    if isinstance(value, str):
+        return _UNSAFE.sub("\ufffd", value)
     return value
 
 
