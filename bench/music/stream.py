@@ -91,7 +91,8 @@ def fill(data: Path, flac: Path, albums: int) -> None:
             album, artist = n // 10, n // 100
             album_id = hashlib.sha256(f"al{album}".encode()).hexdigest()[:16]
             artist_id = hashlib.sha256(f"ar{artist}".encode()).hexdigest()[:16]
-            files.append((n + 1, f"{flac.name}", ".", "flac", "audio", "flac", 1, 0, 0, n, now))
+            files.append((n + 1, f"{album}/{n}.flac", str(album), "flac", "audio", "flac", 1, 0, 0,
+                          n, now))  # fmt: skip
             tracks.append((n + 1, f"Track {n}", f"Artist {artist}", f"Album {album}",
                            f"Artist {artist}", n % 10 + 1, 1990 + album % 30, "Rock", 240.0,
                            900_000, artist_id, artist_id, album_id))  # fmt: skip
