@@ -293,6 +293,8 @@ def test_a_cli_token_is_no_api_key(srv: Player) -> None:
         ("getSong", {"id": "-1"}, 70),
         ("getSong", {"id": "1e3"}, 70),
         ("getSong", {"id": "١٢"}, 70),
+        ("getSong", {"id": "--5"}, 70),
+        ("getAlbumList2", {"type": "newest", "size": "--5"}, 0),
         ("getMusicDirectory", {"id": "../../etc"}, 70),
         ("getCoverArt", {"id": "al-nope", "size": "100"}, 70),
         ("getCoverArt", {"id": "1", "size": "-5"}, 0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from homekeep.music.subsonic.responses import GENERIC, MISSING, SubsonicError
@@ -9,6 +10,7 @@ from homekeep.music.subsonic.responses import GENERIC, MISSING, SubsonicError
 MAX_VALUE = 2048  # one parameter's characters
 MAX_VALUES = 5_000  # values of one repeated parameter (a play queue's ids)
 MAX_ID = 2**63 - 1
+_INT_RE = re.compile(r"^-?[0-9]{1,19}$")
 
 
 class Params:
@@ -70,7 +72,7 @@ class Params:
 def to_int(name: str, text: str, low: int, high: int) -> int:
     """``text`` as an integer from ``low`` to ``high``, or error 0 naming the parameter."""
     stripped = text.strip()
-    if not stripped.lstrip("-").isdigit() or len(stripped) > 20 or not stripped.isascii():
+    if not _INT_RE.match(stripped):
         raise SubsonicError(GENERIC, f"{name} must be an integer, not {text[:40]!r}")
     value = int(stripped)
     if not low <= value <= high:
