@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from starlette.responses import FileResponse, Response
@@ -75,19 +74,15 @@ def get_cover_art(call: Call) -> Response:
     if side is None or info["error"] or side >= largest:
         path, media_type = svc.image_file(digest, "full")
         return FileResponse(path, media_type=media_type, headers=_IMMUTABLE)
-    if side in CACHED_SIDES:
-        return FileResponse(svc.artwork.sized_path(digest, side), media_type="image/jpeg",
-                            headers=_IMMUTABLE)  # fmt: skip
-    return Response(_resized(svc.artwork.full_path(digest), side), media_type="image/jpeg",
-                    headers=_IMMUTABLE)  # fmt: skip
-
-
-def _resized(path: Path, side: int) -> bytes:
-    """A one-off size, made in memory so odd sizes cannot fill the disk with copies."""
     try:
-        return shrunk_jpeg(path, side)[0]
+        if side in CACHED_SIDES:
+            return FileResponse(svc.artwork.sized_path(digest, side), media_type="image/jpeg",
+                                headers=_IMMUTABLE)  # fmt: skip
+        # any other size is made in memory, so odd sizes cannot fill the disk with copies
+        data = shrunk_jpeg(svc.artwork.full_path(digest), side)[0]
     except (OSError, ValueError) as exc:
         raise SubsonicError(NOT_FOUND, f"the cover cannot be decoded: {exc}") from exc
+    return Response(data, media_type="image/jpeg", headers=_IMMUTABLE)
 
 
 HANDLERS: dict[str, Handler] = {
