@@ -57,14 +57,14 @@ def test_an_edit_by_another_program_is_read_back(lists: Playlists, library: Libr
     ids = _ids(library)
     made = lists.create("Mine", [ids["One"]])
     with (lists.folder / made.id).open("a", encoding="utf-8") as fh:
-        fh.write("../music/Band/Album/02.flac\nmissing.flac\n/etc/hostname\n")
+        fh.write("../music/Band/Album/02.flac\n../music/missing.flac\n/etc/hostname\n")
     again = lists.read(made.id)
     assert again.track_ids() == [ids["One"], ids["Two"]]
     assert [e.problem for e in again.entries] == [
         None, None, "not found in the library", "outside the music roots",
     ]  # fmt: skip
     lists.remove(made.id, [0])  # kept as written: nothing another program wrote is lost
-    assert "missing.flac\n/etc/hostname\n" in (lists.folder / made.id).read_text("utf-8")
+    assert "../music/missing.flac\n/etc/hostname\n" in (lists.folder / made.id).read_text("utf-8")
 
 
 def test_import_finds_tracks_in_any_spelling(
