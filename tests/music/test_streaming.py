@@ -107,9 +107,13 @@ def test_never_lossy_to_lossless(srv: Player) -> None:
         assert c.get("/api/music/tracks/99999999/stream").status_code == 404
 
 
-def test_a_file_ffmpeg_cannot_decode_is_a_502(srv: Player, clips: dict[str, Path]) -> None:
-    # the test APE has a real header and tag but no real audio: mutagen reads it, ffmpeg not
-    media.write_track(clips["ape"], "ape", srv.root / "Broken" / "x.ape", {"title": "Broken"})
+def test_a_file_ffmpeg_cannot_decode_is_a_502(
+    srv: Player, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    # a WavPack cut after its first block header, then tagged: mutagen reads it, ffmpeg not
+    cut = tmp_path / "cut.wv"
+    cut.write_bytes(clips["wavpack"].read_bytes()[:32])
+    media.write_track(cut, "wavpack", srv.root / "Broken" / "x.wv", {"title": "Broken"})
     assert run_cli("music", "scan", data_dir=srv.data).returncode == 0
     track = _track(srv, "Broken")
     with srv.client() as c:
