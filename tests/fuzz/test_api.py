@@ -37,7 +37,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
 
 def fuzz(served: Home, examples: int, report: Path) -> tuple[int, str]:
     """Run ``schemathesis run`` against the server; return its exit code and its output."""
-    command = [
+    command: list[str | Path] = [
         SCHEMATHESIS, "run", f"{served.url}/openapi.json",
         "--header", f"Authorization: Bearer {served.token}",
         "--checks", CHECKS, "--phases", PHASES, "--max-examples", str(examples),
