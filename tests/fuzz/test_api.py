@@ -116,3 +116,54 @@ def test_errors_are_documented_in_the_one_shape(served: Home) -> None:
             errors = operation["responses"].get("4XX", {})
             schema = errors.get("content", {}).get("application/json", {}).get("schema")
             assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (method, path)
+
+
+HUGE = 10**36
+SYNC = "/api/sync/v1/clients/laptop"
+PNG = {"Content-Type": "image/png"}
+MKDIR = {"op": "mkdir", "path": "d", "mode": 0o755, "mtime_ns": HUGE}
+PAST_BOUNDS = [
+    pytest.param("GET", f"/api/images?offset={HUGE}&limit=155", {}, id="images-offset"),
+    pytest.param(
+        "POST", "/api/images", {"json": {"data": "data:image/png;base64,AA==", "expires_in": HUGE}},
+        id="images-expiry",
+    ),
+    pytest.param(
+        "POST", "/api/images?expires_in=%C2%B2", {"content": b"x", "headers": PNG},
+        id="images-expiry-digits",
+    ),
+    pytest.param("GET", f"{SYNC}/manifest?generation={HUGE}", {}, id="sync-generation"),
+    pytest.param(
+        "PUT", f"{SYNC}/files?path=a&size=0&mode=420&mtime_ns={HUGE}&hash={'0' * 64}",
+        {"content": b""}, id="sync-upload-mtime",
+    ),
+    pytest.param("POST", f"{SYNC}/ops", {"json": {"ops": [MKDIR]}}, id="sync-op-mtime"),
+    pytest.param("GET", f"/api/music/tracks/{HUGE}", {}, id="music-track-id"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "request_args"), PAST_BOUNDS)
+def test_numbers_past_their_bounds_are_refused(
+    served: Home, method: str, path: str, request_args: dict[str, Any]
+) -> None:
+    """The requests that answered 500 before issue 18 now get a 422 that names the field."""
+    with served.server.client(served.token) as http:
+        answer = http.request(method, path, **request_args)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "invalid_input"
+
+
+def test_an_upload_offset_past_64_bits_is_refused(served: Home) -> None:
+    with served.server.client(served.token) as http:
+        opened = http.post(
+            "/api/convert/uploads",
+            json={"file_name": "a.png", "file_size": 10, "conversion": "webp"},
+        )
+        assert opened.status_code == 201, opened.text
+        answer = http.patch(
+            opened.json()["upload_url"],
+            content=b"x",
+            headers={"Upload-Offset": "9" * 19, "Content-Type": "application/offset+octet-stream"},
+        )
+    assert answer.status_code == 400, answer.text
+    assert "Upload-Offset" in answer.json()["error"]["message"]
