@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 from PIL import Image
@@ -34,6 +35,7 @@ class Home:
     data: Path
     token: str
     log: deque[str]  # the server's last lines on stderr: the traceback behind a 500
+    ids: dict[str, list[str | int]]  # path parameter -> ids that exist, for the fuzz
 
     @property
     def url(self) -> str:
@@ -134,4 +136,30 @@ def home(base: Path) -> Iterator[Home]:
             data_dir=base / "laptop",
         )  # fmt: skip
         assert pushed.returncode == 0, pushed.stderr
-        yield Home(srv, data, token, log)
+        yield Home(srv, data, token, log, _ids(srv, token, sent.json(), done.json()))
+
+
+def _ids(
+    srv: Server, token: str, image: dict[str, Any], item: dict[str, Any]
+) -> dict[str, list[str | int]]:
+    """The ids of what the areas hold, by the name of the path parameter that takes them."""
+    with srv.client(token) as http:
+        albums = http.get("/api/music/albums").json()["items"]
+        artists = http.get("/api/music/artists").json()["items"]
+        tracks = http.get("/api/music/tracks").json()["items"]
+        pictures = [
+            picture
+            for track in tracks
+            for picture in http.get(f"/api/music/tracks/{track['id']}").json()["pictures"]
+        ]
+    return {
+        "image_id": [image["id"]],
+        "name": ["documents", image["url"].rsplit("/", 1)[-1]],  # a backup job, an image file
+        "item_id": [item["item_id"]],
+        "upload_id": [item["item_id"]],  # an item keeps the id of the upload it came from
+        "client": ["laptop"],
+        "album_id": [a["id"] for a in albums],
+        "artist_id": [a["id"] for a in artists],
+        "track_id": [t["id"] for t in tracks],
+        "digest": sorted({p["hash"] for p in pictures}),
+    }
