@@ -81,7 +81,7 @@ def _run(served: Home, examples: int, report: Path) -> int:
     assert code == 0, f"{output}\n--- server log, last lines ---\n{log}"
     generated = re.search(r"(\d+) generated", output)
     assert generated is not None, output
-    print(output[output.find("Test cases:") :])  # the figures of the run, with -s
+    print(output[output.find("SUMMARY") :])  # the figures of the run, with -s
     return int(generated[1])
 
 
