@@ -25,6 +25,7 @@ from homekeep.convert.workers import Upkeep, WorkerPool, local_pool
 from homekeep.core.area import AreaContext, WebParts
 from homekeep.core.auth import Token, require_scope
 from homekeep.core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, UsageError
+from homekeep.core.limits import INT64_MAX
 from homekeep.core.web import add_docs, add_health, install_error_handlers, templates
 
 log = logging.getLogger("homekeep.convert")
@@ -175,7 +176,7 @@ def routers(svc: Service) -> tuple[APIRouter, APIRouter]:
         _: Token = CLIENT,
     ) -> Response:
         """Append the body at ``Upload-Offset``; the last bytes make the item (201, its JSON)."""
-        if not _OFFSET.match(upload_offset):
+        if not _OFFSET.match(upload_offset) or int(upload_offset) > INT64_MAX:
             raise UsageError("Upload-Offset must be a byte count")
         length_text = request.headers.get("content-length")
         length = int(length_text) if length_text and _OFFSET.match(length_text) else None
@@ -423,7 +424,7 @@ async def _receive(request: Request, target: Path, cap: int) -> str:
     import hashlib
 
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > cap:
+    if length is not None and length.isascii() and length.isdigit() and int(length) > cap:
         raise PayloadTooLarge(f"the body is {length} bytes; the limit is {cap}")
     hasher = hashlib.sha512()
     seen = 0

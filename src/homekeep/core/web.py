@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +43,27 @@ _STATUS_CODES = {
     429: "rate_limited",
     500: "internal",
     503: "unavailable",
+}
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code for programs, a sentence for people."""
+
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The one JSON shape of every error answer."""
+
+    error: ErrorDetail
+
+
+# What the API document says every operation may answer besides its success: the one
+# error shape (in place of FastAPI's own 422 body, which we never send).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "The request was refused; the message says why."},
+    "5XX": {"model": ErrorBody, "description": "A tool or service the server needs failed."},
 }
 
 
@@ -73,8 +95,10 @@ def install_error_handlers(app: FastAPI, pages: Jinja2Templates | None = None) -
     """Make every error, ours and the framework's, answer in the one JSON shape.
 
     With ``pages``, a browser asking for a page gets the same error as an HTML page
-    (``error.html``); API calls always get JSON.
+    (``error.html``); API calls always get JSON. The API document of every route added
+    after this call says so (``ERROR_RESPONSES``).
     """
+    app.router.responses = {**ERROR_RESPONSES, **app.router.responses}
 
     def answer(
         request: Request, status: int, code: str, message: str, headers: dict[str, str]

@@ -19,6 +19,7 @@ from homekeep.core.area import AreaContext, Summary, WebParts
 from homekeep.core.auth import Caller, authenticate
 from homekeep.core.db import utcnow
 from homekeep.core.errors import Forbidden, NotFound
+from homekeep.core.limits import Offset
 from homekeep.core.output import human_size
 from homekeep.core.web import templates
 from homekeep.images import thumbnails
@@ -26,7 +27,7 @@ from homekeep.images.ingest import check, save
 from homekeep.images.ratelimit import client_key
 from homekeep.images.service import BLOB_MAX, open_service, stamp
 from homekeep.images.store import ImageRecord
-from homekeep.images.uploads import parse
+from homekeep.images.uploads import EXPIRES_MAX, parse
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ _UPLOAD_DOC: dict[str, Any] = {
                         "file_name": {"type": "string"},
                         "mime_type": {"type": "string", "example": "image/png"},
                         "data": {"type": "string", "description": "base64, or a data: URL"},
-                        "expires_in": {"type": "integer", "minimum": 1},
+                        "expires_in": {"type": "integer", "minimum": 1, "maximum": EXPIRES_MAX},
                     },
                     "additionalProperties": False,
                 }
@@ -60,7 +61,7 @@ _UPLOAD_DOC: dict[str, Any] = {
                     "required": ["file"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "expires_in": {"type": "integer"},
+                        "expires_in": {"type": "integer", "minimum": 1, "maximum": EXPIRES_MAX},
                     },
                 }
             },
@@ -106,7 +107,12 @@ def build(ctx: AreaContext) -> WebParts:
         local = request.scope.get("server")  # the socket's own address, not a header
         return images.base_url((str(local[0]), int(local[1])) if local and local[1] else None)
 
-    @api.post("", status_code=201, openapi_extra=_UPLOAD_DOC)
+    @api.post(
+        "",
+        status_code=201,
+        openapi_extra=_UPLOAD_DOC,
+        responses={200: {"description": "The same image was uploaded before: that one."}},
+    )
     async def upload(request: Request) -> JSONResponse:
         """Upload an image: base64 JSON, multipart (`file`), or a raw body with its type."""
         token = await authenticate(request, "images", required=not config.open_uploads)
@@ -133,7 +139,7 @@ def build(ctx: AreaContext) -> WebParts:
     async def list_images(
         request: Request,
         limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         """List the calling token's uploads, newest first."""
         token = await authenticate(request, "images")

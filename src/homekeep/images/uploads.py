@@ -31,6 +31,9 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # application/x-www-form-urlencoded unless told otherwise).
 _UNDECLARED = {"", "application/octet-stream", "application/x-www-form-urlencoded"}
 FORM_ROOM = 64 * 1024  # bytes allowed around the image: JSON keys, multipart headers
+# the longest expiry anyone may ask for, [images] max_expiry_seconds or not: a century
+# (much further and the date passes year 9999: an OverflowError, not an answer)
+EXPIRES_MAX = 100 * 365 * 86400
 
 
 @dataclass(frozen=True)
@@ -53,12 +56,14 @@ class UploadJSON(BaseModel):
         default=None, description="The image's MIME type (may come from a data: URL instead)."
     )
     data: str = Field(description="The image, base64 (standard alphabet, padded).")
-    expires_in: int | None = Field(default=None, ge=1, description="Delete after N seconds.")
+    expires_in: int | None = Field(
+        default=None, ge=1, le=EXPIRES_MAX, description="Delete after N seconds."
+    )
 
 
 async def _capped(request: Request, cap: int) -> AsyncGenerator[bytes, None]:
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > cap:
+    if length is not None and length.isascii() and length.isdigit() and int(length) > cap:
         raise PayloadTooLarge(f"the request is {length} bytes; the limit is {cap}")
     seen = 0
     async for chunk in request.stream():
@@ -178,6 +183,9 @@ async def parse(request: Request, max_bytes: int, name_limit: int) -> Upload:
 
 
 def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise InvalidInput(f"expires_in must be a positive number of seconds, got {text!r}")
+    # ASCII digits only: str.isdigit() takes "²", which int() refuses (a 500)
+    if not re.fullmatch(r"[0-9]{1,11}", text) or not 1 <= int(text) <= EXPIRES_MAX:
+        raise InvalidInput(
+            f"expires_in must be a number of seconds from 1 to {EXPIRES_MAX}, got {text[:40]!r}"
+        )
     return int(text)

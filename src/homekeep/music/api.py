@@ -10,6 +10,8 @@ from fastapi.responses import FileResponse
 
 from homekeep.core.area import AreaContext, Summary, WebParts
 from homekeep.core.auth import Caller, require_scope
+from homekeep.core.limits import Int64
+from homekeep.core.limits import Offset as Skip
 from homekeep.music.player_api import player_routes
 from homekeep.music.service import Service, Size, open_service
 from homekeep.music.streaming import Transcoder
@@ -17,9 +19,8 @@ from homekeep.music.subsonic.router import subsonic_router
 
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
-Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")]
-# SQLite integers are 64-bit: a bigger id would be a 500 (OverflowError), not a 404
-TrackId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1, description="A track id.")]
+Offset = Annotated[Skip, Query(description="Items to skip.")]
+TrackId = Annotated[Int64, Path(description="A track id.")]
 Search = Annotated[str | None, Query(max_length=200, description="Substring to look for.")]
 Id = Annotated[str | None, Query(max_length=64)]
 

@@ -11,16 +11,15 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from homekeep.core.errors import PayloadTooLarge
+from homekeep.core.limits import Int64
 from homekeep.music import playlists as m3u
 from homekeep.music.service import Service
 from homekeep.music.streaming import Transcoder, file_response, plan
 
 # SQLite integers are 64-bit: a bigger id would be a 500 (OverflowError), not a 404
-TrackId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1, description="A track id.")]
+TrackId = Annotated[Int64, Path(description="A track id.")]
 PlaylistId = Annotated[str, Path(max_length=200, description="The playlist's file name.")]
-Ids = Annotated[
-    list[Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]], Field(max_length=m3u.MAX_ENTRIES)
-]
+Ids = Annotated[list[Int64], Field(max_length=m3u.MAX_ENTRIES)]
 
 
 class NewPlaylist(BaseModel):

@@ -21,6 +21,7 @@ from homekeep.core.errors import (
     UsageError,
 )
 from homekeep.core.hosts import TrustedHosts
+from homekeep.core.limits import INT64_MAX, Int64
 from homekeep.core.web import add_docs, add_health, install_error_handlers
 from homekeep.sync import fsops
 from homekeep.sync.chunking import DIGESTERS, Digest, Follower, ListMismatch
@@ -64,13 +65,13 @@ class _Op(BaseModel):
 class MkdirOp(_Op):
     op: Literal["mkdir"]
     mode: int = Field(ge=0, le=MODE_LIMIT)
-    mtime_ns: int | None = None
+    mtime_ns: Int64 | None = None
 
 
 class LinkOp(_Op):
     op: Literal["link"]
     target: str = Field(min_length=1, max_length=4096)
-    mtime_ns: int = 0
+    mtime_ns: Int64 = 0
 
 
 class DeleteOp(_Op):
@@ -86,7 +87,7 @@ class FileOp(_Op):
     op: Literal["file"]
     size: int = Field(ge=0, le=1 << 50)
     mode: int = Field(ge=0, le=MODE_LIMIT)
-    mtime_ns: int
+    mtime_ns: Int64
     hash: str
     chunks: str | None = Field(default=None, max_length=256 << 20)
     base: str | None = None
@@ -99,7 +100,7 @@ class TopOp(BaseModel):
     model_config = ConfigDict(extra="forbid")
     op: Literal["top"]
     mode: int = Field(ge=0, le=MODE_LIMIT)
-    mtime_ns: int
+    mtime_ns: Int64
 
 
 Op = Annotated[MkdirOp | LinkOp | DeleteOp | RenameOp | FileOp | TopOp, Field(discriminator="op")]
@@ -309,7 +310,9 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         }
 
     @api.get(f"{PREFIX}/clients/{{client}}/manifest")
-    async def manifest(client: Client, generation: int = -1) -> dict[str, Any]:
+    async def manifest(
+        client: Client, generation: Annotated[int, Query(ge=-1, le=INT64_MAX)] = -1
+    ) -> dict[str, Any]:
         """Everything the server holds for a client, unless ``generation`` is current."""
         current = await anyio.to_thread.run_sync(store.generation, client)
         if generation == current:
@@ -348,7 +351,7 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         path: str,
         size: Annotated[int, Query(ge=0, le=1 << 50)],
         mode: Annotated[int, Query(ge=0, le=MODE_LIMIT)],
-        mtime_ns: int,
+        mtime_ns: Int64,
         hash: str,
     ) -> dict[str, Any]:
         """Stream one whole file (raw or a zstd stream): for new content, no chunk staging."""
