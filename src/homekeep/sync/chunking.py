@@ -21,6 +21,8 @@ from homekeep.sync.protocol import (
     Chunks,
 )
 
+# shared by every thread: a FastCDC object is only its parameters and gear table, read-only
+# after construction; each cut_buf/cut_stream call keeps its position in a chunker of its own
 _CHUNKER = FastCDC(CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=CHUNK_NC)
 READ_SIZE = 4 << 20
 # the server's threads that chunk and hash uploads as they arrive; more uploads queue here
@@ -56,6 +58,8 @@ class Follower:
     """
 
     def __init__(self, path: Path) -> None:
+        # _cond guards what the writer publishes (_published, _done, _failed); _fh and _pos
+        # belong to the reading thread
         self._fh = path.open("rb", buffering=0)
         self._spill_dir = path.parent  # a huge file's chunk list goes next to it
         self._cond = threading.Condition()
@@ -168,11 +172,7 @@ def _digest_stream(fh: Any, spill_dir: Path | None) -> Digest:
     whole = blake3()
     chunks = ChunkListBuilder(spill_dir)
     size = 0
-    # a chunker of its own: pyfastcdc's objects are not meant to be shared across threads
-    chunker = FastCDC(
-        CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=CHUNK_NC
-    )
-    for chunk in FastCDC.cut_stream(chunker, fh):
+    for chunk in FastCDC.cut_stream(_CHUNKER, fh):
         whole.update(chunk.data)
         chunks.add(blake3(chunk.data).digest(), chunk.length)
         size += chunk.length

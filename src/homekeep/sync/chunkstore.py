@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -41,7 +42,11 @@ Location = tuple[Path, int, int, bool, int, str | int]
 
 
 class ChunkStore:
-    """Staged chunk packs plus lookups into the chunk index of one target folder."""
+    """Staged chunk packs plus lookups into the chunk index of one target folder.
+
+    Used by every request thread at once (two batches in flight per client, several
+    clients, the data port's workers): what it keeps is per thread or guarded, as marked.
+    """
 
     def __init__(self, root: Path, db: Database, staging: Path, lists: Path, *, ttl: float) -> None:
         self.root = root
@@ -49,9 +54,18 @@ class ChunkStore:
         self.staging = staging
         self.lists = lists  # the chunk lists of huge files, sent on their own, by content id
         self.staging_ttl = ttl
-        self._dctx = zstandard.ZstdDecompressor()
+        # per thread: a python-zstandard context used by two threads at once corrupts
+        # what it inflates ("chunk ... is not valid zstd", issue 11) or crashes the process
+        self._local = threading.local()
+        self._sweeping = threading.Lock()  # guards _collected_at: one sweep at a time
         self._collected_at = time.monotonic()
-        self._emptied: set[str] = set()
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        """This thread's own zstd context."""
+        dctx: zstandard.ZstdDecompressor | None = getattr(self._local, "dctx", None)
+        if dctx is None:
+            dctx = self._local.dctx = zstandard.ZstdDecompressor()
+        return dctx
 
     def verify(self, body: bytes | bytearray | memoryview) -> list[tuple[str, bytes, int]]:
         """Decode a pack and check every chunk against its id: (id, data, wire bytes).
@@ -63,6 +77,7 @@ class ChunkStore:
         records = []
         seen: set[str] = set()
         total = 0
+        dctx = self._decompressor()
         for record in decode_pack(body, max_chunk=CHUNK_MAX):
             if record.chunk_id in seen:
                 continue
@@ -70,7 +85,7 @@ class ChunkStore:
             data = record.data
             if record.compressed:
                 try:
-                    data = self._dctx.decompress(data, max_output_size=CHUNK_MAX)
+                    data = dctx.decompress(data, max_output_size=CHUNK_MAX)
                 except zstandard.ZstdError as exc:
                     raise InvalidInput(f"chunk {record.chunk_id[:12]} is not valid zstd") from exc
             if len(data) > CHUNK_MAX or not data:
@@ -87,9 +102,13 @@ class ChunkStore:
 
     def receive(self, body: bytes | bytearray | memoryview) -> tuple[int, int]:
         """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
-        if time.monotonic() - self._collected_at > COLLECT_EVERY:
-            self._collected_at = time.monotonic()
-            self.collect()
+        if self._sweeping.acquire(blocking=False):  # a thread finding one running skips it
+            try:
+                if time.monotonic() - self._collected_at > COLLECT_EVERY:
+                    self._collected_at = time.monotonic()
+                    self.collect()
+            finally:
+                self._sweeping.release()
         records = self.verify(body)
         if not records:
             return 0, 0
@@ -222,11 +241,13 @@ class ChunkStore:
 
     def release_many(
         self, conn: sqlite3.Connection, client: str, done: list[tuple[set[str], str]]
-    ) -> None:
+    ) -> set[str]:
         """Files were made from staged chunks: drop those chunks and the files' pending lists.
 
-        Runs inside the caller's transaction; ``remove_empty_packs`` then deletes the packs
-        nothing points to any more.
+        Runs inside the caller's transaction and returns the packs it took chunks from, for
+        ``remove_empty_packs`` once that commits. The caller's own set, not one on the
+        store: two clients' batches settle at once, and a shared set could hand a pack to
+        a thread that checks it before this transaction commits, leaving it behind.
         """
         conn.executemany(
             "DELETE FROM pending_lists WHERE client = ? AND hash = ?",
@@ -235,18 +256,20 @@ class ChunkStore:
         for _, file_hash in done:
             self._kept(client, file_hash).unlink(missing_ok=True)
         used = {chunk_id for staged, _ in done for chunk_id in staged}
+        emptied: set[str] = set()
         for chunk_id in used:
             row = conn.execute("SELECT pack FROM staged WHERE hash = ?", (chunk_id,)).fetchone()
             if row is not None:
-                self._emptied.add(row[0])
+                emptied.add(row[0])
                 conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
+        return emptied
 
-    def remove_empty_packs(self) -> None:
-        if not self._emptied:
+    def remove_empty_packs(self, packs: set[str]) -> None:
+        """Delete those of ``packs`` no staged chunk points to any more."""
+        if not packs:
             return
         conn = self.db.connection()
-        for pack in list(self._emptied):
-            self._emptied.discard(pack)
+        for pack in packs:
             if conn.execute("SELECT 1 FROM staged WHERE pack = ? LIMIT 1", (pack,)).fetchone():
                 continue
             (self.staging / pack).unlink(missing_ok=True)

@@ -89,7 +89,8 @@ class DataPort:
         # a fixed set of threads, reused: each keeps one SQLite connection per database,
         # where a thread per connection would leave one behind for every client that came
         self._workers = ThreadPoolExecutor(MAX_CONNECTIONS, thread_name_prefix="dataport")
-        self._open: dict[int, socket.socket] = {}  # connections being served, for stop()
+        # connections being served, for stop(); the workers add and remove, stop() reads
+        self._open: dict[int, socket.socket] = {}  # guarded by _guard
         self._guard = threading.Lock()
         self._acceptor = threading.Thread(target=self._accept, name="dataport", daemon=True)
 

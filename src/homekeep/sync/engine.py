@@ -129,6 +129,7 @@ class Syncer:
         self._hello_done = False
         self._limits: dict[str, Any] = {}
         self._state = threading.RLock()  # summary, bars and index acks, for batches in flight
+        # the pass's own thread only: filled as files are read, written before each batch
         self._read_cache: list[tuple[str, int, int, int, str, Chunks]] = []
         self.on_change: Callable[[str], None] = lambda line: log.info("%s", line)
 

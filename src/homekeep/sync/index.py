@@ -69,7 +69,11 @@ class Remote:
 
 
 class ClientIndex:
-    """The client's SQLite file."""
+    """The client's SQLite file.
+
+    The pass's thread and its batch threads use it at once, each through its own SQLite
+    connection (``Database`` keeps one per thread); it holds no other state.
+    """
 
     def __init__(self, path: Path) -> None:
         self.db = Database(path, area="sync", migrations=MIGRATIONS)

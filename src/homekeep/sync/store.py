@@ -15,7 +15,6 @@ are read back from the files themselves; nothing is stored twice.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import sqlite3
@@ -169,7 +168,8 @@ class Batch:
 
     It also remembers what was looked up for them (entries, held content, chunk
     locations, folders checked), so a thousand small files cost a few queries, not a
-    thousand; ``forget`` drops that after any other kind of change.
+    thousand; ``forget`` drops that after any other kind of change. It belongs to the
+    one thread that holds its client's lock.
     """
 
     client: str
@@ -235,7 +235,12 @@ def is_target(root: Path) -> bool:
 
 
 class ServerStore:
-    """One sync target folder and its index; safe to use from many threads."""
+    """One sync target folder and its index; safe to use from many threads.
+
+    Shared by the request threads and the data port's workers: the database hands each
+    thread its own SQLite connection, one client's changes are serialised by its lock,
+    a ``Batch`` belongs to the thread holding that lock, and ``chunks`` guards its own.
+    """
 
     def __init__(
         self, root: Path, *, staging_ttl: float = 24 * 3600, maintain: bool = True
@@ -251,9 +256,7 @@ class ServerStore:
                 folder.mkdir(parents=True, exist_ok=True)
         self.db = Database(self.state / "index.sqlite", area="sync", migrations=MIGRATIONS)
         self.server_id = self._server_id(maintain)
-        self._locks: dict[str, threading.Lock] = {}
-        self._tmp_prefix = f"{uuid.uuid4().hex[:12]}-"
-        self._tmp_counter = itertools.count()
+        self._locks: dict[str, threading.Lock] = {}  # one per client, made under _locks_guard
         self._locks_guard = threading.Lock()
         self.chunks = ChunkStore(root, self.db, self.staging, self.lists, ttl=staging_ttl)
         self._serving = self.state / "serving" if maintain else None
@@ -653,8 +656,11 @@ class ServerStore:
         return self.temp_name()
 
     def temp_name(self) -> Path:
-        """A temp file name no other writer uses (files are created with O_EXCL)."""
-        return self.tmp / f"{self._tmp_prefix}{next(self._tmp_counter)}"
+        """A temp file name no other writer uses (files are created with O_EXCL).
+
+        Random, so request threads share no counter to draw it from.
+        """
+        return self.tmp / uuid.uuid4().hex
 
     def expected_chunks(self, client: str, spec: FileSpec) -> Chunks | None:
         """The chunk list a client announced for this content, if the server kept it."""
@@ -881,14 +887,16 @@ class ServerStore:
                     [(client, r.spec.path) for r in ready],
                 )
                 self._touch_client(conn, client)
-                self.chunks.release_many(conn, client, [(r.staged, r.spec.hash) for r in ready])
+                emptied = self.chunks.release_many(
+                    conn, client, [(r.staged, r.spec.hash) for r in ready]
+                )
         except BaseException:
             self._recover(client)  # placed or not, recorded or not: their rows go
             raise
         finally:
             for r in ready[placed:]:
                 r.tmp.unlink(missing_ok=True)
-        self.chunks.remove_empty_packs()
+        self.chunks.remove_empty_packs(emptied)
         paths = [r.spec.path for r in ready]
         ready.clear()
         batch.forget()

@@ -101,7 +101,13 @@ def _pinned_context(url: str, want: str) -> ssl.SSLContext:
 
 @dataclass
 class Connection:
-    """Calls to one server for one client name."""
+    """Calls to one server for one client name.
+
+    Shared by the batch and upload threads: one httpx.Client serves them all (httpx
+    documents it may be shared between threads); ``_lock`` guards ``_http`` and the
+    counters. ``data_port`` is a flag that is only ever cleared: a thread that reads it
+    just before another clears it tries the port once more and falls back to HTTP.
+    """
 
     server: str
     token: str | None
@@ -125,9 +131,10 @@ class Connection:
         return self._http
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        with self._lock:
+            http, self._http = self._http, None
+        if http is not None:
+            http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request; return its JSON, or raise our error for the server's answer."""
