@@ -52,7 +52,7 @@ def test_compressed_chunks_verified_by_many_threads_at_once(tmp_path: Path) -> N
 
     def verify(pack: bytes) -> list[list[bytes]]:
         start.wait()
-        return [[data for _, data, _ in store.chunks.verify(pack)] for _ in range(ROUNDS)]
+        return [[data for _, data, _ in store.chunks.verify(pack, "laptop")] for _ in range(ROUNDS)]
 
     try:
         with ThreadPoolExecutor(THREADS) as pool:

@@ -221,3 +221,25 @@ def digest_file(
         raise FileChanged(str(path))
     kept = data if size <= KEEP_DATA else None  # sent from memory, not read a second time
     return Digest(whole.hexdigest(), size, chunks.done(), kept)
+
+
+def chunk_ids(data: bytes) -> set[str]:
+    """The ids of the chunks ``data`` is cut into (as a file of that content would be)."""
+    if len(data) <= CHUNK_MIN:
+        return {chunk_id(data)} if data else set()
+    return {chunk_id(chunk.data) for chunk in _CHUNKER.cut_buf(data)}
+
+
+def read_as(path: Path, file_hash: str, size: int) -> bytes | None:
+    """The content of a small file if it is still ``size`` bytes with id ``file_hash``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, size + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) == size and blake3(data).hexdigest() == file_hash else None

@@ -21,9 +21,12 @@ import zstandard
 from blake3 import blake3
 
 from homekeep.core.db import Database
-from homekeep.core.errors import InvalidInput, PayloadTooLarge
+from homekeep.core.errors import HomekeepError, InvalidInput, PayloadTooLarge
+from homekeep.sync import fsops
+from homekeep.sync.compression import BASE_MAX, unpatcher
 from homekeep.sync.protocol import (
     CHUNK_MAX,
+    HASH_BYTES,
     ChunkRef,
     Chunks,
     ListFile,
@@ -67,27 +70,44 @@ class ChunkStore:
             dctx = self._local.dctx = zstandard.ZstdDecompressor()
         return dctx
 
-    def verify(self, body: bytes | bytearray | memoryview) -> list[tuple[str, bytes, int]]:
+    def verify(
+        self, body: bytes | bytearray | memoryview, client: str
+    ) -> list[tuple[str, bytes, int]]:
         """Decode a pack and check every chunk against its id: (id, data, wire bytes).
 
         A chunk sent twice is taken once, and the chunks of one pack may not add up to
         more than MAX_INFLATED: 58 bytes of zstd can be 128 KiB of zeros, so without a
-        bound a small request could fill the server's memory.
+        bound a small request could fill the server's memory. A chunk compressed against
+        a base (an earlier version of one of ``client``'s files) whose base is not here
+        is left out: its file answers "missing", and the client sends it plain.
         """
         records = []
         seen: set[str] = set()
         total = 0
         dctx = self._decompressor()
+        bases = _Bases(self.root, self.db, client)
         for record in decode_pack(body, max_chunk=CHUNK_MAX):
             if record.chunk_id in seen:
                 continue
-            seen.add(record.chunk_id)
             data = record.data
-            if record.compressed:
+            wire = len(data)
+            if record.base is not None:
+                unpatch = bases.get(record.base)
+                if unpatch is None:
+                    continue
+                wire += HASH_BYTES
+                try:
+                    data = unpatch.decompress(data, max_output_size=CHUNK_MAX)
+                except zstandard.ZstdError as exc:
+                    raise InvalidInput(
+                        f"chunk {record.chunk_id[:12]} is not valid zstd against its base"
+                    ) from exc
+            elif record.compressed:
                 try:
                     data = dctx.decompress(data, max_output_size=CHUNK_MAX)
                 except zstandard.ZstdError as exc:
                     raise InvalidInput(f"chunk {record.chunk_id[:12]} is not valid zstd") from exc
+            seen.add(record.chunk_id)
             if len(data) > CHUNK_MAX or not data:
                 raise InvalidInput(f"chunk {record.chunk_id[:12]} has a bad length")
             total += len(data)
@@ -97,10 +117,10 @@ class ChunkStore:
                 )
             if blake3(data).hexdigest() != record.chunk_id:
                 raise InvalidInput(f"chunk {record.chunk_id[:12]} does not match its id")
-            records.append((record.chunk_id, data, len(record.data)))
+            records.append((record.chunk_id, data, wire))
         return records
 
-    def receive(self, body: bytes | bytearray | memoryview) -> tuple[int, int]:
+    def receive(self, body: bytes | bytearray | memoryview, client: str) -> tuple[int, int]:
         """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
         if self._sweeping.acquire(blocking=False):  # a thread finding one running skips it
             try:
@@ -109,7 +129,7 @@ class ChunkStore:
                     self.collect()
             finally:
                 self._sweeping.release()
-        records = self.verify(body)
+        records = self.verify(body, client)
         if not records:
             return 0, 0
         name = uuid.uuid4().hex
@@ -293,3 +313,57 @@ class ChunkStore:
         if len(data) != chunk.length or blake3(data).hexdigest() != chunk.chunk_id:
             return None
         return data
+
+
+class _Bases:
+    """The earlier versions of one client's files that chunks of one pack are compressed
+    against: found by content id among that client's own entries (never another client's:
+    whether a chunk inflates to its id would tell what their file holds), read and checked
+    against that id. Belongs to the one ``verify`` call that made it."""
+
+    KEEP = 4  # bases held at once: a file's chunks come together
+    READ_MAX = 64 << 20  # bytes of bases one pack may make the server read
+
+    def __init__(self, root: Path, db: Database, client: str) -> None:
+        self.root = root
+        self.db = db
+        self.client = client
+        self.read = 0
+        self.held: dict[str, zstandard.ZstdDecompressor | None] = {}
+
+    def get(self, base: str) -> zstandard.ZstdDecompressor | None:
+        if base in self.held:
+            self.held[base] = self.held.pop(base)  # most recently used last
+            return self.held[base]
+        found = None
+        data = self._content(base)
+        if data is not None:
+            found = unpatcher(data)
+        if len(self.held) >= self.KEEP:
+            del self.held[next(iter(self.held))]
+        self.held[base] = found
+        return found
+
+    def _content(self, base: str) -> bytes | None:
+        rows = self.db.query(
+            "SELECT path, size FROM entries WHERE client = ? AND hash = ? AND kind = 'file'"
+            " AND size > 0 AND size < ? LIMIT 4",
+            (self.client, base, BASE_MAX),
+        )
+        for row in rows:
+            size = int(row["size"])
+            if self.read + size > self.READ_MAX:
+                return None
+            self.read += size
+            try:
+                path = fsops.resolve(self.root / self.client, str(row["path"]))
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                try:
+                    data = os.read(fd, size + 1)
+                finally:
+                    os.close(fd)
+            except (OSError, HomekeepError):
+                continue
+            if len(data) == size and blake3(data).hexdigest() == base:
+                return data
+        return None
