@@ -758,7 +758,8 @@ class Syncer:
         """Keep a zstd copy of new content that compresses well, for its next version."""
         if not self.uploader.patching or not self.index.keep_bytes:
             return
-        fresh = [item for item in made if 0 < item.local.size < BASE_MAX]
+        # what went plain (photos, archives) is not tried again: it would not shrink either
+        fresh = [item for item in made if 0 < item.local.size < BASE_MAX and not item.dense]
         known = self.index.kept_among(item.digest.file_hash for item in fresh)
         rows = []
         for item in fresh:
@@ -770,7 +771,7 @@ class Syncer:
                 data = read_as(self.root / item.path, file_hash, item.local.size)
             if data is None:
                 continue  # changed since it was sent: the next version is sent plain
-            packed = self.uploader.squeeze(data, "keep_misses", KEEP_GAIN)
+            packed = self.uploader.squeeze(data, KEEP_GAIN, always=True)
             if packed is not None:
                 rows.append((file_hash, packed))
                 known.add(file_hash)

@@ -56,6 +56,7 @@ class Outgoing:
     held: bool = False  # the server holds this content at this path: only metadata changed
     prior: str | None = None  # the other content the server holds at this path
     prior_data: bytes | None = None  # that content, while chunks are compressed against it
+    dense: bool = False  # a chunk went plain (did not shrink, or in a run that did not)
     _delta: Delta | None = None
 
     def delta(self) -> Delta | None:
@@ -160,26 +161,29 @@ class Uploader:
                     record = encode_record(ref.chunk_id, patched, compressed=True, base=base)
                     yield ref.chunk_id, record, len(record) - RECORD_HEAD, ref.length
                     continue
-            compressed = self.squeeze(data, "misses", COMPRESS_MIN_GAIN)
+            compressed = self.squeeze(data, COMPRESS_MIN_GAIN)
+            item.dense = item.dense or compressed is None
             body = compressed if compressed is not None else data
             wanted.discard(ref.chunk_id)
             record = encode_record(ref.chunk_id, body, compressed=compressed is not None)
             yield ref.chunk_id, record, len(body), ref.length
 
-    def squeeze(self, data: bytes, run: str, gain: float) -> bytes | None:
+    def squeeze(self, data: bytes, gain: float, *, always: bool = False) -> bytes | None:
         """``data`` as zstd if that is under ``gain`` times its size, else None.
 
-        After COMPRESS_TRIES in a row that do not shrink (in this thread's ``run``, across
-        files: a thousand small JPEGs are one run), only every COMPRESS_PROBE-th is tried,
-        until one shrinks again.
+        Unless ``always``: after COMPRESS_TRIES in a row that do not shrink (in this thread,
+        across files: a thousand small JPEGs are one run), only every COMPRESS_PROBE-th is
+        tried, until one shrinks again.
         """
-        misses: int = getattr(self._local, run, 0)
-        compressed = None
-        if misses < COMPRESS_TRIES or misses % COMPRESS_PROBE == 0:
-            compressed = self._compressor().compress(data)
-            if len(compressed) >= len(data) * gain:
-                compressed = None
-        setattr(self._local, run, 0 if compressed is not None else misses + 1)
+        misses: int = getattr(self._local, "misses", 0)
+        if not always and misses >= COMPRESS_TRIES and misses % COMPRESS_PROBE:
+            self._local.misses = misses + 1
+            return None
+        compressed: bytes | None = self._compressor().compress(data)
+        if compressed is not None and len(compressed) >= len(data) * gain:
+            compressed = None
+        if not always:
+            self._local.misses = 0 if compressed is not None else misses + 1
         return compressed
 
     def whole(self, item: Outgoing) -> dict[str, Any] | None:
