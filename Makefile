@@ -18,6 +18,7 @@ run: setup
 	@$(VENV)/bin/homekeep serve
 
 test: setup
+	@$(VENV)/bin/python -m compileall -q src tests >/dev/null  # bytecode for the many CLI subprocesses
 	@$(VENV)/bin/pytest
 
 lint: setup

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 HOMEKEEP = [sys.executable, "-m", "homekeep"]
+ROOT = Path(__file__).resolve().parent.parent
 _URL_RE = re.compile(r"(https?://[^\s/]+)")
 
 
@@ -176,3 +177,77 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+def add_user(data_dir: Path, name: str, password: str, *areas: str, admin: bool = False) -> None:
+    """Add a user with the real CLI (the password on standard input)."""
+    args: list[str] = ["user", "add", name, "--password-stdin"]
+    if admin:
+        args.append("--admin")
+    for area in areas:
+        args += ["--area", area]
+    result = run_cli(*args, data_dir=data_dir, input=password + "\n")
+    assert result.returncode == 0, result.stderr
+
+
+_CSRF_RE = re.compile(r'name="csrf_token" value="([^"]*)"')
+_META_RE = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
+
+
+@dataclass
+class WebSession:
+    """A client that logs in through the login form, as a browser would, and keeps the cookie.
+
+    ``source`` is the loopback address the client connects from (each its own for the
+    login backoff, which also counts per address).
+    """
+
+    client: httpx.Client
+    csrf: str = ""
+
+    @classmethod
+    def open(cls, url: str, source: str = "127.0.0.1", verify: bool | str = True) -> WebSession:
+        transport = httpx.HTTPTransport(local_address=source, verify=verify)
+        return cls(httpx.Client(base_url=url, transport=transport, timeout=30))
+
+    @property
+    def origin(self) -> str:
+        return str(self.client.base_url).rstrip("/")
+
+    def form_token(self, path: str = "/login") -> str:
+        """Load a form page and return the CSRF token it carries."""
+        page = self.client.get(path)
+        found = _CSRF_RE.search(page.text)
+        assert found is not None, page.text[:500]
+        return found[1]
+
+    def login(self, name: str, password: str, next_url: str = "/") -> httpx.Response:
+        """Send the login form; on success the session cookie and its CSRF token are kept."""
+        token = self.form_token("/login")
+        response = self.client.post(
+            "/login",
+            data={"csrf_token": token, "name": name, "password": password, "next": next_url},
+            headers={"Origin": self.origin},
+        )
+        if response.status_code == 303:
+            self.refresh_csrf()
+        return response
+
+    def refresh_csrf(self) -> None:
+        """Read the session's CSRF token from a page."""
+        found = _META_RE.search(self.client.get("/account").text)
+        assert found is not None
+        self.csrf = found[1]
+
+    def post(
+        self,
+        path: str,
+        data: Mapping[str, str | list[str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send a form from one of our pages: same origin, the session's CSRF token."""
+        body = {"csrf_token": self.csrf, **(data or {})}
+        return self.client.post(path, data=body, headers={"Origin": self.origin, **(headers or {})})
+
+    def close(self) -> None:
+        self.client.close()

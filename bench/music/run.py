@@ -28,8 +28,9 @@ from tests.music import media
 
 from homekeep.core.db import Database
 from homekeep.music.config import MusicConfig
-from homekeep.music.scanner import Scanner, ScanResult
-from homekeep.music.schema import MIGRATIONS
+from homekeep.music.scanner import ScanResult
+from homekeep.music.service import Service
+from homekeep.music.store import MIGRATIONS
 
 FORMATS = ("mp3", "flac", "vorbis", "opus", "aac")
 TRACKS_PER_ALBUM = 10
@@ -127,7 +128,7 @@ def scan(data: Path, root: Path, **config: int) -> tuple[float, ScanResult]:
     db = Database(data / "music.sqlite", area="music", migrations=MIGRATIONS)
     try:
         start = time.perf_counter()
-        result = Scanner(db, data, MusicConfig.model_validate(config)).scan([root])
+        result = Service(MusicConfig.model_validate(config), data, db).scanner().scan([root])
         return time.perf_counter() - start, result
     finally:
         db.close()

@@ -153,9 +153,8 @@ class CountingProxy:
 def sync_server(work: Path, suffix: str = "", *extra: str) -> Iterator[tuple[str, str, int, int]]:
     """A fresh `homekeep sync server`: (url, token, port, pid), stopped with SIGTERM."""
     data = work / f"hk-server-data{suffix}"
-    _, _, token = run(
-        [*HOMEKEEP, "--data-dir", str(data), "token", "create", "bench", "--scope", "sync"]
-    )
+    create = ["token", "create", "bench", "--scope", "sync", "--client", "*"]  # any name
+    _, _, token = run([*HOMEKEEP, "--data-dir", str(data), *create])
     proc = subprocess.Popen(
         [
             *HOMEKEEP,

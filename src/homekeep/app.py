@@ -4,28 +4,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
+from urllib.parse import quote
 
-import swagger_ui
 from fastapi import Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from homekeep import __version__
 from homekeep.areas import AREAS
+from homekeep.core import account_pages, landing, login_pages
+from homekeep.core.accounts import Accounts
 from homekeep.core.area import Area, AreaContext, WebParts
-from homekeep.core.auth import Token, TokenStore, authenticate
+from homekeep.core.auth import Caller, LoginRequired, TokenStore, authenticate, require_page
 from homekeep.core.config import Settings
-from homekeep.core.web import install_error_handlers, templates
-
-SWAGGER_UI_DIR = Path(swagger_ui.__file__).parent / "static"
-
-
-async def _any_token(request: Request) -> Token:
-    record = await authenticate(request, None)
-    assert record is not None
-    return record
+from homekeep.core.hosts import TrustedHosts, trusted_names
+from homekeep.core.proxies import ForwardedClients, is_loopback, networks
+from homekeep.core.web import add_docs, add_health, install_error_handlers, templates
 
 
 def create_app(settings: Settings, areas: Sequence[Area] = AREAS) -> FastAPI:
@@ -33,10 +27,12 @@ def create_app(settings: Settings, areas: Sequence[Area] = AREAS) -> FastAPI:
     data = settings.data
     data.ensure()
     tokens = TokenStore(data.core_db)
+    names = tuple(area.name for area in areas)
+    accounts = Accounts(data, settings.web, names, tokens)
     mounted: list[tuple[Area, WebParts]] = []
     for area in areas:
-        if area.web is not None:
-            ctx = AreaContext(name=area.name, settings=settings, tokens=tokens)
+        if area.web_ref is not None:
+            ctx = AreaContext(name=area.name, settings=settings, tokens=tokens, accounts=accounts)
             mounted.append((area, area.web(ctx)))
 
     @asynccontextmanager
@@ -52,6 +48,7 @@ def create_app(settings: Settings, areas: Sequence[Area] = AREAS) -> FastAPI:
             for parts in reversed(started):
                 for hook in parts.shutdown:
                     await hook()
+            accounts.close()
             tokens.close()
 
     app = FastAPI(
@@ -64,52 +61,44 @@ def create_app(settings: Settings, areas: Sequence[Area] = AREAS) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tokens = tokens
+    app.state.accounts = accounts
     app.state.nav = [area for area, parts in mounted if parts.pages is not None]
-    install_error_handlers(app)
     page_templates = templates()
+    install_error_handlers(app, page_templates)
 
-    @app.get("/healthz", tags=["core"])
-    async def healthz() -> dict[str, object]:
-        """Liveness: answers while the server runs."""
-        return {"status": "ok", "version": __version__, "areas": [a.name for a, _ in mounted]}
+    async def to_login(request: Request, exc: Exception) -> RedirectResponse:
+        assert isinstance(exc, LoginRequired)
+        fresh = await accounts.db.run(accounts.users.count) == 0
+        client = request.client.host if request.client else ""
+        if fresh and is_loopback(client):
+            return RedirectResponse("/setup", status_code=302)
+        target = "/login" if exc.next_url == "/" else f"/login?next={quote(exc.next_url)}"
+        return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
+
+    app.add_exception_handler(LoginRequired, to_login)
+
+    add_health(app, {"version": __version__, "areas": [a.name for a, _ in mounted]})
 
     @app.get("/api/whoami", tags=["core"])
-    async def whoami(token: Token = Depends(_any_token)) -> dict[str, object]:  # noqa: B008
-        """The calling token's name and scopes."""
-        return {"name": token.name, "scopes": list(token.scopes)}
+    async def whoami(caller: Caller = Depends(_any_caller)) -> dict[str, object]:  # noqa: B008
+        """Who the caller is: a user with a session or a token, and the areas it may use."""
+        return caller.to_json()
 
-    # Swagger UI from the installed package, not a CDN: a home server may be offline.
-    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
-
-    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="homekeep API",
-            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
-            swagger_css_url="/docs/assets/swagger-ui.css",
-            swagger_favicon_url="/docs/assets/favicon-32x32.png",
-        )
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def landing(request: Request) -> HTMLResponse:
-        return page_templates.TemplateResponse(
-            request,
-            "landing.html",
-            {
-                "areas": [
-                    (area, f"/{area.name}/" if parts.pages else f"/docs#/{area.name}")
-                    for area, parts in mounted
-                ],
-                "version": __version__,
-            },
-        )
+    add_docs(app, "homekeep API")
+    app.include_router(landing.router(page_templates, mounted, __version__))
+    app.include_router(login_pages.router(page_templates))
+    app.include_router(account_pages.router(page_templates, names))
 
     for area, parts in mounted:
         if parts.api is not None:
             app.include_router(parts.api, prefix=f"/api/{area.name}", tags=[area.name])
         if parts.pages is not None:
-            app.include_router(parts.pages, prefix=f"/{area.name}", include_in_schema=False)
+            app.include_router(
+                parts.pages,
+                prefix=f"/{area.name}",
+                include_in_schema=False,
+                dependencies=[Depends(require_page(area.name))],
+            )
         if parts.root is not None:
             app.include_router(parts.root, tags=[area.name])
         if parts.static_dir is not None:
@@ -118,4 +107,18 @@ def create_app(settings: Settings, areas: Sequence[Area] = AREAS) -> FastAPI:
                 StaticFiles(directory=parts.static_dir),
                 name=f"{area.name}-static",
             )
+    server = settings.server
+    app.add_middleware(
+        TrustedHosts,
+        names=trusted_names(server.host, server.public_url, server.trusted_hosts),
+    )
+    # outermost: everything inside sees the client a trusted proxy names
+    app.add_middleware(ForwardedClients, proxies=networks(settings.web.trusted_proxies))
     return app
+
+
+async def _any_caller(request: Request) -> Caller:
+    """Any valid caller, whatever its areas."""
+    caller = await authenticate(request, None)
+    assert caller is not None
+    return caller

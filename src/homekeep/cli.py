@@ -5,22 +5,28 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from homekeep import __version__
 from homekeep.areas import AREAS, by_name
-from homekeep.core.config import CORE_SECTIONS, Section, default_config_text
+from homekeep.core.area import LongRunning
 from homekeep.core.errors import Conflict, HomekeepError
-from homekeep.core.files import write_atomic
+from homekeep.core.output import print_table
 from homekeep.core.paths import default_config_path
 from homekeep.core.runtime import Runtime, pass_runtime
+from homekeep.core.units_cli import service_group
+from homekeep.core.users_cli import user_group
+
+if TYPE_CHECKING:
+    from homekeep.core.config import Section
 
 
 def _sections() -> dict[str, type[Section]]:
+    """Every config section, core's and each area's (this imports their models)."""
+    from homekeep.core.config import CORE_SECTIONS
+
     return {**CORE_SECTIONS, **{area.name: area.config for area in AREAS}}
 
 
@@ -35,6 +41,18 @@ class _Root(click.Group):
         if area is not None:
             return area.cli()
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the commands; an area shows its summary, so its CLI is not imported."""
+        width = formatter.width - 6 if formatter.width else 74
+        rows = []
+        for name in super().list_commands(ctx):
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(width)))
+        rows += [(area.name, area.summary) for area in AREAS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,7 +79,7 @@ def cli(
     """homekeep: a home server's file and media chores in one tool."""
     _state["debug"] = debug
     ctx.obj = Runtime(
-        sections=_sections(),
+        sections=_sections,
         area_names=tuple(area.name for area in AREAS),
         config_path=config_path,
         data_dir=data_dir,
@@ -99,18 +117,30 @@ def serve(
         }.items()
         if value is not None
     }
+    rt.settings.validate()  # a mistake in any section stops the server before it starts
     settings = rt.settings.with_section("server", rt.settings.server.model_copy(update=overrides))
     rt.settings = settings
     rt.setup_logging()
     server = settings.server
     app = create_app(settings)
+    fresh = app.state.accounts.users.count() == 0
+
+    def ready(url: str) -> None:
+        click.echo(f"homekeep {__version__} serving at {url}/ (Ctrl-C stops)")
+        if fresh:
+            click.echo(
+                "no user yet: create the first admin with 'homekeep user add NAME --admin', "
+                f"or open {url}/setup in a browser on this machine"
+            )
+
     serve_app(
         app,
         host=server.host,
         port=server.port,
         tls_cert=server.tls_cert,
         tls_key=server.tls_key,
-        on_ready=lambda url: click.echo(f"homekeep {__version__} serving at {url}/ (Ctrl-C stops)"),
+        limits=server.limits(),
+        on_ready=ready,
     )
 
 
@@ -124,6 +154,9 @@ def config() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def config_init(path: Path | None, force: bool) -> None:
     """Write a commented config file with every key at its default."""
+    from homekeep.core.config import default_config_text
+    from homekeep.core.files import write_atomic
+
     target = path or default_config_path()
     if target.exists() and not force:
         raise Conflict(f"{target} already exists; pass --force to overwrite it")
@@ -136,6 +169,7 @@ def config_init(path: Path | None, force: bool) -> None:
 def config_show(rt: Runtime) -> None:
     """Print the effective config as TOML (file, environment and defaults; secrets masked)."""
     settings = rt.settings
+    settings.validate()
     source = settings.path or "embedded defaults"
     click.echo(f"# effective config; file: {source}; data dir: {settings.data.root}")
     click.echo(settings.to_toml(), nl=False)
@@ -153,23 +187,41 @@ def token() -> None:
     "scopes",
     multiple=True,
     metavar="AREA",
-    help="An area this token may write to; repeat for more, or 'all'.",
+    help="An area this token may write to (or an area's extra scope, e.g. convert-worker); "
+    "repeat for more, or 'all'.",
+)
+@click.option(
+    "--client",
+    "clients",
+    multiple=True,
+    metavar="NAME",
+    help="A client this token may act as (sync: the client's folder); repeat for more, "
+    "or '*' for any. Without it: only the client named like the token.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
-def token_create(rt: Runtime, name: str, scopes: tuple[str, ...], as_json: bool) -> None:
+def token_create(
+    rt: Runtime, name: str, scopes: tuple[str, ...], clients: tuple[str, ...], as_json: bool
+) -> None:
     """Create a token; its secret is printed once and stored only as a hash."""
     store = rt.tokens()
     try:
-        secret = store.create(name, scopes, rt.area_names)
+        scopes_known = [*rt.area_names, *(s for area in AREAS for s in area.scopes)]
+        secret = store.create(name, scopes, scopes_known, clients)
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps({"name": name, "scopes": list(scopes), "token": secret}))
+        click.echo(
+            json.dumps(
+                {"name": name, "scopes": list(scopes), "clients": list(clients), "token": secret}
+            )
+        )
         return
     click.echo(secret)
+    acting = f" as {', '.join(clients)}" if clients else ""
     click.echo(
-        f"token {name!r} for {', '.join(scopes)}: store it now, it is not shown again", err=True
+        f"token {name!r} for {', '.join(scopes)}{acting}: store it now, it is not shown again",
+        err=True,
     )
 
 
@@ -177,12 +229,17 @@ def token_create(rt: Runtime, name: str, scopes: tuple[str, ...], as_json: bool)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
 def token_list(rt: Runtime, as_json: bool) -> None:
-    """List tokens (never their secrets)."""
-    store = rt.tokens()
+    """List tokens (never their secrets), with the user a personal token belongs to."""
+    accounts = rt.accounts()
     try:
-        tokens = store.list()
+        tokens = accounts.tokens.list()
+        owners = {u.id: u.name for u in accounts.users.list()}
     finally:
-        store.close()
+        accounts.close()
+
+    def owner(user_id: int | None) -> str | None:
+        return None if user_id is None else owners.get(user_id, "(removed)")
+
     if as_json:
         click.echo(
             json.dumps(
@@ -190,6 +247,8 @@ def token_list(rt: Runtime, as_json: bool) -> None:
                     {
                         "name": t.name,
                         "scopes": list(t.scopes),
+                        "clients": list(t.clients),
+                        "user": owner(t.user_id),
                         "created_at": t.created_at,
                         "last_used_at": t.last_used_at,
                         "revoked_at": t.revoked_at,
@@ -200,11 +259,21 @@ def token_list(rt: Runtime, as_json: bool) -> None:
             )
         )
         return
-    table = Table("name", "scopes", "created", "last used", "state")
-    for t in tokens:
-        state = f"revoked {t.revoked_at}" if t.revoked_at else "active"
-        table.add_row(t.name, ",".join(t.scopes), t.created_at, t.last_used_at or "-", state)
-    Console().print(table)
+    print_table(
+        [
+            (
+                t.name,
+                ",".join(t.scopes),
+                ",".join(t.clients) or f"{t.name} (its name)",
+                owner(t.user_id),
+                t.created_at,
+                t.last_used_at,
+                f"revoked {t.revoked_at}" if t.revoked_at else "active",
+            )
+            for t in tokens
+        ],
+        ("name", "scopes", "clients", "user", "created", "last used", "state"),
+    )
 
 
 @token.command("revoke")
@@ -219,6 +288,14 @@ def token_revoke(rt: Runtime, name: str) -> None:
         store.close()
     click.echo(f"revoked {name}")
 
+
+def _long_running() -> list[LongRunning]:
+    serve_cmd = LongRunning("serve", ("serve",), "the web server with every area")
+    return [serve_cmd, *(c for area in AREAS for c in area.long_running)]
+
+
+cli.add_command(service_group(_long_running))
+cli.add_command(user_group)
 
 _state: dict[str, bool] = {"debug": False}
 

@@ -8,14 +8,16 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomli_w
+from websockets.sync.client import ClientConnection, connect
 
-from tests.support import clean_env, free_port, run_cli
+from tests.support import HOMEKEEP, clean_env, create_token, free_port, run_cli
 
 
 def make_tree(root: Path, files: dict[str, bytes | str]) -> Path:
@@ -38,15 +40,28 @@ class Home:
     config: Path
     data: Path
     root: Path
+    _token: str = ""
 
     def write(self, jobs: list[dict[str, Any]], **backup: Any) -> None:
-        section = {"root": str(self.root), **backup, "jobs": jobs}
+        """Write the [backup] section; jobs may use the whole tmp dir unless told otherwise."""
+        section = {"root": str(self.root), "allowed_roots": [str(self.tmp)], **backup, "jobs": jobs}
         self.config.write_text(
             "# kept comment\n" + tomli_w.dumps({"backup": section}), encoding="utf-8"
         )
 
     def cli(self, *args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         return run_cli("--config", self.config, *args, data_dir=self.data, **kwargs)
+
+    @property
+    def token(self) -> str:
+        """A token with the backup scope (created on first use)."""
+        if not self._token:
+            self._token = create_token(self.data, "tests", "backup")
+        return self._token
+
+    def client(self, url: str) -> ClientConnection:
+        """A WebSocket client of the daemon at ``url``, with the token in the handshake."""
+        return connect(url, additional_headers={"Authorization": f"Bearer {self.token}"})
 
     def history(self, job: str) -> list[dict[str, Any]]:
         result = self.cli("backup", "history", job, "--json")
@@ -179,3 +194,53 @@ def rsync_daemon(tmp_path: Path) -> Iterator[RsyncDaemon]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextmanager
+def daemon(home: Home, *extra: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    cmd = [*HOMEKEEP, "--data-dir", str(home.data), "--config", str(home.config)]
+    proc = subprocess.Popen(
+        [*cmd, "backup", "daemon", "--host", "127.0.0.1", "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(env),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"ws://[\d.]+:\d+", line)
+        assert match, proc.stderr.read() if proc.stderr else line
+        yield match[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert proc.returncode == 0
+
+
+def ask(ws: ClientConnection, message: str | dict[str, Any]) -> dict[str, Any]:
+    ws.send(message if isinstance(message, str) else json.dumps(message))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        answer: dict[str, Any] = json.loads(ws.recv(timeout=30))
+        if "response" in answer:
+            return answer
+    raise AssertionError("no response")
+
+
+def events_until(ws: ClientConnection, kind: str, timeout: float = 30) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = json.loads(ws.recv(timeout=timeout))
+        seen.append(event)
+        if event.get("event") == kind:
+            return seen
+    raise AssertionError(f"no {kind} event: {seen}")

@@ -161,7 +161,8 @@ def test_share_target_on_a_mount_point_runs(home: Home, source: Path) -> None:
                     "target": f"{share}/docs",
                     "mount_point": str(mount),
                 }
-            ]
+            ],
+            allowed_roots=[str(source), share],
         )
         result = home.cli("backup", "run", "nas")
         assert result.returncode == 0, result.stderr

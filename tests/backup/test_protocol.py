@@ -78,7 +78,9 @@ class RecordingControl:
 @pytest.fixture
 def commands(tmp_path: Path) -> Iterator[Commands]:
     config = tmp_path / "config.toml"
-    config.write_text(f'[backup]\nroot = "{tmp_path / "backups"}"\n')
+    config.write_text(
+        f'[backup]\nroot = "{tmp_path / "backups"}"\nallowed_roots = ["{tmp_path}"]\n'
+    )
     settings = load_settings(
         config, {**CORE_SECTIONS, "backup": BackupConfig}, data_dir=tmp_path / "data", env={}
     )
@@ -214,3 +216,14 @@ def test_cron_shape_check_never_rejects_what_croniter_accepts(expr: str) -> None
     if croniter.is_valid(expr):
         assert cron_shape_ok(expr)
     assert (cron_problem(expr) is None) == croniter.is_valid(expr)
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_deeply_nested_json_is_malformed_not_a_crash(commands: Commands, depth: int) -> None:
+    answer = asyncio.run(commands.answer("[" * depth + "]" * depth))
+    assert answer in (
+        {"response": "Error", "Result": "Failure", "Error": "Malformed JSON"},
+        {"response": "Error", "Result": "Failure", "Error": "Invalid Request"},
+    )
+    deep = '{"request": "ListDrives", "x": ' + "[" * depth + "]" * depth + "}"
+    assert asyncio.run(commands.answer(deep))["Error"] == "Malformed JSON"

@@ -7,10 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from websockets.sync.client import connect
-
-from tests.backup.conftest import Home, RcloneRemote
-from tests.backup.test_daemon import ask, daemon
+from tests.backup.conftest import Home, RcloneRemote, ask, daemon
 from tests.support import free_port
 
 
@@ -133,7 +130,7 @@ def test_free_space_of_an_rclone_remote(
     assert mem["free_before"] is None
     assert mem["free_after"] is None
     # DriveStats over the WebSocket API tells the same.
-    with daemon(home) as url, connect(url) as ws:
+    with daemon(home) as url, home.client(url) as ws:
         cloud = ask(ws, {"request": "DriveStats", "Name": "cloud"})
         assert cloud["Result"] == "Success"
         assert abs(cloud["Target"]["free"] - disk.free) < disk.total // 100

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.backup.conftest import Home
-from tests.support import CHROMIUM, CHROMIUM_ARGS, running
+from tests.support import CHROMIUM, CHROMIUM_ARGS, add_user, create_token, running
 
 
 def png_text(data: bytes) -> dict[str, str]:
@@ -75,18 +75,38 @@ def test_plot_has_one_point_per_run(home: Home, source: Path) -> None:
     assert bad.stderr.count("\n") == 1
 
 
-def test_web_page_and_api(home: Home, source: Path) -> None:
+READS = [
+    "/api/backup/jobs",
+    "/api/backup/jobs/docs/runs",
+    "/api/backup/plot.png",
+    "/api/backup/plot.png?job=docs",
+]
+
+
+def test_web_page_and_api_need_a_backup_token(home: Home, source: Path) -> None:
     home.write([{"name": "docs", "source": str(source), "every": 6, "units": "Hours"}])
     assert home.cli("backup", "run", "docs").returncode == 0
+    token = create_token(home.data, "viewer", "backup")
+    other = create_token(home.data, "player", "music")
+    add_user(home.data, "admin", "admin password", admin=True)
     with running(["--config", home.config, "serve", "--port", "0"], data_dir=home.data) as srv:
-        client = srv.client()
-        page = client.get("/backup/")
-        assert page.status_code == 200
-        assert 'data-job="docs"' in page.text
-        assert "every 6 Hours" in page.text
-        assert '<img id="growth" src="/api/backup/plot.png"' in page.text
+        anonymous, stranger = srv.client(), srv.client(other)
+        for path in READS:
+            refused = anonymous.get(path)
+            assert refused.status_code == 401, path
+            assert refused.json()["error"]["code"] == "unauthorized"
+            assert str(source) not in refused.text
+            assert stranger.get(path).json()["error"]["code"] == "forbidden", path
+        # The page needs a login: without one, a redirect that shows nothing of the jobs.
+        page = anonymous.get("/backup/")
+        assert page.status_code == 302
+        assert page.headers["location"].startswith("/login?next=")
+        assert str(source) not in page.text
+        client = srv.client(token)
         jobs = client.get("/api/backup/jobs").json()
         assert jobs[0]["last_run"]["result"] == "ok"
+        assert jobs[0]["source"] == str(source)
+        assert jobs[0]["schedule"] == "every 6 Hours"
         runs = client.get("/api/backup/jobs/docs/runs").json()
         assert len(runs) == 1
         png = client.get("/api/backup/plot.png")
@@ -99,10 +119,29 @@ def test_web_page_and_api(home: Home, source: Path) -> None:
         assert client.get("/api/backup/jobs/docs/runs", params={"limit": "x"}).status_code == 422
 
 
+def test_growth_chart_is_kept_until_a_run_changes_it(home: Home, source: Path) -> None:
+    home.write([{"name": "docs", "source": str(source)}])
+    assert home.cli("backup", "run", "docs").returncode == 0
+    token = create_token(home.data, "viewer", "backup")
+    with running(["--config", home.config, "serve", "--port", "0"], data_dir=home.data) as srv:
+        client = srv.client(token)
+        first = client.get("/api/backup/plot.png")
+        tag = first.headers["etag"]
+        assert "no-cache" in first.headers["cache-control"]
+        unchanged = client.get("/api/backup/plot.png", headers={"If-None-Match": tag})
+        assert unchanged.status_code == 304
+        assert unchanged.content == b""
+        assert client.get("/api/backup/plot.png").content == first.content
+        (source / "new.txt").write_text("more\n")
+        assert home.cli("backup", "run", "docs").returncode == 0
+        changed = client.get("/api/backup/plot.png", headers={"If-None-Match": tag})
+        assert changed.status_code == 200
+        assert changed.headers["etag"] != tag
+        assert len(plotted(changed.content)["docs"]) == 2
+
+
 def test_run_over_http_needs_a_backup_token(home: Home, source: Path) -> None:
     import time
-
-    from tests.support import create_token
 
     home.write([{"name": "docs", "source": str(source)}])
     token = create_token(home.data, "cron-box", "backup")
@@ -157,7 +196,9 @@ def test_stats_reads_from_the_device_not_the_page_cache(home: Home, tmp_path: Pa
 
 
 def test_init_from_flags_and_interactive(home: Home, source: Path) -> None:
-    home.config.write_text("# my settings\n[server]\nport = 8099\n")
+    home.config.write_text(
+        f'# my settings\n[server]\nport = 8099\n[backup]\nallowed_roots = ["{home.tmp}"]\n'
+    )
     flags = home.cli(
         "backup",
         "init",
@@ -259,6 +300,7 @@ def test_page_in_a_browser_shows_jobs_and_chart(home: Home, source: Path) -> Non
 
     home.write([{"name": "docs", "source": str(source)}])
     assert home.cli("backup", "run", "docs").returncode == 0
+    add_user(home.data, "admin", "admin password", admin=True)
     with (
         running(["--config", home.config, "serve", "--port", "0"], data_dir=home.data) as srv,
         sync_playwright() as p,
@@ -267,7 +309,13 @@ def test_page_in_a_browser_shows_jobs_and_chart(home: Home, source: Path) -> Non
         try:
             page = browser.new_page()
             page.goto(srv.url + "/backup/")
+            page.fill("#name", "admin")  # the login page first, then back here
+            page.fill("#password", "admin password")
+            page.click("#login")
+            page.wait_for_url(srv.url + "/backup/")
+            page.wait_for_selector('tr[data-job="docs"] td.result', timeout=20_000)
             assert page.locator('tr[data-job="docs"] td.result').inner_text() == "ok"
+            assert str(source) in page.locator('tr[data-job="docs"]').inner_text()
             page.wait_for_function(
                 "document.getElementById('growth').complete"
                 " && document.getElementById('growth').naturalWidth > 0",

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from homekeep.app import create_app
 from homekeep.areas import AREAS
 from homekeep.core.area import Area, AreaContext, WebParts
-from homekeep.core.auth import Token, require_scope
+from homekeep.core.auth import Caller, require_scope
 from homekeep.core.config import CORE_SECTIONS, Section, load_settings
 from homekeep.core.errors import Conflict
 from homekeep.core.server import serve
@@ -44,7 +44,7 @@ def probe_web(markers: Path) -> WebParts:
         raise Conflict("already there")
 
     @api.post("/items")
-    async def items(item: Item, token: Token = Depends(require_scope("probe"))) -> dict[str, str]:  # noqa: B008
+    async def items(item: Item, token: Caller = Depends(require_scope("probe"))) -> dict[str, str]:  # noqa: B008
         return {"name": item.name, "by": token.name}
 
     @api.get("/slow")
@@ -61,19 +61,23 @@ def probe_web(markers: Path) -> WebParts:
     return WebParts(api=api, pages=APIRouter(), startup=[started], shutdown=[stopped])
 
 
+group = click.Group("probe")
+
+
+def build(ctx: AreaContext) -> WebParts:
+    """The probe area's parts; the marker folder comes from the command line."""
+    return probe_web(Path(sys.argv[2]))
+
+
 def main() -> None:
-    data_dir, markers = Path(sys.argv[1]), Path(sys.argv[2])
-
-    def web(ctx: AreaContext) -> WebParts:
-        return probe_web(markers)
-
+    data_dir = Path(sys.argv[1])
     probe = Area(
         name="probe",
         title="Probe",
         summary="Routes that provoke errors, for tests.",
-        config=ProbeConfig,
-        cli=lambda: click.Group("probe"),
-        web=web,
+        config_ref="__main__:ProbeConfig",
+        cli_ref="__main__:group",
+        web_ref="__main__:build",
     )
     areas = (*AREAS, probe)
     sections = {**CORE_SECTIONS, **{a.name: a.config for a in areas}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from homekeep.core.errors import AuthError
+from homekeep.core import tokens
+from homekeep.core.db import Database
+from homekeep.core.errors import AuthError, UsageError
 from homekeep.core.tokens import TokenStore
 
 
@@ -61,3 +64,39 @@ def _shared_store(factory: pytest.TempPathFactory) -> TokenStore:
         _STORES["s"] = TokenStore(factory.mktemp("tokens") / "core.sqlite")
         _STORES["s"].create("real", ["all"], [])
     return _STORES["s"]
+
+
+def test_a_token_acts_for_its_own_name_unless_bound_to_clients(store: TokenStore) -> None:
+    own = store.verify(store.create("laptop", ["sync"], ["sync"]))
+    assert own.acts_for("laptop")
+    assert not own.acts_for("desktop")
+    bound = store.verify(store.create("family", ["sync"], ["sync"], ["mum", "dad"]))
+    assert bound.clients == ("mum", "dad")
+    assert bound.acts_for("mum")
+    assert bound.acts_for("dad")
+    assert not bound.acts_for("family")
+    anyone = store.verify(store.create("admin", ["all"], ["sync"], ["*"]))
+    assert anyone.acts_for("mum")
+    assert anyone.acts_for("whoever")
+
+
+@pytest.mark.parametrize("client", ["", "..", ".x", "a b", "a/b", "*x", "a" * 65])
+def test_bad_client_bindings_are_refused(store: TokenStore, client: str) -> None:
+    with pytest.raises(UsageError, match="--client"):
+        store.create("x", ["sync"], ["sync"], [client])
+    assert store.list() == []
+
+
+def test_tokens_made_before_bindings_keep_working_as_their_own_name(tmp_path: Path) -> None:
+    path = tmp_path / "core.sqlite"
+    old = Database(path, area="core", migrations=tokens.MIGRATIONS[:1])
+    secret = "hk_0123456789ab_" + "A" * 43
+    old.execute(
+        "INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
+        ("0123456789ab", "laptop", hashlib.sha256(secret.encode()).hexdigest(), '["sync"]', "x"),
+    )
+    old.close()
+    record = TokenStore(path).verify(secret)
+    assert record.clients == ()
+    assert record.acts_for("laptop")
+    assert not record.acts_for("desktop")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from pydantic import Field, SecretStr, model_validator
 
 from homekeep.core.config import (
     CORE_SECTIONS,
+    Renamed,
     Section,
     default_config_text,
     load_settings,
@@ -116,3 +119,42 @@ def test_a_cross_key_error_is_stated_once_without_the_section_dump() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(None, sections, env={"HOMEKEEP_PAIR_LOW": "5"})
     assert str(caught.value) == "the embedded defaults: [pair] low must be below high"
+
+
+class _Renaming(Section):
+    """A section whose keys were renamed in a release."""
+
+    renamed: ClassVar[Mapping[str, Renamed]] = {
+        "wait_ms": Renamed("wait_seconds", lambda ms: ms / 1000),
+        "limit_mb": Renamed("limit_bytes", lambda mb: int(mb) << 20),
+    }
+    wait_seconds: float = 1.0
+    limit_bytes: int = 1024
+
+
+def test_a_renamed_key_is_read_converted_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[r]\nwait_ms = 250\nlimit_mb = 2\n", encoding="utf-8")
+    settings = load_settings(path, {"r": _Renaming}, env={})
+    section = settings.section("r", _Renaming)
+    assert section.wait_seconds == 0.25
+    assert section.limit_bytes == 2 << 20
+    assert len(settings.warnings) == 2
+    assert "[r] wait_ms is now wait_seconds" in settings.warnings[0]
+    env = {"HOMEKEEP_R_WAIT_MS": "500"}
+    assert (
+        load_settings(None, {"r": _Renaming}, env=env).section("r", _Renaming).wait_seconds == 0.5
+    )
+
+
+def test_the_new_name_wins_over_the_old_and_a_bad_old_value_names_the_new_key(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[r]\nwait_ms = 250\nwait_seconds = 3\n", encoding="utf-8")
+    settings = load_settings(path, {"r": _Renaming}, env={})
+    assert settings.section("r", _Renaming).wait_seconds == 3
+    assert "wait_ms is ignored" in settings.warnings[0]
+    path.write_text('[r]\nlimit_mb = "lots"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"limit_mb.*set limit_bytes instead"):
+        load_settings(path, {"r": _Renaming}, env={})

@@ -71,8 +71,9 @@ def test_serve_answers_health_docs_and_landing(data_dir: Path) -> None:
         assert "swagger" in docs.text.lower()
         assert client.get("/openapi.json").json()["info"]["title"] == "homekeep"
         landing = client.get("/")
-        assert landing.status_code == 200
-        assert "homekeep" in landing.text
+        assert landing.status_code == 302  # a fresh server: to the first admin's set-up
+        assert landing.headers["location"] == "/setup"
+        assert "homekeep" in client.get("/setup").text
         assert server.url.startswith("http://127.0.0.1:")
 
 
@@ -128,6 +129,9 @@ def test_auth_and_validation(probe: tuple[Server, Path]) -> None:
         assert client.get("/api/whoami", headers=ok).json() == {
             "name": "prober",
             "scopes": ["probe"],
+            "kind": "token",
+            "user": None,
+            "admin": False,
         }
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support import Server, create_token, running
@@ -72,3 +74,24 @@ def hosted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosted]:
         "HOMEKEEP_IMAGES_MAX_TOTAL_PIXELS": "40000000",
     }
     yield from start(tmp_path_factory.mktemp("images"), env)
+
+
+def upload_json(h: Hosted, data: bytes, mime: str, name: str = "pic") -> httpx.Response:
+    body = {"file_name": name, "mime_type": mime, "data": base64.b64encode(data).decode()}
+    with h.server.client(h.token) as client:
+        return client.post("/api/images", json=body)
+
+
+def upload_multipart(h: Hosted, data: bytes, mime: str, name: str = "pic") -> httpx.Response:
+    with h.server.client(h.token) as client:
+        return client.post("/api/images", files={"file": (name, data, mime)})
+
+
+def upload_raw(h: Hosted, data: bytes, mime: str, name: str = "pic") -> httpx.Response:
+    with h.server.client(h.token) as client:
+        return client.post(
+            "/api/images", content=data, headers={"Content-Type": mime, "X-File-Name": name}
+        )
+
+
+UPLOADERS = [upload_json, upload_multipart, upload_raw]

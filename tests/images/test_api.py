@@ -14,7 +14,7 @@ import pytest
 from PIL import ExifTags, Image
 
 from tests.images import samples
-from tests.images.conftest import Hosted
+from tests.images.conftest import UPLOADERS, Hosted, upload_json, upload_multipart, upload_raw
 
 FIELDS = {
     "id",
@@ -33,25 +33,6 @@ FIELDS = {
 }
 
 
-def upload_json(h: Hosted, data: bytes, mime: str, name: str = "pic") -> httpx.Response:
-    body = {"file_name": name, "mime_type": mime, "data": base64.b64encode(data).decode()}
-    with h.server.client(h.token) as client:
-        return client.post("/api/images", json=body)
-
-
-def upload_multipart(h: Hosted, data: bytes, mime: str, name: str = "pic") -> httpx.Response:
-    with h.server.client(h.token) as client:
-        return client.post("/api/images", files={"file": (name, data, mime)})
-
-
-def upload_raw(h: Hosted, data: bytes, mime: str, name: str = "pic") -> httpx.Response:
-    with h.server.client(h.token) as client:
-        return client.post(
-            "/api/images", content=data, headers={"Content-Type": mime, "X-File-Name": name}
-        )
-
-
-UPLOADERS = [upload_json, upload_multipart, upload_raw]
 FORMATS: list[tuple[str, str, bytes]] = [
     ("image/png", "png", samples.png()),
     ("image/jpeg", "jpg", samples.encode("JPEG", quality=85)),
@@ -328,3 +309,26 @@ def test_thumbnail_is_a_small_webp_removed_with_the_image(
     assert httpx.post(body["delete_url"]).status_code == 200
     assert httpx.get(body["thumbnail_url"]).status_code == 404
     assert not (hosted.data_dir / "images" / "thumbs" / f"{body['id']}.webp").exists()
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "127.0.0.1:1"])
+def test_links_never_come_from_the_host_header(hosted: Hosted, host: str) -> None:
+    """Without public_url, links use the configured address, whatever Host the client sent."""
+    fake = {"Host": host, "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+    with hosted.server.client(hosted.token) as client:
+        response = client.post(
+            "/api/images",
+            content=samples.png(seed=600),
+            headers={"Content-Type": "image/png", **fake},
+        )
+        # A front that refuses unknown hosts (4xx) is as good as links that ignore them.
+        assert response.status_code in (201, 400, 421), response.text
+        if response.status_code != 201:
+            return
+        body = response.json()
+        listed = client.get("/api/images", headers=fake).json()["images"]
+        info = client.get(f"/api/images/{body['id']}", headers=fake).json()
+    links = [body["url"], body["delete_url"], body["thumbnail_url"], response.headers["location"]]
+    links += [image["url"] for image in listed] + [info["url"], info["thumbnail_url"]]
+    for link in links:
+        assert link.startswith(f"{hosted.server.url}/"), link

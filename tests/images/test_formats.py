@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import string
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -169,6 +171,34 @@ def test_rate_limiter_refills() -> None:
     now[0] = 1.0
     limiter.hit("a")
     RateLimiter(per_minute=0, burst=1).hit("a")
+
+
+def test_rate_limiter_gives_a_burst_once_across_threads() -> None:
+    """Many threads on one bucket: exactly ``burst`` hits pass while the clock stands still."""
+    limiter = RateLimiter(per_minute=1, burst=50, clock=lambda: 0.0)
+    passed: list[int] = []
+    start = threading.Barrier(8)
+
+    def hammer() -> None:
+        start.wait()
+        for _ in range(400):
+            try:
+                limiter.hit("shared")
+                passed.append(1)
+            except RateLimited:
+                pass
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads all the time: an unguarded bucket races
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(passed) == 50
 
 
 def test_max_pixels_cap_is_pillows_bomb_limit() -> None:

@@ -305,7 +305,7 @@ def test_oversized_streamed_body_is_answered_before_it_ends(hosted: Hosted) -> N
     sent, answer = 0, b""
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
-            b"POST /api/images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"POST /api/images HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
             + f"Authorization: Bearer {hosted.token}\r\n".encode()
             + b"Transfer-Encoding: chunked\r\n\r\n"
         )

@@ -93,7 +93,7 @@ def _half_upload(url: str, token: str, form: str) -> None:
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
-            f"POST /api/images HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\n"
+            f"POST /api/images HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {kind}\r\n"
             f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
             + body[: len(body) // 2]
         )

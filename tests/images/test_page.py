@@ -11,7 +11,7 @@ from playwright.sync_api import sync_playwright
 
 from tests.images import samples
 from tests.images.conftest import Hosted
-from tests.support import CHROMIUM, CHROMIUM_ARGS
+from tests.support import CHROMIUM, CHROMIUM_ARGS, add_user
 
 
 @pytest.mark.browser
@@ -22,11 +22,14 @@ def test_upload_page(hosted: Hosted, tmp_path: Path) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
+            add_user(hosted.data_dir, "uploader", "uploader password", "images")
             page = browser.new_page()
             page.goto(f"{hosted.server.url}/images/")
+            page.fill("#name", "uploader")  # the login page first, then back here
+            page.fill("#password", "uploader password")
+            page.click("#login")
+            page.wait_for_url(f"{hosted.server.url}/images/")
             assert page.title() == "Images · homekeep"
-            page.fill("#token", hosted.token)
-            page.click("#save-token")
             page.set_input_files("#picker", str(picture))
             link = page.wait_for_selector("#last-url", timeout=20_000)
             assert link is not None

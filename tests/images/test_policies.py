@@ -54,6 +54,7 @@ def test_open_uploads_take_anonymous_images(custom: Hosted) -> None:
             "HOMEKEEP_IMAGES_RATE_LIMIT_PER_MINUTE": "30",
             "HOMEKEEP_IMAGES_RATE_LIMIT_BURST": "2",
             "HOMEKEEP_IMAGES_OPEN_UPLOADS": "true",
+            "HOMEKEEP_WEB_TRUSTED_PROXIES": '["127.0.0.1"]',
         }
     ],
     indirect=True,

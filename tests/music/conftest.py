@@ -10,8 +10,9 @@ import pytest
 
 from homekeep.core.db import Database
 from homekeep.music.config import MusicConfig
-from homekeep.music.scanner import Scanner, ScanResult
-from homekeep.music.schema import MIGRATIONS
+from homekeep.music.scanner import ScanResult
+from homekeep.music.service import Service
+from homekeep.music.store import MIGRATIONS
 from tests.music import media
 
 
@@ -34,7 +35,7 @@ def covers() -> dict[str, bytes]:
 
 
 class Library:
-    """A music folder under construction, and a scanner over it."""
+    """A music folder under construction, and the music service over it."""
 
     def __init__(self, root: Path, data: Path, clips: dict[str, Path]) -> None:
         self.root = root
@@ -54,10 +55,12 @@ class Library:
         target = (root or self.root) / f"{rel}.{media.extension(fmt)}"
         return media.write_track(self.clips[fmt], fmt, target, tags, pictures)
 
+    def service(self, **config: Any) -> Service:
+        """The service over this library, with [music] settings (one worker by default)."""
+        return Service(MusicConfig(**{"workers": 1, **config}), self.data, self.db)
+
     def scan(self, *roots: Path, full: bool = False, **config: Any) -> ScanResult:
-        settings = MusicConfig(**{"workers": 1, **config})
-        scanner = Scanner(self.db, self.data, settings)
-        return scanner.scan(list(roots or (self.root,)), full=full)
+        return self.service(**config).scanner().scan(list(roots or (self.root,)), full=full)
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.query(sql, params)]

@@ -105,7 +105,7 @@ def test_a_rescan_after_dropping_artists_forgets_them(library: Library) -> None:
 
 def test_a_library_from_before_keeps_its_artists_and_genres(tmp_path: Path) -> None:
     from homekeep.core.db import Database
-    from homekeep.music.schema import MIGRATIONS
+    from homekeep.music.store import MIGRATIONS
 
     path = tmp_path / "music.sqlite"
     old = Database(path, area="music", migrations=MIGRATIONS[:1])

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from homekeep.music.images import ImageStore
-from homekeep.music.tags import _asf_picture, _number, read_file
+from homekeep.music.artwork import ArtworkStore
+from homekeep.music.tags import read_file
 from tests.music import media
 
 FULL_TAGS = {
@@ -41,7 +41,7 @@ def test_every_format_reads_its_tags_and_pictures(
         FULL_TAGS,
         ((3, covers["large"]), (4, covers["png"])),
     )
-    store = ImageStore(tmp_path / "images")
+    store = ArtworkStore(tmp_path / "images")
     result = read_file(1, path, path.stat().st_size, store)
     assert result.error is None
     assert result.detected == fmt
@@ -65,7 +65,7 @@ def test_every_format_reads_its_tags_and_pictures(
 def test_untagged_files_read_with_empty_tags(
     fmt: str, clips: dict[str, Path], tmp_path: Path
 ) -> None:
-    result = read_file(1, clips[fmt], clips[fmt].stat().st_size, ImageStore(tmp_path))
+    result = read_file(1, clips[fmt], clips[fmt].stat().st_size, ArtworkStore(tmp_path))
     assert result.error is None
     assert result.tags["title"] is None
     assert result.tags["album"] is None
@@ -74,7 +74,7 @@ def test_untagged_files_read_with_empty_tags(
 
 
 def test_a_vanished_file_is_reported_as_gone_not_broken(tmp_path: Path) -> None:
-    result = read_file(1, tmp_path / "gone.mp3", 100, ImageStore(tmp_path))
+    result = read_file(1, tmp_path / "gone.mp3", 100, ArtworkStore(tmp_path))
     assert result.vanished
     assert result.error is None
 
@@ -94,23 +94,8 @@ def test_track_numbers_parse_as_people_write_them(
 ) -> None:
     path = media.write_track(clips["flac"], "flac", tmp_path / "n.flac", {"title": "n"})
     media.set_tag(path, "TRACKNUMBER", text)
-    result = read_file(1, path, path.stat().st_size, ImageStore(tmp_path))
+    result = read_file(1, path, path.stat().st_size, ArtworkStore(tmp_path))
     assert (result.tags["track"], result.tags["track_total"]) == expected
-
-
-@settings(max_examples=150, deadline=None)
-@given(text=st.text(max_size=40))
-def test_number_parsing_never_fails(text: str) -> None:
-    number, total = _number(text)
-    assert number is None or 0 < number < 100_000
-    assert total is None or 0 < total < 100_000
-
-
-@settings(max_examples=150, deadline=None)
-@given(blob=st.binary(max_size=300))
-def test_asf_picture_parsing_never_fails(blob: bytes) -> None:
-    parsed = _asf_picture(blob)
-    assert parsed is None or isinstance(parsed[3], bytes)
 
 
 @settings(
@@ -126,7 +111,7 @@ def test_any_bytes_under_any_audio_name_give_a_result_not_a_crash(
 ) -> None:
     path = tmp_path / f"fuzz.{ext}"
     path.write_bytes(head + body)
-    result = read_file(1, path, path.stat().st_size, ImageStore(tmp_path / "img"))
+    result = read_file(1, path, path.stat().st_size, ArtworkStore(tmp_path / "img"))
     assert result.error is not None or result.detected is not None
     assert result.fingerprint is not None
 
@@ -203,27 +188,10 @@ def test_every_format_reads_musicbrainz_ids_and_totals(
 ) -> None:
     path = media.write_track(clips[fmt], fmt, tmp_path / f"song.{media.extension(fmt)}", FULL_TAGS)
     _write_mb(path, fmt)
-    result = read_file(1, path, path.stat().st_size, ImageStore(tmp_path / "images"))
+    result = read_file(1, path, path.stat().st_size, ArtworkStore(tmp_path / "images"))
     assert result.error is None
     for key, value in MB.items():
         assert result.tags[key] == value, key
     assert result.tags["mb_album_id"] == FULL_TAGS["mb_album_id"]
     assert (result.tags["track_total"], result.tags["disc_total"]) == (12, 2)
     assert result.tags["compilation"] is True
-
-
-def test_the_old_vorbis_coverart_field_is_a_front_cover(
-    clips: dict[str, Path], covers: dict[str, bytes], tmp_path: Path
-) -> None:
-    import base64
-
-    from mutagen import File
-
-    path = media.write_track(clips["vorbis"], "vorbis", tmp_path / "old.ogg", {"title": "T"})
-    audio = File(path)
-    audio["COVERART"] = [base64.b64encode(covers["small"]).decode("ascii")]
-    audio.save()
-    store = ImageStore(tmp_path / "images")
-    result = read_file(1, path, path.stat().st_size, store)
-    assert [(p.type, p.mime) for p in result.pictures] == [(3, "image/jpeg")]
-    assert store.full_path(result.pictures[0].hash).read_bytes() == covers["small"]

@@ -35,18 +35,32 @@ class SyncServer:
         return self.server.url
 
 
+def sync_token(data_dir: Path, name: str = "laptop", *clients: str) -> str:
+    """Create a sync token with the real CLI, bound to ``clients``; by default to any
+    client ('*'), since the tests push under many names (tests/sync/test_security.py
+    checks the bindings)."""
+    args: list[str] = ["token", "create", name, "--scope", "sync"]
+    for client in clients or ("*",):
+        args += ["--client", client]
+    result = run_cli(*args, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 @contextmanager
 def sync_server(
     tmp: Path,
     *extra: str,
     port: int = 0,
     token_name: str = "laptop",  # noqa: S107
+    env: dict[str, str] | None = None,
 ) -> Iterator[SyncServer]:
     """Start a sync server receiving into ``tmp/server`` with one sync token."""
     data = tmp / "server-data"
     root = tmp / "server"
-    token = create_token(data, token_name, "sync")
-    with running(["sync", "server", root, "--port", str(port), *extra], data_dir=data) as srv:
+    token = sync_token(data, token_name)
+    args: list[str | Path] = ["sync", "server", root, "--port", str(port), *extra]
+    with running(args, data_dir=data, env=env) as srv:
         yield SyncServer(srv, root, data, token)
 
 
@@ -131,7 +145,7 @@ def tls_sync_server(tmp: Path) -> Iterator[TlsServer]:
     ca.cert_pem.write_to_path(str(ca_file))
     der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
     data = tmp / "server-data"
-    token = create_token(data, "laptop", "sync")
+    token = sync_token(data)
     args: list[str | Path] = [
         *("sync", "server", tmp / "server", "--port", "0"),
         *("--tls-cert", cert_file, "--tls-key", key_file),
@@ -146,7 +160,7 @@ def tls_sync_server(tmp: Path) -> Iterator[TlsServer]:
 def small_limit_server(tmp: Path) -> Iterator[SyncServer]:
     """A sync server that accepts request bodies of at most 1 MiB."""
     data = tmp / "server-data"
-    token = create_token(data, "laptop", "sync")
+    token = sync_token(data)
     env = {"HOMEKEEP_SYNC_MAX_REQUEST_MB": "1"}
     args: list[str | Path] = ["sync", "server", tmp / "server", "--port", "0"]
     with running(args, data_dir=data, env=env) as srv:

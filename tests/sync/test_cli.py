@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import create_token, free_port, run_cli, running
-from tests.sync.helpers import SyncServer, push, snapshot, sync_server
+from tests.support import free_port, run_cli, running
+from tests.sync.helpers import SyncServer, push, snapshot, sync_server, sync_token
 
 
 def test_a_non_empty_folder_is_refused_unless_adopted(tmp_path: Path) -> None:
@@ -22,9 +22,10 @@ def test_a_non_empty_folder_is_refused_unless_adopted(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "same.bin").write_bytes(b"archived " * 100_000)
-    token = create_token(tmp_path / "d", "laptop", "sync")
+    token = sync_token(tmp_path / "d")
     args: list[str | Path] = ["sync", "server", root, "--port", "0", "--adopt"]
-    with running(args, data_dir=tmp_path / "d") as srv:
+    shared = {"HOMEKEEP_SYNC_DEDUP_ACROSS_CLIENTS": "true"}  # "old" counts for "new" too
+    with running(args, data_dir=tmp_path / "d", env=shared) as srv:
         summary = push(src, SyncServer(srv, root, tmp_path / "d", token), "new")
     assert summary["data_bytes_sent"] == 0
     assert (root / "new/same.bin").read_bytes() == (src / "same.bin").read_bytes()
@@ -106,7 +107,7 @@ def test_a_wrong_token_says_how_to_get_one(tmp_path: Path) -> None:
 def test_mounted_in_homekeep_serve(tmp_path: Path) -> None:
     data = tmp_path / "data"
     root = tmp_path / "received"
-    token = create_token(data, "laptop", "sync")
+    token = sync_token(data)
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "sub/a.txt").write_text("via serve")

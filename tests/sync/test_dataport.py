@@ -595,19 +595,28 @@ def test_the_server_still_pushes_after_the_abuse(server: SyncServer, tmp_path: P
 # -- a full data port ------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _uploads_under_way(srv: SyncServer, port: int, count: int) -> Iterator[None]:
+    """``count`` authenticated uploads that got "continue" and then send nothing."""
+    with contextlib.ExitStack() as stack:
+        for i in range(count):
+            sock, reader = stack.enter_context(_connect(port))
+            sock.sendall(_line(_header(srv, f"stalled-{i}.bin", b"x" * 1000)))
+            assert _answer(reader) == {"status": "continue"}
+        yield
+
+
 def test_a_full_data_port_answers_busy(tmp_path: Path) -> None:
     with sync_server(tmp_path) as srv:
         port = _data_port(srv)
-        with contextlib.ExitStack() as stack:
-            for _ in range(8):  # the server's limit of connections
-                stack.enter_context(_connect(port))
-            with _connect(port) as (_, reader):
-                _error(_answer(reader), 503)
-        # the slots come back as the server sees the idle ones go
         data = _random(MiB, 14)
         header = _header(srv, "later.bin", data)
+        with _uploads_under_way(srv, port, 8):  # the server's limit of uploads at once
+            _error(_upload(port, header, data), 503)
+        # the slots come back as the server sees the stalled uploads go
         assert wait_until(lambda: "error" not in _upload(port, header, data), timeout=WAIT)
         assert (srv.root / CLIENT / "later.bin").read_bytes() == data
+        assert not list((srv.root / CLIENT).glob("stalled-*"))
 
 
 # -- choosing the port ---------------------------------------------------------------------
@@ -762,11 +771,10 @@ def test_a_push_while_the_data_port_is_full_falls_back_to_http(tmp_path: Path) -
         src = tmp_path / "src"
         src.mkdir()
         (src / "big.bin").write_bytes(_random(5 * MiB, 20))
-        with contextlib.ExitStack() as stack:
-            for _ in range(8):  # anyone who can connect holds a slot, 60 s per idle read
-                stack.enter_context(_connect(port))
-            push(src, srv, "busy", data_dir=tmp_path / "client-data")
+        with Relay(_http_port(srv)) as relay, _uploads_under_way(srv, port, 8):
+            push(src, _through(srv, relay), "busy", data_dir=tmp_path / "client-data")
         assert snapshot(srv.root / "busy") == snapshot(src)
+        assert len(relay.uploads()) == 1  # the big file went over HTTP
 
 
 def test_many_connections_do_not_pile_up_in_the_server(tmp_path: Path) -> None:

@@ -38,8 +38,9 @@ def test_copy_of_a_file_sends_no_data(server: SyncServer, tmp_path: Path) -> Non
     assert snapshot(server.root / "copy") == snapshot(src)
 
 
-def test_another_client_with_the_same_file_sends_no_data(
-    server: SyncServer, tmp_path: Path
+@pytest.mark.parametrize("shared", [False, True])
+def test_another_client_with_the_same_file_sends_no_data_when_dedup_is_shared(
+    tmp_path: Path, shared: bool
 ) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
@@ -47,10 +48,15 @@ def test_another_client_with_the_same_file_sends_no_data(
     data = _random(3 * MiB, 2)
     (one / "shared.iso").write_bytes(data)
     (two / "same.iso").write_bytes(data)
-    push(one, server, "alice")
-    summary = push(two, server, "bob")
-    assert summary["data_bytes_sent"] == 0
-    assert (server.root / "bob/same.iso").read_bytes() == data
+    env = {"HOMEKEEP_SYNC_DEDUP_ACROSS_CLIENTS": str(shared).lower()}
+    with sync_server(tmp_path, env=env) as server:
+        push(one, server, "alice")
+        summary = push(two, server, "bob")
+        assert (server.root / "bob/same.iso").read_bytes() == data
+    if shared:
+        assert summary["data_bytes_sent"] == 0
+    else:  # each client's content is its own: bob sends it all
+        assert summary["data_bytes_sent"] >= len(data) * 0.99
 
 
 @pytest.mark.parametrize("size", [6 * MiB, 300 * 1024])

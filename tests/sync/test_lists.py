@@ -755,7 +755,9 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def big_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
-    with sync_server(tmp_path_factory.mktemp("big-server")) as srv:
+    # dedup across clients: a huge file copied under another client's name is made locally
+    shared = {"HOMEKEEP_SYNC_DEDUP_ACROSS_CLIENTS": "true"}
+    with sync_server(tmp_path_factory.mktemp("big-server"), env=shared) as srv:
         yield srv
 
 

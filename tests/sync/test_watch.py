@@ -13,7 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support import HOMEKEEP, clean_env, free_port
-from tests.sync.helpers import SyncServer, same_tree, snapshot, sync_server, wait_until
+from tests.sync.helpers import (
+    SyncServer,
+    same_tree,
+    snapshot,
+    sync_server,
+    sync_token,
+    wait_until,
+)
 
 
 @contextmanager
@@ -86,9 +93,7 @@ def test_server_down_at_start_then_up(tmp_path: Path) -> None:
     (src / "early.txt").write_text("written while the server was down")
     port = free_port()
     token_dir = tmp_path / "server-data"
-    from tests.support import create_token
-
-    token = create_token(token_dir, "laptop", "sync")
+    token = sync_token(token_dir)
     url = f"http://127.0.0.1:{port}"
     with watching(src, url, token, "late"):
         time.sleep(2)

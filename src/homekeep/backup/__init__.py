@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import click
-
-from homekeep.backup.config import BackupConfig
-from homekeep.core.area import Area, AreaContext, WebParts
-
-
-def _cli() -> click.Group:
-    from homekeep.backup.cli import group
-
-    return group
-
-
-def _web(ctx: AreaContext) -> WebParts:
-    from homekeep.backup.api import build
-
-    return build(ctx)
-
+from homekeep.core.area import Area, LongRunning
 
 AREA = Area(
     name="backup",
     title="Backup",
     summary="Scheduled backups and drive mirrors through rsync and rclone, with run history.",
-    config=BackupConfig,
-    cli=_cli,
-    web=_web,
-    debian_packages=("rsync", "rclone"),
+    config_ref="homekeep.backup.config:BackupConfig",
+    cli_ref="homekeep.backup.cli:group",
+    web_ref="homekeep.backup.api:build",
+    debian_packages={
+        "rsync": "backup: mirrors and snapshots",
+        "rclone": "backup: cloud targets",
+    },
+    long_running=(LongRunning("backup-daemon", ("backup", "daemon"), "the backup scheduler"),),
 )

@@ -1,19 +1,26 @@
-"""Web: the /backup/ page (jobs, last runs, growth chart) and JSON under /api/backup/."""
+"""Web: the /backup/ page and JSON under /api/backup/, every route behind the backup scope.
+
+The page itself carries no data: it asks for a token and fetches the jobs and the chart
+with it, so sources, targets and rsync errors never reach a visitor without one.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from homekeep.backup.runner import human
+from homekeep.backup import plot, schedule
+from homekeep.backup.plotcache import PlotCache, chart_key, etag
 from homekeep.backup.service import Service, open_service
-from homekeep.core.area import AreaContext, WebParts
-from homekeep.core.auth import Token, require_scope
+from homekeep.core.area import AreaContext, Summary, WebParts
+from homekeep.core.auth import Caller, require_scope
 from homekeep.core.errors import Conflict, HomekeepError, NotFound
 from homekeep.core.web import templates
 
@@ -49,7 +56,9 @@ def build(ctx: AreaContext) -> WebParts:
             )
         return rows
 
-    api = APIRouter()
+    backup_scope = require_scope("backup")  # one object, so FastAPI checks once per request
+    api = APIRouter(dependencies=[Depends(backup_scope)])
+    charts = PlotCache(plot.render)
 
     @api.get("/jobs")
     def list_jobs() -> list[dict[str, Any]]:
@@ -66,7 +75,7 @@ def build(ctx: AreaContext) -> WebParts:
     @api.post("/jobs/{name}/run", status_code=202)
     def run_job(
         name: str,
-        token: Token = Depends(require_scope("backup")),  # noqa: B008
+        token: Caller = Depends(backup_scope),  # noqa: B008
     ) -> dict[str, str]:
         """Start a run now (token with the backup scope); follow it in /jobs/{name}/runs."""
         s = svc()
@@ -89,30 +98,47 @@ def build(ctx: AreaContext) -> WebParts:
         return {"job": name, "status": "started"}
 
     @api.get("/plot.png", response_class=Response)
-    def growth_png(job: str | None = None) -> Response:
-        """The growth chart of one job, or of every job."""
-        from homekeep.backup import plot
-
+    def growth_png(request: Request, job: str | None = None) -> Response:
+        """The growth chart of one job, or of every job (cached until a run starts or ends)."""
         s = svc()
         names = [j.name for j in s.jobs.all()]
         if job is not None:
             if job not in names:
                 raise NotFound(f"no backup job named {job!r}")
             names = [job]
-        data = plot.render({n: s.backups.store.history(n) for n in names})
-        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+        key = chart_key(s.backups.store, names)
+        headers = {"ETag": etag(key), "Cache-Control": "private, no-cache"}
+        if request.headers.get("if-none-match") == headers["ETag"]:
+            return Response(status_code=304, headers=headers)
+        data = charts.get(key, lambda: {n: s.backups.store.history(n) for n in names})
+        return Response(data, media_type="image/png", headers=headers)
 
     pages = APIRouter()
     page_templates = templates(Path(__file__).parent / "templates")
 
     @pages.get("/", response_class=HTMLResponse)
     def index(request: Request) -> HTMLResponse:
-        return page_templates.TemplateResponse(
-            request, "backup.html", {"jobs": job_rows(), "human": human}
-        )
+        """The page: a token box; the data comes from the API with the token."""
+        return page_templates.TemplateResponse(request, "backup.html", {})
+
+    def job_summary() -> Summary:
+        s, now = svc(), datetime.now(UTC)
+        found: Summary = {}
+        for job in s.jobs.all():
+            last = s.backups.store.last(job.name)
+            started = datetime.fromisoformat(last.started_at) if last else None
+            due = schedule.first_due(job, started, now)
+            ran = f"{last.started_at[:16]} {last.result}" if last else "never"
+            found[job.name] = f"last {ran}; next " + (
+                f"{due:%Y-%m-%d %H:%M}" if due else "on demand"
+            )
+        return found or {"jobs": "none yet"}
+
+    async def summary(caller: Caller) -> Summary:
+        return await anyio.to_thread.run_sync(job_summary)
 
     async def close() -> None:
         if "svc" in holder:
             holder.pop("svc").close()
 
-    return WebParts(api=api, pages=pages, shutdown=[close])
+    return WebParts(api=api, pages=pages, shutdown=[close], summary=summary)

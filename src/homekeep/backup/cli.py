@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from pathlib import Path
@@ -11,16 +10,14 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
 from homekeep.backup.config import JobSpec, cron_problem
 from homekeep.backup.jobbook import describe_error
-from homekeep.backup.runner import human, summary
+from homekeep.backup.runner import summary
 from homekeep.backup.service import Service, open_service
 from homekeep.backup.store import Run
-from homekeep.backup.targets import resolve, valid_source
 from homekeep.core.errors import HomekeepError, InvalidInput, NotFound, UsageError
+from homekeep.core.output import console, human_size, json_option, new_table, print_json
 from homekeep.core.progress import progress
 from homekeep.core.runtime import Runtime, pass_runtime
 
@@ -47,7 +44,7 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 @group.command("run")
 @click.argument("job", required=False)
 @click.option("--all", "run_all", is_flag=True, help="Run every enabled job, one after another.")
-@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@json_option("Print the runs as JSON.")
 @pass_runtime
 def run_cmd(rt: Runtime, job: str | None, run_all: bool, as_json: bool) -> None:
     """Run JOB (or --all) now; exits 1 if a run ends in error."""
@@ -68,7 +65,7 @@ def run_cmd(rt: Runtime, job: str | None, run_all: bool, as_json: bool) -> None:
         if not as_json:
             click.echo(summary(record))
     if as_json:
-        click.echo(json.dumps([r.to_json() for r in runs], indent=2))
+        print_json([r.to_json() for r in runs])
     failed = [r for r in runs if r.result in ("error", "cancelled")]
     if failed:
         names = ", ".join(f"{r.job} ({r.errors[-1] if r.errors else r.result})" for r in failed)
@@ -93,7 +90,7 @@ def _run_with_bar(svc: Service, spec: JobSpec, *, verbose: bool) -> Run:
 
 
 @group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_runtime
 def list_cmd(rt: Runtime, as_json: bool) -> None:
     """List the jobs with their schedule and last run."""
@@ -109,12 +106,12 @@ def list_cmd(rt: Runtime, as_json: bool) -> None:
             }
         )
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     if not rows:
         click.echo("no backup jobs yet; add one with 'homekeep backup init'")
         return
-    table = Table("job", "method", "source", "target", "schedule", "last run", "result", "size")
+    table = new_table("job", "method", "source", "target", "schedule", "last run", "result", "size")
     for row in rows:
         shown: dict[str, Any] = row["last_run"] or {}
         table.add_row(
@@ -125,15 +122,15 @@ def list_cmd(rt: Runtime, as_json: bool) -> None:
             row["schedule"],
             shown.get("started_at", "-"),
             shown.get("result", "-"),
-            human(shown.get("total_size")),
+            human_size(shown.get("total_size")),
         )
-    Console(width=160).print(table)
+    console().print(table)
 
 
 @group.command("history")
 @click.argument("job")
 @click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_runtime
 def history_cmd(rt: Runtime, job: str, limit: int, as_json: bool) -> None:
     """Show the runs of JOB, oldest first."""
@@ -142,9 +139,11 @@ def history_cmd(rt: Runtime, job: str, limit: int, as_json: bool) -> None:
     if not runs and job not in {j.name for j in svc.jobs.all()}:
         svc.jobs.get(job)  # raises NotFound naming the jobs
     if as_json:
-        click.echo(json.dumps([r.to_json() for r in runs], indent=2))
+        print_json([r.to_json() for r in runs])
         return
-    table = Table("run", "started (UTC)", "seconds", "result", "files", "sent", "total", "added")
+    table = new_table(
+        "run", "started (UTC)", "seconds", "result", "files", "sent", "total", "added"
+    )
     for r in runs:
         table.add_row(
             str(r.id),
@@ -153,11 +152,11 @@ def history_cmd(rt: Runtime, job: str, limit: int, as_json: bool) -> None:
             r.result,
             f"{r.files_transferred if r.files_transferred is not None else '-'}"
             f"/{r.files_total if r.files_total is not None else '-'}",
-            human(r.bytes_transferred),
-            human(r.total_size),
-            human(r.bytes_added),
+            human_size(r.bytes_transferred),
+            human_size(r.total_size),
+            human_size(r.bytes_added),
         )
-    Console(width=160).print(table)
+    console().print(table)
 
 
 @group.command("plot")
@@ -232,7 +231,7 @@ def restore_cmd(rt: Runtime, job: str, dest: Path, snapshot: str | None, force: 
     help="MiB written and read by the speed test.",
 )
 @click.option("--no-speed", is_flag=True, help="Only free space.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def stats_cmd(path: Path, size: int, no_speed: bool, as_json: bool) -> None:
     """Free space of PATH's drive, and its read/write speed (fsync, page cache dropped)."""
     from homekeep.backup.diskstats import stats
@@ -242,14 +241,14 @@ def stats_cmd(path: Path, size: int, no_speed: bool, as_json: bool) -> None:
     except OSError as exc:
         raise UsageError(f"cannot test {path}: {exc.strerror}") from exc
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        print_json(result)
         return
-    click.echo(f"{path}: {human(result['free'])} free of {human(result['total'])}")
+    click.echo(f"{path}: {human_size(result['free'])} free of {human_size(result['total'])}")
     if not no_speed:
         cached = (result["cached_before_read"] or 0) > 0.1
         click.echo(
             f"write {result['write_mb_s']} MiB/s, read {result['read_mb_s']} MiB/s "
-            f"({human(result['bytes'])}, fsync{'' if cached else ', page cache dropped'})"
+            f"({human_size(result['bytes'])}, fsync{'' if cached else ', page cache dropped'})"
         )
         if cached:
             click.echo(
@@ -264,18 +263,15 @@ def stats_cmd(path: Path, size: int, no_speed: bool, as_json: bool) -> None:
 @pass_runtime
 def daemon_cmd(rt: Runtime, host: str | None, port: int | None) -> None:
     """Run the scheduler and the WebSocket control API until stopped."""
-    from homekeep.backup.daemon import LOOPBACK, run_daemon
+    from homekeep.backup.daemon import run_daemon
 
     svc = _service(rt)
-    host = host or svc.config.daemon_host
-    # The seed's API has no credentials: open on loopback, tokens everywhere else.
-    need_token = svc.config.daemon_require_token or host not in LOOPBACK
     run_daemon(
         svc,
-        host=host,
+        host=host or svc.config.daemon_host,
         port=svc.config.daemon_port if port is None else port,
         verbose=rt.verbose > 0,
-        tokens=rt.tokens() if need_token else None,
+        tokens=rt.tokens(),
     )
 
 
@@ -327,8 +323,6 @@ def init_cmd(rt: Runtime, /, interactive: bool, **values: Any) -> None:
         raise InvalidInput(f"job: {describe_error(exc)}") from exc
     if spec.cron and (problem := cron_problem(spec.cron)):
         raise InvalidInput(f"job: cron: {problem}")
-    if not valid_source(spec.source):
-        raise InvalidInput(f"source {spec.source} is not an existing directory")
-    target = resolve(spec, svc.config)
+    target = svc.roots.check_new(spec, svc.config)
     svc.jobs.add(spec)
     click.echo(f"added job {spec.name} ({spec.method} to {target.location}) to {svc.jobs.path}")

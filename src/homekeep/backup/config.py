@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from homekeep.core.config import Section
+from homekeep.core.origin import normalize
+
+log = logging.getLogger("homekeep.backup")
 
 Method = Literal["mirror", "snapshot"]
 Tool = Literal["auto", "rsync", "rclone"]
@@ -189,12 +193,25 @@ class BackupConfig(Section):
         default_factory=dict,
         description='Override the class of a tool\'s exit code, e.g. {rsync = {"24" = "error"}}.',
     )
+    allowed_roots: list[Path] = Field(
+        default_factory=lambda: [Path("~"), Path("/srv"), Path("/mnt"), Path("/media")],
+        description="Jobs read and write only inside these folders and root (~ is the home "
+        "of the user homekeep runs as). System folders, ~/.ssh, ~/.config, ~/.local and "
+        "the data directory are refused even inside them; list a system folder here to "
+        "allow it.",
+    )
     daemon_host: str = Field(default="localhost", description="WebSocket control API address.")
     daemon_port: int = Field(default=1800, ge=0, le=65535, description="WebSocket port.")
-    daemon_require_token: bool = Field(
-        default=False,
-        description="Require a homekeep token with the backup scope to connect (always "
-        "required when the daemon listens beyond loopback).",
+    daemon_origins: list[str] = Field(
+        default_factory=list,
+        description="Web pages allowed to open the WebSocket besides the daemon's own "
+        "address, as origins: http://nas.local:8080.",
+    )
+    daemon_max_connections: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="Open WebSocket connections the daemon takes at once (503 past it).",
     )
     log_max_bytes: int = Field(
         default=5 * 1024 * 1024, ge=1024, description="Rotate the backup log at this size."
@@ -210,6 +227,39 @@ class BackupConfig(Section):
     on_failure_url: str = Field(
         default="", description="URL that gets a JSON POST when a run fails."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "daemon_require_token" in data:
+            data = {k: v for k, v in data.items() if k != "daemon_require_token"}
+            log.warning(
+                "[backup] daemon_require_token is no longer read: the daemon always requires "
+                "a token; remove the key from the config file"
+            )
+        return data
+
+    @field_validator("allowed_roots")
+    @classmethod
+    def _roots(cls, value: list[Path]) -> list[Path]:
+        for root in value:
+            if not root.expanduser().is_absolute():
+                raise invalid(f"allowed root {str(root)!r} is not an absolute path (or ~/...)")
+        return value
+
+    @field_validator("daemon_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for origin in value:
+            found = normalize(origin)
+            if found is None:
+                raise invalid(
+                    f"{origin!r} is not an origin; write scheme://host[:port], "
+                    "e.g. http://nas.local:8080"
+                )
+            out.append(found)
+        return out
 
     @field_validator("exit_codes")
     @classmethod

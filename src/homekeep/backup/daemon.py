@@ -11,34 +11,47 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from homekeep.backup import schedule
+from homekeep.backup.access import HOW_TO, Credentials, Gate
 from homekeep.backup.config import JobSpec, cron_problem
-from homekeep.backup.protocol import Commands
+from homekeep.backup.protocol import BadMessage, Commands, Message, failure, parse
 from homekeep.backup.service import Service
-from homekeep.core.errors import AuthError, Conflict, HomekeepError, InvalidInput, UsageError
+from homekeep.core.errors import (
+    AuthError,
+    Conflict,
+    Forbidden,
+    HomekeepError,
+    InvalidInput,
+    UsageError,
+)
+from homekeep.core.origin import own_origins
 from homekeep.core.tokens import TokenStore
 
 log = logging.getLogger("homekeep.backup")
 MAX_MESSAGE = 1024 * 1024
 TICK = 0.2
+AUTH_TIMEOUT = 10.0  # seconds a client without a header has to send its Auth message
+CLOSE_POLICY = 1008  # WebSocket close code: policy violation
+DENIED = {"Unauthorized", "Forbidden"}
 
 
 class Daemon:
     """Runs due jobs, answers WebSocket requests, pushes run events to every client."""
 
-    def __init__(
-        self, svc: Service, *, verbose: bool = False, tokens: TokenStore | None = None
-    ) -> None:
+    def __init__(self, svc: Service, *, tokens: TokenStore, verbose: bool = False) -> None:
         self.svc = svc
-        self.tokens = tokens
+        self.gate = Gate(tokens, svc.config.daemon_origins)
         self.verbose = verbose
+        # Both belong to the event loop's thread: clients that may receive events, and
+        # the credentials of handshakes waiting for their handler.
         self.clients: set[ServerConnection] = set()
+        self.admitted: dict[ServerConnection, Credentials] = {}
+        self.open: set[ServerConnection] = set()  # event loop only
         self.running: dict[str, threading.Event] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.due: dict[str, datetime | None] = {}
@@ -170,43 +183,107 @@ class Daemon:
 
     # -- WebSocket -------------------------------------------------------------------
 
-    def check_token(self, conn: ServerConnection, request: Request) -> Response | None:
-        """Admit the handshake only with a token scoped for backup (when tokens are on)."""
-        if self.tokens is None:
-            return None
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            token = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
-        if not token:
-            return conn.respond(401, "missing token: send 'Authorization: Bearer <token>'\n")
+    async def handshake(self, conn: ServerConnection, request: Request) -> Response | None:
+        """Refuse a token in the URL, a foreign Origin, a bad Authorization header, a flood."""
+        refused = self.gate.refusal(conn, request)
+        if refused is not None:
+            return refused
+        # open WebSockets, authenticated or not, count: a flood of idle ones gets 503
+        if len(self.open) >= self.svc.config.daemon_max_connections:
+            return conn.respond(503, "too many open connections; try again later\n")
         try:
-            record = self.tokens.verify(token.strip())
+            credentials = self.gate.header_credentials(request)
+            if credentials is not None:
+                await asyncio.to_thread(self.gate.authorize, credentials)
         except AuthError as exc:
-            return conn.respond(401, exc.message + "\n")
-        if not record.allows("backup"):
-            return conn.respond(403, f"token {record.name!r} has no access to backup\n")
+            return conn.respond(exc.status_code, exc.message + "\n")
+        if credentials is not None:
+            self.admitted[conn] = credentials
+        self.open.add(conn)
         return None
 
     async def handler(self, conn: ServerConnection) -> None:
-        self.clients.add(conn)
+        credentials = self.admitted.pop(conn, None)
         try:
+            if credentials is None:
+                credentials = await self.first_message(conn)
+                if credentials is None:
+                    return
+            self.clients.add(conn)  # run events go to authenticated clients only
             async for message in conn:
-                try:
-                    answer = await self.commands.answer(message)
-                except Exception as exc:  # a bug must not drop the client
-                    log.exception("request failed")
-                    answer = {
-                        "response": "Error",
-                        "Result": "Failure",
-                        "Error": "Internal Error",
-                        "Message": f"{type(exc).__name__}",
-                    }
+                answer, credentials = await self.answer(message, credentials)
                 await conn.send(json.dumps(answer))
+                if answer.get("Error") in DENIED:
+                    await conn.close(CLOSE_POLICY, answer["Error"])
+                    return
         except ConnectionClosed:
             pass
         finally:
             self.clients.discard(conn)
+            self.open.discard(conn)
+
+    async def first_message(self, conn: ServerConnection) -> Credentials | None:
+        """Authenticate a client that sent no header by its first message, or close it."""
+        try:
+            text = await asyncio.wait_for(conn.recv(), AUTH_TIMEOUT)
+        except TimeoutError:
+            await conn.close(CLOSE_POLICY, f"no token within {AUTH_TIMEOUT:.0f} s")
+            return None
+        try:
+            message = parse(text)
+        except BadMessage as exc:
+            message = exc.answer
+        request = str(message.get("request", "Error"))[:100]
+        if request != "Auth":
+            answer = failure(request, "Unauthorized", Message=f"missing token: {HOW_TO}")
+        else:
+            answer, credentials = await self.auth(message)
+            if credentials is not None:
+                await conn.send(json.dumps(answer))
+                return credentials
+        await conn.send(json.dumps(answer))
+        await conn.close(CLOSE_POLICY, answer["Error"])
+        return None
+
+    async def auth(self, message: Message) -> tuple[Message, Credentials | None]:
+        """Answer an Auth request: its credentials when the token is good."""
+        token = message.get("Token")
+        credentials = Credentials(token if isinstance(token, str) else None)
+        try:
+            record = await asyncio.to_thread(self.gate.authorize, credentials)
+        except Forbidden as exc:
+            return failure("Auth", "Forbidden", Message=exc.message), None
+        except AuthError as exc:
+            return failure("Auth", "Unauthorized", Message=exc.message), None
+        return {"response": "Auth", "Result": "Success", "Name": record.name}, credentials
+
+    async def answer(
+        self, text: str | bytes, credentials: Credentials
+    ) -> tuple[Message, Credentials]:
+        """Answer one request after checking the client's token again (it may be revoked)."""
+        try:
+            message = parse(text)
+        except BadMessage as exc:
+            return exc.answer, credentials
+        if message["request"] == "Auth":
+            answer, fresh = await self.auth(message)
+            return answer, fresh or credentials
+        try:
+            await asyncio.to_thread(self.gate.authorize, credentials)
+        except AuthError as exc:
+            name = str(message["request"])[:100]
+            error = "Forbidden" if isinstance(exc, Forbidden) else "Unauthorized"
+            return failure(name, error, Message=exc.message), credentials
+        try:
+            return await self.commands.handle(message), credentials
+        except Exception as exc:  # a bug must not drop the client
+            log.exception("request failed")
+            return {
+                "response": "Error",
+                "Result": "Failure",
+                "Error": "Internal Error",
+                "Message": f"{type(exc).__name__}",
+            }, credentials
 
     async def main(self, host: str, port: int, announce: Callable[[str], None]) -> None:
         self.loop = asyncio.get_running_loop()
@@ -215,7 +292,7 @@ class Daemon:
             self.loop.add_signal_handler(sig, stop.set)
         try:
             server = await serve(
-                self.handler, host, port, max_size=MAX_MESSAGE, process_request=self.check_token
+                self.handler, host, port, max_size=MAX_MESSAGE, process_request=self.handshake
             )
         except OSError as exc:
             raise UsageError(
@@ -223,6 +300,8 @@ class Daemon:
             ) from exc
         async with server:
             bound = sorted({s.getsockname()[1] for s in server.sockets})
+            for bound_port in bound:  # localhost with --port 0 may bind two ports
+                self.gate.origins |= own_origins(host, bound_port)
             shown = f"[{host}]" if ":" in host else host
             announce(f"ws://{shown}:{bound[0]}")
             sched = asyncio.create_task(self.scheduler())
@@ -242,16 +321,8 @@ def _summary(run: Any) -> str:
     return summary(run)
 
 
-LOOPBACK = {"localhost", "127.0.0.1", "::1"}
-
-
-def run_daemon(
-    svc: Service, *, host: str, port: int, verbose: bool, tokens: TokenStore | None
-) -> None:
-    """Serve until SIGINT or SIGTERM; running jobs are cancelled and recorded as such.
-
-    ``tokens`` None lets every client in; the CLI always passes it beyond loopback.
-    """
+def run_daemon(svc: Service, *, host: str, port: int, verbose: bool, tokens: TokenStore) -> None:
+    """Serve until SIGINT or SIGTERM; running jobs are cancelled and recorded as such."""
     import click
 
     for job in svc.jobs.all():
@@ -260,6 +331,7 @@ def run_daemon(
 
     def announce(url: str) -> None:
         click.echo(f"homekeep backup daemon listening on {url} (Ctrl-C stops)")
+        click.echo("clients need a token: homekeep token create NAME --scope backup")
         log.info("backup daemon listening on %s", url)
 
     asyncio.run(Daemon(svc, verbose=verbose, tokens=tokens).main(host, port, announce))

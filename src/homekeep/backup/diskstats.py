@@ -1,14 +1,20 @@
-"""Drive statistics: free space, and a read/write speed test the page cache cannot flatter."""
+"""Drive statistics: free space (local, or an rclone remote's), and a read/write speed test
+the page cache cannot flatter."""
 
 from __future__ import annotations
 
-import ctypes
+import json
 import mmap
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+from homekeep.backup.config import BackupConfig
+from homekeep.backup.targets import Target, nearest_existing, rclone_config_path
+from homekeep.core.tools import require_tool
 
 CHUNK = 1024 * 1024
 
@@ -19,8 +25,43 @@ def usage(path: Path) -> dict[str, int]:
     return {"total": du.total, "used": du.used, "free": du.free}
 
 
+def nearest_free(path: Path) -> int | None:
+    """Free bytes on the file system that holds ``path`` (or its nearest existing parent)."""
+    probe = nearest_existing(path)
+    if probe is None:
+        return None
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return None
+
+
+def rclone_about(target: Target, config: BackupConfig) -> dict[str, int] | None:
+    """Total, used and free bytes of an rclone remote (``rclone about``), None when its
+    backend cannot tell (B2, S3...) or the remote does not answer."""
+    conf = rclone_config_path(config)
+    # One try, short timeouts: an unreachable remote must not add minutes to a run.
+    cmd = [require_tool("rclone"), "about", "--json", target.location, "--low-level-retries=1"]
+    cmd += ["--contimeout=10s", "--timeout=30s", "--retries=1"]
+    if conf.exists():
+        cmd += ["--config", str(conf)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        about = json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    if not isinstance(about, dict):
+        return None
+    sizes = {k: about.get(k) for k in ("total", "used", "free")}
+    if not isinstance(sizes["free"], int) or sizes["free"] < 0:
+        return None
+    return {k: v for k, v in sizes.items() if isinstance(v, int)}
+
+
 def resident_fraction(fd: int, size: int) -> float | None:
     """The share of a file's pages in the page cache (mincore), None where unknown."""
+    import ctypes  # only the speed test needs it, not every backup run
+
     if size <= 0:
         return None
     try:

@@ -11,13 +11,16 @@ import functools
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import ValidationError
 
+from homekeep.backup import runlogs
 from homekeep.backup.config import JobSpec, cron_problem, unit_seconds
+from homekeep.backup.jobbook import describe_error
+from homekeep.backup.roots import PathRefused
 from homekeep.backup.service import Service
-from homekeep.backup.targets import resolve, valid_local_target, valid_source
+from homekeep.backup.targets import nearest_existing, resolve
 from homekeep.core.errors import HomekeepError
 
 Message = dict[str, Any]
@@ -39,8 +42,30 @@ class Control(Protocol):
         ...
 
 
-def _failure(response: str, error: str, **extra: Any) -> Message:
+def failure(response: str, error: str, **extra: Any) -> Message:
+    """A Failure response."""
     return {"response": response, "Result": "Failure", "Error": error, **extra}
+
+
+class BadMessage(Exception):
+    """A frame that is not a request; ``answer`` is the response it gets."""
+
+    def __init__(self, answer: Message) -> None:
+        super().__init__(answer["Error"])
+        self.answer = answer
+
+
+def parse(text: str | bytes) -> Message:
+    """The request object of one frame (it has a string ``request``), or BadMessage."""
+    if isinstance(text, bytes):
+        raise BadMessage(failure("Error", "Invalid Request"))
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
+        raise BadMessage(failure("Error", "Malformed JSON")) from None
+    if not isinstance(message, dict) or not isinstance(message.get("request"), str):
+        raise BadMessage(failure("Error", "Invalid Request"))
+    return message
 
 
 def drive_entries(value: Any) -> list[tuple[str | None, Any]] | None:
@@ -80,22 +105,36 @@ def drive_view(job: JobSpec, svc: Service) -> dict[str, Any]:
     return view
 
 
-def build_drive(
-    fields: Any, name: str, svc: Service, base: JobSpec | None = None
-) -> tuple[JobSpec | None, str | None, str | None]:
-    """Validate one drive: (job, error, warning) with the seed's Error and Warning values."""
-    if not isinstance(fields, dict):
-        return None, "Invalid Drive", None
+class Checked(NamedTuple):
+    """A drive of AddDrive or EditDrive: its job, or the seed's Error value and why."""
+
+    job: JobSpec | None
+    error: str | None = None
     warning: str | None = None
+    message: str | None = None
+
+
+REMOTE_REFUSED = (
+    "remote targets (host:path, rsync://, rclone remotes) are set in the config file only, "
+    "never over the API; add the job to [[backup.jobs]] there"
+)
+
+
+def build_drive(fields: Any, name: str, svc: Service, base: JobSpec | None = None) -> Checked:
+    """Validate one drive, with the seed's Error and Warning values."""
+    if not isinstance(fields, dict):
+        return Checked(None, "Invalid Drive")
     source = fields.get("Source", base.source if base else None)
     target = fields.get("Target", base.target if base else "")
-    if not isinstance(source, str) or not valid_source(source):
-        return None, "Invalid Source Path", _time_warning(fields, base)[2]
     sleep, units, warning = _time_warning(fields, base)
+    if not isinstance(source, str) or not source.startswith("/"):
+        return Checked(None, "Invalid Source Path", warning, "Source must be an absolute path")
+    if not isinstance(target, str):
+        return Checked(None, "Invalid Target Path", warning, "Target must be a string")
     data: dict[str, Any] = (base.model_dump() if base else {}) | {
         "name": name,
         "source": source,
-        "target": target if isinstance(target, str) else "\0",
+        "target": target,
         "every": sleep,
         "units": units,
         "cron": "",
@@ -112,16 +151,17 @@ def build_drive(
     except ValidationError as exc:
         loc = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
         error = {"name": "Invalid Name", "target": "Invalid Target Path"}.get(loc, "Invalid Drive")
-        return None, error, warning
-    if job.cron and cron_problem(job.cron):
-        return None, "Invalid Drive", warning
+        return Checked(None, error, warning, describe_error(exc))
+    if job.cron and (problem := cron_problem(job.cron)):
+        return Checked(None, "Invalid Drive", warning, f"Cron: {problem}")
     try:
-        resolved = resolve(job, svc.config)
-    except HomekeepError:
-        return None, "Invalid Target Path", warning
-    if resolved.is_local and not valid_local_target(resolved.path):
-        return None, "Invalid Target Path", warning
-    return job, None, warning
+        resolved = svc.roots.check_new(job, svc.config)
+    except PathRefused as exc:
+        return Checked(None, f"Invalid {exc.side.title()} Path", warning, exc.message)
+    # A remote target already in the config file may stay while other fields change.
+    if not resolved.is_local and (base is None or job.target != base.target):
+        return Checked(None, "Invalid Target Path", warning, REMOTE_REFUSED)
+    return Checked(job, None, warning)
 
 
 def _time_warning(fields: dict[str, Any], base: JobSpec | None) -> tuple[int, str, str | None]:
@@ -136,12 +176,14 @@ def _time_warning(fields: dict[str, Any], base: JobSpec | None) -> tuple[int, st
     return sleep, units, None
 
 
-def _result(response: str, error: str | None, warning: str | None) -> Message:
-    out: Message = {"response": response, "Result": "Failure" if error else "Success"}
-    if error:
-        out["Error"] = error
-    if warning:
-        out["Warning"] = warning
+def _result(response: str, checked: Checked) -> Message:
+    out: Message = {"response": response, "Result": "Failure" if checked.error else "Success"}
+    if checked.error:
+        out["Error"] = checked.error
+    if checked.warning:
+        out["Warning"] = checked.warning
+    if checked.message:
+        out["Message"] = checked.message
     return out
 
 
@@ -163,23 +205,23 @@ class Commands:
         }
 
     async def answer(self, text: str | bytes) -> Message:
-        """The response to one message; never raises for bad input."""
-        if isinstance(text, bytes):
-            return _failure("Error", "Invalid Request")
+        """The response to one frame; never raises for bad input."""
         try:
-            message = json.loads(text)
-        except ValueError:
-            return _failure("Error", "Malformed JSON")
-        if not isinstance(message, dict) or not isinstance(message.get("request"), str):
-            return _failure("Error", "Invalid Request")
+            message = parse(text)
+        except BadMessage as exc:
+            return exc.answer
+        return await self.handle(message)
+
+    async def handle(self, message: Message) -> Message:
+        """The response to one parsed request."""
         name = message["request"]
         handler = self.handlers.get(name)
         if handler is None:
-            return _failure(name[:100], "Unknown Request")
+            return failure(name[:100], "Unknown Request")
         try:
             return await handler(message)
         except HomekeepError as exc:
-            return _failure(name, "Request Failed", Message=exc.message)
+            return failure(name, "Request Failed", Message=exc.message)
 
     async def list_drives(self, message: Message) -> Message:
         jobs = await self.control.in_thread(self.svc.jobs.all)
@@ -191,9 +233,9 @@ class Commands:
     async def add_drive(self, message: Message) -> Message:
         entries = drive_entries(message.get("Drives"))
         if entries is None:
-            return _failure("AddDrive", "Invalid Drives")
+            return failure("AddDrive", "Invalid Drives")
         if len(entries) > MAX_DRIVES:
-            return _failure("AddDrive", "Too Many Drives")
+            return failure("AddDrive", "Too Many Drives")
         existing = await self.control.in_thread(self.svc.jobs.all)
         names = {j.name for j in existing}
         jobs: list[JobSpec] = []
@@ -203,64 +245,65 @@ class Commands:
             if name is None:
                 name = key if key is not None else str(position)
             if not isinstance(name, str):
-                return _result("AddDrive", "Invalid Name", warning)
-            job, error, warn = build_drive(fields, name, self.svc)
-            warning = warning or warn
-            if error is None and job is not None and job.name in names:
-                error = "Duplicate Name"
-            if error is not None or job is None:
-                return _result("AddDrive", error, warning)
-            names.add(job.name)
-            jobs.append(job)
+                return _result("AddDrive", Checked(None, "Invalid Name", warning))
+            checked = build_drive(fields, name, self.svc)
+            warning = warning or checked.warning
+            if checked.job is not None and checked.job.name in names:
+                checked = Checked(None, "Duplicate Name")
+            if checked.job is None:
+                return _result("AddDrive", checked._replace(warning=warning))
+            names.add(checked.job.name)
+            jobs.append(checked.job)
         await self.control.in_thread(functools.partial(self.svc.jobs.add, *jobs))
-        return _result("AddDrive", None, warning)
+        return _result("AddDrive", Checked(None, warning=warning))
 
     async def edit_drive(self, message: Message) -> Message:
         name = message.get("Name")
         fields = message.get("Drive")
         if not isinstance(name, str):
-            return _failure("EditDrive", "Missing Name")
+            return failure("EditDrive", "Missing Name")
         current = {j.name: j for j in await self.control.in_thread(self.svc.jobs.all)}
         if name not in current:
-            return _failure("EditDrive", "Unknown Drive")
+            return failure("EditDrive", "Unknown Drive")
         if not isinstance(fields, dict):
-            return _failure("EditDrive", "Invalid Drive")
+            return failure("EditDrive", "Invalid Drive")
         new_name = fields.get("Name", name)
         if not isinstance(new_name, str):
-            return _result("EditDrive", "Invalid Name", None)
-        job, error, warning = build_drive(fields, new_name, self.svc, base=current[name])
-        if error is None and job is not None and new_name != name and new_name in current:
-            error = "Duplicate Name"
-        if error is not None or job is None:
-            return _result("EditDrive", error, warning)
+            return _result("EditDrive", Checked(None, "Invalid Name"))
+        checked = build_drive(fields, new_name, self.svc, base=current[name])
+        if checked.job is not None and new_name != name and new_name in current:
+            checked = Checked(None, "Duplicate Name", checked.warning)
+        job = checked.job
+        if job is None:
+            return _result("EditDrive", checked)
         await self.control.in_thread(lambda: self.svc.jobs.replace(name, job))
-        return _result("EditDrive", None, warning)
+        return _result("EditDrive", checked)
 
     async def remove_drive(self, message: Message) -> Message:
         name = message.get("Name")
         if not isinstance(name, str):
-            return _failure("RemoveDrive", "Missing Name")
+            return failure("RemoveDrive", "Missing Name")
         if name not in {j.name for j in await self.control.in_thread(self.svc.jobs.all)}:
-            return _failure("RemoveDrive", "Unknown Drive")
+            return failure("RemoveDrive", "Unknown Drive")
         await self.control.in_thread(lambda: self.svc.jobs.remove(name))
         return {"response": "RemoveDrive", "Result": "Success"}
 
     async def _job(self, response: str, message: Message) -> JobSpec | Message:
         name = message.get("Name")
         if not isinstance(name, str):
-            return _failure(response, "Missing Name")
+            return failure(response, "Missing Name")
         jobs: list[JobSpec] = await self.control.in_thread(self.svc.jobs.all)
         for job in jobs:
             if job.name == name:
                 return job
-        return _failure(response, "Unknown Drive")
+        return failure(response, "Unknown Drive")
 
     async def run_drive(self, message: Message) -> Message:
         job = await self._job("RunDrive", message)
         if isinstance(job, dict):
             return job
         if not self.control.start_run(job.name):
-            return _failure("RunDrive", "Already Running", Name=job.name)
+            return failure("RunDrive", "Already Running", Name=job.name)
         return {"response": "RunDrive", "Result": "Success", "Name": job.name}
 
     async def drive_stats(self, message: Message) -> Message:
@@ -273,20 +316,16 @@ class Commands:
         out["Source"] = await self.control.in_thread(lambda: diskstats.usage(Path(job.source)))
         target = resolve(job, self.svc.config)
         out["Target"] = None
-        if target.is_local:
-            probe = target.path
-            while not probe.exists() and probe.parent != probe:
-                probe = probe.parent
+        probe = nearest_existing(target.path) if target.is_local else None
+        if probe is not None:
             out["Target"] = await self.control.in_thread(lambda: diskstats.usage(probe))
             if message.get("SpeedTest") is True:
                 out["Speed"] = await self.control.in_thread(
                     lambda: diskstats.speed_test(probe, 16 * diskstats.CHUNK)
                 )
         elif target.tool == "rclone":
-            from homekeep.backup.runner import rclone_about
-
             out["Target"] = await self.control.in_thread(
-                lambda: rclone_about(target, self.svc.config)
+                lambda: diskstats.rclone_about(target, self.svc.config)
             )
         last = await self.control.in_thread(lambda: self.svc.backups.store.last(job.name))
         out["LastRun"] = last.to_json() if last else None
@@ -298,7 +337,7 @@ class Commands:
             return job
         limit = message.get("Limit", 20)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
-            return _failure("GetHistory", "Invalid Limit")
+            return failure("GetHistory", "Invalid Limit")
         runs = await self.control.in_thread(lambda: self.svc.backups.store.history(job.name, limit))
         return {
             "response": "GetHistory",
@@ -313,7 +352,7 @@ class Commands:
             return job
         lines = message.get("Lines", 200)
         if not isinstance(lines, int) or isinstance(lines, bool) or not 1 <= lines <= 10000:
-            return _failure("GetLogs", "Invalid Lines")
+            return failure("GetLogs", "Invalid Lines")
         store = self.svc.backups.store
         run_id = message.get("Run")
         if run_id is not None:
@@ -323,20 +362,15 @@ class Commands:
                 else None
             )
             if run is None or run.job != job.name:
-                return _failure("GetLogs", "Unknown Run")
+                return failure("GetLogs", "Unknown Run")
         else:
             run = await self.control.in_thread(lambda: store.last(job.name))
             if run is None:
-                return _failure("GetLogs", "No Runs")
-        text = ""
-        if run.log_file and Path(run.log_file).is_file():
-            text = await self.control.in_thread(
-                lambda: Path(str(run.log_file)).read_text(encoding="utf-8", errors="replace")
-            )
+                return failure("GetLogs", "No Runs")
         return {
             "response": "GetLogs",
             "Result": "Success",
             "Name": job.name,
             "Run": run.id,
-            "Lines": text.splitlines()[-lines:],
+            "Lines": await self.control.in_thread(lambda: runlogs.tail(run.log_file, lines)),
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from homekeep.backup import commands, retention
+from homekeep.backup import cmdlines, retention
 from homekeep.backup.config import BackupConfig, JobSpec
 from homekeep.backup.targets import Target, rclone_config_path, resolve
 from homekeep.core.errors import ExternalToolError, InvalidInput, NotFound, UsageError
@@ -49,7 +49,7 @@ def verify(job: JobSpec, config: BackupConfig) -> list[str]:
     location = backup_location(job, target)
     if target.tool == "rclone":
         rclone = require_tool("rclone")
-        filters = commands.rclone_filter_lines(job)
+        filters = cmdlines.rclone_filter_lines(job)
         cmd = [rclone, "check", job.source, location, "--one-way", "--combined", "-"]
         cmd += _rclone_conf(config)
         for rule in filters:
@@ -70,7 +70,7 @@ def verify(job: JobSpec, config: BackupConfig) -> list[str]:
     cmd = [rsync, "-a", "--checksum", "--dry-run", "--itemize-changes", "--delete"]
     if job.ssh_command:
         cmd += ["-e", job.ssh_command]
-    cmd += commands.rsync_filters(job)
+    cmd += cmdlines.rsync_filters(job)
     cmd += [job.source.rstrip("/") + "/", location.rstrip("/") + "/"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
     if done.returncode != 0:

@@ -6,32 +6,28 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from logging.handlers import RotatingFileHandler
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
-from homekeep.backup import commands, retention
+from homekeep.backup import cmdlines, diskstats, retention, runlogs
 from homekeep.backup.config import BackupConfig, JobSpec
+from homekeep.backup.exitcodes import ToolName, classify
 from homekeep.backup.locks import JobLock
+from homekeep.backup.pump import pump
+from homekeep.backup.roots import PathRefused, Roots
 from homekeep.backup.store import Run, RunStore
 from homekeep.backup.targets import Target, rclone_config_path, resolve
 from homekeep.core.db import Database, utcnow
+from homekeep.core.logs import attach_log_file
+from homekeep.core.output import human_size
 from homekeep.core.tools import require_tool
 
 log = logging.getLogger("homekeep.backup")
 
-# By default rsync's "partial transfer" (23) and "vanished source files" (24) are warnings.
-DEFAULT_CLASSES: dict[str, dict[int, str]] = {
-    "rsync": {0: "ok", 20: "cancelled", 23: "warning", 24: "warning"},
-    "rclone": {0: "ok", 9: "ok"},
-}
-ToolName = Literal["rsync", "rclone"]
 MAX_ERROR_LINES = 200
 Event = dict[str, Any]
 
@@ -40,38 +36,14 @@ class Refused(Exception):
     """A safety check stopped the run before any tool started."""
 
 
-def classify(tool: ToolName, code: int, overrides: Mapping[ToolName, Mapping[str, str]]) -> str:
-    """ok, warning, error or cancelled for a tool's exit code; the user's table wins."""
-    user = overrides.get(tool, {})
-    if str(code) in user:
-        return user[str(code)]
-    if code < 0:
-        return "cancelled"
-    return DEFAULT_CLASSES.get(tool, {}).get(code, "error")
-
-
-def human(size: int | None) -> str:
-    """A byte count for people: 1.2 MiB."""
-    if size is None:
-        return "-"
-    value = float(size)
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{sign}{value:.0f} {unit}" if unit == "B" else f"{sign}{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def summary(run: Run) -> str:
     """The one-line summary of a run."""
     text = (
         f"{run.job}: {run.result} in {run.duration or 0:.1f}s, "
         f"{run.files_total if run.files_total is not None else '-'} files "
         f"({run.files_transferred if run.files_transferred is not None else '-'} transferred, "
-        f"{human(run.bytes_transferred)}), total {human(run.total_size)}, "
-        f"added {human(run.bytes_added)}"
+        f"{human_size(run.bytes_transferred)}), total {human_size(run.total_size)}, "
+        f"added {human_size(run.bytes_added)}"
     )
     if run.snapshot:
         text += f", snapshot {run.snapshot}"
@@ -80,76 +52,15 @@ def summary(run: Run) -> str:
     return text
 
 
-_log_files: set[Path] = set()
-
-
-def attach_log_file(path: Path, max_bytes: int, backup_count: int) -> None:
-    """Write the backup logger to its own rotating file (once per process and path)."""
-    if path in _log_files:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = RotatingFileHandler(
-        path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.setLevel(logging.DEBUG)
-    log.addHandler(handler)
-    if log.level == logging.NOTSET or log.level > logging.DEBUG:
-        log.setLevel(logging.DEBUG)
-    _log_files.add(path)
-
-
-def nearest_usage(path: Path) -> int | None:
-    """Free bytes on the file system that holds ``path`` (or its nearest existing parent)."""
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            return None
-        probe = probe.parent
-    try:
-        return shutil.disk_usage(probe).free
-    except OSError:
-        return None
-
-
-def rclone_about(target: Target, config: BackupConfig) -> dict[str, int] | None:
-    """Total, used and free bytes of an rclone remote (``rclone about``), None when its
-    backend cannot tell (B2, S3...) or the remote does not answer."""
-    conf = rclone_config_path(config)
-    # One try, short timeouts: an unreachable remote must not add minutes to a run.
-    cmd = [require_tool("rclone"), "about", "--json", target.location, "--low-level-retries=1"]
-    cmd += ["--contimeout=10s", "--timeout=30s", "--retries=1"]
-    if conf.exists():
-        cmd += ["--config", str(conf)]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-        about = json.loads(done.stdout) if done.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
-    if not isinstance(about, dict):
-        return None
-    sizes = {k: about.get(k) for k in ("total", "used", "free")}
-    if not isinstance(sizes["free"], int) or sizes["free"] < 0:
-        return None
-    return {k: v for k, v in sizes.items() if isinstance(v, int)}
-
-
-def _prune_logs(folder: Path, keep: int) -> None:
-    """Delete the oldest run logs of a job beyond ``keep`` (names start with the run id)."""
-    logs = sorted(folder.glob("*.log"), key=lambda p: int(p.name.split("-", 1)[0]))
-    for old in logs[: max(0, len(logs) - keep)]:
-        old.unlink(missing_ok=True)
-        old.with_suffix(".filter").unlink(missing_ok=True)
-
-
 class Backups:
     """The backup service of one data directory: runs jobs and records them."""
 
-    def __init__(self, area_dir: Path, config: BackupConfig, db: Database) -> None:
+    def __init__(self, area_dir: Path, config: BackupConfig, db: Database, roots: Roots) -> None:
         self.dir = area_dir
         self.config = config
+        self.roots = roots
         self.store = RunStore(db)
-        attach_log_file(area_dir / "backup.log", config.log_max_bytes, config.log_backup_count)
+        attach_log_file(log, area_dir / "backup.log", config.log_max_bytes, config.log_backup_count)
 
     def lock(self, job: JobSpec) -> JobLock:
         """The lock of one job."""
@@ -178,9 +89,7 @@ class Backups:
                 method=job.method,
                 target=target.location,
             )
-            stamp = datetime.now(UTC).strftime(retention.STAMP_FORMAT)
-            log_path = self.dir / "logs" / job.name / f"{run.id:06d}-{stamp}.log"
-            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path = runlogs.new_log(self.dir, job.name, run.id)
             run.log_file = str(log_path)
             started = time.monotonic()
             interrupted: BaseException | None = None
@@ -204,7 +113,7 @@ class Backups:
                 run.finished_at = utcnow()
                 out.write(summary(run) + "\n")
             self.store.finish(run)
-            _prune_logs(log_path.parent, self.config.keep_run_logs)
+            runlogs.prune(log_path.parent, self.config.keep_run_logs)
         finally:
             lock.release()
         # The CLI prints the summary itself; elsewhere a failure is worth the console.
@@ -270,7 +179,7 @@ class _Execution:
         self.verbose = verbose
         self.on_event = on_event
         self.cancel = cancel
-        self.stats = commands.Stats()
+        self.stats = cmdlines.Stats()
         self.cancelled = False
 
     def go(self) -> None:
@@ -289,13 +198,17 @@ class _Execution:
         """Free bytes at the target: statvfs locally, ``rclone about`` for a remote that
         tells (many do: sftp, Drive, OneDrive; B2 and S3 do not); None otherwise."""
         if self.target.is_local:
-            return nearest_usage(self.target.path)
+            return diskstats.nearest_free(self.target.path)
         if self.target.tool != "rclone":
             return None
-        about = rclone_about(self.target, self.backups.config)
+        about = diskstats.rclone_about(self.target, self.backups.config)
         return about["free"] if about else None
 
     def check_safety(self) -> None:
+        try:
+            self.backups.roots.check_job(self.job, self.target)
+        except PathRefused as exc:
+            raise Refused(f"{exc.message}; nothing was changed") from exc
         source = Path(self.job.source)
         if not source.is_absolute() or not source.is_dir():
             raise Refused(f"source {source} is missing or not a directory; nothing was changed")
@@ -321,7 +234,7 @@ class _Execution:
         rsync = require_tool("rsync")
         if self.target.is_local:
             self.target.path.mkdir(parents=True, exist_ok=True)
-        cmd = commands.rsync_command(
+        cmd = cmdlines.rsync_command(
             rsync,
             self.job,
             self.job.source,
@@ -329,7 +242,7 @@ class _Execution:
             verbose=self.verbose,
             progress=self.on_event is not None,
         )
-        code = self.execute(cmd, commands.parse_rsync_line)
+        code = self.execute(cmd, cmdlines.parse_rsync_line)
         self.finish_classes("rsync", code)
         self.copy_stats()
         if self.run.result in ("ok", "warning") and self.stats.total_file_size is not None:
@@ -351,7 +264,7 @@ class _Execution:
             for stale in leftovers[:-1]:
                 shutil.rmtree(stale)
         link_dest = (root / done[-1]).resolve() if done else None
-        cmd = commands.rsync_command(
+        cmd = cmdlines.rsync_command(
             rsync,
             self.job,
             self.job.source,
@@ -363,7 +276,7 @@ class _Execution:
         )
         if resumed:
             cmd.insert(1, "--delete")
-        code = self.execute(cmd, commands.parse_rsync_line)
+        code = self.execute(cmd, cmdlines.parse_rsync_line)
         self.finish_classes("rsync", code)
         self.copy_stats()
         if self.run.result not in ("ok", "warning"):
@@ -396,11 +309,11 @@ class _Execution:
         if conf is not None and not conf.exists():
             conf = None
         filter_file: Path | None = None
-        rules = commands.rclone_filter_lines(self.job)
+        rules = cmdlines.rclone_filter_lines(self.job)
         if rules:
             filter_file = Path(self.run.log_file or "").with_suffix(".filter")
             filter_file.write_text("\n".join(rules) + "\n", encoding="utf-8")
-        cmd = commands.rclone_command(
+        cmd = cmdlines.rclone_command(
             rclone,
             self.job,
             self.job.source,
@@ -411,8 +324,8 @@ class _Execution:
         )
         errors: list[str] = []
 
-        def parse(line: str, stats: commands.Stats) -> None:
-            message = commands.parse_rclone_line(line, stats)
+        def parse(line: str, stats: cmdlines.Stats) -> None:
+            message = cmdlines.parse_rclone_line(line, stats)
             if message:
                 errors.append(message)
 
@@ -453,81 +366,41 @@ class _Execution:
     def execute(
         self,
         cmd: list[str],
-        parse: Callable[[str, commands.Stats], None],
+        parse: Callable[[str, cmdlines.Stats], None],
         *,
         stderr_is_log: bool = False,
     ) -> int:
-        """Run the tool; every line goes to the run log, stderr lines are the error lines."""
-        self.out.write(f"$ {commands.describe(cmd)}\n")
-        self.out.flush()
-        log.debug("%s: %s", self.job.name, commands.describe(cmd))
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        lock = threading.Lock()
+        """Run the tool; every line goes to the run log, stderr lines are the error lines
+        (rclone's JSON log on stderr is parsed instead, ``stderr_is_log``)."""
+        log.debug("%s: %s", self.job.name, cmdlines.describe(cmd))
 
-        def read_stderr(stream: IO[bytes]) -> None:
-            for raw in stream:
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                with lock:
-                    self.out.write(line + "\n")
-                if stderr_is_log:
-                    parse(line, self.stats)
-                    if self.verbose:
-                        log.info("%s: %s", self.job.name, line)
-                    continue
-                if line.strip() and len(self.run.errors) < MAX_ERROR_LINES:
-                    self.run.errors.append(line)
+        def on_stdout(line: str) -> None:
+            parse(line, self.stats)
+            if self.verbose:
                 log.info("%s: %s", self.job.name, line)
 
-        err_thread = threading.Thread(target=read_stderr, args=(proc.stderr,), daemon=True)
-        err_thread.start()
-        watcher: threading.Thread | None = None
-        if self.cancel is not None:
-            watcher = threading.Thread(target=self._watch_cancel, args=(proc,), daemon=True)
-            watcher.start()
-        last_event = 0.0
-        buffer = b""
-        try:
-            while chunk := os.read(proc.stdout.fileno(), 65536):
-                buffer += chunk
-                *lines, buffer = buffer.replace(b"\r", b"\n").split(b"\n")
-                for raw in lines:
-                    # Progress lines (--info=progress2) are the only ones that start
-                    # with a space; they can be 50,000 a run, so parse them only when
-                    # an event is due.
-                    if raw[:1] == b" ":
-                        now = time.monotonic()
-                        if self.on_event is not None and now - last_event > 0.25:
-                            last_event = now
-                            self.emit_progress(raw.decode("utf-8", "replace"))
-                        continue
-                    if not raw:
-                        continue
-                    line = raw.decode("utf-8", "replace")
-                    with lock:
-                        self.out.write(line + "\n")
-                    parse(line, self.stats)
-                    if self.verbose:
-                        log.info("%s: %s", self.job.name, line)
-            code = proc.wait()
-        except KeyboardInterrupt:
-            self._stop(proc)
-            raise
-        err_thread.join(timeout=10)
-        if watcher is not None:
-            watcher.join(timeout=1)
-        return code
+        def on_stderr(line: str) -> None:
+            if stderr_is_log:
+                on_stdout(line)
+                return
+            if line.strip() and len(self.run.errors) < MAX_ERROR_LINES:
+                self.run.errors.append(line)
+            log.info("%s: %s", self.job.name, line)
+
+        ended = pump(
+            cmd,
+            self.out,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+            on_progress=self.emit_progress if self.on_event is not None else None,
+            cancel=self.cancel,
+        )
+        self.cancelled = ended.cancelled
+        return ended.code
 
     def emit_progress(self, line: str) -> None:
         """Send a RunProgress event for one --info=progress2 line."""
-        progress = commands.rsync_progress(line)
+        progress = cmdlines.rsync_progress(line)
         if progress is not None and self.on_event is not None:
             self.on_event(
                 {
@@ -539,21 +412,3 @@ class _Execution:
                     "Speed": progress["speed"],
                 }
             )
-
-    def _watch_cancel(self, proc: subprocess.Popen[bytes]) -> None:
-        assert self.cancel is not None
-        while proc.poll() is None:
-            if self.cancel.wait(0.2):
-                self.cancelled = True
-                self._stop(proc)
-                return
-
-    @staticmethod
-    def _stop(proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()

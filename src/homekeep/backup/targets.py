@@ -124,13 +124,19 @@ def valid_source(source: str) -> bool:
     return path.is_absolute() and path.is_dir()
 
 
+def nearest_existing(path: Path) -> Path | None:
+    """``path`` or its nearest ancestor that exists (None when not even ``/`` does)."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return None
+        probe = probe.parent
+    return probe
+
+
 def valid_local_target(path: Path) -> bool:
     """True when ``path`` is absolute and its nearest existing ancestor is a writable directory."""
     if not path.is_absolute():
         return False
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            return False
-        probe = probe.parent
-    return probe.is_dir() and os.access(probe, os.W_OK)
+    probe = nearest_existing(path)
+    return probe is not None and probe.is_dir() and os.access(probe, os.W_OK)

@@ -6,20 +6,20 @@ variables named ``HOMEKEEP_<SECTION>_<KEY>`` (values in TOML syntax, or a bare s
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-import tomli_w
-import tomlkit
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from homekeep.core.errors import ConfigError
 from homekeep.core.files import write_atomic
+from homekeep.core.limits import Limits
 from homekeep.core.paths import DataDir, default_config_path, default_data_dir
 
 ENV_PREFIX = "HOMEKEEP_"
@@ -27,10 +27,24 @@ ENV_PREFIX = "HOMEKEEP_"
 _CLI_ENV = {"HOMEKEEP_CONFIG", "HOMEKEEP_DATA_DIR"}
 
 
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, values are immutable."""
+@dataclass(frozen=True)
+class Renamed:
+    """A key that was renamed: the old name is still read, converted, with a warning."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    new: str
+    convert: Callable[[Any], Any] = lambda value: value
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are immutable.
+
+    ``renamed`` maps keys of earlier releases to their new names, so an old config file
+    keeps working: each old key is read once, converted, and named in a warning.
+    """
+
+    # defer_build: a model's validator is built when first used, not when imported
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, defer_build=True)
+    renamed: ClassVar[Mapping[str, Renamed]] = {}
 
 
 class CoreSection(Section):
@@ -55,6 +69,34 @@ class ServerSection(Section):
         description="Base URL clients use to reach this server, e.g. https://home.example; "
         "default: built from host and port.",
     )
+    trusted_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names (and addresses) requests may name in their Host header, "
+        "e.g. ['nas.lan', '*.home.example']; others get 400. Always trusted: localhost, "
+        "the loopback addresses, the host of public_url, this machine's name and, when "
+        "listening on every interface, its addresses. ['*'] trusts any name.",
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=4096,
+        le=1024 * 1024,
+        description="Largest request line plus headers a client may send (431 past it).",
+    )
+    max_header_count: int = Field(
+        default=128, ge=16, le=4096, description="Most request headers a client may send."
+    )
+    header_timeout_seconds: float = Field(
+        default=15,
+        gt=0,
+        le=600,
+        description="A client must send a request's headers within this (408 after it).",
+    )
+    max_connections: int = Field(
+        default=512,
+        ge=1,
+        le=100_000,
+        description="Open connections the server accepts at once (503 past it).",
+    )
 
     def base_url(self, port: int | None = None) -> str:
         """Return the public base URL, without a trailing slash."""
@@ -63,6 +105,51 @@ class ServerSection(Section):
         scheme = "https" if self.tls_cert else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port if port is None else port}"
+
+    def limits(self) -> Limits:
+        """The per-client bounds every HTTP server of homekeep applies."""
+        return Limits(
+            max_header_bytes=self.max_header_bytes,
+            max_header_count=self.max_header_count,
+            header_timeout_seconds=self.header_timeout_seconds,
+            max_connections=self.max_connections,
+        )
+
+
+def _networks(value: list[str]) -> list[str]:
+    """Check every entry is an address or a network (``10.0.0.0/8``), as written."""
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise ValueError(
+                f"{entry!r} is not an IP address or network; write e.g. '127.0.0.1' or '10.0.0.0/8'"
+            ) from exc
+    return value
+
+
+class WebSection(Section):
+    """People on the web: sessions, logins, and the proxies whose forwarded headers count."""
+
+    trusted_proxies: Annotated[list[str], AfterValidator(_networks)] = Field(
+        default_factory=list,
+        description="Addresses or networks of reverse proxies in front of `homekeep serve`, "
+        "e.g. ['127.0.0.1', '10.0.0.0/24']. Only from these are X-Forwarded-For, "
+        "X-Forwarded-Proto and Forwarded believed (for the client's address, the first-run "
+        "check and login backoff); from anyone else they are ignored.",
+    )
+    session_idle_days: float = Field(
+        default=14,
+        gt=0,
+        le=3650,
+        description="A login session ends after this long without a request.",
+    )
+    session_lifetime_days: float = Field(
+        default=90,
+        gt=0,
+        le=3650,
+        description="A login session ends this long after the login, however busy.",
+    )
 
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -84,6 +171,7 @@ class LoggingSection(Section):
 CORE_SECTIONS: dict[str, type[Section]] = {
     "core": CoreSection,
     "server": ServerSection,
+    "web": WebSection,
     "logging": LoggingSection,
 }
 
@@ -91,12 +179,53 @@ S = TypeVar("S", bound=Section)
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The effective configuration: every section validated."""
+class _Raw:
+    """One section's keys as read (file and environment merged), not yet validated."""
 
-    sections: Mapping[str, Section]
+    model: type[Section]
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration, each section validated when first read.
+
+    ``load_settings`` validates every section at once unless asked not to; the CLI asks
+    not to, so a command pays only for the sections it reads (``homekeep serve`` and
+    ``config show`` validate all at start). The cache of validated sections may be
+    filled from several threads: each fills an entry with the same immutable value, so
+    the race is harmless.
+    """
+
+    raw: Mapping[str, _Raw]
     path: Path | None = None
     data_dir_override: Path | None = field(default=None, compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    where: str = field(default="the embedded defaults", compare=False)
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
+    _valid: dict[str, Section] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def sections(self) -> dict[str, Section]:
+        """Every section, validated."""
+        return {name: self._validated(name) for name in self.raw}
+
+    def validate(self) -> None:
+        """Validate every section now: a mistake anywhere raises ConfigError."""
+        for name in self.raw:
+            self._validated(name)
+
+    def _validated(self, name: str) -> Section:
+        value = self._valid.get(name)
+        if value is None:
+            raw = self.raw[name]
+            try:
+                value = raw.model.model_validate(dict(raw.data))
+            except ValidationError as exc:
+                detail = _describe(self.where, name, exc.errors()[0], self.overrides)
+                raise ConfigError(detail) from exc
+            self._valid[name] = value
+        return value
 
     @property
     def core(self) -> CoreSection:
@@ -105,6 +234,10 @@ class Settings:
     @property
     def server(self) -> ServerSection:
         return self.section("server", ServerSection)
+
+    @property
+    def web(self) -> WebSection:
+        return self.section("web", WebSection)
 
     @property
     def logging(self) -> LoggingSection:
@@ -118,7 +251,7 @@ class Settings:
 
     def section(self, name: str, model: type[S]) -> S:
         """Return one section, typed as the model that defines it."""
-        value = self.sections[name]
+        value = self._validated(name)
         if not isinstance(value, model):
             raise TypeError(f"section [{name}] is {type(value).__name__}, not {model.__name__}")
         return value
@@ -126,7 +259,13 @@ class Settings:
     def with_section(self, name: str, value: Section) -> Settings:
         """Return a copy with one section replaced (command-line overrides)."""
         return Settings(
-            {**self.sections, name: value}, path=self.path, data_dir_override=self.data_dir_override
+            {**self.raw, name: _Raw(type(value), value.model_dump())},
+            path=self.path,
+            data_dir_override=self.data_dir_override,
+            warnings=self.warnings,
+            where=self.where,
+            overrides=self.overrides,
+            _valid={**self._valid, name: value},
         )
 
     def to_toml(self) -> str:
@@ -134,6 +273,8 @@ class Settings:
         doc: dict[str, Any] = {}
         for name, section in self.sections.items():
             doc[name] = _drop_none(section.model_dump(mode="json"))
+        import tomli_w
+
         return tomli_w.dumps(doc)
 
 
@@ -143,11 +284,13 @@ def load_settings(
     *,
     env: Mapping[str, str] | None = None,
     data_dir: Path | None = None,
+    validate: bool = True,
 ) -> Settings:
     """Load and validate the config.
 
     ``path`` None means the default location if a file is there, else the embedded
-    defaults. ``sections`` maps every known section name to its model.
+    defaults. ``sections`` maps every known section name to its model. With
+    ``validate`` False each section is validated when first read.
     """
     env = os.environ if env is None else env
     explicit = path is not None
@@ -162,18 +305,52 @@ def load_settings(
         if name not in sections:
             known = ", ".join(f"[{s}]" for s in sections)
             raise ConfigError(f"{where}: unknown section [{name}]; known sections: {known}")
-    values: dict[str, Section] = {}
+    values: dict[str, _Raw] = {}
+    warnings: list[str] = []
     overrides = _env_overrides(env, sections)
     for name, model in sections.items():
         data = raw.get(name, {})
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: [{name}] must be a table of keys, not a single value")
-        merged = {**data, **overrides.get(name, {})}
+        merged = _rename({**data, **overrides.get(name, {})}, name, model, where, warnings)
+        values[name] = _Raw(model, merged)
+    settings = Settings(
+        values,
+        path=path,
+        data_dir_override=data_dir,
+        warnings=tuple(warnings),
+        where=where,
+        overrides=overrides,
+    )
+    if validate:
+        settings.validate()
+    return settings
+
+
+def _rename(
+    data: dict[str, Any], section: str, model: type[Section], where: str, warnings: list[str]
+) -> dict[str, Any]:
+    """Read the old names of renamed keys as their new ones, with a warning for each."""
+    for old, renamed in model.renamed.items():
+        if old not in data:
+            continue
+        value = data.pop(old)
+        if renamed.new in data:
+            warnings.append(
+                f"{where}: [{section}] {old} is ignored: {renamed.new} is set; remove {old}"
+            )
+            continue
         try:
-            values[name] = model.model_validate(merged)
-        except ValidationError as exc:
-            raise ConfigError(_describe(where, name, exc.errors()[0], overrides)) from exc
-    return Settings(values, path=path, data_dir_override=data_dir)
+            data[renamed.new] = renamed.convert(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"{where}: [{section}] {old}: {exc}; better, set {renamed.new} instead"
+            ) from exc
+        warnings.append(
+            f"{where}: [{section}] {old} is now {renamed.new} "
+            f"(= {data[renamed.new]!r}); rename it, the old name will go"
+        )
+    return data
 
 
 def _read_toml(path: Path, *, explicit: bool) -> dict[str, Any]:
@@ -202,7 +379,8 @@ def _env_overrides(
         for name in names:
             if rest.startswith(name + "_"):
                 key = rest[len(name) + 1 :]
-                if key not in sections[name].model_fields:
+                model = sections[name]
+                if key not in model.model_fields and key not in model.renamed:
                     known = ", ".join(sections[name].model_fields)
                     raise ConfigError(
                         f"environment variable {var}: [{name}] has no key '{key}'; "
@@ -281,12 +459,16 @@ def _inline(value: Any) -> str:
         return "{" + (f" {items} " if items else "") + "}"
     if isinstance(value, list):
         return "[" + ", ".join(_inline(v) for v in value) + "]"
+    import tomli_w
+
     return tomli_w.dumps({"v": value}).strip().removeprefix("v = ")
 
 
 def _key(name: str) -> str:
     if name.replace("_", "").replace("-", "").isalnum():
         return name
+    import tomli_w
+
     return tomli_w.dumps({name: 0}).rstrip("\n").rpartition(" = ")[0]  # quoted as TOML needs
 
 
@@ -296,6 +478,8 @@ def save_section(path: Path, name: str, values: Mapping[str, Any]) -> None:
     The file is rewritten atomically (temp file, fsync, rename).
     """
     text = path.read_text(encoding="utf-8") if path.exists() else ""
+    import tomlkit  # only rewriting a file needs it
+
     doc = tomlkit.parse(text)
     doc[name] = _drop_none(dict(values))
     write_atomic(path, tomlkit.dumps(doc).encode("utf-8"))

@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-import anyio.to_thread
-
 from homekeep.core.errors import HomekeepError
 
 P = ParamSpec("P")
@@ -110,6 +108,8 @@ class Database:
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking function that uses this database on a worker thread."""
+        import anyio.to_thread  # only async code calls this
+
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
     def close(self) -> None:

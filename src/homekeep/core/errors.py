@@ -19,6 +19,9 @@ Every error knows how the CLI exits on it and how the API answers it::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Protocol
+
 
 class HomekeepError(Exception):
     """Base of every error homekeep reports to a person or a client."""
@@ -155,3 +158,43 @@ def error_class_for(status: int) -> type[HomekeepError]:
             return cls
         pending.extend(cls.__subclasses__())
     return HomekeepError
+
+
+class _Answer(Protocol):
+    """What ``error_from_response`` reads of an HTTP response (httpx's has it all)."""
+
+    status_code: int
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def reason_phrase(self) -> str: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def json(self) -> Any: ...
+
+
+def error_message(response: _Answer) -> str:
+    """The message of one of our JSON error answers, or the start of whatever came instead."""
+    try:
+        message = response.json()["error"]["message"]
+        if isinstance(message, str) and message:
+            return message
+    except (ValueError, KeyError, TypeError):
+        pass
+    return response.text[:200].strip() or response.reason_phrase
+
+
+def error_from_response(response: _Answer, where: str) -> HomekeepError:
+    """Turn one of our API's error answers back into the error the server raised."""
+    message = f"{where}: {error_message(response)}"
+    if response.status_code == 429:
+        try:
+            wait = max(1, int(response.headers.get("retry-after", "1")))
+        except ValueError:
+            wait = 1
+        return RateLimited(message, retry_after=wait)
+    return error_class_for(response.status_code)(message)

@@ -1,7 +1,7 @@
 """Where homekeep keeps its files: the data directory and its layout.
 
 <data_dir>/
-    homekeep.sqlite          core database (tokens)
+    homekeep.sqlite          core database (tokens, users, sessions)
     logs/homekeep.log        rotating log file
     <area>/                  one folder per area
     <area>/<area>.sqlite     the area's database

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from homekeep.core.area import AreaContext
-from homekeep.core.config import Section, Settings, load_settings
-from homekeep.core.logs import level_from_name, setup_logging
-from homekeep.core.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from homekeep.core.config import Section, Settings
+    from homekeep.core.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from homekeep.core.accounts import Accounts
 
 
 @dataclass
 class Runtime:
     """Global CLI state; settings load on first use so ``--help`` never reads a file."""
 
-    sections: Mapping[str, type[Section]]
+    sections: Callable[[], Mapping[str, type[Section]]]  # imports every config model
     area_names: tuple[str, ...]
     config_path: Path | None = None
     data_dir: Path | None = None
@@ -30,12 +35,21 @@ class Runtime:
 
     @cached_property
     def settings(self) -> Settings:
-        return load_settings(self.config_path, self.sections, data_dir=self.data_dir)
+        from homekeep.core.config import load_settings
+
+        settings = load_settings(
+            self.config_path, self.sections(), data_dir=self.data_dir, validate=False
+        )
+        for warning in settings.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        return settings
 
     def setup_logging(self) -> None:
         """Console at WARNING (INFO with -v, DEBUG with -vv or --debug) plus the log file."""
         if self._logging_ready:
             return
+        from homekeep.core.logs import level_from_name, setup_logging
+
         settings = self.settings
         console = logging.WARNING
         if self.verbose == 1:
@@ -54,8 +68,16 @@ class Runtime:
 
     def tokens(self) -> TokenStore:
         """Open the token store in the data directory."""
+        from homekeep.core.tokens import TokenStore
+
         self.settings.data.ensure()
         return TokenStore(self.settings.data.core_db)
+
+    def accounts(self) -> Accounts:
+        """Open the users, sessions and tokens of the data directory."""
+        from homekeep.core.accounts import Accounts
+
+        return Accounts(self.settings.data, self.settings.web, self.area_names)
 
     def area(self, name: str) -> AreaContext:
         """Return the context handed to one area's commands."""

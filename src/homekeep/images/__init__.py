@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import click
-
-from homekeep.core.area import Area, AreaContext, WebParts
-from homekeep.images.config import ImagesConfig
-
-
-def _cli() -> click.Group:
-    from homekeep.images.cli import group
-
-    return group
-
-
-def _web(ctx: AreaContext) -> WebParts:
-    from homekeep.images.api import build
-
-    return build(ctx)
-
+from homekeep.core.area import Area
 
 AREA = Area(
     name="images",
     title="Images",
     summary="Upload images (JSON, multipart, ShareX) and share them by short links.",
-    config=ImagesConfig,
-    cli=_cli,
-    web=_web,
+    config_ref="homekeep.images.config:ImagesConfig",
+    cli_ref="homekeep.images.cli:group",
+    web_ref="homekeep.images.api:build",
+    debian_packages={
+        "nginx-light": "images: the nginx-front test and the benchmark's reference",
+    },
 )

@@ -15,10 +15,11 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from homekeep.core.area import AreaContext, WebParts
-from homekeep.core.auth import authenticate
+from homekeep.core.area import AreaContext, Summary, WebParts
+from homekeep.core.auth import Caller, authenticate
 from homekeep.core.db import utcnow
 from homekeep.core.errors import Forbidden, NotFound
+from homekeep.core.output import human_size
 from homekeep.core.web import templates
 from homekeep.images import thumbnails
 from homekeep.images.ingest import check, save
@@ -102,7 +103,8 @@ def build(ctx: AreaContext) -> WebParts:
         return found
 
     def base(request: Request) -> str:
-        return images.base_url(str(request.base_url))
+        local = request.scope.get("server")  # the socket's own address, not a header
+        return images.base_url((str(local[0]), int(local[1])) if local and local[1] else None)
 
     @api.post("", status_code=201, openapi_extra=_UPLOAD_DOC)
     async def upload(request: Request) -> JSONResponse:
@@ -257,11 +259,16 @@ def build(ctx: AreaContext) -> WebParts:
             headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
         )
 
-    @pages.get("/delete/{image_id}/{secret}", response_class=HTMLResponse)
+    # the delete links are for whoever holds the secret, logged in or not: public routes
+    @root.get(
+        "/images/delete/{image_id}/{secret}", response_class=HTMLResponse, include_in_schema=False
+    )
     async def delete_confirm(image_id: str, secret: str, request: Request) -> HTMLResponse:
         return await delete_page(request, image_id, secret, confirm=False)
 
-    @pages.post("/delete/{image_id}/{secret}", response_class=HTMLResponse)
+    @root.post(
+        "/images/delete/{image_id}/{secret}", response_class=HTMLResponse, include_in_schema=False
+    )
     async def delete_do(image_id: str, secret: str, request: Request) -> HTMLResponse:
         return await delete_page(request, image_id, secret, confirm=True)
 
@@ -292,7 +299,17 @@ def build(ctx: AreaContext) -> WebParts:
                 await task
         db.close()
 
-    return WebParts(api=api, pages=pages, root=root, startup=[start], shutdown=[stop])
+    async def summary(caller: Caller) -> Summary:
+        sql = "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM images"
+        row = await db.run(db.query_one, sql)
+        return {
+            "images": row["n"] if row else 0,
+            "disk use": human_size(row["bytes"] if row else 0),
+        }
+
+    return WebParts(
+        api=api, pages=pages, root=root, startup=[start], shutdown=[stop], summary=summary
+    )
 
 
 def _seconds_between(start: str, end: str) -> int:

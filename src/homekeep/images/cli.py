@@ -10,9 +10,6 @@ from urllib.parse import urlsplit
 
 import click
 import httpx
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from homekeep.core.errors import (
     HomekeepError,
@@ -20,8 +17,9 @@ from homekeep.core.errors import (
     RateLimited,
     Unavailable,
     UsageError,
-    error_class_for,
+    error_from_response,
 )
+from homekeep.core.output import console, json_option, new_table, print_json
 from homekeep.core.runtime import Runtime, pass_runtime
 from homekeep.images.config import ImagesConfig
 from homekeep.images.formats import sniff
@@ -52,17 +50,6 @@ def _store(rt: Runtime) -> tuple[ImageStore, str]:
     return open_store(ctx, config), _server(rt, None)
 
 
-def _error(response: httpx.Response, what: str) -> HomekeepError:
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text[:200] or response.reason_phrase
-    if response.status_code == 429:
-        wait = int(response.headers.get("retry-after", "1"))
-        return RateLimited(f"{what}: {message}", retry_after=wait)
-    return error_class_for(response.status_code)(f"{what}: {message}")
-
-
 @click.group("images")
 def group() -> None:
     """Upload images and share them by short links; manage the images stored here."""
@@ -73,7 +60,7 @@ def group() -> None:
 @click.option("--server", metavar="URL", help="Server to upload to (default: this one).")
 @click.option("--token", envvar="HOMEKEEP_TOKEN", help="API token with scope images.")
 @click.option("--expires-in", type=click.IntRange(min=1), help="Delete after N seconds.")
-@click.option("--json", "as_json", is_flag=True, help="Print each server answer as JSON.")
+@json_option("Print each server answer as JSON.")
 @pass_runtime
 def upload(
     rt: Runtime,
@@ -106,7 +93,7 @@ def upload(
                     f"cannot reach {base}: {exc}; start it with 'homekeep serve' or pass --server"
                 ) from exc
             if response.status_code not in (200, 201):
-                failures.append(_error(response, str(path)))
+                failures.append(error_from_response(response, str(path)))
                 click.echo(f"error: {failures[-1].message}", err=True)
                 continue
             body = response.json()
@@ -127,7 +114,7 @@ def _row(record: ImageRecord, base: str) -> dict[str, Any]:
 @group.command("list")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(min=0), default=0)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_runtime
 def list_(rt: Runtime, limit: int, offset: int, as_json: bool) -> None:
     """List the images stored on this machine, newest first."""
@@ -137,24 +124,24 @@ def list_(rt: Runtime, limit: int, offset: int, as_json: bool) -> None:
     finally:
         store.db.close()
     if as_json:
-        click.echo(json.dumps({"images": [_row(r, base) for r in records], "total": total}))
+        print_json({"images": [_row(r, base) for r in records], "total": total})
         return
-    table = Table("id", "type", "size", "pixels", "name", "created", title=f"{total} images")
+    table = new_table("id", "type", "size", "pixels", "name", "created", title=f"{total} images")
     for r in records:
         table.add_row(
             r.file,
             r.mime_type,
             str(r.size),
             f"{r.width}x{r.height}",
-            Text(r.file_name),  # plain text: a name like "[red]x" is not rich markup
+            r.file_name,
             r.created_at[:16].replace("T", " "),
         )
-    Console().print(table)
+    console().print(table)
 
 
 @group.command()
 @click.argument("image_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @pass_runtime
 def info(rt: Runtime, image_id: str, as_json: bool) -> None:
     """Show one image's record and link."""
@@ -167,7 +154,7 @@ def info(rt: Runtime, image_id: str, as_json: bool) -> None:
         raise NotFound(f"no image {image_id!r}; see 'homekeep images list'")
     row = _row(record, base)
     if as_json:
-        click.echo(json.dumps(row))
+        print_json(row)
         return
     width = max(len(k) for k in row)
     for key, value in row.items():

@@ -9,12 +9,13 @@ decoder enabled, within the pixel and frame limits.
 from __future__ import annotations
 
 import io
-import struct
+import warnings
 from dataclasses import dataclass
 
 from PIL import Image, features
 
 from homekeep.core.errors import InvalidInput, UnsupportedMedia
+from homekeep.images import chunks
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ FORMATS: dict[str, Format] = {
         Format("image/avif", "avif", "AVIF"),
     )
 }
+# Pillow warns on stderr about every corrupt EXIF, APNG or MPO index it reads: a stream of
+# hostile uploads would flood the server's console with them, and each file is refused or
+# cleaned here anyway. Set once at import: warnings.catch_warnings around each decode would
+# change the process-wide filters from many threads at once (it is not thread-safe).
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 BY_EXT: dict[str, Format] = {f.ext: f for f in FORMATS.values()}
 _ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
 
@@ -89,8 +95,8 @@ def check_type(data: bytes, declared: str, allowed: tuple[str, ...]) -> Format:
 def check_structure(data: bytes, fmt: Format) -> None:
     """Refuse truncated containers and bytes after the image's end (polyglots)."""
     try:
-        end = _END[fmt.mime](data)
-    except (struct.error, IndexError, ValueError) as exc:
+        _, end = chunks.WALKS[fmt.mime](data)
+    except ValueError as exc:
         raise InvalidInput(f"corrupt {fmt.mime}: {exc}") from exc
     if end > len(data):
         raise InvalidInput(f"truncated {fmt.mime}: the file ends before the image does")
@@ -99,53 +105,6 @@ def check_structure(data: bytes, fmt: Format) -> None:
             f"{len(data) - end} bytes follow the end of the {fmt.mime} image; "
             "upload the image alone"
         )
-
-
-def _png_end(data: bytes) -> int:
-    pos = 8
-    while pos + 8 <= len(data):
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        kind = data[pos + 4 : pos + 8]
-        pos += 12 + length
-        if kind == b"IEND":
-            return pos
-    return len(data) + 1
-
-
-def _jpeg_end(data: bytes) -> int:
-    # Entropy-coded data has no length field; the last marker must be EOI.
-    return len(data) if data.endswith(b"\xff\xd9") else len(data) + 1
-
-
-def _gif_end(data: bytes) -> int:
-    return len(data) if data.endswith(b";") else len(data) + 1
-
-
-def _riff_end(data: bytes) -> int:
-    return 8 + int.from_bytes(data[4:8], "little")
-
-
-def _bmff_end(data: bytes) -> int:
-    pos = 0
-    while pos + 8 <= len(data):
-        size = int.from_bytes(data[pos : pos + 4], "big")
-        if size == 1:
-            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
-        elif size == 0:
-            return len(data)
-        if size < 8:
-            raise ValueError("box smaller than its header")
-        pos += size
-    return pos if pos >= len(data) else len(data) + 1
-
-
-_END = {
-    "image/png": _png_end,
-    "image/jpeg": _jpeg_end,
-    "image/gif": _gif_end,
-    "image/webp": _riff_end,
-    "image/avif": _bmff_end,
-}
 
 
 @dataclass(frozen=True)
@@ -161,6 +120,9 @@ def decode(
     data: bytes, fmt: Format, *, max_pixels: int, max_frames: int, max_total_pixels: int
 ) -> Decoded:
     """Decode every frame with only ``fmt``'s decoder; raise 422 on any problem.
+
+    The Pillow image is made, used and closed within this call, on the calling thread:
+    no two threads ever share one (the same holds in ``metadata`` and ``thumbnails``).
 
     Each frame of an animation is a whole canvas to Pillow, however few bytes it takes: a
     1 KB GIF of 1x1 updates on a 7000x7000 canvas costs seconds of CPU per 50 frames. So

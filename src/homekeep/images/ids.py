@@ -17,10 +17,14 @@ class IdGenerator:
     def __init__(self, alphabet: str, length: int) -> None:
         self.alphabet = alphabet
         self.length = length
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards growing ``length`` (uploads run on threads)
 
     def new(self) -> str:
-        """Return a fresh random id of the current length."""
+        """Return a fresh random id of the current length.
+
+        Called from many threads: ``secrets`` is thread-safe, and reading the length
+        unlocked can only see the old or the new length, either of which is fine.
+        """
         return "".join(secrets.choice(self.alphabet) for _ in range(self.length))
 
     def collided(self, streak: int, length: int) -> bool:

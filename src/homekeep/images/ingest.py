@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
-from homekeep.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from homekeep.core.errors import HomekeepError, InvalidInput, PayloadTooLarge, UnsupportedMedia
 from homekeep.images.config import ImagesConfig
 from homekeep.images.formats import (
     Format,
@@ -18,6 +19,8 @@ from homekeep.images.formats import (
 from homekeep.images.metadata import clean
 from homekeep.images.store import ImageRecord, ImageStore, expiry
 from homekeep.images.uploads import Upload
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,17 @@ def check(config: ImagesConfig, allowed: tuple[str, ...], upload: Upload) -> Che
         max_total_pixels=config.max_total_pixels,
     )
     width, height = decoded.width, decoded.height
-    stored = clean(
-        data, fmt, strip_gps=config.strip_gps, apply_orientation=config.apply_orientation
-    )
-    if stored is not data:
-        width, height = dimensions(stored, fmt)
+    try:
+        stored = clean(
+            data, fmt, strip_gps=config.strip_gps, apply_orientation=config.apply_orientation
+        )
+        if stored is not data:
+            width, height = dimensions(stored, fmt)
+    except HomekeepError:
+        raise
+    except Exception as exc:  # Pillow raises many kinds; the corpus tests find none here
+        log.warning("refused a %s whose metadata could not be cleaned", fmt.mime, exc_info=True)
+        raise InvalidInput(f"cannot clean the metadata of this {fmt.mime}: {exc}") from exc
     return Checked(stored, fmt, width, height)
 
 

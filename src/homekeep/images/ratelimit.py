@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -29,7 +30,11 @@ def client_key(host: str) -> str:
 
 
 class RateLimiter:
-    """Allows ``burst`` requests at once, refilled at ``per_minute``; 0 turns it off."""
+    """Allows ``burst`` requests at once, refilled at ``per_minute``; 0 turns it off.
+
+    Threads: guarded by a lock, so a bucket's read, refill and write back are one step
+    whichever thread calls (the server calls it from the event loop only).
+    """
 
     def __init__(
         self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic
@@ -38,18 +43,20 @@ class RateLimiter:
         self.burst = float(burst)
         self.clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def hit(self, key: str) -> None:
         """Take one request from ``key``'s bucket, or raise 429 with the wait in seconds."""
         if self.rate <= 0:
             return
-        now = self.clock()
-        tokens, last = self._buckets.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens < 1:
-            self._buckets[key] = (tokens, now)
-            wait = math.ceil((1 - tokens) / self.rate)
-            raise RateLimited(f"too many uploads; try again in {wait} s", retry_after=wait)
-        self._buckets[key] = (tokens - 1, now)
-        while len(self._buckets) > MAX_KEYS:
-            self._buckets.popitem(last=False)
+        with self._lock:
+            now = self.clock()
+            tokens, last = self._buckets.pop(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens < 1:
+                self._buckets[key] = (tokens, now)
+                wait = math.ceil((1 - tokens) / self.rate)
+                raise RateLimited(f"too many uploads; try again in {wait} s", retry_after=wait)
+            self._buckets[key] = (tokens - 1, now)
+            while len(self._buckets) > MAX_KEYS:
+                self._buckets.popitem(last=False)

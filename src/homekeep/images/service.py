@@ -26,6 +26,7 @@ CACHE_SIZE = 4096
 BLOB_MAX = 512 * 1024  # files up to this size are kept in memory once served
 BLOB_BUDGET = 64 * 1024 * 1024
 Stamp = tuple[int, int, int]
+WILDCARDS = ("", "0.0.0.0", "::")  # listen on every address: no one host to link to
 
 
 def stamp(stat: os.stat_result) -> Stamp:
@@ -49,7 +50,14 @@ def open_store(ctx: AreaContext, config: ImagesConfig) -> ImageStore:
 
 @dataclass
 class Images:
-    """Everything the routes share."""
+    """Everything the routes share.
+
+    Threads: the caches (``records``, ``blobs``, ``blob_bytes``), the limiter and the
+    ``decoding`` semaphore belong to the event loop's thread: only route code and the
+    expiry sweep touch them, never a worker thread, so they need no lock. Work handed to
+    worker threads (decoding, cleaning, storing, thumbnails) gets bytes and paths, never
+    these objects; the store it uses is safe across threads (see ``ImageStore``).
+    """
 
     config: ImagesConfig
     settings: Settings
@@ -77,12 +85,22 @@ class Images:
     def folder(self) -> Path:
         return self.store.files
 
-    def base_url(self, request_base: str) -> str:
-        """The public base URL: [images] public_url, [server] public_url, else the request's."""
+    def base_url(self, local: tuple[str, int] | None) -> str:
+        """The base URL of links: [images] public_url, [server] public_url, else [server]
+        host and port, never the request's Host header (any client can send any Host).
+
+        ``local`` is the address the connection came in on, from the socket: it gives the
+        port when the configured one is 0 (any free port), and the host when the server
+        listens on every address (0.0.0.0 or ::).
+        """
         for configured in (self.config.public_url, self.settings.server.public_url):
             if configured:
                 return configured.rstrip("/")
-        return request_base.rstrip("/")
+        server = self.settings.server
+        if local is None:
+            return server.base_url()
+        host = local[0] if server.host in WILDCARDS else server.host
+        return server.model_copy(update={"host": host}).base_url(server.port or local[1])
 
     def cached(self, image_id: str) -> tuple[ImageRecord, os.stat_result] | None:
         """Return a remembered record and its file's stat, if that file is still the same."""

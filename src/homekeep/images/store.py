@@ -103,7 +103,12 @@ def expiry(seconds: int | None) -> str | None:
 
 
 class ImageStore:
-    """The images table and the files folder of one data directory."""
+    """The images table and the files folder of one data directory.
+
+    Threads: shared by every worker thread. ``db`` hands each thread its own SQLite
+    connection; ``ids`` guards its length with a lock; files are written to a temp name
+    of their own and linked under the write lock, so two uploads never share a file.
+    """
 
     def __init__(self, db: Database, folder: Path, ids: IdGenerator) -> None:
         self.db = db

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import click
-
-from homekeep.core.area import Area, AreaContext, WebParts
-from homekeep.music.config import MusicConfig
-
-
-def _cli() -> click.Group:
-    from homekeep.music.cli import group  # loaded only when the command is used
-
-    return group
-
-
-def _web(ctx: AreaContext) -> WebParts:
-    from homekeep.music.api import build
-
-    return build(ctx)
-
+from homekeep.core.area import Area
 
 AREA = Area(
     name="music",
     title="Music",
     summary="Scan music folders into a library of artists, albums, tracks and covers.",
-    config=MusicConfig,
-    cli=_cli,
-    web=_web,
+    config_ref="homekeep.music.config:MusicConfig",
+    cli_ref="homekeep.music.cli:group",
+    web_ref="homekeep.music.api:build",
+    debian_packages={
+        "ffmpeg": "music: test fixtures and transcoding",
+    },
 )

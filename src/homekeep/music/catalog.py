@@ -2,15 +2,16 @@
 
 An album's key is its MusicBrainz album id when tagged, else its album artist ("Various
 Artists" for compilations) plus its title plus its year. Ids are short hashes of keys,
-so they survive a full rebuild and the player's links stay valid.
+so they survive a full rebuild and the player's links stay valid. No SQL here: the store
+reads the rows, ``derive`` turns them into albums and artists, the store writes them.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import sqlite3
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
@@ -95,25 +96,30 @@ def _disc_parent(directory: str) -> str | None:
     return None
 
 
-def rebuild(conn: sqlite3.Connection, cover_priority: list[str]) -> None:
-    """Rebuild the artists and albums tables from the tracks, in the caller's transaction."""
+def derive(
+    tracks: Iterable[tuple[Any, ...]],
+    track_artists: Iterable[tuple[str, str, int]],
+    folder_images: Iterable[tuple[int, str, str, str, str]],
+    pictures: Iterable[tuple[int, int, str]],
+    cover_priority: list[str],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Return the rows of the albums and artists tables, derived from the tracks.
+
+    ``tracks`` in album, disc, track and path order, each as (album_id, album, year,
+    date, genre, compilation, release_type, mb_album_id, mb_release_group_id, disc,
+    disc_total, duration, file_id, root_id, dir, main artist name, artist_id,
+    mb_artist_id, album_artist tag, album_artist_id); ``track_artists`` as (artist id,
+    name, tracks); ``folder_images`` as (root_id, dir, path, ext, hash) in path order;
+    ``pictures`` as (file_id, type, hash) in position order, read only when
+    ``embedded`` is a cover source.
+    """
     albums: dict[str, _Album] = {}
     artist_names: dict[str, Counter[str]] = {}
     artist_mbids: dict[str, str] = {}
     artist_tracks: Counter[str] = Counter()
-    cur = conn.cursor()
-    cur.row_factory = None  # plain tuples: this loop runs over every track
-    rows = cur.execute(
-        "SELECT t.album_id, t.album, t.year, t.date, t.genre, t.compilation, t.release_type,"
-        " t.mb_album_id, t.mb_release_group_id, t.disc, t.disc_total, t.duration, t.file_id,"
-        " f.root_id, f.dir, ta.name, t.artist_id, t.mb_artist_id, t.album_artist,"
-        " t.album_artist_id FROM tracks t JOIN files f ON f.id = t.file_id"
-        " LEFT JOIN track_artists ta ON ta.file_id = t.file_id AND ta.position = 0"
-        " ORDER BY t.album_id, COALESCE(t.disc, 1), COALESCE(t.track, 0), f.path"
-    )
     for (album_id, title, year, date, genre, compilation, release_type, mb_album_id, mb_group,
          disc, disc_total, duration, file_id, root_id, directory, artist, track_artist_id,
-         mb_artist_id, tag_album_artist, album_artist_id) in rows:  # fmt: skip
+         mb_artist_id, tag_album_artist, album_artist_id) in tracks:  # fmt: skip
         album = albums.get(album_id)
         if album is None:
             tags = {
@@ -152,58 +158,40 @@ def rebuild(conn: sqlite3.Connection, cover_priority: list[str]) -> None:
         if mb_artist_id:
             artist_mbids.setdefault(track_artist_id, mb_artist_id)
     # every artist of every track (multi-valued tags): a track counts for each of them
-    for aid, name, count in cur.execute(
-        "SELECT artist_id, name, COUNT(*) FROM track_artists GROUP BY artist_id, name"
-    ):
+    for aid, name, count in track_artists:
         artist_names.setdefault(aid, Counter())[name] += count
         artist_tracks[aid] += count
-    covers = _covers(conn, albums, cover_priority)
-    conn.execute("DELETE FROM albums")
-    conn.executemany(
-        "INSERT INTO albums (id, key, title, album_artist, album_artist_id, year, date, genre,"
-        " compilation, release_type, mb_album_id, mb_release_group_id, track_count, disc_count,"
-        " duration, root_id, dir, cover_hash, cover_source)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                a.id,
-                a.key,
-                a.titles.most_common(1)[0][0],
-                a.album_artist,
-                a.album_artist_id,
-                a.years.most_common(1)[0][0] if a.years else None,
-                min(a.dates) if a.dates else None,
-                a.genres.most_common(1)[0][0] if a.genres else None,
-                int(a.compilation),
-                a.release_type,
-                a.mb_album_id,
-                a.mb_release_group_id,
-                a.tracks,
-                a.discs,
-                round(a.duration, 3),
-                a.files[0][1],
-                _album_dir(a),
-                *covers.get(a.id, (None, None)),
-            )
-            for a in albums.values()
-        ],
-    )
+    covers = _covers(albums, cover_priority, folder_images, pictures)
+    album_rows = [
+        (
+            a.id,
+            a.key,
+            a.titles.most_common(1)[0][0],
+            a.album_artist,
+            a.album_artist_id,
+            a.years.most_common(1)[0][0] if a.years else None,
+            min(a.dates) if a.dates else None,
+            a.genres.most_common(1)[0][0] if a.genres else None,
+            int(a.compilation),
+            a.release_type,
+            a.mb_album_id,
+            a.mb_release_group_id,
+            a.tracks,
+            a.discs,
+            round(a.duration, 3),
+            a.files[0][1],
+            _album_dir(a),
+            *covers.get(a.id, (None, None)),
+        )
+        for a in albums.values()
+    ]
     album_counts = Counter(a.album_artist_id for a in albums.values())
-    conn.execute("DELETE FROM artists")
-    conn.executemany(
-        "INSERT INTO artists (id, name, mb_artist_id, track_count, album_count)"
-        " VALUES (?, ?, ?, ?, ?)",
-        [
-            (
-                aid,
-                names.most_common(1)[0][0],
-                artist_mbids.get(aid),
-                artist_tracks[aid],
-                album_counts[aid],
-            )
-            for aid, names in artist_names.items()
-        ],
-    )
+    artist_rows = [
+        (aid, names.most_common(1)[0][0], artist_mbids.get(aid), artist_tracks[aid],
+         album_counts[aid])
+        for aid, names in artist_names.items()
+    ]  # fmt: skip
+    return album_rows, artist_rows
 
 
 def _album_dir(album: _Album) -> str:
@@ -214,21 +202,21 @@ def _album_dir(album: _Album) -> str:
 
 
 def _covers(
-    conn: sqlite3.Connection, albums: dict[str, _Album], priority: list[str]
+    albums: dict[str, _Album],
+    priority: list[str],
+    folder_images: Iterable[tuple[int, str, str, str, str]],
+    pictures: Iterable[tuple[int, int, str]],
 ) -> dict[str, tuple[str, str]]:
     """Pick each album's front cover: (image hash, source) by the configured priority."""
     folder: dict[tuple[int, str], list[tuple[str, str]]] = {}
-    for row in conn.execute(
-        "SELECT root_id, dir, path, ext, hash FROM files"
-        " WHERE kind = 'image' AND hash IS NOT NULL ORDER BY path"
-    ):
-        if row["ext"] in COVER_EXTENSIONS:
-            name = PurePosixPath(row["path"]).name.lower()
-            folder.setdefault((row["root_id"], row["dir"]), []).append((name, row["hash"]))
+    for root_id, directory, path, ext, digest in folder_images:
+        if ext in COVER_EXTENSIONS:
+            name = PurePosixPath(path).name.lower()
+            folder.setdefault((root_id, directory), []).append((name, digest))
     embedded: dict[int, list[tuple[int, str]]] = {}
     if EMBEDDED in priority:
-        for row in conn.execute("SELECT file_id, type, hash FROM pictures ORDER BY position"):
-            embedded.setdefault(row["file_id"], []).append((row["type"], row["hash"]))
+        for file_id, ptype, digest in pictures:
+            embedded.setdefault(file_id, []).append((ptype, digest))
     covers: dict[str, tuple[str, str]] = {}
     for album in albums.values():
         found = _cover(album, priority, folder, embedded)

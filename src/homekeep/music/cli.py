@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from homekeep.core.area import AreaContext
-from homekeep.core.db import Database
 from homekeep.core.errors import NotFound
+from homekeep.core.output import (
+    console,
+    human_duration,
+    human_size,
+    json_option,
+    new_table,
+    plural,
+    print_json,
+)
 from homekeep.core.progress import progress
 from homekeep.core.runtime import Runtime, pass_runtime
-from homekeep.music import reports
-from homekeep.music.config import MusicConfig
-from homekeep.music.library import Library
-from homekeep.music.scanner import STEPS, Scanner, prestart_pool, remove_root, resolve_roots
-from homekeep.music.schema import MIGRATIONS
+from homekeep.music.pool import prestart_pool
+from homekeep.music.scanner import STEPS
+from homekeep.music.service import Service, open_service
 
 STEP_NAMES = {
     "walk": "walk",
@@ -30,48 +31,16 @@ STEP_NAMES = {
     "artwork": "artwork",
     "database": "database",
 }
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @contextmanager
-def _open(rt: Runtime) -> Iterator[tuple[AreaContext, Database]]:
-    """The music area's context and database, closed when the command ends."""
-    ctx = rt.area("music")
-    db = ctx.database(MIGRATIONS)
+def _service(rt: Runtime) -> Iterator[Service]:
+    """The music service, closed when the command ends."""
+    svc = open_service(rt.area("music"))
     try:
-        yield ctx, db
+        yield svc
     finally:
-        db.close()
-
-
-def _size(n: int | None) -> str:
-    value = float(n or 0)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
-def _count(n: int, noun: str, plural: str = "") -> str:
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
-
-
-def _seconds(value: float) -> str:
-    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def _print(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2))
-
-
-def _console() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
-
-
-def _table(*columns: str) -> Table:
-    return Table(*columns, box=None, pad_edge=False, header_style="bold")
+        svc.close()
 
 
 @click.group("music")
@@ -82,20 +51,16 @@ def group() -> None:
 @group.command()
 @click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--full", is_flag=True, help="Re-read the tags of every file, changed or not.")
-@json_option
+@json_option()
 @pass_runtime
 def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> None:
     """Scan ROOT folders (default: [music] roots, else the roots scanned before).
 
     Only new and changed files (size or mtime) are read; moved files keep their data.
     """
-    with _open(rt) as (ctx, db):
-        config = ctx.config(MusicConfig)
-        wanted = list(roots) or list(config.roots)
-        if not wanted:  # rescan what was scanned before
-            wanted = [Path(row["path"]) for row in Library(db).roots()]
-        paths = resolve_roots(wanted)
-        scanner = Scanner(db, ctx.dir, config)
+    with _service(rt) as svc:
+        paths = svc.scan_roots(roots)
+        scanner = svc.scanner()
         pool = prestart_pool(scanner.workers)  # before the progress display's thread
         try:
             with progress(enabled=None if not as_json else False) as display:
@@ -104,23 +69,23 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
     if as_json:
-        _print(result.to_json())
+        print_json(result.to_json())
         return
     c = result.counts
     total = sum(result.timings.values())
     click.echo(
         f"scanned {len(result.roots)} root{'s' * (len(result.roots) != 1)}: {c['files']} files,"
-        f" {c['audio']} audio, in {_seconds(total)}"
-        f" ({_count(result.workers, 'process', 'processes')} reading tags)"
+        f" {c['audio']} audio, in {human_duration(total)}"
+        f" ({plural(result.workers, 'process', 'processes')} reading tags)"
     )
     click.echo(
         f"  new {c['new']}, changed {c['changed']}, moved {c['moved']}, deleted {c['deleted']},"
         f" unchanged {c['unchanged']}; tags read {c['tags_read']}; new images {c['images_new']}"
     )
     click.echo(
-        f"  library: {_count(c['tracks'], 'track')}, {_count(c['albums'], 'album')},"
-        f" {_count(c['artists'], 'artist')};"
-        f" {_count(c['errors'], 'unreadable file')}, {_count(c['warnings'], 'warning')}"
+        f"  library: {plural(c['tracks'], 'track')}, {plural(c['albums'], 'album')},"
+        f" {plural(c['artists'], 'artist')};"
+        f" {plural(c['errors'], 'unreadable file')}, {plural(c['warnings'], 'warning')}"
         + (" (see 'homekeep music report errors')" if c["errors"] or c["warnings"] else "")
     )
     if c.get("unreadable_folders"):
@@ -128,10 +93,10 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
             f"  warning: {c['unreadable_folders']} folders could not be listed (permissions?);"
             " what they held is kept as it was"
         )
-    table = _table("step", "time")
+    table = new_table("step", "time")
     for step in STEPS:
-        table.add_row(STEP_NAMES[step], _seconds(result.timings[step]))
-    _console().print(table)
+        table.add_row(STEP_NAMES[step], human_duration(result.timings[step]))
+    console().print(table)
 
 
 @group.group()
@@ -140,44 +105,46 @@ def report() -> None:
 
 
 @report.command("types")
-@json_option
+@json_option()
 @pass_runtime
 def report_types(rt: Runtime, as_json: bool) -> None:
     """Every file under the roots by extension and detected kind, with count and size."""
-    with _open(rt) as (_, db):
-        rows = reports.types(db)
+    with _service(rt) as svc:
+        rows = svc.reports.types()
     if as_json:
-        _print(rows)
+        print_json(rows)
         return
-    table = _table("extension", "kind", "detected", "files", "size")
+    table = new_table("extension", "kind", "detected", "files", "size")
     for row in rows:
         table.add_row(
             f".{row['ext']}" if row["ext"] else "(none)",
             row["kind"],
             row["detected"] or "-",
             str(row["files"]),
-            _size(row["bytes"]),
+            human_size(row["bytes"]),
         )
-    _console().print(table)
-    click.echo(f"{sum(r['files'] for r in rows)} files, {_size(sum(r['bytes'] for r in rows))}")
+    console().print(table)
+    click.echo(
+        f"{sum(r['files'] for r in rows)} files, {human_size(sum(r['bytes'] for r in rows))}"
+    )
 
 
 @report.command("missing-tags")
 @click.option("--fields", help="Comma-separated critical tags (default: [music] critical_tags).")
-@json_option
+@json_option()
 @pass_runtime
 def report_missing(rt: Runtime, fields: str | None, as_json: bool) -> None:
     """Tracks missing critical tags; album artist and track number are warnings."""
-    with _open(rt) as (ctx, db):
-        wanted = reports.parse_fields(fields, ctx.config(MusicConfig).critical_tags)
-        rows = reports.missing_tags(db, wanted)
+    with _service(rt) as svc:
+        wanted = svc.tag_fields(fields)
+        rows = svc.reports.missing_tags(wanted)
     if as_json:
-        _print(rows)
+        print_json(rows)
         return
-    table = _table("level", "missing", "file")
+    table = new_table("level", "missing", "file")
     for row in rows:
         table.add_row(row["level"], ", ".join(row["missing"] or row["warnings"]), row["path"])
-    _console().print(table)
+    console().print(table)
     problems = sum(1 for r in rows if r["level"] == "problem")
     click.echo(f"{problems} tracks miss {', '.join(wanted)}; {len(rows) - problems} warnings")
 
@@ -188,56 +155,56 @@ def report_missing(rt: Runtime, fields: str | None, as_json: bool) -> None:
     type=click.IntRange(0, 100_000),
     help="Smallest acceptable cover side in pixels (default: [music] min_cover_size, 500).",
 )
-@json_option
+@json_option()
 @pass_runtime
 def report_artwork(rt: Runtime, min_size: int | None, as_json: bool) -> None:
     """Albums with no front cover, a cover too small, or one that cannot be decoded."""
-    with _open(rt) as (ctx, db):
-        size = ctx.config(MusicConfig).min_cover_size if min_size is None else min_size
-        rows = reports.artwork(db, size)
+    with _service(rt) as svc:
+        size = svc.min_cover_size(min_size)
+        rows = svc.reports.artwork(size)
     if as_json:
-        _print(rows)
+        print_json(rows)
         return
-    table = _table("problem", "album", "album artist", "reason", "folder")
+    table = new_table("problem", "album", "album artist", "reason", "folder")
     for row in rows:
         table.add_row(
             row["problem"], row["album"], row["album_artist"], row["reason"], row["folder"]
         )
-    _console().print(table)
+    console().print(table)
     click.echo(f"{len(rows)} albums with cover problems (minimum {size} px)")
 
 
 @report.command("errors")
-@json_option
+@json_option()
 @pass_runtime
 def report_errors(rt: Runtime, as_json: bool) -> None:
     """Files that could not be read, and why; files whose content is not their extension."""
-    with _open(rt) as (_, db):
-        rows = reports.errors(db)
+    with _service(rt) as svc:
+        rows = svc.reports.errors()
     if as_json:
-        _print(rows)
+        print_json(rows)
         return
-    table = _table("level", "file", "why")
+    table = new_table("level", "file", "why")
     for row in rows:
         table.add_row(row["level"], row["path"], row["message"])
-    _console().print(table)
+    console().print(table)
     click.echo(f"{sum(1 for r in rows if r['level'] == 'error')} unreadable files")
 
 
 @group.command()
 @click.option("--limit", type=click.IntRange(1, 1000), default=10, help="Scans to show.")
-@json_option
+@json_option()
 @pass_runtime
 def timings(rt: Runtime, limit: int, as_json: bool) -> None:
     """The time each step of recent scans took, newest first."""
-    with _open(rt) as (_, db):
-        rows = reports.timings(db, limit)
+    with _service(rt) as svc:
+        rows = svc.reports.timings(limit)
     if as_json:
-        _print(rows)
+        print_json(rows)
         return
     if not rows:
         raise NotFound("no scans yet; run 'homekeep music scan ROOT' first")
-    table = _table("scan", "finished", "files", "read", *(STEP_NAMES[s] for s in STEPS), "total")
+    table = new_table("scan", "finished", "files", "read", *(STEP_NAMES[s] for s in STEPS), "total")
     for row in rows:
         t = row["timings"]
         table.add_row(
@@ -245,10 +212,10 @@ def timings(rt: Runtime, limit: int, as_json: bool) -> None:
             row["finished_at"],
             str(row["counts"].get("files", 0)),
             str(row["counts"].get("tags_read", 0)),
-            *(_seconds(t.get(s, 0)) for s in STEPS),
-            _seconds(sum(t.values())),
+            *(human_duration(t.get(s, 0)) for s in STEPS),
+            human_duration(sum(t.values())),
         )
-    _console().print(table)
+    console().print(table)
 
 
 @group.group()
@@ -257,19 +224,21 @@ def roots() -> None:
 
 
 @roots.command("list")
-@json_option
+@json_option()
 @pass_runtime
 def roots_list(rt: Runtime, as_json: bool) -> None:
     """Every scanned root with its file count and last scan."""
-    with _open(rt) as (_, db):
-        rows = Library(db).roots()
+    with _service(rt) as svc:
+        rows = svc.library.roots()
     if as_json:
-        _print(rows)
+        print_json(rows)
         return
-    table = _table("root", "files", "size", "last scan")
+    table = new_table("root", "files", "size", "last scan")
     for row in rows:
-        table.add_row(row["path"], str(row["files"]), _size(row["bytes"]), row["scanned_at"] or "-")
-    _console().print(table)
+        table.add_row(
+            row["path"], str(row["files"]), human_size(row["bytes"]), row["scanned_at"] or "-"
+        )
+    console().print(table)
 
 
 @roots.command("remove")
@@ -277,6 +246,6 @@ def roots_list(rt: Runtime, as_json: bool) -> None:
 @pass_runtime
 def roots_remove(rt: Runtime, path: Path) -> None:
     """Forget a root and its tracks (the files on disk are not touched)."""
-    with _open(rt) as (ctx, db):
-        count = remove_root(db, ctx.dir, ctx.config(MusicConfig), path)
+    with _service(rt) as svc:
+        count = svc.remove_root(path)
     click.echo(f"removed root {path} and the {count} files the library knew under it")

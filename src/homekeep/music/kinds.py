@@ -42,3 +42,15 @@ def kind_of(ext: str) -> str:
     if ext in AUDIO_EXTENSIONS:
         return "audio"
     return _OTHER_KINDS.get(ext, "other")
+
+
+def mismatch(ext: str, detected: str | None) -> str | None:
+    """Say when a file's content is not the audio format its extension claims."""
+    expected = AUDIO_EXTENSIONS.get(ext)
+    if detected is None or expected is None:
+        return None
+    if expected == "m4a" and detected in ("aac", "alac", "mp4"):
+        return None
+    if expected == detected:
+        return None
+    return f"extension .{ext} but the content is {detected}"

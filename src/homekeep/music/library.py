@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from homekeep.core.db import Database
@@ -25,10 +26,6 @@ _TRACK_SELECT = (
     " a.cover_hash FROM tracks t JOIN files f ON f.id = t.file_id"
     " JOIN roots r ON r.id = f.root_id LEFT JOIN albums a ON a.id = t.album_id"
 )
-
-
-def _page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 def _like(q: str) -> str:
@@ -55,19 +52,28 @@ class Library:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _count(self, sql: str, params: list[Any]) -> int:
-        row = self.db.query_one(f"SELECT COUNT(*) FROM ({sql})", params)  # noqa: S608
-        return int(row[0]) if row else 0
+    def _page(
+        self,
+        sql: str,
+        params: list[Any],
+        order: str,
+        limit: int,
+        offset: int,
+        shape: Callable[[Any], dict[str, Any]] = dict,
+    ) -> dict[str, Any]:
+        """One page of a query's rows, shaped, with the count of all of them."""
+        rows = self.db.query(f"{sql} ORDER BY {order} LIMIT ? OFFSET ?", [*params, limit, offset])
+        total = self.db.query_one(f"SELECT COUNT(*) FROM ({sql})", params)  # noqa: S608
+        items = [shape(r) for r in rows]
+        return {"items": items, "total": int(total[0]) if total else 0, "limit": limit,
+                "offset": offset}  # fmt: skip
 
     def artists(self, *, q: str | None, limit: int, offset: int) -> dict[str, Any]:
         where, params = "", []
         if q:
             where, params = " WHERE name LIKE ? ESCAPE '\\'", [_like(q)]
         sql = f"SELECT * FROM artists{where}"  # noqa: S608
-        rows = self.db.query(
-            f"{sql} ORDER BY name COLLATE NOCASE LIMIT ? OFFSET ?", [*params, limit, offset]
-        )
-        return _page([dict(r) for r in rows], self._count(sql, params), limit, offset)
+        return self._page(sql, params, "name COLLATE NOCASE", limit, offset)
 
     def artist(self, artist_id: str) -> dict[str, Any]:
         row = self.db.query_one("SELECT * FROM artists WHERE id = ?", (artist_id,))
@@ -108,11 +114,8 @@ class Library:
             clauses.append("a.compilation = ?")
             params.append(int(compilation))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"{_ALBUM_SELECT}{where}"
-        rows = self.db.query(
-            f"{sql} ORDER BY {ALBUM_SORTS[sort]} LIMIT ? OFFSET ?", [*params, limit, offset]
-        )
-        return _page([_album(r) for r in rows], self._count(sql, params), limit, offset)
+        return self._page(f"{_ALBUM_SELECT}{where}", params, ALBUM_SORTS[sort], limit, offset,
+                          _album)  # fmt: skip
 
     def album(self, album_id: str) -> dict[str, Any]:
         row = self.db.query_one(f"{_ALBUM_SELECT} WHERE a.id = ?", (album_id,))
@@ -176,14 +179,13 @@ class Library:
             clauses.append("t.file_id IN (SELECT file_id FROM track_artists WHERE artist_id = ?)")
             params.append(artist_id)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"{_TRACK_SELECT}{where}"
-        rows = self.db.query(
-            f"{sql} ORDER BY t.artist COLLATE NOCASE, t.album COLLATE NOCASE,"
-            " COALESCE(t.disc, 1), COALESCE(t.track, 0), f.path LIMIT ? OFFSET ?",
-            [*params, limit, offset],
+        order = (
+            "t.artist COLLATE NOCASE, t.album COLLATE NOCASE, COALESCE(t.disc, 1),"
+            " COALESCE(t.track, 0), f.path"
         )
-        items = self._with_lists([_track(r) for r in rows])
-        return _page(items, self._count(sql, params), limit, offset)
+        page = self._page(f"{_TRACK_SELECT}{where}", params, order, limit, offset, _track)
+        self._with_lists(page["items"])
+        return page
 
     def track(self, track_id: int) -> dict[str, Any]:
         row = self.db.query_one(f"{_TRACK_SELECT} WHERE t.file_id = ?", (track_id,))
@@ -230,16 +232,23 @@ class Library:
             "SELECT MIN(genre) AS name, COUNT(DISTINCT file_id) AS tracks"  # noqa: S608
             f" FROM track_genres{where} GROUP BY genre COLLATE NOCASE"
         )
-        rows = self.db.query(
-            f"{sql} ORDER BY name COLLATE NOCASE LIMIT ? OFFSET ?", [*params, limit, offset]
-        )
-        return _page([dict(r) for r in rows], self._count(sql, params), limit, offset)
+        return self._page(sql, params, "name COLLATE NOCASE", limit, offset)
 
     def image(self, digest: str) -> dict[str, Any]:
         row = self.db.query_one("SELECT * FROM images WHERE hash = ?", (digest,))
         if row is None:
             raise NotFound(f"no image {digest!r}")
         return dict(row)
+
+    def totals(self) -> dict[str, Any]:
+        """Tracks, albums and when the last scan finished: the landing page's summary."""
+        row = self.db.query_one(
+            "SELECT (SELECT COUNT(*) FROM tracks) AS tracks,"
+            " (SELECT COUNT(*) FROM albums) AS albums,"
+            " (SELECT MAX(finished_at) FROM scans) AS scanned",
+        )
+        assert row is not None
+        return {"tracks": row["tracks"], "albums": row["albums"], "last scan": row["scanned"]}
 
     def roots(self) -> list[dict[str, Any]]:
         rows = self.db.query(

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import click
-
-from homekeep.core.area import Area, AreaContext, WebParts
-from homekeep.sync.config import SyncConfig
-
-
-def _cli() -> click.Group:
-    from homekeep.sync.cli import group
-
-    return group
-
-
-def _web(ctx: AreaContext) -> WebParts:
-    from homekeep.sync.api import build
-
-    return build(ctx)
-
+from homekeep.core.area import Area, LongRunning
 
 AREA = Area(
     name="sync",
     title="Sync",
     summary="Live one-way folder sync to a server, deduplicating whole and partial files.",
-    config=SyncConfig,
-    cli=_cli,
-    web=_web,
+    config_ref="homekeep.sync.config:SyncConfig",
+    cli_ref="homekeep.sync.cli:group",
+    web_ref="homekeep.sync.api:build",
+    long_running=(
+        LongRunning("sync-server", ("sync", "server"), "the sync server", needs="FOLDER"),
+        LongRunning("sync-watch", ("sync", "watch"), "the sync client", needs="FOLDER"),
+    ),
 )

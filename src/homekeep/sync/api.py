@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Future
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any, BinaryIO, Literal, cast
 
 import anyio.to_thread
 import zstandard
@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from homekeep import __version__
-from homekeep.core.area import AreaContext, WebParts
-from homekeep.core.auth import TokenStore, require_scope
+from homekeep.core.area import AreaContext, Summary, WebParts
+from homekeep.core.auth import Caller, TokenStore, require_scope
 from homekeep.core.errors import (
     ConfigError,
     InvalidInput,
@@ -21,7 +21,8 @@ from homekeep.core.errors import (
     UnsupportedMedia,
     UsageError,
 )
-from homekeep.core.web import install_error_handlers
+from homekeep.core.hosts import TrustedHosts
+from homekeep.core.web import add_docs, add_health, install_error_handlers
 from homekeep.sync import fsops
 from homekeep.sync.chunking import DIGESTERS, Digest, Follower, ListMismatch
 from homekeep.sync.compression import BODY_MIN, deflate, inflate
@@ -38,10 +39,11 @@ from homekeep.sync.protocol import (
     ListFile,
     ListReceiver,
     apply_delta,
-    check_client,
+    check_access,
     check_hash,
     check_path,
     decode_chunks,
+    load_json,
 )
 from homekeep.sync.store import Batch, FileSpec, ServerStore
 
@@ -51,6 +53,9 @@ MAX_OPS = 5000
 MAX_HUGE = 4  # file ops per request whose chunk list is a huge one (the client sends one)
 LIST_FEED = 1 << 20  # bytes of a streamed chunk list checked at a time, off the event loop
 MODE_LIMIT = 0o7777
+# the largest zstd window an upload may ask the decoder to keep: the client's level 3
+# uses 2 MiB, level 19 8 MiB; a frame may ask for up to 2 GiB per upload otherwise
+MAX_WINDOW = 8 << 20
 
 
 class _Op(BaseModel):
@@ -144,10 +149,7 @@ def answer(request: Request, payload: dict[str, Any]) -> Response:
 
 
 def _parse_ops(body: bytes | bytearray) -> OpsRequest:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"request body is not JSON: {exc}") from exc
+    payload = load_json(body, "request body")
     try:
         request = _OPS.validate_python(payload)
     except ValidationError as exc:
@@ -177,7 +179,10 @@ def _apply(
         try:
             _apply_ops(store, batch, request.ops, results)
         finally:
-            store.settle(batch)
+            try:
+                store.settle(batch)
+            finally:
+                batch.close()
             touched = [op.path for op in request.ops if not isinstance(op, FileOp | TopOp)]
             touched += [op.dest for op in request.ops if isinstance(op, RenameOp)]
             top = any(isinstance(op, TopOp) for op in request.ops)
@@ -209,6 +214,7 @@ def _apply_ops(
         if not isinstance(op, FileOp):
             store.settle(batch)
             _apply_other(store, client, op, results)
+            batch.forget()  # what the batch knew of entries and folders may have changed
             start += 1
             continue
         end = start
@@ -265,6 +271,23 @@ def _apply_other(store: ServerStore, client: str, op: Any, results: list[dict[st
         results.append({"status": "done" if done else "absent"})
 
 
+class _Capped:
+    """Writes to ``out``, refusing (413) more than ``size`` bytes in all."""
+
+    def __init__(self, out: BinaryIO, size: int, path: str) -> None:
+        self.out = out
+        self.size = size
+        self.path = path
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        if self.written > self.size:
+            raise PayloadTooLarge(f"upload of {self.path!r} is longer than its size")
+        self.out.write(data)
+        return len(data)
+
+
 def _split_commit(body: bytes | bytearray) -> tuple[bytes, memoryview]:
     """A commit body: a 4-byte big-endian length, that many bytes of ops JSON, a chunk pack."""
     if len(body) < 4:
@@ -276,9 +299,20 @@ def _split_commit(body: bytes | bytearray) -> tuple[bytes, memoryview]:
     return bytes(view[4 : 4 + length]), view[4 + length :]
 
 
+_SYNC_TOKEN = require_scope("sync")  # one callable: FastAPI checks it once per request
+
+
+async def _bound_client(client: str, token: Annotated[Caller, Depends(_SYNC_TOKEN)]) -> str:
+    """The client named in the path, if the request's token may act as it (else 403)."""
+    return check_access(token, client)
+
+
+Client = Annotated[str, Depends(_bound_client)]
+
+
 def router(store: ServerStore, *, max_request: int, data_port: int | None = None) -> APIRouter:
     """The protocol routes, relative to the mount point (``/api/sync``)."""
-    api = APIRouter(dependencies=[Depends(require_scope("sync"))])
+    api = APIRouter(dependencies=[Depends(_SYNC_TOKEN)])
     pack_limit = min(max_request, MAX_PACK_BYTES)
 
     @api.get(f"{PREFIX}/hello")
@@ -304,9 +338,8 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         }
 
     @api.get(f"{PREFIX}/clients/{{client}}/manifest")
-    async def manifest(client: str, request: Request, generation: int = -1) -> Response:
+    async def manifest(client: Client, request: Request, generation: int = -1) -> Response:
         """Everything the server holds for a client, unless ``generation`` is current."""
-        check_client(client)
         current = await anyio.to_thread.run_sync(store.generation, client)
         if generation == current:
             return answer(request, {"generation": current, "unchanged": True})
@@ -315,22 +348,20 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         return answer(request, {"generation": gen, "entries": entries, "top": top})
 
     @api.post(f"{PREFIX}/clients/{{client}}/ops")
-    async def ops(client: str, request: Request) -> Response:
+    async def ops(client: Client, request: Request) -> Response:
         """Apply a batch of changes in order; file changes may answer with missing chunks."""
-        check_client(client)
         parsed = _parse_ops(await read_body(request, max_request))
         results = await anyio.to_thread.run_sync(_apply, store, client, parsed)
         generation = await anyio.to_thread.run_sync(store.generation, client)
         return answer(request, {"generation": generation, "results": results})
 
     @api.post(f"{PREFIX}/clients/{{client}}/commit")
-    async def commit(client: str, request: Request) -> Response:
+    async def commit(client: Client, request: Request) -> Response:
         """Ops plus the chunks they need, in one request: what a batch of small files costs.
 
         The body is a 4-byte big-endian length, the ops JSON, then a chunk pack; the
         chunks are checked against their ids and used straight from memory, never staged.
         """
-        check_client(client)
         ops_body, pack = _split_commit(await read_body(request, max_request))
         parsed = _parse_ops(ops_body)
         records = await anyio.to_thread.run_sync(store.chunks.verify, pack, client)
@@ -341,7 +372,7 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
 
     @api.put(f"{PREFIX}/clients/{{client}}/files")
     async def upload(
-        client: str,
+        client: Client,
         request: Request,
         path: str,
         size: Annotated[int, Query(ge=0, le=1 << 50)],
@@ -350,7 +381,6 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         hash: str,
     ) -> dict[str, Any]:
         """Stream one whole file (raw or a zstd stream): for new content, no chunk staging."""
-        check_client(client)
         spec = FileSpec(check_path(path), size, mode, mtime_ns, check_hash(hash), None)
         encoding = request.headers.get("content-encoding", "identity")
         if encoding not in ("identity", "zstd"):
@@ -361,9 +391,20 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         follower: Follower | None = None
         digesting: Future[Digest] | None = None
         try:
-            inflate = zstandard.ZstdDecompressor().decompressobj() if encoding == "zstd" else None
-            written = flushed = 0
+            flushed = 0
             with tmp.open("wb") as out:
+                sink = _Capped(out, size, path)
+                # inflated into the sink a block at a time: past ``size`` it stops, so a
+                # small bomb never becomes gigabytes in memory (nor on disk)
+                inflate = (
+                    zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_writer(
+                        cast(IO[bytes], sink),  # it only calls write()
+                        write_return_read=True,
+                        closefd=False,
+                    )
+                    if encoding == "zstd"
+                    else sink
+                )
                 # chunked and hashed by a thread as it arrives, not read again afterwards
                 follower = Follower(tmp)
                 if expected is not None:  # hash along the announced list: no second cut
@@ -374,24 +415,23 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
                     if not part:
                         continue  # the stream ends with an empty part; zstd wants none
                     wire += len(part)
-                    data = inflate.decompress(part) if inflate is not None else part
-                    written += len(data)
-                    if written > size:
-                        raise PayloadTooLarge(f"upload of {path!r} is longer than its size")
-                    out.write(data)
+                    inflate.write(part)
                     out.flush()
-                    follower.publish(written)
-                    if written - flushed >= WRITEBACK_STEP:
-                        fsops.start_writeback(out.fileno(), flushed, written - flushed)
-                        flushed = written
-            follower.publish(written, done=True)
+                    follower.publish(sink.written)
+                    if sink.written - flushed >= WRITEBACK_STEP:
+                        fsops.start_writeback(out.fileno(), flushed, sink.written - flushed)
+                        flushed = sink.written
+            follower.publish(sink.written, done=True)
             try:
                 digest: Digest | None = await anyio.to_thread.run_sync(digesting.result)
             except ListMismatch:
                 digest = None  # not the list announced: commit_upload cuts the file itself
             await anyio.to_thread.run_sync(store.commit_upload, client, spec, tmp, wire, digest)
         except zstandard.ZstdError as exc:
-            raise InvalidInput(f"upload of {path!r} is not a valid zstd stream") from exc
+            raise InvalidInput(
+                f"upload of {path!r} is not a zstd stream this server takes: a valid one, "
+                f"with a window of at most {MAX_WINDOW >> 20} MiB"
+            ) from exc
         finally:
             if follower is not None:
                 follower.abort()  # no-op once done; else wakes the digesting thread to stop
@@ -400,7 +440,7 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
 
     @api.put(f"{PREFIX}/clients/{{client}}/lists/{{file_hash}}")
     async def put_list(
-        client: str,
+        client: Client,
         file_hash: str,
         request: Request,
         size: Annotated[int, Query(ge=1, le=1 << 50)],
@@ -410,7 +450,6 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         Ops for that content may then leave their list out: the server finds it here, a
         window at a time, so neither side holds a huge file's list in memory.
         """
-        check_client(client)
         file_hash = check_hash(file_hash)
         tmp = store.temp_name()
         try:
@@ -430,9 +469,8 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         return {"status": "kept", "chunks": receiver.count}
 
     @api.put(f"{PREFIX}/clients/{{client}}/chunks")
-    async def chunks(client: str, request: Request) -> dict[str, Any]:
+    async def chunks(client: Client, request: Request) -> dict[str, Any]:
         """Stage a pack of chunks (each verified against its id) for the next commits."""
-        check_client(client)
         body = await read_body(request, pack_limit)
         stored, wire = await anyio.to_thread.run_sync(store.receive_pack, client, body)
         return {"stored": stored, "bytes": wire}
@@ -451,35 +489,58 @@ def build(ctx: AreaContext) -> WebParts:
     """Mount the sync server in `homekeep serve` when [sync] root is set."""
     cfg = ctx.config(SyncConfig)
     if cfg.root is None:
-        return WebParts()
+
+        async def idle(caller: Caller) -> Summary:
+            return {"server": "off: set [sync] root to receive clients here"}
+
+        return WebParts(summary=idle)
     try:
-        store = ServerStore.open(cfg.root)
+        store = ServerStore.open(
+            cfg.root,
+            staging_ttl=cfg.staging_ttl_hours * 3600,
+            dedup_across_clients=cfg.dedup_across_clients,
+            keep_group_and_other_write=cfg.keep_group_and_other_write,
+        )
     except UsageError as exc:
         raise ConfigError(f"[sync] root: {exc.message}") from exc
 
     async def close() -> None:
         store.close()
 
+    async def summary(caller: Caller) -> Summary:
+        names = await anyio.to_thread.run_sync(store.db.query, "SELECT name FROM clients")
+        last = await anyio.to_thread.run_sync(
+            store.db.query_one, "SELECT at FROM events ORDER BY id DESC LIMIT 1"
+        )
+        shown = ", ".join(sorted(r["name"] for r in names)[:5]) + (" ..." if len(names) > 5 else "")
+        return {
+            "clients": f"{len(names)}: {shown}" if names else 0,
+            "last change": last["at"] if last else None,
+        }
+
     return WebParts(
         api=router(store, max_request=cfg.max_request_mb << 20),
         startup=[_collector(store)],
         shutdown=[close],
+        summary=summary,
     )
 
 
 def standalone_app(
-    store: ServerStore, tokens: TokenStore, *, max_request: int, data_port: int | None = None
+    store: ServerStore,
+    tokens: TokenStore,
+    *,
+    max_request: int,
+    data_port: int | None = None,
+    trusted_hosts: frozenset[str] = frozenset({"*"}),
 ) -> FastAPI:
-    """The app of `homekeep sync server`: the protocol under /api/sync, plus /healthz."""
-    app = FastAPI(title="homekeep sync", version=__version__, redoc_url=None)
+    """The app of `homekeep sync server`: the protocol under /api/sync, /healthz and /docs."""
+    app = FastAPI(title="homekeep sync", version=__version__, docs_url=None, redoc_url=None)
     app.state.tokens = tokens
     install_error_handlers(app)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
-        """Liveness: answers while the server runs."""
-        return {"status": "ok", "version": __version__, "protocol": VERSION}
-
+    add_health(app, {"version": __version__, "protocol": VERSION})
+    add_docs(app, "homekeep sync API")
     api = router(store, max_request=max_request, data_port=data_port)
     app.include_router(api, prefix="/api/sync", tags=["sync"])
+    app.add_middleware(TrustedHosts, names=trusted_hosts)
     return app

@@ -7,6 +7,7 @@ the chunk index (file, offset, length), never copied a second time.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sqlite3
@@ -23,7 +24,7 @@ from blake3 import blake3
 from homekeep.core.db import Database
 from homekeep.core.errors import HomekeepError, InvalidInput, PayloadTooLarge
 from homekeep.sync import fsops
-from homekeep.sync.compression import BASE_MAX, unpatcher
+from homekeep.sync.compression import BASE_MAX, inflate_frame, unpatcher
 from homekeep.sync.protocol import (
     CHUNK_MAX,
     HASH_BYTES,
@@ -38,7 +39,6 @@ MAX_INFLATED = 128 << 20  # chunk bytes one request may carry, once decompressed
 OPEN_MAX = 64  # files one assembly keeps open to read chunks from
 COLLECT_EVERY = 3600.0  # seconds between sweeps of stale staged chunks while serving
 
-# (file or pack, offset, bytes received for it on the wire (staged only), staged?)
 # (file or pack, offset, bytes received for it on the wire (staged only), staged?, length,
 #  the pack's name or the entry id: what to forget if the chunk is not there any more)
 Location = tuple[Path, int, int, bool, int, str | int]
@@ -51,8 +51,20 @@ class ChunkStore:
     clients, the data port's workers): what it keeps is per thread or guarded, as marked.
     """
 
-    def __init__(self, root: Path, db: Database, staging: Path, lists: Path, *, ttl: float) -> None:
+    def __init__(
+        self,
+        root: Path,
+        db: Database,
+        staging: Path,
+        lists: Path,
+        *,
+        ttl: float,
+        shared: bool = False,
+    ) -> None:
         self.root = root
+        # False: a client's chunks come only from its own files and uploads, so neither an
+        # answer nor a copy tells it what another client holds
+        self.shared = shared
         self.db = db
         self.staging = staging
         self.lists = lists  # the chunk lists of huge files, sent on their own, by content id
@@ -70,6 +82,11 @@ class ChunkStore:
             dctx = self._local.dctx = zstandard.ZstdDecompressor()
         return dctx
 
+    def owner(self, client: str, column: str = "client") -> tuple[str, tuple[str, ...]]:
+        """The SQL condition (and its argument) on rows whose content ``client`` may be
+        given by dedup: its own, or every client's when dedup is shared."""
+        return ("", ()) if self.shared else (f" AND {column} = ?", (client,))
+
     def verify(
         self, body: bytes | bytearray | memoryview, client: str
     ) -> list[tuple[str, bytes, int]]:
@@ -78,50 +95,44 @@ class ChunkStore:
         A chunk sent twice is taken once, and the chunks of one pack may not add up to
         more than MAX_INFLATED: 58 bytes of zstd can be 128 KiB of zeros, so without a
         bound a small request could fill the server's memory. A chunk compressed against
-        a base (an earlier version of one of ``client``'s files) whose base is not here
-        is left out: its file answers "missing", and the client sends it plain.
+        a base (an earlier version of a file: ``client``'s own unless dedup is shared)
+        that is not here is left out: its file answers "missing", and the client sends
+        it plain.
         """
-        records = []
-        seen: set[str] = set()
-        total = 0
-        dctx = self._decompressor()
-        bases = _Bases(self.root, self.db, client)
-        for record in decode_pack(body, max_chunk=CHUNK_MAX):
-            if record.chunk_id in seen:
-                continue
-            data = record.data
-            wire = len(data)
-            if record.base is not None:
-                unpatch = bases.get(record.base)
-                if unpatch is None:
+        with _Bases(self, client) as bases:
+            records = []
+            seen: set[str] = set()
+            total = 0
+            dctx = self._decompressor()
+            for record in decode_pack(body, max_chunk=CHUNK_MAX):
+                if record.chunk_id in seen:
                     continue
-                wire += HASH_BYTES
-                try:
-                    data = unpatch.decompress(data, max_output_size=CHUNK_MAX)
-                except zstandard.ZstdError as exc:
-                    raise InvalidInput(
-                        f"chunk {record.chunk_id[:12]} is not valid zstd against its base"
-                    ) from exc
-            elif record.compressed:
-                try:
-                    data = dctx.decompress(data, max_output_size=CHUNK_MAX)
-                except zstandard.ZstdError as exc:
-                    raise InvalidInput(f"chunk {record.chunk_id[:12]} is not valid zstd") from exc
-            seen.add(record.chunk_id)
-            if len(data) > CHUNK_MAX or not data:
-                raise InvalidInput(f"chunk {record.chunk_id[:12]} has a bad length")
-            total += len(data)
-            if total > MAX_INFLATED:
-                raise PayloadTooLarge(
-                    f"the chunks of one request add up to more than {MAX_INFLATED >> 20} MiB"
-                )
-            if blake3(data).hexdigest() != record.chunk_id:
-                raise InvalidInput(f"chunk {record.chunk_id[:12]} does not match its id")
-            records.append((record.chunk_id, data, wire))
-        return records
+                data = record.data
+                wire = len(data)
+                if record.base is not None:
+                    unpatch = bases.get(record.base)
+                    if unpatch is None:
+                        continue
+                    wire += HASH_BYTES
+                    what = f"chunk {record.chunk_id[:12]} (against its base)"
+                    data = inflate_frame(unpatch, data, CHUNK_MAX, what)
+                elif record.compressed:
+                    data = inflate_frame(dctx, data, CHUNK_MAX, f"chunk {record.chunk_id[:12]}")
+                seen.add(record.chunk_id)
+                if len(data) > CHUNK_MAX or not data:
+                    raise InvalidInput(f"chunk {record.chunk_id[:12]} has a bad length")
+                total += len(data)
+                if total > MAX_INFLATED:
+                    raise PayloadTooLarge(
+                        f"the chunks of one request add up to more than {MAX_INFLATED >> 20} MiB"
+                    )
+                if blake3(data).hexdigest() != record.chunk_id:
+                    raise InvalidInput(f"chunk {record.chunk_id[:12]} does not match its id")
+                records.append((record.chunk_id, data, wire))
+            return records
 
-    def receive(self, body: bytes | bytearray | memoryview, client: str) -> tuple[int, int]:
-        """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
+    def receive(self, client: str, body: bytes | bytearray | memoryview) -> tuple[int, int]:
+        """Verify and stage a pack of ``client``'s chunks; return (chunks stored, bytes)."""
         if self._sweeping.acquire(blocking=False):  # a thread finding one running skips it
             try:
                 if time.monotonic() - self._collected_at > COLLECT_EVERY:
@@ -139,13 +150,14 @@ class ChunkStore:
         with pack.open("wb") as fh:
             for chunk_id, data, wire in records:
                 fh.write(data)
-                rows.append((chunk_id, name, offset, len(data), wire, time.time()))
+                rows.append((client, chunk_id, name, offset, len(data), wire, time.time()))
                 offset += len(data)
         # no fsync: a staged chunk lost in a crash is sent again; files are synced when placed
         with self.db.transaction() as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO staged (hash, pack, offset, length, wire_bytes, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO staged"
+                " (client, hash, pack, offset, length, wire_bytes, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return len(records), sum(r[2] for r in records)
@@ -213,8 +225,9 @@ class ChunkStore:
             "DELETE FROM pending_lists WHERE client = ? AND hash = ?", (client, file_hash)
         )
 
-    def locate_all(self, chunk_ids: Iterable[str]) -> dict[str, Location]:
-        """Where each chunk can be read: a staged pack, else a file that holds it.
+    def locate_all(self, client: str, chunk_ids: Iterable[str]) -> dict[str, Location]:
+        """Where each chunk can be read for ``client``: a staged pack, else a file that holds
+        it (its own, or any client's when dedup is shared).
 
         Only what is found is returned, and each file's path is one object, so looking
         up the 140,000 chunks of a new 4 GiB file holds almost nothing.
@@ -223,12 +236,13 @@ class ChunkStore:
         found: dict[str, Location] = {}
         paths: dict[tuple[str, str], Path] = {}
         ids = iter(chunk_ids)
+        owner, mine = self.owner(client)
         while part := list(dict.fromkeys(itertools.islice(ids, 500))):
             marks = ",".join("?" * len(part))
             for row in conn.execute(
                 "SELECT hash, pack, offset, wire_bytes, length FROM staged"  # noqa: S608 - placeholders only
-                f" WHERE hash IN ({marks})",
-                part,
+                f" WHERE hash IN ({marks}){owner}",
+                (*part, *mine),
             ):
                 pack = paths.setdefault(("", row[1]), self.staging / row[1])
                 found[row[0]] = (pack, int(row[2]), int(row[3]), True, int(row[4]), str(row[1]))
@@ -238,8 +252,9 @@ class ChunkStore:
             marks = ",".join("?" * len(rest))
             for row in conn.execute(
                 "SELECT c.hash, e.client, e.path, c.offset, c.length, e.id FROM chunks c"  # noqa: S608 - placeholders only
-                f" JOIN entries e ON e.id = c.entry_id WHERE c.hash IN ({marks})",
-                rest,
+                f" JOIN entries e ON e.id = c.entry_id WHERE c.hash IN ({marks})"
+                + self.owner(client, "e.client")[0],
+                (*rest, *mine),
             ):
                 if row[0] not in found:
                     key = (str(row[1]), str(row[2]))
@@ -276,12 +291,17 @@ class ChunkStore:
         for _, file_hash in done:
             self._kept(client, file_hash).unlink(missing_ok=True)
         used = {chunk_id for staged, _ in done for chunk_id in staged}
+        # the chunk is in a file now: gone from staging for whoever may read that file
+        owner, mine = self.owner(client)
         emptied: set[str] = set()
         for chunk_id in used:
-            row = conn.execute("SELECT pack FROM staged WHERE hash = ?", (chunk_id,)).fetchone()
-            if row is not None:
-                emptied.add(row[0])
-                conn.execute("DELETE FROM staged WHERE hash = ?", (chunk_id,))
+            rows = conn.execute(
+                f"SELECT pack FROM staged WHERE hash = ?{owner}",  # noqa: S608 - a constant fragment
+                (chunk_id, *mine),
+            ).fetchall()
+            if rows:
+                emptied.update(row[0] for row in rows)
+                conn.execute(f"DELETE FROM staged WHERE hash = ?{owner}", (chunk_id, *mine))  # noqa: S608 - a constant fragment
         return emptied
 
     def remove_empty_packs(self, packs: set[str]) -> None:
@@ -316,20 +336,29 @@ class ChunkStore:
 
 
 class _Bases:
-    """The earlier versions of one client's files that chunks of one pack are compressed
-    against: found by content id among that client's own entries (never another client's:
-    whether a chunk inflates to its id would tell what their file holds), read and checked
-    against that id. Belongs to the one ``verify`` call that made it."""
+    """The earlier versions of files that the chunks of one pack are compressed against,
+    found by content id among the files dedup may draw on for ``client`` (its own, or
+    every client's with ``dedup_across_clients``: whether a chunk inflates to its id
+    would tell what another client's file holds), read through the folder descriptors of
+    an ``fsops.Tree`` and checked against that id. Belongs to the one ``verify`` call
+    that made it, which closes it."""
 
     KEEP = 4  # bases held at once: a file's chunks come together
     READ_MAX = 64 << 20  # bytes of bases one pack may make the server read
 
-    def __init__(self, root: Path, db: Database, client: str) -> None:
-        self.root = root
-        self.db = db
+    def __init__(self, store: ChunkStore, client: str) -> None:
+        self.store = store
         self.client = client
         self.read = 0
         self.held: dict[str, zstandard.ZstdDecompressor | None] = {}
+        self._trees = contextlib.ExitStack()
+        self._tree: dict[str, fsops.Tree] = {}  # a client's folder, opened once
+
+    def __enter__(self) -> _Bases:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._trees.close()
 
     def get(self, base: str) -> zstandard.ZstdDecompressor | None:
         if base in self.held:
@@ -345,10 +374,11 @@ class _Bases:
         return found
 
     def _content(self, base: str) -> bytes | None:
-        rows = self.db.query(
-            "SELECT path, size FROM entries WHERE client = ? AND hash = ? AND kind = 'file'"
-            " AND size > 0 AND size < ? LIMIT 4",
-            (self.client, base, BASE_MAX),
+        owner, mine = self.store.owner(self.client)
+        rows = self.store.db.query(
+            "SELECT client, path, size FROM entries WHERE hash = ? AND kind = 'file'"  # noqa: S608 - a constant fragment
+            f" AND size > 0 AND size < ?{owner} LIMIT 4",
+            (base, BASE_MAX, *mine),
         )
         for row in rows:
             size = int(row["size"])
@@ -356,8 +386,7 @@ class _Bases:
                 return None
             self.read += size
             try:
-                path = fsops.resolve(self.root / self.client, str(row["path"]))
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                fd = self._folder(str(row["client"])).open(str(row["path"]), os.O_RDONLY)
                 try:
                     data = os.read(fd, size + 1)
                 finally:
@@ -367,3 +396,11 @@ class _Bases:
             if len(data) == size and blake3(data).hexdigest() == base:
                 return data
         return None
+
+    def _folder(self, client: str) -> fsops.Tree:
+        tree = self._tree.get(client)
+        if tree is None:
+            tree = self._tree[client] = self._trees.enter_context(
+                fsops.Tree(self.store.root / client)
+            )
+        return tree

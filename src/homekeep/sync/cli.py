@@ -86,9 +86,10 @@ def server(
 ) -> None:
     """Receive synced folders into FOLDER (each client under FOLDER/<name>).
 
-    Clients authenticate with tokens from this data directory:
-    'homekeep token create NAME --scope sync'.
+    Clients authenticate with tokens from this data directory: 'homekeep token create
+    NAME --scope sync' makes one for the client NAME; add '--client OTHER' for others.
     """
+    from homekeep.core.hosts import trusted_names
     from homekeep.core.server import bind, check_tls, serve
     from homekeep.sync.api import standalone_app
     from homekeep.sync.dataport import DataPort
@@ -97,12 +98,18 @@ def server(
     ctx = rt.area("sync")
     cfg = ctx.config(SyncConfig)
     check_tls(tls_cert, tls_key)
-    store = ServerStore.open(folder, adopt=adopt)
+    store = ServerStore.open(
+        folder,
+        adopt=adopt,
+        staging_ttl=cfg.staging_ttl_hours * 3600,
+        dedup_across_clients=cfg.dedup_across_clients,
+        keep_group_and_other_write=cfg.keep_group_and_other_write,
+    )
     tokens = rt.tokens()
     if not any(t.allows("sync") and t.revoked_at is None for t in tokens.list()):
         click.echo(
-            "warning: no token can write here yet; create one with "
-            "'homekeep token create NAME --scope sync'",
+            "warning: no token can write here yet; create one for each client with "
+            "'homekeep token create CLIENT --scope sync'",
             err=True,
         )
     chosen = data_port is not None
@@ -127,11 +134,13 @@ def server(
             click.echo(f"data port {data_port} is in use; taking a free one", err=True)
             listener = bind(host, 0)
         port_for_data = DataPort(store, tokens, listener, tls)
+    web = rt.settings.server
     app = standalone_app(
         store,
         tokens,
         max_request=cfg.max_request_mb << 20,
         data_port=port_for_data.port if port_for_data else None,
+        trusted_hosts=trusted_names(host, "", web.trusted_hosts),
     )
     if tls_cert is not None:
         click.echo(f"certificate SHA-256 fingerprint: {_cert_fingerprint(tls_cert)}")
@@ -152,6 +161,7 @@ def server(
             tls_key=tls_key,
             on_ready=ready,
             name="sync server",
+            limits=web.limits(),
         )
     finally:
         if port_for_data is not None:

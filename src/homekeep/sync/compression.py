@@ -55,6 +55,20 @@ def inflate(body: bytes | bytearray | memoryview, limit: int) -> bytes:
     return bytes(out)
 
 
+def inflate_frame(dctx: zstandard.ZstdDecompressor, data: bytes, limit: int, what: str) -> bytes:
+    """One zstd frame inflated by ``dctx``; 422 for more than ``limit`` bytes or not zstd.
+
+    ``max_output_size`` bounds only a frame without a content size: one that declares
+    gigabytes would get them allocated, so the declared size is checked first.
+    """
+    try:
+        if zstandard.frame_content_size(data) > limit:
+            raise InvalidInput(f"{what} declares more than {limit} bytes")
+        return bytes(dctx.decompress(data, max_output_size=limit))
+    except zstandard.ZstdError as exc:
+        raise InvalidInput(f"{what} is not valid zstd") from exc
+
+
 def _dictionary(base: bytes) -> zstandard.ZstdCompressionDict:
     return zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
 

@@ -23,6 +23,18 @@ class SyncConfig(Section):
     staging_ttl_hours: float = Field(
         default=24, gt=0, description="Uploaded chunks not used by a file within this are dropped."
     )
+    dedup_across_clients: bool = Field(
+        default=False,
+        description="Server: make a client's files from content other clients sent too. Off, "
+        "dedup draws only on the client's own files: on, a client that knows a file's "
+        "content id can get a copy of it and learn whether anyone holds it.",
+    )
+    keep_group_and_other_write: bool = Field(
+        default=False,
+        description="Server: keep the group and other write bits (and sticky) that clients "
+        "send for their files and folders. Off, they are cleared on the server, so no other "
+        "local user can change a synced tree; setuid and setgid are never kept.",
+    )
     settle_ms: int = Field(
         default=150,
         ge=0,

@@ -1,42 +1,243 @@
-"""Filesystem steps the server takes: safe path resolution, atomic writes, reflink copies."""
+"""Filesystem steps the server takes: trees walked by descriptor, atomic writes, reflinks."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
 import os
 import shutil
 import stat
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from blake3 import blake3
 
 from homekeep.core.errors import Conflict, InvalidInput
 
 FICLONE = 0x40049409  # linux/fs.h: share the source's blocks (btrfs, xfs); else we copy
-MODE_MASK = 0o1777  # permission bits and sticky; setuid/setgid are never applied
+# a folder, opened only to name things in it (no read permission needed), never a symlink
+_FOLDER = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+HELD = 64  # folders a Tree keeps open between operations
+NEW_FOLDER_MODE = 0o755  # a folder made on the way to a path (its own mkdir op follows)
 
 
-def resolve(base: Path, rel: str) -> Path:
-    """Return ``base/rel`` if no existing parent of it is a symlink or a non-directory.
+class Tree:
+    """A client's folder on the server, changed only through folder file descriptors.
 
-    ``rel`` was checked by protocol.check_path; this refuses walking through a symlink
-    that already exists on the server (the client's own links are stored, never followed).
+    Each folder on a path is opened relative to the one above it with O_NOFOLLOW, and a
+    change is made relative to the last one (mkdirat, renameat, unlinkat, fchmod through
+    /proc/self/fd, utimensat without following). Checking a path and then using it by
+    name would let a local user who swaps a folder for a symlink in between send the
+    server's write anywhere; here a symlink is never walked through, so whatever happens
+    meanwhile, the server only acts in folders it reached from the root.
+
+    ``pause`` (for tests) is called with each path once its folder is open and before
+    it is changed: the moment a swapped folder would have mattered. A Tree belongs to one
+    thread; its open folders are closed by ``close``.
     """
-    current = base
-    parts = rel.split("/")
-    for part in parts[:-1]:
-        current = current / part
+
+    def __init__(self, base: Path, *, pause: Callable[[str], None] | None = None) -> None:
+        self.base = base
+        self._pause = pause
+        self._root = os.open(base, _FOLDER)
+        self._held: OrderedDict[str, int] = OrderedDict()  # folder path -> descriptor
+
+    def __enter__(self) -> Tree:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.forget()
+        os.close(self._root)
+
+    def forget(self, under: str | None = None) -> None:
+        """Close the folders held open (those at or under ``under``, or all): a rename or
+        removal there means their descriptors no longer stand for those paths."""
+        for rel in list(self._held):
+            if under is None or rel == under or rel.startswith(under + "/"):
+                os.close(self._held.pop(rel))
+
+    def _trim(self) -> None:
+        """Keep at most HELD folders open; only between operations, never inside one."""
+        while len(self._held) > HELD:
+            os.close(self._held.popitem(last=False)[1])
+
+    def folder(self, head: str, *, create: bool = False, path: str | None = None) -> int:
+        """A descriptor of the folder ``head`` ("": the base); missing folders are made
+        with ``create``, else FileNotFoundError. ``path`` names the op in errors."""
+        if not head:
+            return self._root
+        held = self._held.get(head)
+        if held is not None:
+            self._held.move_to_end(head)
+            return held
+        parts = head.split("/")
+        start, fd = 0, self._root
+        for i in range(len(parts) - 1, 0, -1):  # from the deepest folder held open
+            above = self._held.get("/".join(parts[:i]))
+            if above is not None:
+                start, fd = i, above
+                break
+        owned = False
         try:
-            st = current.lstat()
+            for part in parts[start:]:
+                step = _open_folder(fd, part, create=create, path=path or head)
+                if owned:
+                    os.close(fd)
+                fd, owned = step, True
+        except BaseException:
+            if owned:
+                os.close(fd)
+            raise
+        self._held[head] = fd
+        return fd
+
+    def _parent(self, rel: str, *, create: bool = False) -> tuple[int, str]:
+        """The open folder ``rel`` is in, and its name there; ``pause`` runs now."""
+        head, _, name = rel.rpartition("/")
+        fd = self.folder(head, create=create, path=rel)
+        if self._pause is not None:
+            self._pause(rel)
+        return fd, name
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        """The entry at ``rel`` (a link as itself), or None when it or a folder is missing."""
+        self._trim()
+        try:
+            fd, name = self._parent(rel)
+            return os.stat(name, dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
-            return base.joinpath(*parts)
-        if stat.S_ISLNK(st.st_mode):
-            raise InvalidInput(f"path {rel!r} goes through a symlink on the server")
-        if not stat.S_ISDIR(st.st_mode):
-            raise Conflict(f"path {rel!r} goes through {part!r}, which is not a folder")
-    return base.joinpath(*parts)
+            return None
+
+    def open(self, rel: str, flags: int) -> int:
+        """Open the file at ``rel``; a symlink there is refused (ELOOP), not followed."""
+        self._trim()
+        fd, name = self._parent(rel)
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+
+    def mkdir(self, rel: str, mode: int) -> bool:
+        """Make the folder ``rel`` with ``mode`` (a file or link there is replaced); return
+        whether it is new."""
+        self._trim()
+        fd, name = self._parent(rel, create=True)
+        try:
+            was_folder = stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+        except FileNotFoundError:
+            was_folder = None
+        if was_folder is False:
+            os.unlink(name, dir_fd=fd)
+        if not was_folder:
+            os.mkdir(name, 0o700, dir_fd=fd)  # no one else's until its mode is set
+        _chmod_in(fd, name, mode)
+        return not was_folder
+
+    def chmod(self, rel: str, mode: int) -> None:
+        """Set the mode of the file or folder at ``rel`` (a link there is left alone)."""
+        self._trim()
+        _chmod_in(*self._parent(rel), mode)
+
+    def utime(self, rel: str, mtime_ns: int) -> None:
+        """Set the mtime at ``rel`` (of a link itself, never what it points to)."""
+        self._trim()
+        fd, name = self._parent(rel)
+        os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=fd, follow_symlinks=False)
+
+    def place(self, tmp: Path, rel: str) -> None:
+        """Rename a finished temp file (or link) over ``rel``; a folder there is replaced."""
+        self._trim()
+        fd, name = self._parent(rel, create=True)
+        try:
+            os.rename(tmp, name, dst_dir_fd=fd)
+        except IsADirectoryError:  # a folder is where the file goes: the file wins
+            self._remove_in(fd, name, rel)
+            os.rename(tmp, name, dst_dir_fd=fd)
+
+    def remove(self, rel: str) -> bool:
+        """Remove the file, link or folder tree at ``rel``; return whether one was there."""
+        self._trim()
+        try:
+            fd, name = self._parent(rel)
+        except FileNotFoundError:
+            return False
+        return self._remove_in(fd, name, rel)
+
+    def _remove_in(self, folder: int, name: str, rel: str) -> bool:
+        try:
+            st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        self.forget(rel)
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(name, dir_fd=folder)  # itself walks by descriptors, never links
+        else:
+            os.unlink(name, dir_fd=folder)
+        return True
+
+    def rename(self, src: str, dest: str, *, replace_any: bool) -> None:
+        """Move ``src`` to ``dest`` (neither inside the other); what is at ``dest`` goes
+        first if it is a folder or ``replace_any`` (a folder moved over a file)."""
+        self._trim()
+        src_head, _, src_name = src.rpartition("/")
+        src_fd = self.folder(src_head, path=src)
+        dest_fd, dest_name = self._parent(dest, create=True)
+        try:
+            st = os.stat(dest_name, dir_fd=dest_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        if st is not None and (replace_any or stat.S_ISDIR(st.st_mode)):
+            self._remove_in(dest_fd, dest_name, dest)
+        self.forget(src)
+        os.rename(src_name, dest_name, src_dir_fd=src_fd, dst_dir_fd=dest_fd)
+
+    def fsync(self, head: str) -> None:
+        """Make the renames and removals in folder ``head`` durable."""
+        self._trim()
+        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self.folder(head))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _chmod_in(folder: int, name: str, mode: int) -> None:
+    """Set the mode of ``name`` in ``folder``, unless it is a symlink."""
+    # Linux has no chmod that refuses to follow a link (fchmodat ignores the flag), so
+    # the entry itself is opened as a path and changed through /proc, as glibc does
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+    try:
+        if not stat.S_ISLNK(os.fstat(fd).st_mode):
+            Path(f"/proc/self/fd/{fd}").chmod(mode)
+    finally:
+        os.close(fd)
+
+
+def _open_folder(parent: int, name: str, *, create: bool, path: str) -> int:
+    """Open the folder ``name`` in ``parent``, never through a symlink."""
+    try:
+        return os.open(name, _FOLDER, dir_fd=parent)
+    except NotADirectoryError:
+        _not_a_folder(parent, name, path)
+    except FileNotFoundError:
+        if not create:
+            raise
+    with contextlib.suppress(FileExistsError):  # made by someone else meanwhile: fine
+        os.mkdir(name, NEW_FOLDER_MODE, dir_fd=parent)
+    try:
+        return os.open(name, _FOLDER, dir_fd=parent)
+    except NotADirectoryError:
+        _not_a_folder(parent, name, path)
+
+
+def _not_a_folder(parent: int, name: str, path: str) -> NoReturn:
+    if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+        raise InvalidInput(f"path {path!r} goes through a symlink on the server")
+    raise Conflict(f"path {path!r} goes through {name!r}, which is not a folder")
 
 
 def fsync_dir(path: Path) -> None:
@@ -49,7 +250,7 @@ def fsync_dir(path: Path) -> None:
 
 
 def remove(path: Path) -> bool:
-    """Remove a file, link or folder tree at ``path``; return whether something was there."""
+    """Remove a file, link or folder tree at ``path`` (in the server's own state folder)."""
     try:
         st = path.lstat()
     except FileNotFoundError:
@@ -61,43 +262,9 @@ def remove(path: Path) -> bool:
     return True
 
 
-def make_parents(base: Path, target: Path) -> None:
-    """Create the folders above ``target`` (inside ``base``), replacing files in the way."""
-    parent = target.parent
-    chain = []
-    while parent != base and parent != parent.parent:
-        chain.append(parent)
-        parent = parent.parent
-    for folder in reversed(chain):
-        try:
-            st = folder.lstat()
-        except FileNotFoundError:
-            folder.mkdir()
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            folder.unlink()
-            folder.mkdir()
-
-
-def place(tmp: Path, base: Path, target: Path, *, sync: bool = True, parents: bool = True) -> None:
-    """Rename a finished temp file over ``target`` atomically (a folder there is replaced).
-
-    ``parents=False`` when the caller knows the folders above ``target`` are there.
-    """
-    if parents:
-        make_parents(base, target)
-    try:
-        tmp.replace(target)
-    except IsADirectoryError:  # a folder is where the file goes: the file wins
-        remove(target)
-        tmp.replace(target)
-    if sync:
-        fsync_dir(target.parent)
-
-
 def finish(fd: int, *, mode: int, mtime_ns: int) -> None:
     """Give a written temp file its mode and mtime (made durable later by sync_files)."""
-    os.fchmod(fd, mode & MODE_MASK)
+    os.fchmod(fd, mode)
     os.utime(fd, ns=(mtime_ns, mtime_ns))
 
 
@@ -137,22 +304,22 @@ def sync_files(paths: list[Path]) -> None:
         os.close(fd)
 
 
-def clone(src: Path, fd_dst: int) -> None:
-    """Copy ``src`` into the open file ``fd_dst``: a reflink where possible, else in-kernel."""
-    with src.open("rb") as fh:
-        try:
-            fcntl.ioctl(fd_dst, FICLONE, fh.fileno())
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY):
-                raise
-        size = os.fstat(fh.fileno()).st_size
-        offset = 0
-        while offset < size:
-            sent = os.copy_file_range(fh.fileno(), fd_dst, size - offset, offset, offset)
-            if sent == 0:
-                break
-            offset += sent
+def clone(fd_src: int, fd_dst: int) -> None:
+    """Copy the open file ``fd_src`` into ``fd_dst``: a reflink where possible, else
+    in-kernel."""
+    try:
+        fcntl.ioctl(fd_dst, FICLONE, fd_src)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY):
+            raise
+    size = os.fstat(fd_src).st_size
+    offset = 0
+    while offset < size:
+        sent = os.copy_file_range(fd_src, fd_dst, size - offset, offset, offset)
+        if sent == 0:
+            break
+        offset += sent
 
 
 def content_hash(path: Path) -> str:

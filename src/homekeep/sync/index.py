@@ -17,8 +17,9 @@ import zstandard
 from blake3 import blake3
 
 from homekeep.core.db import Database
+from homekeep.core.errors import InvalidInput
 from homekeep.sync.chunking import Digest
-from homekeep.sync.compression import BASE_MAX
+from homekeep.sync.compression import BASE_MAX, inflate_frame
 from homekeep.sync.protocol import Chunks, ListFile, decode_chunks
 from homekeep.sync.scan import Local
 
@@ -233,8 +234,8 @@ class ClientIndex:
         if row is None:
             return None
         try:
-            data = zstandard.ZstdDecompressor().decompress(row[0], max_output_size=BASE_MAX)
-        except zstandard.ZstdError:
+            data = inflate_frame(zstandard.ZstdDecompressor(), row[0], BASE_MAX, "kept content")
+        except InvalidInput:
             return None
         return data if blake3(data).hexdigest() == file_hash else None
 

@@ -6,6 +6,7 @@ Changing anything here changes what a chunk id means, so it needs a new protocol
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import struct
@@ -14,9 +15,9 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Protocol
 
-from homekeep.core.errors import InvalidInput
+from homekeep.core.errors import Forbidden, InvalidInput
 
 VERSION = 1
 PREFIX = f"/v{VERSION}"
@@ -53,6 +54,34 @@ def check_client(name: str) -> str:
     return name
 
 
+class Grant(Protocol):
+    """What a request's credentials say (a token, or a logged-in caller)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def allows(self, area: str) -> bool: ...
+
+    def acts_for(self, client: str) -> bool: ...
+
+
+def check_access(token: Grant, client: str) -> str:
+    """Return ``client`` if ``token`` may sync as it (scope sync, bound to it), else raise.
+
+    Without this, any sync token could read every client's manifest and change its files.
+    """
+    check_client(client)
+    if not token.allows("sync"):
+        raise Forbidden(f"token {token.name!r} has no access to sync; create one with --scope sync")
+    if not token.acts_for(client):
+        raise Forbidden(
+            f"token {token.name!r} may not act as client {client!r}; on the server, create "
+            f"a token for it: 'homekeep token create {client} --scope sync' (or any name "
+            f"with '--client {client}')"
+        )
+    return client
+
+
 def check_path(path: str) -> str:
     """Return a client-relative path if it stays inside the client's folder, else raise.
 
@@ -79,6 +108,20 @@ def check_path(path: str) -> str:
         if len(part.encode("utf-8")) > MAX_NAME_BYTES:
             raise InvalidInput(f"a name in {path!r} is longer than {MAX_NAME_BYTES} bytes")
     return path
+
+
+def load_json(data: bytes | bytearray, what: str) -> object:
+    """Parse JSON a client sent; garbage, and nesting too deep to parse, raise InvalidInput.
+
+    The decoder recurses once per level: ``[`` a thousand deep runs out of stack
+    (RecursionError) long before any size limit, and must not become a 500.
+    """
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{what} is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidInput(f"{what} is nested too deeply") from exc
 
 
 _HASH_RE = re.compile(r"[0-9a-fA-F]{64}")

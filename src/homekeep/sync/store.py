@@ -22,7 +22,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 from blake3 import blake3
 
 from homekeep.core.db import Database, utcnow
-from homekeep.core.errors import Conflict, InvalidInput, UsageError
+from homekeep.core.errors import Conflict, HomekeepError, InvalidInput, UsageError
 from homekeep.sync import fsops
 from homekeep.sync.chunking import Digest
 from homekeep.sync.chunkstore import ChunkStore, Location
@@ -121,6 +121,23 @@ MIGRATIONS = (
     );
     DROP TABLE pending;
     """,
+    # staged chunks are each client's own (dedup draws only on what a client may read);
+    # those staged before are dropped: their clients send them again
+    """
+    DROP TABLE staged;
+    CREATE TABLE staged (
+        client TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        pack TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        wire_bytes INTEGER NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (client, hash)
+    );
+    CREATE INDEX staged_pack ON staged(pack);
+    CREATE INDEX staged_hash ON staged(hash);
+    """,
 )
 
 
@@ -140,7 +157,6 @@ class _Ready:
     """A file written to a temp name, waiting for the group commit that places it."""
 
     tmp: Path
-    target: Path
     spec: FileSpec
     placed: Iterable[tuple[str, int, int]]  # iterated once, when recorded
     action: str
@@ -173,7 +189,7 @@ class Batch:
     """
 
     client: str
-    base: Path
+    tree: fsops.Tree  # the client's folder, walked by descriptors
     inline: dict[str, tuple[bytes, int]]  # chunks sent with the request: (data, wire bytes)
     ready: list[_Ready] = field(default_factory=list)
     pending: dict[str, ChunkList] = field(default_factory=dict)  # lists to keep for a resend
@@ -182,14 +198,15 @@ class Batch:
     checked: set[str] = field(default_factory=set)  # content ids looked up
     located: dict[str, Location] = field(default_factory=dict)
     looked: set[str] = field(default_factory=set)  # chunk ids looked up
-    dirs: dict[str, Path] = field(default_factory=dict)  # folders seen to be real folders
-    made: set[str] = field(default_factory=set)  # folders made (or found) for placing
 
     def forget(self) -> None:
+        """Drop what was looked up: another change may have made it wrong."""
         for known in (self.entries, self.held, self.checked, self.located, self.looked):
             known.clear()
-        self.dirs.clear()
-        self.made.clear()
+        self.tree.forget()  # a folder moved or removed: its descriptor is no longer its path
+
+    def close(self) -> None:
+        self.tree.close()
 
     def entry(self, store: ServerStore, path: str) -> sqlite3.Row | None:
         if path in self.entries:
@@ -202,31 +219,13 @@ class Batch:
         """Where the chunks of ``chunks`` are; without ``keep`` nothing is cached (a window
         of a huge file's list: what it finds is dropped with the window)."""
         if not keep:
-            return store.chunks.locate_all(c for c in chunks.ids() if c not in self.inline)
+            ids = (c for c in chunks.ids() if c not in self.inline)
+            return store.chunks.locate_all(self.client, ids)
         unknown = {c for c in chunks.ids() if c not in self.looked and c not in self.inline}
         if unknown:
-            self.located.update(store.chunks.locate_all(unknown))
+            self.located.update(store.chunks.locate_all(self.client, unknown))
             self.looked.update(unknown)
         return self.located
-
-    def resolve(self, rel: str) -> Path:
-        """``fsops.resolve``, checking each folder once per batch."""
-        head, _, name = rel.rpartition("/")
-        if head in self.dirs:
-            return self.dirs[head] / name
-        target = fsops.resolve(self.base, rel)
-        if head and target.parent.is_dir():
-            self.dirs[head] = target.parent
-        return target
-
-    def place(self, tmp: Path, target: Path, rel: str) -> None:
-        """Rename a finished temp file into place, making its folders once per batch."""
-        head = rel.rpartition("/")[0]
-        known = not head or head in self.made
-        fsops.place(tmp, self.base, target, sync=False, parents=not known)
-        if not known:
-            self.made.add(head)
-            self.dirs[head] = target.parent
 
 
 def is_target(root: Path) -> bool:
@@ -243,9 +242,20 @@ class ServerStore:
     """
 
     def __init__(
-        self, root: Path, *, staging_ttl: float = 24 * 3600, maintain: bool = True
+        self,
+        root: Path,
+        *,
+        staging_ttl: float = 24 * 3600,
+        maintain: bool = True,
+        dedup_across_clients: bool = False,
+        keep_group_and_other_write: bool = False,
+        pause: Callable[[str], None] | None = None,
     ) -> None:
         self.root = root
+        self._pause = pause  # for tests: see fsops.Tree
+        # the bits a mode from a client keeps on disk: never setuid or setgid, and group
+        # and other write (and sticky, which only matters with them) only when configured
+        self.mode_mask = 0o1777 if keep_group_and_other_write else 0o755
         self.state = root / STATE
         self.tmp = self.state / "tmp"
         self.staging = self.state / "staging"
@@ -258,7 +268,9 @@ class ServerStore:
         self.server_id = self._server_id(maintain)
         self._locks: dict[str, threading.Lock] = {}  # one per client, made under _locks_guard
         self._locks_guard = threading.Lock()
-        self.chunks = ChunkStore(root, self.db, self.staging, self.lists, ttl=staging_ttl)
+        self.chunks = ChunkStore(
+            root, self.db, self.staging, self.lists, ttl=staging_ttl, shared=dedup_across_clients
+        )
         self._serving = self.state / "serving" if maintain else None
         if self._serving is not None:  # only the serving process clears and repairs
             self._recover()
@@ -269,7 +281,15 @@ class ServerStore:
             self.chunks.collect()
 
     @classmethod
-    def open(cls, root: Path, *, adopt: bool = False) -> ServerStore:
+    def open(
+        cls,
+        root: Path,
+        *,
+        adopt: bool = False,
+        staging_ttl: float = 24 * 3600,
+        dedup_across_clients: bool = False,
+        keep_group_and_other_write: bool = False,
+    ) -> ServerStore:
         """Open ``root`` as a target: new, empty, already ours, or adopted with ``adopt``."""
         root = root.expanduser().absolute()
         if root.exists() and not root.is_dir():
@@ -280,7 +300,12 @@ class ServerStore:
                 "or pass --adopt to index what is there for dedup"
             )
         root.mkdir(parents=True, exist_ok=True)
-        store = cls(root)
+        store = cls(
+            root,
+            staging_ttl=staging_ttl,
+            dedup_across_clients=dedup_across_clients,
+            keep_group_and_other_write=keep_group_and_other_write,
+        )
         if adopt:
             from homekeep.sync.adopt import adopt as index_existing
 
@@ -311,6 +336,12 @@ class ServerStore:
     def client_dir(self, client: str) -> Path:
         check_client(client)
         return self.root / client
+
+    def tree(self, client: str) -> fsops.Tree:
+        """The client's folder (made if new), to change through folder descriptors."""
+        base = self.client_dir(client)
+        base.mkdir(exist_ok=True)
+        return fsops.Tree(base, pause=self._pause)
 
     def _recover(self, client: str | None = None) -> None:
         """Forget what a crash (or an error) left half placed.
@@ -428,7 +459,7 @@ class ServerStore:
         """Record the mode and mtime of the client's folder itself and apply them."""
         base = self.client_dir(client)
         base.mkdir(exist_ok=True)
-        base.chmod(mode & fsops.MODE_MASK)
+        base.chmod(mode & self.mode_mask)
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE clients SET top_mode = ?, top_mtime_ns = ? WHERE name = ?",
@@ -438,16 +469,8 @@ class ServerStore:
 
     def mkdir(self, client: str, path: str, mode: int, mtime_ns: int | None = None) -> None:
         """Create or update a folder; its mtime is applied by ``restore_dir_times``."""
-        base = self.client_dir(client)
-        base.mkdir(exist_ok=True)
-        target = fsops.resolve(base, path)
-        fsops.make_parents(base, target)
-        with contextlib.suppress(FileNotFoundError):
-            if not stat.S_ISDIR(target.lstat().st_mode):
-                target.unlink()
-        created = not target.exists()
-        target.mkdir(exist_ok=True)
-        target.chmod(mode & fsops.MODE_MASK)
+        with self.tree(client) as tree:
+            created = tree.mkdir(path, mode & self.mode_mask)
         with self.db.transaction() as conn:
             old = conn.execute(
                 "SELECT kind, mode FROM entries WHERE client = ? AND path = ?", (client, path)
@@ -477,9 +500,8 @@ class ServerStore:
 
         A release upgrade of a source tree moves the mtime of thousands of folders: this
         costs one lstat and one row each (their times are applied by ``restore_dir_times``,
-        which resolves each path safely), not a walk, a chmod and a transaction each.
+        which walks each path by folder descriptors), not a walk, a chmod and a transaction each.
         """
-        base = self.client_dir(client)
         rows: dict[str, sqlite3.Row] = {}
         conn = self.db.connection()
         for part in _slices([path for path, _, _ in folders]):
@@ -492,21 +514,22 @@ class ServerStore:
                 rows[row["path"]] = row
         quick: list[tuple[int, int]] = []
         rest = []
-        for path, mode, mtime_ns in folders:
-            row = rows.get(path)
-            if row is not None and row["kind"] == "dir" and row["mode"] == mode and mtime_ns:
-                try:
-                    st = (base / path).lstat()
-                except OSError:
-                    st = None
-                if (
-                    st is not None
-                    and stat.S_ISDIR(st.st_mode)
-                    and stat.S_IMODE(st.st_mode) == mode & fsops.MODE_MASK
-                ):
-                    quick.append((mtime_ns, int(row["id"])))
-                    continue
-            rest.append((path, mode, mtime_ns))
+        with self.tree(client) as tree:
+            for path, mode, mtime_ns in folders:
+                row = rows.get(path)
+                if row is not None and row["kind"] == "dir" and row["mode"] == mode and mtime_ns:
+                    try:
+                        st = tree.lstat(path)
+                    except (OSError, HomekeepError):  # a file or a link on the way
+                        st = None
+                    if (
+                        st is not None
+                        and stat.S_ISDIR(st.st_mode)
+                        and stat.S_IMODE(st.st_mode) == mode & self.mode_mask
+                    ):
+                        quick.append((mtime_ns, int(row["id"])))
+                        continue
+                rest.append((path, mode, mtime_ns))
         if quick:
             with self.db.transaction() as conn:
                 conn.executemany("UPDATE entries SET mtime_ns = ? WHERE id = ?", quick)
@@ -516,14 +539,17 @@ class ServerStore:
     def symlink(self, client: str, path: str, link_target: str, mtime_ns: int) -> None:
         if "\x00" in link_target or not link_target or len(link_target) > 4096:
             raise InvalidInput(f"invalid symlink target for {path!r}")
-        base = self.client_dir(client)
-        base.mkdir(exist_ok=True)
-        target = fsops.resolve(base, path)
-        tmp = self.temp_name()
-        tmp.symlink_to(link_target)
-        with contextlib.suppress(NotImplementedError, OSError):
-            os.utime(tmp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
-        fsops.place(tmp, base, target)
+        with self.tree(client) as tree:
+            tree.lstat(path)  # a symlink or a file on the way: refused before anything
+            tmp = self.temp_name()
+            tmp.symlink_to(link_target)
+            try:
+                with contextlib.suppress(NotImplementedError, OSError):
+                    os.utime(tmp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+                tree.place(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            tree.fsync(path.rpartition("/")[0])
         with self.db.transaction() as conn:
             self._forget(conn, client, path)
             conn.execute(
@@ -535,9 +561,8 @@ class ServerStore:
             self._touch_client(conn, client)
 
     def delete(self, client: str, path: str) -> bool:
-        base = self.client_dir(client)
-        target = fsops.resolve(base, path)
-        removed = fsops.remove(target)
+        with self.tree(client) as tree:
+            removed = tree.remove(path)
         with self.db.transaction() as conn:
             self._forget(conn, client, path)
             self._event(conn, client, "delete", path)
@@ -546,20 +571,17 @@ class ServerStore:
 
     def rename(self, client: str, path: str, dest: str) -> bool:
         """Rename a file or folder; return False if the source is not there (client re-sends)."""
-        base = self.client_dir(client)
-        source = fsops.resolve(base, path)
-        target = fsops.resolve(base, dest)
         entry = self._entry(client, path)
-        if entry is None or not os.path.lexists(source):
-            return False
-        if dest == path or dest.startswith(path + "/"):
-            raise InvalidInput(f"cannot move {path!r} into itself ({dest!r})")
-        fsops.make_parents(base, target)
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISDIR(target.lstat().st_mode) or entry["kind"] == "dir":
-                fsops.remove(target)
-        source.replace(target)
-        fsops.fsync_dir(target.parent)
+        with self.tree(client) as tree:
+            tree.lstat(dest)  # a symlink or a file on the way: refused before anything
+            if entry is None or tree.lstat(path) is None:
+                return False
+            if dest == path or dest.startswith(path + "/"):
+                raise InvalidInput(f"cannot move {path!r} into itself ({dest!r})")
+            if path.startswith(dest + "/"):  # over a folder it is in: sent again instead
+                return False
+            tree.rename(path, dest, replace_any=entry["kind"] == "dir")
+            tree.fsync(dest.rpartition("/")[0])
         with self.db.transaction() as conn:
             self._forget(conn, client, dest)
             conn.execute(
@@ -575,14 +597,14 @@ class ServerStore:
     def receive_pack(self, client: str, body: bytes | bytearray | memoryview) -> tuple[int, int]:
         """Verify and stage a pack of chunks; return (chunks stored, bytes of chunk data)."""
         check_client(client)
-        return self.chunks.receive(body, client)
+        return self.chunks.receive(client, body)
 
     # -- files ---------------------------------------------------------------------------
 
     def begin(self, client: str, inline: dict[str, tuple[bytes, int]] | None = None) -> Batch:
         """Start a batch of changes for ``client`` (whose lock the caller holds)."""
         self.register(client)
-        return Batch(client, self.client_dir(client), inline or {})
+        return Batch(client, self.tree(client), inline or {})
 
     def prepare(self, batch: Batch, specs: list[FileSpec]) -> None:
         """Look up, in a few queries, what ``commit_file`` will ask about these files."""
@@ -598,13 +620,14 @@ class ServerStore:
         for path in paths:
             batch.entries.setdefault(path, None)
         hashes = list({s.hash for s in specs if s.size})
+        owner, mine = self.chunks.owner(batch.client)
         for part in _slices(hashes):
             marks = ",".join("?" * len(part))
             batch.held.update(
                 row[0]
                 for row in conn.execute(
-                    f"SELECT DISTINCT hash FROM entries WHERE hash IN ({marks})",  # noqa: S608 - placeholders only
-                    part,
+                    f"SELECT DISTINCT hash FROM entries WHERE hash IN ({marks}){owner}",  # noqa: S608 - placeholders only
+                    (*part, *mine),
                 )
             )
         batch.checked.update(hashes)
@@ -615,7 +638,7 @@ class ServerStore:
             for chunk_id in s.chunks.ids()
             if chunk_id not in batch.inline
         }
-        batch.located.update(self.chunks.locate_all(wanted))
+        batch.located.update(self.chunks.locate_all(batch.client, wanted))
         batch.looked.update(wanted)
 
     def commit_file(self, batch: Batch, spec: FileSpec) -> dict[str, Any]:
@@ -627,16 +650,16 @@ class ServerStore:
         until ``settle(batch)`` places the lot.
         """
         client = batch.client
-        target = batch.resolve(spec.path)
+        on_disk = batch.tree.lstat(spec.path)  # a symlink on the way: refused here
         current = batch.entry(self, spec.path)
         if (
             current is not None
             and current["kind"] == "file"
             and current["hash"] == spec.hash
-            and self._unchanged_on_disk(target, current)
+            and _unchanged(on_disk, current)
         ):
-            target.chmod(spec.mode & fsops.MODE_MASK)
-            os.utime(target, ns=(spec.mtime_ns, spec.mtime_ns), follow_symlinks=False)
+            batch.tree.chmod(spec.path, spec.mode & self.mode_mask)
+            batch.tree.utime(spec.path, spec.mtime_ns)
             with self.db.transaction() as conn:
                 conn.execute(
                     "UPDATE entries SET mode = ?, mtime_ns = ? WHERE id = ?",
@@ -647,7 +670,7 @@ class ServerStore:
             return {"status": "done", "via": "meta"}
         action = "modify" if current is not None else "create"
         if (spec.hash in batch.held or spec.hash not in batch.checked) and self._copy_existing(
-            batch, spec, target, action
+            batch, spec, action
         ):
             return {"status": "done", "via": "copy"}
         chunks = spec.chunks
@@ -687,7 +710,7 @@ class ServerStore:
                 answer["more"] = True
             return answer
         try:
-            return self._assemble(batch, spec, chunks, target, action, keep=keep)
+            return self._assemble(batch, spec, chunks, action, keep=keep)
         except InvalidInput:
             if spec.chunks is not None:
                 raise
@@ -737,18 +760,19 @@ class ServerStore:
             raise InvalidInput(f"the uploaded content of {spec.path!r} does not match its id")
         fd = os.open(tmp, os.O_WRONLY)
         try:
-            fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
+            fsops.finish(fd, mode=spec.mode & self.mode_mask, mtime_ns=spec.mtime_ns)
         finally:
             os.close(fd)
         with self.lock(client):
             batch = self.begin(client)
-            target = batch.resolve(spec.path)
-            action = "modify" if batch.entry(self, spec.path) is not None else "create"
-            placed = digest.chunks.offsets()  # lazily: a huge file's list is not copied
-            batch.ready.append(
-                _Ready(tmp, target, spec, placed, action, wire_bytes, "upload", set())
-            )
-            self.settle(batch)
+            try:
+                batch.tree.lstat(spec.path)  # a symlink on the way: refused here
+                action = "modify" if batch.entry(self, spec.path) is not None else "create"
+                placed = digest.chunks.offsets()  # lazily: a huge file's list is not copied
+                batch.ready.append(_Ready(tmp, spec, placed, action, wire_bytes, "upload", set()))
+                self.settle(batch)
+            finally:
+                batch.close()
 
     def base_chunks(self, client: str, path: str, base: str) -> Chunks | None:
         """The chunk list of the file at ``path`` if its content id is ``base``.
@@ -770,47 +794,43 @@ class ServerStore:
             built.add(bytes.fromhex(chunk_hash), length)
         return built.done() if built.size == entry["size"] else None
 
-    @staticmethod
-    def _unchanged_on_disk(path: Path, entry: sqlite3.Row) -> bool:
-        try:
-            st = path.lstat()
-        except OSError:
-            return False
-        return (
-            stat.S_ISREG(st.st_mode)
-            and st.st_size == entry["size"]
-            and st.st_mtime_ns == entry["mtime_ns"]
-        )
-
-    def _copy_existing(self, batch: Batch, spec: FileSpec, target: Path, action: str) -> bool:
+    def _copy_existing(self, batch: Batch, spec: FileSpec, action: str) -> bool:
         """Whole-file dedup: make the file from a copy of one the server holds."""
         if spec.size == 0:
             return False
+        owner, mine = self.chunks.owner(batch.client)
         for row in self.db.query(
-            "SELECT * FROM entries WHERE hash = ? AND kind = 'file' AND size = ? LIMIT 8",
-            (spec.hash, spec.size),
+            "SELECT * FROM entries WHERE hash = ? AND kind = 'file' AND size = ?"  # noqa: S608 - a constant fragment
+            f"{owner} LIMIT 8",
+            (spec.hash, spec.size, *mine),
         ):
-            source = self.root / row["client"] / row["path"]
-            if not self._unchanged_on_disk(source, row):
-                continue
             tmp = self.temp_name()
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                fsops.clone(source, fd)
+                with contextlib.ExitStack() as stack:
+                    if row["client"] == batch.client:
+                        tree = batch.tree
+                    else:
+                        tree = stack.enter_context(self.tree(row["client"]))
+                    source = tree.open(row["path"], os.O_RDONLY)
+                    stack.callback(os.close, source)
+                    if not _unchanged(os.fstat(source), row):
+                        raise OSError("the source changed since it was recorded")
+                    fsops.clone(source, fd)
                 if os.fstat(fd).st_size != spec.size:
                     raise OSError("copy came out short")
                 # size and mtime say the source is what the index recorded; the hash makes
                 # sure (a crash between placing a file and recording it could fool them)
                 if fsops.content_hash(tmp) != spec.hash:
                     raise OSError("the source no longer holds that content")
-                fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
-            except OSError:
+                fsops.finish(fd, mode=spec.mode & self.mode_mask, mtime_ns=spec.mtime_ns)
+            except (OSError, InvalidInput, Conflict):
                 os.close(fd)
                 tmp.unlink(missing_ok=True)
                 continue
             os.close(fd)
             batch.ready.append(
-                _Ready(tmp, target, spec, (), action, 0, "copy", set(), copy_of=int(row["id"]))
+                _Ready(tmp, spec, (), action, 0, "copy", set(), copy_of=int(row["id"]))
             )
             return True
         return False
@@ -820,7 +840,6 @@ class ServerStore:
         batch: Batch,
         spec: FileSpec,
         chunks: Chunks,
-        target: Path,
         action: str,
         *,
         keep: bool,
@@ -881,7 +900,7 @@ class ServerStore:
                 return {"status": "missing", "chunks": list(dict.fromkeys(gone))}
             if whole is not None and whole.hexdigest() != spec.hash:
                 raise InvalidInput(f"the chunks of {spec.path!r} do not add up to its content id")
-            fsops.finish(fd, mode=spec.mode, mtime_ns=spec.mtime_ns)
+            fsops.finish(fd, mode=spec.mode & self.mode_mask, mtime_ns=spec.mtime_ns)
             done = True
         finally:
             os.close(fd)
@@ -891,7 +910,7 @@ class ServerStore:
                 tmp.unlink(missing_ok=True)
         via = "chunks" if data_bytes else "local"
         placed = chunks.offsets()
-        batch.ready.append(_Ready(tmp, target, spec, placed, action, data_bytes, via, staged_used))
+        batch.ready.append(_Ready(tmp, spec, placed, action, data_bytes, via, staged_used))
         return {"status": "done", "via": via, "data_bytes": data_bytes}
 
     def settle(self, batch: Batch) -> None:
@@ -918,11 +937,11 @@ class ServerStore:
             fsops.sync_files([r.tmp for r in ready])
             folders = set()
             for r in ready:
-                batch.place(r.tmp, r.target, r.spec.path)
+                batch.tree.place(r.tmp, r.spec.path)
                 placed += 1
-                folders.add(r.target.parent)
+                folders.add(r.spec.path.rpartition("/")[0])
             for folder in folders:
-                fsops.fsync_dir(folder)
+                batch.tree.fsync(folder)
             with self.db.transaction() as conn:
                 for r in ready:
                     self._record_file(conn, client, r)
@@ -976,14 +995,14 @@ class ServerStore:
                 (client, *part),
             )
             times.extend((str(r[0]), int(r[1])) for r in rows)
-        base = self.client_dir(client)
-        for path, mtime_ns in sorted(times, key=lambda t: t[0].count("/"), reverse=True):
-            try:
-                target = fsops.resolve(base, path)
-                if stat.S_ISDIR(target.lstat().st_mode):
-                    os.utime(target, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
-            except (OSError, InvalidInput, Conflict) as exc:
-                log.debug("cannot set the mtime of %s: %s", path, exc)
+        with self.tree(client) as tree:
+            for path, mtime_ns in sorted(times, key=lambda t: t[0].count("/"), reverse=True):
+                try:
+                    st = tree.lstat(path)
+                    if st is not None and stat.S_ISDIR(st.st_mode):
+                        tree.utime(path, mtime_ns)
+                except (OSError, InvalidInput, Conflict) as exc:
+                    log.debug("cannot set the mtime of %s: %s", path, exc)
 
     def _restore_top(self, client: str) -> None:
         top = self.top(client)
@@ -1017,6 +1036,16 @@ class ServerStore:
         self._event(
             conn, client, r.action, spec.path, size=spec.size, data_bytes=r.data_bytes, via=r.via
         )
+
+
+def _unchanged(st: os.stat_result | None, entry: sqlite3.Row) -> bool:
+    """A regular file of the size and mtime the index recorded for ``entry``."""
+    return (
+        st is not None
+        and stat.S_ISREG(st.st_mode)
+        and st.st_size == entry["size"]
+        and st.st_mtime_ns == entry["mtime_ns"]
+    )
 
 
 def _single(chunks: Chunks, file_hash: str) -> bool:

@@ -161,7 +161,7 @@ class Connection:
             raise _error(response, self.server)
         try:
             return response.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise Offline(f"{self.server} answered with something that is not JSON") from exc
 
     def hello(self) -> dict[str, Any]:
@@ -353,13 +353,15 @@ def _answer(line: bytes, server: str) -> dict[str, Any]:
 
     try:
         answer = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise Offline(f"{server}'s data port answered something that is not JSON") from exc
     if not isinstance(answer, dict):
         raise Offline(f"{server}'s data port answered {str(answer)[:80]}")
     error = answer.get("error")
     if isinstance(error, dict):
-        raise _error_for(int(error.get("status", 500)), str(error.get("message", "")), server)
+        status = error.get("status")
+        status = status if isinstance(status, int) and not isinstance(status, bool) else 500
+        raise _error_for(status, str(error.get("message", "")), server)
     return answer
 
 
@@ -367,7 +369,7 @@ def _error(response: httpx.Response, server: str) -> HomekeepError:
     try:
         body = response.json()
         message = str(body["error"]["message"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         message = response.text[:200] or response.reason_phrase
     return _error_for(response.status_code, message, server)
 

@@ -1,6 +1,6 @@
-"""Cover images on disk: each distinct image once by content hash, plus a thumbnail.
+"""Artwork on disk: each distinct image once by content hash, plus a thumbnail.
 
-Layout under the area's folder::
+Embedded pictures and folder covers alike. Layout under the area's folder::
 
     images/full/<h[:2]>/<hash>        the original bytes, as found
     images/thumb/<h[:2]>/<hash>.jpg   a JPEG no larger than the thumbnail size
@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from homekeep.core.files import write_atomic
 from homekeep.core.hashing import hash_bytes
+from homekeep.music.catalog import EMBEDDED
+from homekeep.music.disk import Seen
+from homekeep.music.kinds import COVER_EXTENSIONS
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 MAX_PIXELS = 100_000_000
@@ -48,7 +53,7 @@ class ImageInfo:
     error: str | None
 
 
-class ImageStore:
+class ArtworkStore:
     """Originals and thumbnails, content-addressed; safe to use from several processes."""
 
     def __init__(self, root: Path) -> None:
@@ -60,6 +65,11 @@ class ImageStore:
 
     def thumb_path(self, digest: str) -> Path:
         return self.root / "thumb" / digest[:2] / f"{digest}.jpg"
+
+    def remove(self, digest: str) -> None:
+        """Delete an image's original and thumbnail (either may be gone already)."""
+        self.full_path(digest).unlink(missing_ok=True)
+        self.thumb_path(digest).unlink(missing_ok=True)
 
     def save(self, data: bytes) -> str:
         """Store bytes once and return their content hash."""
@@ -104,6 +114,22 @@ class ImageStore:
         ) as exc:
             return ImageInfo(digest, mime, len(data), None, None, thumb_size, _reason(exc))
         return ImageInfo(digest, mime, len(data), width, height, thumb_size, None)
+
+
+def process_image(digest: str, root: str, size: int) -> ImageInfo:
+    """Decode one stored image in a worker process (plain arguments: they are pickled)."""
+    return ArtworkStore(Path(root)).process(digest, size)
+
+
+def folder_covers(files: Iterable[Seen], priority: list[str]) -> list[Seen]:
+    """Return the files whose names match a cover pattern of ``cover_priority``."""
+    patterns = [p.lower() for p in priority if p != EMBEDDED]
+    return [
+        s
+        for s in files
+        if s.ext in COVER_EXTENSIONS
+        and any(fnmatchcase(s.rel.rpartition("/")[2].lower(), p) for p in patterns)
+    ]
 
 
 def _reason(exc: BaseException) -> str:

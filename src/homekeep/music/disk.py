@@ -1,4 +1,7 @@
-"""The files on disk: walking the roots, and comparing them with what the library knows."""
+"""The files on disk: walking the roots, and comparing them with what the library knows.
+
+No database here: the store loads what the library knows, this module compares.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,12 @@ import stat as stat_module
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homekeep.music.kinds import extension, kind_of
+
+if TYPE_CHECKING:
+    from homekeep.core.progress import Task  # rich: not for the worker processes
 
 
 @dataclass
@@ -34,7 +40,7 @@ class Seen:
 
 
 def walk(
-    root_id: int, root: Path, bar: Any, unreadable: list[tuple[int, str]]
+    root_id: int, root: Path, bar: Task, unreadable: list[tuple[int, str]]
 ) -> Iterator[tuple[int, str, str]]:
     """Yield (root id, relative path, full path) of every file; hidden entries skipped.
 
@@ -87,7 +93,7 @@ def compare(
     entries: list[tuple[int, str, str]],
     known: dict[tuple[int, str], tuple[Any, ...]],
     full: bool,
-    bar: Any,
+    bar: Task,
 ) -> Comparison:
     """Stat every entry once and compare it with ``known`` (popping what is found)."""
     found = Comparison()
