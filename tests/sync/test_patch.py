@@ -166,7 +166,7 @@ def _edit_and_push(
     summary = sync()
     assert summary["errors"] == []
     assert (srv.root / "laptop/argparse.py").read_bytes() == (src / "argparse.py").read_bytes()
-    return summary, client_index_path(data, src, "laptop")
+    return summary, client_index_path(data / "sync", src.resolve(), "laptop")
 
 
 def test_a_one_line_edit_of_a_real_module_costs_about_the_line(tmp_path: Path) -> None:
@@ -200,7 +200,7 @@ def test_the_cache_stays_within_its_bound(tmp_path: Path) -> None:
         env = {"HOMEKEEP_SYNC_PATCH_CACHE_MB": "1"}
         result = run_cli(*args, "--name", "laptop", data_dir=data, env=env, timeout=300)
         assert result.returncode == 0, result.stderr
-    with sqlite3.connect(client_index_path(data, src, "laptop")) as conn:
+    with sqlite3.connect(client_index_path(data / "sync", src.resolve(), "laptop")) as conn:
         count, total = conn.execute("SELECT count(*), sum(length(data)) FROM kept").fetchone()
     assert count > 10
     assert total <= 1 << 20
