@@ -784,7 +784,8 @@ class Syncer:
         via = result.get("via", "")
         if via == "meta":
             summary.modified += 1
-            self.on_change(f"metadata {item.path}")
+            # a release upgrade touches the mtime of thousands: one line each only with -vv
+            log.debug("metadata %s", item.path)
             return
         summary.files_sent += 1
         if via == "copy":
