@@ -9,7 +9,7 @@
 (d) rescan of an unchanged tree of many files: time and peak memory of the client
 (upgrade) real release upgrades of real projects' sources (sdists fetched by pip into a cache
     dir): the old release pushed, the new one copied over it and pushed; bytes and time of
-    ours, rsync -a and rsync -az
+    ours, rsync -a, rsync -az and rsync -a --fsync (durable files, as ours)
 """
 
 from __future__ import annotations
@@ -665,6 +665,10 @@ def same_bytes(a: Path, b: Path) -> bool:
     return True
 
 
+# -a and -az as the issue names them; -a --fsync makes each file durable, as homekeep does
+RSYNC_RUNS = {"a": ["-a"], "az": ["-az"], "a --fsync": ["-a", "--fsync"]}
+
+
 def bench_upgrade(work: Path, args: argparse.Namespace, rsync_port: int) -> None:
     """A release upgrade of real sources: bytes both ways (TCP proxies) and wall time."""
     rows = []
@@ -676,7 +680,7 @@ def bench_upgrade(work: Path, args: argparse.Namespace, rsync_port: int) -> None
         new_tree = release(name, new, args.sdist_cache, work)
         files = sum(1 for p in new_tree.rglob("*") if p.is_file())
         size = sum(p.stat().st_size for p in new_tree.rglob("*") if p.is_file())
-        got: dict[str, list[tuple[float, int]]] = {"hk": [], "a": [], "az": []}
+        got: dict[str, list[tuple[float, int]]] = {k: [] for k in ("hk", *RSYNC_RUNS)}
         for i in range(args.repeat_upgrade):
             tree = work / f"up-{name}-{i}"
             shutil.copytree(old_tree, tree, symlinks=True)
@@ -689,16 +693,8 @@ def bench_upgrade(work: Path, args: argparse.Namespace, rsync_port: int) -> None
                     hk_push, tree, hk_url, token, name, work, HOMEKEEP_SYNC_DEFAULT_EXCLUDES="0"
                 )
                 push()
-                for flags in ("a", "az"):
-                    run(
-                        [
-                            "rsync",
-                            f"-{flags}",
-                            "--delete",
-                            f"{tree}/",
-                            f"{rs_url}/{name}-{i}-{flags}/",
-                        ]
-                    )
+                for n, flags in enumerate(RSYNC_RUNS.values()):
+                    run(["rsync", *flags, "--delete", f"{tree}/", f"{rs_url}/{name}-{i}-{n}/"])
                 run(["rsync", "-a", "--delete", f"{new_tree}/", f"{tree}/"])  # the upgrade
                 hk_proxy.take()
                 rs_proxy.take()
@@ -706,20 +702,14 @@ def bench_upgrade(work: Path, args: argparse.Namespace, rsync_port: int) -> None
                 got["hk"].append((seconds, hk_proxy.take()))
                 assert not summary["errors"], summary["errors"]
                 assert same_bytes(tree, work / f"hk-dst-up-{name}-{i}" / name), "copy differs"
-            for flags in ("a", "az"):
-                cmd = [
-                    "rsync",
-                    f"-{flags}",
-                    "--delete",
-                    f"{tree}/",
-                    f"{rs_url}/{name}-{i}-{flags}/",
-                ]
+            for n, (key, flags) in enumerate(RSYNC_RUNS.items()):
+                cmd = ["rsync", *flags, "--delete", f"{tree}/", f"{rs_url}/{name}-{i}-{n}/"]
                 seconds = settled(partial(run, cmd))[0]
-                got[flags].append((seconds, rs_proxy.take()))
+                got[key].append((seconds, rs_proxy.take()))
             shutil.rmtree(tree)
             shutil.rmtree(work / f"hk-dst-up-{name}-{i}", ignore_errors=True)
-            for flags in ("a", "az"):
-                shutil.rmtree(work / "rsync-dst" / f"{name}-{i}-{flags}", ignore_errors=True)
+            for n in range(len(RSYNC_RUNS)):
+                shutil.rmtree(work / "rsync-dst" / f"{name}-{i}-{n}", ignore_errors=True)
             print(
                 f"  {name} {old} -> {new} round {i + 1}: "
                 + ", ".join(f"{k} {v[-1][1]} B {v[-1][0]:.2f} s" for k, v in got.items()),
@@ -734,15 +724,26 @@ def bench_upgrade(work: Path, args: argparse.Namespace, rsync_port: int) -> None
                 f"{name} {old} -> {new} ({files} files, {human(size)})",
                 f"{human(med['a'][1])}, {med['a'][0]:.2f} s",
                 f"{human(med['az'][1])}, {med['az'][0]:.2f} s",
+                f"{med['a --fsync'][0]:.2f} s",
                 f"{human(med['hk'][1])}, {med['hk'][0]:.2f} s",
                 f"{med['hk'][1] / med['az'][1]:.2f}",
                 f"{med['hk'][0] / med['a'][0]:.2f}",
+                f"{med['hk'][0] / med['a --fsync'][0]:.2f}",
             ]
         )
     table(
         f"(upgrade) a release copied over the one synced before: bytes both ways (TCP proxy), "
         f"wall time; median of {args.repeat_upgrade}",
-        ["project", "rsync -a", "rsync -az", "homekeep", "bytes / rsync -az", "time / rsync -a"],
+        [
+            "project",
+            "rsync -a",
+            "rsync -az",
+            "rsync -a --fsync",
+            "homekeep",
+            "bytes / rsync -az",
+            "time / rsync -a",
+            "time / rsync -a --fsync",
+        ],
         rows,
     )
 
