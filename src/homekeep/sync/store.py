@@ -193,6 +193,8 @@ class Batch:
     inline: dict[str, tuple[bytes, int]]  # chunks sent with the request: (data, wire bytes)
     ready: list[_Ready] = field(default_factory=list)
     pending: dict[str, ChunkList] = field(default_factory=dict)  # lists to keep for a resend
+    # files whose mode and mtime were just set on disk: (spec, entry id), for ``settle``
+    touched: list[tuple[FileSpec, int]] = field(default_factory=list)
     entries: dict[str, sqlite3.Row | None] = field(default_factory=dict)
     held: set[str] = field(default_factory=set)  # content ids some entry has
     checked: set[str] = field(default_factory=set)  # content ids looked up
@@ -660,13 +662,7 @@ class ServerStore:
         ):
             batch.tree.chmod(spec.path, spec.mode & self.mode_mask)
             batch.tree.utime(spec.path, spec.mtime_ns)
-            with self.db.transaction() as conn:
-                conn.execute(
-                    "UPDATE entries SET mode = ?, mtime_ns = ? WHERE id = ?",
-                    (spec.mode, spec.mtime_ns, current["id"]),
-                )
-                self._event(conn, client, "meta", spec.path, size=spec.size, via="local")
-                self._touch_client(conn, client)
+            batch.touched.append((spec, int(current["id"])))  # recorded by ``settle``
             return {"status": "done", "via": "meta"}
         action = "modify" if current is not None else "create"
         if (spec.hash in batch.held or spec.hash not in batch.checked) and self._copy_existing(
@@ -915,6 +911,18 @@ class ServerStore:
 
     def settle(self, batch: Batch) -> None:
         """Group commit: make the files durable, rename them into place, record them."""
+        if batch.touched:
+            # a crash before this leaves rows older than the files: next time they look
+            # changed behind the index, and are made again from their chunks
+            with self.db.transaction() as conn:
+                conn.executemany(
+                    "UPDATE entries SET mode = ?, mtime_ns = ? WHERE id = ?",
+                    [(spec.mode, spec.mtime_ns, entry_id) for spec, entry_id in batch.touched],
+                )
+                for spec, _ in batch.touched:
+                    self._event(conn, batch.client, "meta", spec.path, size=spec.size, via="local")
+                self._touch_client(conn, batch.client)
+            batch.touched.clear()
         ready = batch.ready
         if batch.pending:
             with self.db.transaction() as conn:
