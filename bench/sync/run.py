@@ -7,6 +7,9 @@
 (b) edits: bytes on the wire (both directions, counted by a TCP proxy), ours / rsync
 (c) change-to-server latency of one small edit while `sync watch` runs, p50 / p95
 (d) rescan of an unchanged tree of many files: time and peak memory of the client
+(upgrade) real release upgrades of real projects' sources (sdists fetched by pip into a cache
+    dir): the old release pushed, the new one copied over it and pushed; bytes and time of
+    ours, rsync -a, rsync -az and rsync -a --fsync (durable files, as ours)
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -36,10 +40,10 @@ HOMEKEEP = [sys.executable, "-m", "homekeep"]
 MiB = 1 << 20
 
 
-def env() -> dict[str, str]:
+def env(**extra: str) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("HOMEKEEP_")}
     clean["NO_PROXY"] = "*"
-    return clean
+    return clean | extra
 
 
 def free_port() -> int:
@@ -49,7 +53,7 @@ def free_port() -> int:
         return port
 
 
-def run(cmd: list[str]) -> tuple[float, int, str]:
+def run(cmd: list[str], **extra_env: str) -> tuple[float, int, str]:
     """Run a command; return (seconds, its peak RSS in KiB, stdout).
 
     The peak is the kernel's high-water mark (VmHWM) of the process, sampled every 5 ms:
@@ -57,7 +61,7 @@ def run(cmd: list[str]) -> tuple[float, int, str]:
     """
     start = time.monotonic()
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env())
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env(**extra_env))
         peak = 0
         status = Path(f"/proc/{proc.pid}/status")
         while proc.poll() is None:
@@ -146,7 +150,7 @@ class CountingProxy:
 
 
 @contextmanager
-def sync_server(work: Path, suffix: str = "") -> Iterator[tuple[str, str, int, int]]:
+def sync_server(work: Path, suffix: str = "", *extra: str) -> Iterator[tuple[str, str, int, int]]:
     """A fresh `homekeep sync server`: (url, token, port, pid), stopped with SIGTERM."""
     data = work / f"hk-server-data{suffix}"
     create = ["token", "create", "bench", "--scope", "sync", "--client", "*"]  # any name
@@ -161,6 +165,7 @@ def sync_server(work: Path, suffix: str = "") -> Iterator[tuple[str, str, int, i
             str(work / f"hk-dst{suffix}"),
             "--port",
             "0",
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -217,7 +222,7 @@ def rsync_daemon(work: Path) -> Iterator[int]:
 
 
 def hk_push(
-    src: Path, url: str, token: str, name: str, work: Path
+    src: Path, url: str, token: str, name: str, work: Path, **extra_env: str
 ) -> tuple[float, int, dict[str, Any]]:
     seconds, rss, out = run(
         [
@@ -234,7 +239,8 @@ def hk_push(
             "--name",
             name,
             "--json",
-        ]
+        ],
+        **extra_env,
     )
     return seconds, rss, json.loads(out)
 
@@ -618,6 +624,130 @@ def bench_huge(work: Path, args: argparse.Namespace, rsync_port: int) -> None:
     )
 
 
+UPGRADES = ["django:5.0.7:5.1", "sqlalchemy:2.0.30:2.0.31", "sympy:1.12:1.13.0"]
+
+
+def release(name: str, version: str, cache: Path, work: Path) -> Path:
+    """The source tree of one release: its sdist, fetched by pip into ``cache`` once."""
+    cache.mkdir(parents=True, exist_ok=True)
+
+    def archive() -> Path | None:
+        for path in cache.iterdir():
+            if path.name.lower() == f"{name}-{version}.tar.gz".lower():
+                return path
+        return None
+
+    if archive() is None:
+        pip = [sys.executable, "-m", "pip", "download", f"{name}=={version}", "--no-deps"]
+        run([*pip, "--no-binary", ":all:", "--disable-pip-version-check", "-d", str(cache)])
+    found = archive()
+    if found is None:
+        raise SystemExit(f"pip saved no sdist of {name}=={version} in {cache}")
+    out = work / "releases" / f"{name}-{version}"
+    with tarfile.open(found) as tar:
+        tar.extractall(out, filter="data")
+    (top,) = list(out.iterdir())
+    return top
+
+
+def same_bytes(a: Path, b: Path) -> bool:
+    """The same names, kinds, link targets and file bytes under ``a`` and ``b``."""
+    names = {p.relative_to(a) for p in a.rglob("*")}
+    if names != {p.relative_to(b) for p in b.rglob("*")}:
+        return False
+    for rel in names:
+        x, y = a / rel, b / rel
+        if x.is_symlink() or y.is_symlink():
+            if not (x.is_symlink() and y.is_symlink() and x.readlink() == y.readlink()):
+                return False
+        elif x.is_file() and not filecmp.cmp(x, y, shallow=False):
+            return False
+    return True
+
+
+# -a and -az as the issue names them; -a --fsync makes each file durable, as homekeep does
+RSYNC_RUNS = {"a": ["-a"], "az": ["-az"], "a --fsync": ["-a", "--fsync"]}
+
+
+def bench_upgrade(work: Path, args: argparse.Namespace, rsync_port: int) -> None:
+    """A release upgrade of real sources: bytes both ways (TCP proxies) and wall time."""
+    rows = []
+    rs_proxy = CountingProxy(rsync_port)
+    rs_url = f"rsync://127.0.0.1:{rs_proxy.port}/bench"
+    for spec in args.upgrade or UPGRADES:
+        name, old, new = spec.split(":")
+        old_tree = release(name, old, args.sdist_cache, work)
+        new_tree = release(name, new, args.sdist_cache, work)
+        files = sum(1 for p in new_tree.rglob("*") if p.is_file())
+        size = sum(p.stat().st_size for p in new_tree.rglob("*") if p.is_file())
+        got: dict[str, list[tuple[float, int]]] = {k: [] for k in ("hk", *RSYNC_RUNS)}
+        for i in range(args.repeat_upgrade):
+            tree = work / f"up-{name}-{i}"
+            shutil.copytree(old_tree, tree, symlinks=True)
+            # the data port would bypass the proxy: everything over HTTP, counted
+            with sync_server(work, f"-up-{name}-{i}", "--data-port", "-1") as (_, token, port, _):
+                hk_proxy = CountingProxy(port)
+                hk_url = f"http://127.0.0.1:{hk_proxy.port}"
+                # rsync sends editor backups (Django has a "backup~"): so do we, here
+                push = partial(
+                    hk_push, tree, hk_url, token, name, work, HOMEKEEP_SYNC_DEFAULT_EXCLUDES="0"
+                )
+                push()
+                for n, flags in enumerate(RSYNC_RUNS.values()):
+                    run(["rsync", *flags, "--delete", f"{tree}/", f"{rs_url}/{name}-{i}-{n}/"])
+                run(["rsync", "-a", "--delete", f"{new_tree}/", f"{tree}/"])  # the upgrade
+                hk_proxy.take()
+                rs_proxy.take()
+                seconds, _, summary = settled(push)
+                got["hk"].append((seconds, hk_proxy.take()))
+                assert not summary["errors"], summary["errors"]
+                assert same_bytes(tree, work / f"hk-dst-up-{name}-{i}" / name), "copy differs"
+            for n, (key, flags) in enumerate(RSYNC_RUNS.items()):
+                cmd = ["rsync", *flags, "--delete", f"{tree}/", f"{rs_url}/{name}-{i}-{n}/"]
+                seconds = settled(partial(run, cmd))[0]
+                got[key].append((seconds, rs_proxy.take()))
+            shutil.rmtree(tree)
+            shutil.rmtree(work / f"hk-dst-up-{name}-{i}", ignore_errors=True)
+            for n in range(len(RSYNC_RUNS)):
+                shutil.rmtree(work / "rsync-dst" / f"{name}-{i}-{n}", ignore_errors=True)
+            print(
+                f"  {name} {old} -> {new} round {i + 1}: "
+                + ", ".join(f"{k} {v[-1][1]} B {v[-1][0]:.2f} s" for k, v in got.items()),
+                flush=True,
+            )
+        med = {
+            k: (statistics.median(s for s, _ in v), statistics.median(b for _, b in v))
+            for k, v in got.items()
+        }
+        rows.append(
+            [
+                f"{name} {old} -> {new} ({files} files, {human(size)})",
+                f"{human(med['a'][1])}, {med['a'][0]:.2f} s",
+                f"{human(med['az'][1])}, {med['az'][0]:.2f} s",
+                f"{med['a --fsync'][0]:.2f} s",
+                f"{human(med['hk'][1])}, {med['hk'][0]:.2f} s",
+                f"{med['hk'][1] / med['az'][1]:.2f}",
+                f"{med['hk'][0] / med['a'][0]:.2f}",
+                f"{med['hk'][0] / med['a --fsync'][0]:.2f}",
+            ]
+        )
+    table(
+        f"(upgrade) a release copied over the one synced before: bytes both ways (TCP proxy), "
+        f"wall time; median of {args.repeat_upgrade}",
+        [
+            "project",
+            "rsync -a",
+            "rsync -az",
+            "rsync -a --fsync",
+            "homekeep",
+            "bytes / rsync -az",
+            "time / rsync -a",
+            "time / rsync -a --fsync",
+        ],
+        rows,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -632,9 +762,26 @@ def main() -> None:
     parser.add_argument("--rescan", type=int, default=100_000, help="files in the rescan tree")
     parser.add_argument(
         "--only",
-        choices=["ab", "c", "d", "huge"],
+        choices=["ab", "c", "d", "huge", "upgrade"],
         action="append",
         help="run only these parts (huge: one file of --huge-gb, not run by default)",
+    )
+    parser.add_argument(
+        "--upgrade",
+        action="append",
+        metavar="NAME:OLD:NEW",
+        help=f"a release upgrade to sync, repeatable (default: {' '.join(UPGRADES)})",
+    )
+    parser.add_argument(
+        "--repeat-upgrade", type=int, default=3, help="rounds of each upgrade (median shown)"
+    )
+    parser.add_argument(
+        "--sdist-cache",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "homekeep-bench"
+        / "sdists",
+        help="where pip saves the sdists of part 'upgrade' (kept between runs)",
     )
     parser.add_argument(
         "--huge-gb", type=float, default=4.25, help="size of the one file of part 'huge', GiB"
@@ -646,7 +793,7 @@ def main() -> None:
     if shutil.which("rsync") is None:
         raise SystemExit("rsync not found on PATH: apt-get install rsync")
     work = Path(tempfile.mkdtemp(prefix="hk-bench-sync-", dir=args.workdir))
-    parts = set(args.only or ["ab", "c", "d"])
+    parts = set(args.only or ["ab", "c", "d", "upgrade"])
     print(f"homekeep sync benchmark; work dir {work}; {os.cpu_count()} CPUs")
     try:
         with sync_server(work) as (url, token, hk_port, _), rsync_daemon(work) as rsync_port:
@@ -658,6 +805,8 @@ def main() -> None:
                 bench_rescan(work, args, url, token, rsync_port)
             if "huge" in parts:
                 bench_huge(work, args, rsync_port)
+            if "upgrade" in parts:
+                bench_upgrade(work, args, rsync_port)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import Future
 from typing import IO, Annotated, Any, BinaryIO, Literal, cast
 
 import anyio.to_thread
 import zstandard
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from homekeep import __version__
@@ -25,6 +26,7 @@ from homekeep.core.limits import INT64_MAX, Int64
 from homekeep.core.web import add_docs, add_health, install_error_handlers
 from homekeep.sync import fsops
 from homekeep.sync.chunking import DIGESTERS, Digest, Follower, ListMismatch
+from homekeep.sync.compression import BODY_MIN, deflate, inflate
 from homekeep.sync.config import SyncConfig
 from homekeep.sync.protocol import (
     CHUNK_AVG,
@@ -114,8 +116,12 @@ class OpsRequest(BaseModel):
 _OPS = TypeAdapter(OpsRequest)
 
 
-async def read_body(request: Request, limit: int) -> bytearray:
-    """Read the request body, refusing more than ``limit`` bytes with 413."""
+async def read_body(request: Request, limit: int) -> bytes | bytearray:
+    """Read the request body, refusing more than ``limit`` bytes with 413 (inflated too,
+    for a body sent with ``Content-Encoding: zstd``)."""
+    encoding = request.headers.get("content-encoding", "identity")
+    if encoding not in ("identity", "zstd"):
+        raise UnsupportedMedia(f"unknown Content-Encoding {encoding!r}; use zstd or none")
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -128,7 +134,19 @@ async def read_body(request: Request, limit: int) -> bytearray:
         body += part
         if len(body) > limit:
             raise PayloadTooLarge(f"request body over the {limit} byte limit")
+    if encoding == "zstd":
+        return await anyio.to_thread.run_sync(inflate, body, limit)
     return body  # not copied: a huge file's chunk list is megabytes
+
+
+def answer(request: Request, payload: dict[str, Any]) -> Response:
+    """A JSON answer, as zstd when the client accepts it and it is worth it: a manifest or
+    the answers to a batch of thousands of files are mostly repeated keys and names."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    if len(body) < BODY_MIN or "zstd" not in request.headers.get("accept-encoding", ""):
+        return Response(body, media_type="application/json")
+    headers = {"Content-Encoding": "zstd", "Vary": "Accept-Encoding"}
+    return Response(deflate(body), media_type="application/json", headers=headers)
 
 
 def _parse_ops(body: bytes | bytearray) -> OpsRequest:
@@ -176,12 +194,24 @@ def _apply(
 def _apply_ops(
     store: ServerStore, batch: Batch, ops: list[Any], results: list[dict[str, Any]]
 ) -> None:
-    """Apply ops in order; runs of file ops are looked up together and placed together."""
+    """Apply ops in order; runs of file ops are looked up together and placed together,
+    runs of folder ops that only move mtimes are recorded together."""
     client = batch.client
     start = 0
     huge = 0  # file ops in this request with a huge chunk list: each holds a temp file
     while start < len(ops):
         op = ops[start]
+        if isinstance(op, MkdirOp):
+            end = start
+            while end < len(ops) and isinstance(ops[end], MkdirOp):
+                end += 1
+            store.settle(batch)
+            folders = [(o.path, o.mode, o.mtime_ns) for o in ops[start:end]]
+            for path, mode, mtime_ns in store.touch_dirs(client, folders):
+                store.mkdir(client, path, mode, mtime_ns)
+            results.extend({"status": "done"} for _ in range(start, end))
+            start = end
+            continue
         if not isinstance(op, FileOp):
             store.settle(batch)
             _apply_other(store, client, op, results)
@@ -228,10 +258,7 @@ def _spec(store: ServerStore, client: str, op: FileOp) -> FileSpec | None:
 
 
 def _apply_other(store: ServerStore, client: str, op: Any, results: list[dict[str, Any]]) -> None:
-    if isinstance(op, MkdirOp):
-        store.mkdir(client, op.path, op.mode, op.mtime_ns)
-        results.append({"status": "done"})
-    elif isinstance(op, LinkOp):
+    if isinstance(op, LinkOp):
         store.symlink(client, op.path, op.target, op.mtime_ns)
         results.append({"status": "done"})
     elif isinstance(op, DeleteOp):
@@ -307,30 +334,34 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
             "max_pack_bytes": pack_limit,
             "server_id": store.server_id,
             "data_port": data_port,
+            "encodings": ["zstd"],  # request bodies may be sent with Content-Encoding: zstd
+            "patch": True,  # chunk pack records may be compressed against a base (FLAG_BASE)
         }
 
     @api.get(f"{PREFIX}/clients/{{client}}/manifest")
     async def manifest(
-        client: Client, generation: Annotated[int, Query(ge=-1, le=INT64_MAX)] = -1
-    ) -> dict[str, Any]:
+        client: Client,
+        request: Request,
+        generation: Annotated[int, Query(ge=-1, le=INT64_MAX)] = -1,
+    ) -> Response:
         """Everything the server holds for a client, unless ``generation`` is current."""
         current = await anyio.to_thread.run_sync(store.generation, client)
         if generation == current:
-            return {"generation": current, "unchanged": True}
+            return answer(request, {"generation": current, "unchanged": True})
         gen, entries = await anyio.to_thread.run_sync(store.manifest, client)
         top = await anyio.to_thread.run_sync(store.top, client)
-        return {"generation": gen, "entries": entries, "top": top}
+        return answer(request, {"generation": gen, "entries": entries, "top": top})
 
     @api.post(f"{PREFIX}/clients/{{client}}/ops")
-    async def ops(client: Client, request: Request) -> dict[str, Any]:
+    async def ops(client: Client, request: Request) -> Response:
         """Apply a batch of changes in order; file changes may answer with missing chunks."""
         parsed = _parse_ops(await read_body(request, max_request))
         results = await anyio.to_thread.run_sync(_apply, store, client, parsed)
         generation = await anyio.to_thread.run_sync(store.generation, client)
-        return {"generation": generation, "results": results}
+        return answer(request, {"generation": generation, "results": results})
 
     @api.post(f"{PREFIX}/clients/{{client}}/commit")
-    async def commit(client: Client, request: Request) -> dict[str, Any]:
+    async def commit(client: Client, request: Request) -> Response:
         """Ops plus the chunks they need, in one request: what a batch of small files costs.
 
         The body is a 4-byte big-endian length, the ops JSON, then a chunk pack; the
@@ -338,11 +369,11 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         """
         ops_body, pack = _split_commit(await read_body(request, max_request))
         parsed = _parse_ops(ops_body)
-        records = await anyio.to_thread.run_sync(store.chunks.verify, pack)
+        records = await anyio.to_thread.run_sync(store.chunks.verify, pack, client)
         inline = {chunk_id: (data, wire) for chunk_id, data, wire in records}
         results = await anyio.to_thread.run_sync(_apply, store, client, parsed, inline)
         generation = await anyio.to_thread.run_sync(store.generation, client)
-        return {"generation": generation, "results": results}
+        return answer(request, {"generation": generation, "results": results})
 
     @api.put(f"{PREFIX}/clients/{{client}}/files")
     async def upload(

@@ -21,6 +21,8 @@ from homekeep.sync.protocol import (
     Chunks,
 )
 
+# shared by every thread: a FastCDC object is only its parameters and gear table, read-only
+# after construction; each cut_buf/cut_stream call keeps its position in a chunker of its own
 _CHUNKER = FastCDC(CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=CHUNK_NC)
 READ_SIZE = 4 << 20
 # the server's threads that chunk and hash uploads as they arrive; more uploads queue here
@@ -56,6 +58,8 @@ class Follower:
     """
 
     def __init__(self, path: Path) -> None:
+        # _cond guards what the writer publishes (_published, _done, _failed); _fh and _pos
+        # belong to the reading thread
         self._fh = path.open("rb", buffering=0)
         self._spill_dir = path.parent  # a huge file's chunk list goes next to it
         self._cond = threading.Condition()
@@ -168,11 +172,7 @@ def _digest_stream(fh: Any, spill_dir: Path | None) -> Digest:
     whole = blake3()
     chunks = ChunkListBuilder(spill_dir)
     size = 0
-    # a chunker of its own: pyfastcdc's objects are not meant to be shared across threads
-    chunker = FastCDC(
-        CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=CHUNK_NC
-    )
-    for chunk in FastCDC.cut_stream(chunker, fh):
+    for chunk in FastCDC.cut_stream(_CHUNKER, fh):
         whole.update(chunk.data)
         chunks.add(blake3(chunk.data).digest(), chunk.length)
         size += chunk.length
@@ -221,3 +221,25 @@ def digest_file(
         raise FileChanged(str(path))
     kept = data if size <= KEEP_DATA else None  # sent from memory, not read a second time
     return Digest(whole.hexdigest(), size, chunks.done(), kept)
+
+
+def chunk_ids(data: bytes) -> set[str]:
+    """The ids of the chunks ``data`` is cut into (as a file of that content would be)."""
+    if len(data) <= CHUNK_MIN:
+        return {chunk_id(data)} if data else set()
+    return {chunk_id(chunk.data) for chunk in _CHUNKER.cut_buf(data)}
+
+
+def read_as(path: Path, file_hash: str, size: int) -> bytes | None:
+    """The content of a small file if it is still ``size`` bytes with id ``file_hash``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, size + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) == size and blake3(data).hexdigest() == file_hash else None

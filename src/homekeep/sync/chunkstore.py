@@ -7,9 +7,11 @@ the chunk index (file, offset, length), never copied a second time.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -20,9 +22,12 @@ import zstandard
 from blake3 import blake3
 
 from homekeep.core.db import Database
-from homekeep.core.errors import InvalidInput, PayloadTooLarge
+from homekeep.core.errors import HomekeepError, InvalidInput, PayloadTooLarge
+from homekeep.sync import fsops
+from homekeep.sync.compression import BASE_MAX, inflate_frame, unpatcher
 from homekeep.sync.protocol import (
     CHUNK_MAX,
+    HASH_BYTES,
     ChunkRef,
     Chunks,
     ListFile,
@@ -34,14 +39,17 @@ MAX_INFLATED = 128 << 20  # chunk bytes one request may carry, once decompressed
 OPEN_MAX = 64  # files one assembly keeps open to read chunks from
 COLLECT_EVERY = 3600.0  # seconds between sweeps of stale staged chunks while serving
 
-# (file or pack, offset, bytes received for it on the wire (staged only), staged?)
 # (file or pack, offset, bytes received for it on the wire (staged only), staged?, length,
 #  the pack's name or the entry id: what to forget if the chunk is not there any more)
 Location = tuple[Path, int, int, bool, int, str | int]
 
 
 class ChunkStore:
-    """Staged chunk packs plus lookups into the chunk index of one target folder."""
+    """Staged chunk packs plus lookups into the chunk index of one target folder.
+
+    Used by every request thread at once (two batches in flight per client, several
+    clients, the data port's workers): what it keeps is per thread or guarded, as marked.
+    """
 
     def __init__(
         self,
@@ -61,57 +69,78 @@ class ChunkStore:
         self.staging = staging
         self.lists = lists  # the chunk lists of huge files, sent on their own, by content id
         self.staging_ttl = ttl
-        self._dctx = zstandard.ZstdDecompressor()
+        # per thread: a python-zstandard context used by two threads at once corrupts
+        # what it inflates ("chunk ... is not valid zstd", issue 11) or crashes the process
+        self._local = threading.local()
+        self._sweeping = threading.Lock()  # guards _collected_at: one sweep at a time
         self._collected_at = time.monotonic()
-        self._emptied: set[str] = set()
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        """This thread's own zstd context."""
+        dctx: zstandard.ZstdDecompressor | None = getattr(self._local, "dctx", None)
+        if dctx is None:
+            dctx = self._local.dctx = zstandard.ZstdDecompressor()
+        return dctx
 
     def owner(self, client: str, column: str = "client") -> tuple[str, tuple[str, ...]]:
         """The SQL condition (and its argument) on rows whose content ``client`` may be
         given by dedup: its own, or every client's when dedup is shared."""
         return ("", ()) if self.shared else (f" AND {column} = ?", (client,))
 
-    def verify(self, body: bytes | bytearray | memoryview) -> list[tuple[str, bytes, int]]:
+    def verify(
+        self, body: bytes | bytearray | memoryview, client: str
+    ) -> list[tuple[str, bytes, int]]:
         """Decode a pack and check every chunk against its id: (id, data, wire bytes).
 
         A chunk sent twice is taken once, and the chunks of one pack may not add up to
         more than MAX_INFLATED: 58 bytes of zstd can be 128 KiB of zeros, so without a
-        bound a small request could fill the server's memory.
+        bound a small request could fill the server's memory. A chunk compressed against
+        a base (an earlier version of a file: ``client``'s own unless dedup is shared)
+        that is not here is left out: its file answers "missing", and the client sends
+        it plain.
         """
-        records = []
-        seen: set[str] = set()
-        total = 0
-        for record in decode_pack(body, max_chunk=CHUNK_MAX):
-            if record.chunk_id in seen:
-                continue
-            seen.add(record.chunk_id)
-            data = record.data
-            if record.compressed:
-                try:
-                    # max_output_size bounds only a frame without a content size: one that
-                    # declares gigabytes would get them allocated, so that is checked first
-                    if zstandard.frame_content_size(data) > CHUNK_MAX:
-                        raise InvalidInput(f"chunk {record.chunk_id[:12]} has a bad length")
-                    data = self._dctx.decompress(data, max_output_size=CHUNK_MAX)
-                except zstandard.ZstdError as exc:
-                    raise InvalidInput(f"chunk {record.chunk_id[:12]} is not valid zstd") from exc
-            if len(data) > CHUNK_MAX or not data:
-                raise InvalidInput(f"chunk {record.chunk_id[:12]} has a bad length")
-            total += len(data)
-            if total > MAX_INFLATED:
-                raise PayloadTooLarge(
-                    f"the chunks of one request add up to more than {MAX_INFLATED >> 20} MiB"
-                )
-            if blake3(data).hexdigest() != record.chunk_id:
-                raise InvalidInput(f"chunk {record.chunk_id[:12]} does not match its id")
-            records.append((record.chunk_id, data, len(record.data)))
-        return records
+        with _Bases(self, client) as bases:
+            records = []
+            seen: set[str] = set()
+            total = 0
+            dctx = self._decompressor()
+            for record in decode_pack(body, max_chunk=CHUNK_MAX):
+                if record.chunk_id in seen:
+                    continue
+                data = record.data
+                wire = len(data)
+                if record.base is not None:
+                    unpatch = bases.get(record.base)
+                    if unpatch is None:
+                        continue
+                    wire += HASH_BYTES
+                    what = f"chunk {record.chunk_id[:12]} (against its base)"
+                    data = inflate_frame(unpatch, data, CHUNK_MAX, what)
+                elif record.compressed:
+                    data = inflate_frame(dctx, data, CHUNK_MAX, f"chunk {record.chunk_id[:12]}")
+                seen.add(record.chunk_id)
+                if len(data) > CHUNK_MAX or not data:
+                    raise InvalidInput(f"chunk {record.chunk_id[:12]} has a bad length")
+                total += len(data)
+                if total > MAX_INFLATED:
+                    raise PayloadTooLarge(
+                        f"the chunks of one request add up to more than {MAX_INFLATED >> 20} MiB"
+                    )
+                if blake3(data).hexdigest() != record.chunk_id:
+                    raise InvalidInput(f"chunk {record.chunk_id[:12]} does not match its id")
+                records.append((record.chunk_id, data, wire))
+            return records
 
     def receive(self, client: str, body: bytes | bytearray | memoryview) -> tuple[int, int]:
         """Verify and stage a pack of ``client``'s chunks; return (chunks stored, bytes)."""
-        if time.monotonic() - self._collected_at > COLLECT_EVERY:
-            self._collected_at = time.monotonic()
-            self.collect()
-        records = self.verify(body)
+        if self._sweeping.acquire(blocking=False):  # a thread finding one running skips it
+            try:
+                if time.monotonic() - self._collected_at > COLLECT_EVERY:
+                    self._collected_at = time.monotonic()
+                    self.collect()
+            finally:
+                self._sweeping.release()
+        records = self.verify(body, client)
         if not records:
             return 0, 0
         name = uuid.uuid4().hex
@@ -247,11 +276,13 @@ class ChunkStore:
 
     def release_many(
         self, conn: sqlite3.Connection, client: str, done: list[tuple[set[str], str]]
-    ) -> None:
+    ) -> set[str]:
         """Files were made from staged chunks: drop those chunks and the files' pending lists.
 
-        Runs inside the caller's transaction; ``remove_empty_packs`` then deletes the packs
-        nothing points to any more.
+        Runs inside the caller's transaction and returns the packs it took chunks from, for
+        ``remove_empty_packs`` once that commits. The caller's own set, not one on the
+        store: two clients' batches settle at once, and a shared set could hand a pack to
+        a thread that checks it before this transaction commits, leaving it behind.
         """
         conn.executemany(
             "DELETE FROM pending_lists WHERE client = ? AND hash = ?",
@@ -262,21 +293,23 @@ class ChunkStore:
         used = {chunk_id for staged, _ in done for chunk_id in staged}
         # the chunk is in a file now: gone from staging for whoever may read that file
         owner, mine = self.owner(client)
+        emptied: set[str] = set()
         for chunk_id in used:
             rows = conn.execute(
                 f"SELECT pack FROM staged WHERE hash = ?{owner}",  # noqa: S608 - a constant fragment
                 (chunk_id, *mine),
             ).fetchall()
             if rows:
-                self._emptied.update(row[0] for row in rows)
+                emptied.update(row[0] for row in rows)
                 conn.execute(f"DELETE FROM staged WHERE hash = ?{owner}", (chunk_id, *mine))  # noqa: S608 - a constant fragment
+        return emptied
 
-    def remove_empty_packs(self) -> None:
-        if not self._emptied:
+    def remove_empty_packs(self, packs: set[str]) -> None:
+        """Delete those of ``packs`` no staged chunk points to any more."""
+        if not packs:
             return
         conn = self.db.connection()
-        for pack in list(self._emptied):
-            self._emptied.discard(pack)
+        for pack in packs:
             if conn.execute("SELECT 1 FROM staged WHERE pack = ? LIMIT 1", (pack,)).fetchone():
                 continue
             (self.staging / pack).unlink(missing_ok=True)
@@ -300,3 +333,74 @@ class ChunkStore:
         if len(data) != chunk.length or blake3(data).hexdigest() != chunk.chunk_id:
             return None
         return data
+
+
+class _Bases:
+    """The earlier versions of files that the chunks of one pack are compressed against,
+    found by content id among the files dedup may draw on for ``client`` (its own, or
+    every client's with ``dedup_across_clients``: whether a chunk inflates to its id
+    would tell what another client's file holds), read through the folder descriptors of
+    an ``fsops.Tree`` and checked against that id. Belongs to the one ``verify`` call
+    that made it, which closes it."""
+
+    KEEP = 4  # bases held at once: a file's chunks come together
+    READ_MAX = 64 << 20  # bytes of bases one pack may make the server read
+
+    def __init__(self, store: ChunkStore, client: str) -> None:
+        self.store = store
+        self.client = client
+        self.read = 0
+        self.held: dict[str, zstandard.ZstdDecompressor | None] = {}
+        self._trees = contextlib.ExitStack()
+        self._tree: dict[str, fsops.Tree] = {}  # a client's folder, opened once
+
+    def __enter__(self) -> _Bases:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._trees.close()
+
+    def get(self, base: str) -> zstandard.ZstdDecompressor | None:
+        if base in self.held:
+            self.held[base] = self.held.pop(base)  # most recently used last
+            return self.held[base]
+        found = None
+        data = self._content(base)
+        if data is not None:
+            found = unpatcher(data)
+        if len(self.held) >= self.KEEP:
+            del self.held[next(iter(self.held))]
+        self.held[base] = found
+        return found
+
+    def _content(self, base: str) -> bytes | None:
+        owner, mine = self.store.owner(self.client)
+        rows = self.store.db.query(
+            "SELECT client, path, size FROM entries WHERE hash = ? AND kind = 'file'"  # noqa: S608 - a constant fragment
+            f" AND size > 0 AND size < ?{owner} LIMIT 4",
+            (base, BASE_MAX, *mine),
+        )
+        for row in rows:
+            size = int(row["size"])
+            if self.read + size > self.READ_MAX:
+                return None
+            self.read += size
+            try:
+                fd = self._folder(str(row["client"])).open(str(row["path"]), os.O_RDONLY)
+                try:
+                    data = os.read(fd, size + 1)
+                finally:
+                    os.close(fd)
+            except (OSError, HomekeepError):
+                continue
+            if len(data) == size and blake3(data).hexdigest() == base:
+                return data
+        return None
+
+    def _folder(self, client: str) -> fsops.Tree:
+        tree = self._tree.get(client)
+        if tree is None:
+            tree = self._tree[client] = self._trees.enter_context(
+                fsops.Tree(self.store.root / client)
+            )
+        return tree

@@ -219,7 +219,9 @@ class _Client:
         self.root = folder.resolve()
         verify = tls_context(server_url, opts["ca"], opts["fingerprint"])
         self.conn = Connection(server_url, token, name, verify)
-        self.index = ClientIndex(client_index_path(ctx.dir, self.root, name))
+        self.index = ClientIndex(
+            client_index_path(ctx.dir, self.root, name), keep_bytes=cfg.patch_cache_bytes
+        )
         excludes = Excludes.for_folder(self.root, opts["excludes"], defaults=cfg.default_excludes)
         self.syncer = Syncer(self.root, self.conn, self.index, excludes)
 

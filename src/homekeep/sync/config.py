@@ -69,3 +69,11 @@ class SyncConfig(Section):
         default="",
         description="Client: this machine's folder name on the server (default: the hostname).",
     )
+    patch_cache_bytes: int = Field(
+        default=256 << 20,
+        ge=0,
+        le=1 << 40,
+        description="Client: disk (bytes) for a zstd copy of the last-synced content of files "
+        "under 4 MiB that compress well (source, text); a changed one is then sent "
+        "compressed against its old version, often a hundredth of its size. 0: none.",
+    )

@@ -20,7 +20,8 @@ from typing import Any
 
 from homekeep.core.errors import InvalidInput
 from homekeep.core.progress import Display, progress
-from homekeep.sync.chunking import Digest, FileChanged, digest_file
+from homekeep.sync.chunking import Digest, FileChanged, chunk_ids, digest_file, read_as
+from homekeep.sync.compression import BASE_MAX
 from homekeep.sync.excludes import Excludes
 from homekeep.sync.index import ClientIndex, Remote
 from homekeep.sync.protocol import ChunkList, Chunks, ListFile
@@ -42,6 +43,7 @@ READ_AHEAD_FILES = 2000
 READ_AHEAD_BYTES = 64 << 20  # a small file read ahead keeps its content until sent
 LIST_LATER = 1 << 20  # files from this size send their chunk list only when asked
 BASE_MIN = 1 << 20  # from this size, a changed file's chunk list travels as a delta
+KEEP_GAIN = 2 / 3  # content is kept for patching when zstd takes a third off: text, code
 
 
 @dataclass
@@ -129,6 +131,7 @@ class Syncer:
         self._hello_done = False
         self._limits: dict[str, Any] = {}
         self._state = threading.RLock()  # summary, bars and index acks, for batches in flight
+        # the pass's own thread only: filled as files are read, written before each batch
         self._read_cache: list[tuple[str, int, int, int, str, Chunks]] = []
         self.on_change: Callable[[str], None] = lambda line: log.info("%s", line)
 
@@ -158,6 +161,9 @@ class Syncer:
             self.conn.data_port = port if isinstance(port, int) and 0 < port < 65536 else None
             max_pack = int(self._limits.get("max_pack_bytes", PACK_BYTES))
             self.uploader.pack_bytes = max(64 << 10, min(PACK_BYTES, max_pack // 2))
+            encodings = self._limits.get("encodings")
+            self.conn.zstd_bodies = isinstance(encodings, list) and "zstd" in encodings
+            self.uploader.patching = self._limits.get("patch") is True
             server_id = str(self._limits.get("server_id", ""))
             if server_id != self.index.get_meta("server_id"):
                 self.index.set_meta("generation", "-1")  # another server: take its manifest
@@ -188,6 +194,8 @@ class Syncer:
         self._flush_cache()
         self._send_deletes(local, remote, summary)
         self._send_top()
+        if first:
+            self.index.prune_kept()
         summary.seconds = round(time.monotonic() - start, 3)
         summary.data_bytes_sent = counters.data - data0
         summary.requests = counters.requests - req0
@@ -356,7 +364,8 @@ class Syncer:
                         self.index.drop_remote(path)
                     self.index.put_remote(path, acked)
                     if op["op"] == "mkdir" and have_dirs.get(path):
-                        self.on_change(f"folder times {path}")
+                        # thousands in an upgrade, and routine: one line each only with -vv
+                        log.debug("folder times %s", path)
                     elif op["op"] == "mkdir":
                         summary.folders += 1
                         self.on_change(f"folder {path}")
@@ -548,7 +557,12 @@ class Syncer:
                     bars.done(entry.size)
                     continue
                 action = "modified" if have is not None and have.kind == "file" else "created"
-                batch.append(Outgoing(path, entry, digest, action, bases.pop(path, None)))
+                item = Outgoing(path, entry, digest, action, bases.pop(path, None))
+                if have is not None and have.kind == "file" and have.hash:
+                    item.held = have.hash == digest.file_hash  # only its metadata changed
+                    if not item.held and 0 < have.size < BASE_MAX and self.uploader.patching:
+                        item.prior = have.hash
+                batch.append(item)
                 chunk_count += len(digest.chunks)
                 batch_bytes += entry.size
                 if (
@@ -573,6 +587,13 @@ class Syncer:
         their way at once (different files); shared state is changed under ``_state``.
         """
         waiting = {item.path: item for item in batch}
+        direct = self._against_prior(batch)
+        if direct:  # no asking round: what the server lacks is known, and costs little
+            self._send_data(direct, waiting, set(), summary, bars)
+            for item in direct:
+                item.prior = item.prior_data = None  # asked again, they go plain
+            if not waiting:
+                return
         # big files go first without their chunk list: if the server holds the content
         # (a copy, a move), that is all it needs; else it answers "resend"
         with_chunks = {
@@ -596,7 +617,8 @@ class Syncer:
             need: list[Outgoing] = []
             with_chunks = set()  # what is still waiting after this round is asked again
             with self._state, self.index.db.transaction():
-                self._handle(asking, results, waiting, need, with_chunks, summary, bars)
+                done = self._handle(asking, results, waiting, need, with_chunks, summary, bars)
+            self._keep(done)
             if need:
                 self._send_data(need, waiting, with_chunks, summary, bars)
             if not waiting:
@@ -645,7 +667,10 @@ class Syncer:
             answer = self.conn.commit([_file_op(i, True) for i in group], pack, data)
             self._generation(answer["generation"])
             with self._state, self.index.db.transaction():
-                self._handle(group, answer["results"], waiting, [], with_chunks, summary, bars)
+                done = self._handle(
+                    group, answer["results"], waiting, [], with_chunks, summary, bars
+                )
+            self._keep(done)
         with self._state:
             for item in changed:
                 waiting.pop(item.path, None)
@@ -674,19 +699,23 @@ class Syncer:
         with_chunks: set[str],
         summary: Summary,
         bars: _Bars,
-    ) -> None:
-        """Record what the server made, and collect what it still needs.
+    ) -> list[Outgoing]:
+        """Record what the server made, and collect what it still needs; return the files
+        made with new content.
 
         Of files with the same content only the first is sent: the others wait for the
         next round, where the server makes them by a local copy.
         """
         sending = {other.digest.file_hash for other in need}
+        made = []
         for item, result in zip(items, results, strict=True):
             status = result.get("status")
             if status == "done":
                 del waiting[item.path]
                 self._acknowledge(item, result, summary)
                 bars.done(item.local.size)
+                if result.get("via") != "meta":
+                    made.append(item)
             elif status == "missing":
                 item.lacking = None if result.get("all") else set(result.get("chunks", []))
                 total = result.get("bytes")
@@ -699,8 +728,55 @@ class Syncer:
             elif status == "resend":
                 with_chunks.add(item.path)
                 item.drop_base()
+                item.held = False  # the server's copy was not what it recorded
             else:
                 raise InvalidInput(f"unexpected answer for {item.path}: {result}")
+        return made
+
+    def _against_prior(self, batch: list[Outgoing]) -> list[Outgoing]:
+        """Files whose previous content is kept here: their chunks go compressed against it,
+        without asking first. What the server lacks is what is not in the old version."""
+        candidates = [item for item in batch if item.prior is not None]
+        if not candidates:
+            return []
+        kept = self.index.kept_among(str(item.prior) for item in candidates)
+        ready = []
+        for item in candidates:
+            data = self.index.kept(str(item.prior)) if item.prior in kept else None
+            if data is None:
+                continue
+            old = chunk_ids(data)
+            item.prior_data = data
+            item.lacking = {c for c in item.digest.chunks.ids() if c not in old}
+            item.lacking_total = sum(
+                ref.length for ref in item.digest.chunks if ref.chunk_id in item.lacking
+            )
+            ready.append(item)
+        return ready
+
+    def _keep(self, made: list[Outgoing]) -> None:
+        """Keep a zstd copy of new content that compresses well, for its next version."""
+        if not self.uploader.patching or not self.index.keep_bytes:
+            return
+        # what went plain (photos, archives) is not tried again: it would not shrink either
+        fresh = [item for item in made if 0 < item.local.size < BASE_MAX and not item.dense]
+        known = self.index.kept_among(item.digest.file_hash for item in fresh)
+        rows = []
+        for item in fresh:
+            file_hash = item.digest.file_hash
+            if file_hash in known:
+                continue
+            data = item.digest.data
+            if data is None:
+                data = read_as(self.root / item.path, file_hash, item.local.size)
+            if data is None:
+                continue  # changed since it was sent: the next version is sent plain
+            packed = self.uploader.squeeze(data, KEEP_GAIN, always=True)
+            if packed is not None:
+                rows.append((file_hash, packed))
+                known.add(file_hash)
+        if rows:
+            self.index.keep(rows)
 
     def _acknowledge(self, item: Outgoing, result: dict[str, Any], summary: Summary) -> None:
         self.index.drop_remote(item.path)
@@ -708,7 +784,8 @@ class Syncer:
         via = result.get("via", "")
         if via == "meta":
             summary.modified += 1
-            self.on_change(f"metadata {item.path}")
+            # a release upgrade touches the mtime of thousands: one line each only with -vv
+            log.debug("metadata %s", item.path)
             return
         summary.files_sent += 1
         if via == "copy":
@@ -731,6 +808,7 @@ class _Bars:
 
 
 def _file_op(item: Outgoing, with_chunks: bool) -> dict[str, Any]:
+    """The op of a file; its chunk list only when asked for and the server lacks the content."""
     op: dict[str, Any] = {
         "op": "file",
         "path": item.path,
@@ -739,7 +817,7 @@ def _file_op(item: Outgoing, with_chunks: bool) -> dict[str, Any]:
         "mtime_ns": item.local.mtime_ns,
         "hash": item.digest.file_hash,
     }
-    if not with_chunks:
+    if not with_chunks or item.held:
         return op
     chunks = item.digest.chunks
     delta = item.delta()

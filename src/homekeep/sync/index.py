@@ -2,7 +2,8 @@
 
 ``remote`` mirrors the server's copy (plus the local inode each entry had when sent, to
 see renames); ``cache`` remembers the chunk lists of local files by (size, mtime, inode),
-so a restart re-reads nothing unchanged.
+so a restart re-reads nothing unchanged; ``kept`` holds a zstd copy of the last-synced
+content of small files that compress well, what their next version is compressed against.
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import zstandard
+from blake3 import blake3
+
 from homekeep.core.db import Database
+from homekeep.core.errors import InvalidInput
 from homekeep.sync.chunking import Digest
+from homekeep.sync.compression import BASE_MAX, inflate_frame
 from homekeep.sync.protocol import Chunks, ListFile, decode_chunks
 from homekeep.sync.scan import Local
 
@@ -41,6 +47,8 @@ MIGRATIONS = (
     """,
     # a huge file's list is a file named by its content id in the lists folder
     "ALTER TABLE cache ADD COLUMN listed INTEGER NOT NULL DEFAULT 0;",
+    # zstd copies of last-synced content: what a changed file is compressed against
+    "CREATE TABLE kept (hash TEXT PRIMARY KEY, data BLOB NOT NULL);",
 )
 
 
@@ -69,10 +77,15 @@ class Remote:
 
 
 class ClientIndex:
-    """The client's SQLite file."""
+    """The client's SQLite file.
 
-    def __init__(self, path: Path) -> None:
+    The pass's thread and its batch threads use it at once, each through its own SQLite
+    connection (``Database`` keeps one per thread); it holds no other state.
+    """
+
+    def __init__(self, path: Path, *, keep_bytes: int = 256 << 20) -> None:
         self.db = Database(path, area="sync", migrations=MIGRATIONS)
+        self.keep_bytes = keep_bytes  # room for kept content, compressed
         self.lists = path.with_suffix(".lists")  # chunk lists of huge files, by content id
         self.lists.mkdir(exist_ok=True)
 
@@ -203,6 +216,51 @@ class ClientIndex:
                     listed.append(str(row[0]))
         for file_hash in listed:
             self._drop_list(file_hash)
+
+    def kept_among(self, hashes: Iterable[str]) -> set[str]:
+        """Those of ``hashes`` whose content is kept."""
+        wanted = list(dict.fromkeys(hashes))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            query = f"SELECT hash FROM kept WHERE hash IN ({marks})"  # noqa: S608 - placeholders only
+            found.update(str(row[0]) for row in self.db.query(query, part))
+        return found
+
+    def kept(self, file_hash: str) -> bytes | None:
+        """The content with id ``file_hash`` as last synced, if kept (and still that)."""
+        row = self.db.query_one("SELECT data FROM kept WHERE hash = ?", (file_hash,))
+        if row is None:
+            return None
+        try:
+            data = inflate_frame(zstandard.ZstdDecompressor(), row[0], BASE_MAX, "kept content")
+        except InvalidInput:
+            return None
+        return data if blake3(data).hexdigest() == file_hash else None
+
+    def keep(self, rows: list[tuple[str, bytes]]) -> None:
+        """Keep (content id, zstd of the content) rows while there is room."""
+        with self.db.transaction() as conn:
+            used = int(self.get_meta("kept_bytes", "0"))
+            for file_hash, packed in rows:
+                if used + len(packed) > self.keep_bytes:
+                    break
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO kept (hash, data) VALUES (?, ?)", (file_hash, packed)
+                )
+                used += len(packed) if cur.rowcount == 1 else 0
+            self.set_meta("kept_bytes", str(used))
+
+    def prune_kept(self) -> None:
+        """Drop kept content the server no longer holds for any path of ours."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM kept WHERE hash NOT IN"
+                " (SELECT hash FROM remote WHERE kind = 'file' AND hash IS NOT NULL)"
+            )
+            row = conn.execute("SELECT COALESCE(SUM(length(data)), 0) FROM kept").fetchone()
+            self.set_meta("kept_bytes", str(int(row[0])))
 
     def _drop_list(self, file_hash: str) -> None:
         """Delete a kept list once no cached file has that content any more."""

@@ -15,7 +15,6 @@ are read back from the files themselves; nothing is stored twice.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import sqlite3
@@ -31,7 +30,7 @@ from typing import Any, BinaryIO
 from blake3 import blake3
 
 from homekeep.core.db import Database, utcnow
-from homekeep.core.errors import Conflict, InvalidInput, UsageError
+from homekeep.core.errors import Conflict, HomekeepError, InvalidInput, UsageError
 from homekeep.sync import fsops
 from homekeep.sync.chunking import Digest
 from homekeep.sync.chunkstore import ChunkStore, Location
@@ -185,7 +184,8 @@ class Batch:
 
     It also remembers what was looked up for them (entries, held content, chunk
     locations, folders checked), so a thousand small files cost a few queries, not a
-    thousand; ``forget`` drops that after any other kind of change.
+    thousand; ``forget`` drops that after any other kind of change. It belongs to the
+    one thread that holds its client's lock.
     """
 
     client: str
@@ -193,6 +193,8 @@ class Batch:
     inline: dict[str, tuple[bytes, int]]  # chunks sent with the request: (data, wire bytes)
     ready: list[_Ready] = field(default_factory=list)
     pending: dict[str, ChunkList] = field(default_factory=dict)  # lists to keep for a resend
+    # files whose mode and mtime were just set on disk: (spec, entry id), for ``settle``
+    touched: list[tuple[FileSpec, int]] = field(default_factory=list)
     entries: dict[str, sqlite3.Row | None] = field(default_factory=dict)
     held: set[str] = field(default_factory=set)  # content ids some entry has
     checked: set[str] = field(default_factory=set)  # content ids looked up
@@ -234,7 +236,12 @@ def is_target(root: Path) -> bool:
 
 
 class ServerStore:
-    """One sync target folder and its index; safe to use from many threads."""
+    """One sync target folder and its index; safe to use from many threads.
+
+    Shared by the request threads and the data port's workers: the database hands each
+    thread its own SQLite connection, one client's changes are serialised by its lock,
+    a ``Batch`` belongs to the thread holding that lock, and ``chunks`` guards its own.
+    """
 
     def __init__(
         self,
@@ -261,9 +268,7 @@ class ServerStore:
                 folder.mkdir(parents=True, exist_ok=True)
         self.db = Database(self.state / "index.sqlite", area="sync", migrations=MIGRATIONS)
         self.server_id = self._server_id(maintain)
-        self._locks: dict[str, threading.Lock] = {}
-        self._tmp_prefix = f"{uuid.uuid4().hex[:12]}-"
-        self._tmp_counter = itertools.count()
+        self._locks: dict[str, threading.Lock] = {}  # one per client, made under _locks_guard
         self._locks_guard = threading.Lock()
         self.chunks = ChunkStore(
             root, self.db, self.staging, self.lists, ttl=staging_ttl, shared=dedup_across_clients
@@ -489,6 +494,50 @@ class ServerStore:
                 self._event(conn, client, "mkdir" if created else "meta", path)
             self._touch_client(conn, client)
 
+    def touch_dirs(
+        self, client: str, folders: list[tuple[str, int, int | None]]
+    ) -> list[tuple[str, int, int | None]]:
+        """Record the new mtimes of (path, mode, mtime_ns) folders that are already there
+        with that mode, in one transaction; return the others, for ``mkdir`` one by one.
+
+        A release upgrade of a source tree moves the mtime of thousands of folders: this
+        costs one lstat and one row each (their times are applied by ``restore_dir_times``,
+        which walks each path by folder descriptors), not a walk, a chmod and a transaction each.
+        """
+        rows: dict[str, sqlite3.Row] = {}
+        conn = self.db.connection()
+        for part in _slices([path for path, _, _ in folders]):
+            marks = ",".join("?" * len(part))
+            for row in conn.execute(
+                "SELECT id, path, kind, mode FROM entries WHERE client = ?"  # noqa: S608 - placeholders only
+                f" AND path IN ({marks})",
+                (client, *part),
+            ):
+                rows[row["path"]] = row
+        quick: list[tuple[int, int]] = []
+        rest = []
+        with self.tree(client) as tree:
+            for path, mode, mtime_ns in folders:
+                row = rows.get(path)
+                if row is not None and row["kind"] == "dir" and row["mode"] == mode and mtime_ns:
+                    try:
+                        st = tree.lstat(path)
+                    except (OSError, HomekeepError):  # a file or a link on the way
+                        st = None
+                    if (
+                        st is not None
+                        and stat.S_ISDIR(st.st_mode)
+                        and stat.S_IMODE(st.st_mode) == mode & self.mode_mask
+                    ):
+                        quick.append((mtime_ns, int(row["id"])))
+                        continue
+                rest.append((path, mode, mtime_ns))
+        if quick:
+            with self.db.transaction() as conn:
+                conn.executemany("UPDATE entries SET mtime_ns = ? WHERE id = ?", quick)
+                self._touch_client(conn, client)
+        return rest
+
     def symlink(self, client: str, path: str, link_target: str, mtime_ns: int) -> None:
         if "\x00" in link_target or not link_target or len(link_target) > 4096:
             raise InvalidInput(f"invalid symlink target for {path!r}")
@@ -613,13 +662,7 @@ class ServerStore:
         ):
             batch.tree.chmod(spec.path, spec.mode & self.mode_mask)
             batch.tree.utime(spec.path, spec.mtime_ns)
-            with self.db.transaction() as conn:
-                conn.execute(
-                    "UPDATE entries SET mode = ?, mtime_ns = ? WHERE id = ?",
-                    (spec.mode, spec.mtime_ns, current["id"]),
-                )
-                self._event(conn, client, "meta", spec.path, size=spec.size, via="local")
-                self._touch_client(conn, client)
+            batch.touched.append((spec, int(current["id"])))  # recorded by ``settle``
             return {"status": "done", "via": "meta"}
         action = "modify" if current is not None else "create"
         if (spec.hash in batch.held or spec.hash not in batch.checked) and self._copy_existing(
@@ -676,8 +719,11 @@ class ServerStore:
         return self.temp_name()
 
     def temp_name(self) -> Path:
-        """A temp file name no other writer uses (files are created with O_EXCL)."""
-        return self.tmp / f"{self._tmp_prefix}{next(self._tmp_counter)}"
+        """A temp file name no other writer uses (files are created with O_EXCL).
+
+        Random, so request threads share no counter to draw it from.
+        """
+        return self.tmp / uuid.uuid4().hex
 
     def expected_chunks(self, client: str, spec: FileSpec) -> Chunks | None:
         """The chunk list a client announced for this content, if the server kept it."""
@@ -865,6 +911,18 @@ class ServerStore:
 
     def settle(self, batch: Batch) -> None:
         """Group commit: make the files durable, rename them into place, record them."""
+        if batch.touched:
+            # a crash before this leaves rows older than the files: next time they look
+            # changed behind the index, and are made again from their chunks
+            with self.db.transaction() as conn:
+                conn.executemany(
+                    "UPDATE entries SET mode = ?, mtime_ns = ? WHERE id = ?",
+                    [(spec.mode, spec.mtime_ns, entry_id) for spec, entry_id in batch.touched],
+                )
+                for spec, _ in batch.touched:
+                    self._event(conn, batch.client, "meta", spec.path, size=spec.size, via="local")
+                self._touch_client(conn, batch.client)
+            batch.touched.clear()
         ready = batch.ready
         if batch.pending:
             with self.db.transaction() as conn:
@@ -900,14 +958,16 @@ class ServerStore:
                     [(client, r.spec.path) for r in ready],
                 )
                 self._touch_client(conn, client)
-                self.chunks.release_many(conn, client, [(r.staged, r.spec.hash) for r in ready])
+                emptied = self.chunks.release_many(
+                    conn, client, [(r.staged, r.spec.hash) for r in ready]
+                )
         except BaseException:
             self._recover(client)  # placed or not, recorded or not: their rows go
             raise
         finally:
             for r in ready[placed:]:
                 r.tmp.unlink(missing_ok=True)
-        self.chunks.remove_empty_packs()
+        self.chunks.remove_empty_packs(emptied)
         paths = [r.spec.path for r in ready]
         ready.clear()
         batch.forget()

@@ -23,6 +23,7 @@ from homekeep.core.errors import (
     UsageError,
     error_class_for,
 )
+from homekeep.sync.compression import BODY_MIN, deflate
 from homekeep.sync.protocol import PREFIX, VERSION, ListFile
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,13 @@ def _pinned_context(url: str, want: str) -> ssl.SSLContext:
 
 @dataclass
 class Connection:
-    """Calls to one server for one client name."""
+    """Calls to one server for one client name.
+
+    Shared by the batch and upload threads: one httpx.Client serves them all (httpx
+    documents it may be shared between threads); ``_lock`` guards ``_http`` and the
+    counters. ``data_port`` is a flag that is only ever cleared: a thread that reads it
+    just before another clears it tries the port once more and falls back to HTTP.
+    """
 
     server: str
     token: str | None
@@ -109,6 +116,7 @@ class Connection:
     verify: ssl.SSLContext | bool = True
     counters: Counters = field(default_factory=Counters)
     data_port: int | None = None  # the server's port for big files (from hello), if any
+    zstd_bodies: bool = False  # the server takes request bodies as zstd (from hello)
     _http: httpx.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -125,9 +133,10 @@ class Connection:
         return self._http
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        with self._lock:
+            http, self._http = self._http, None
+        if http is not None:
+            http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request; return its JSON, or raise our error for the server's answer."""
@@ -147,7 +156,7 @@ class Connection:
         with self._lock:
             self.counters.requests += 1
             self.counters.sent += len(content) if isinstance(content, bytes) else 0
-            self.counters.received += len(response.content)
+            self.counters.received += response.num_bytes_downloaded  # as sent: zstd or not
         if response.status_code >= 400:
             raise _error(response, self.server)
         try:
@@ -171,25 +180,29 @@ class Connection:
         )
         return result
 
+    def _packed(self, body: bytes, content_type: str) -> tuple[bytes, dict[str, str]]:
+        """A request body as zstd when the server takes it and it is worth it."""
+        headers = {"Content-Type": content_type}
+        if not self.zstd_bodies or len(body) < BODY_MIN:
+            return body, headers
+        headers["Content-Encoding"] = "zstd"
+        return deflate(body), headers
+
     def ops(self, ops: list[dict[str, Any]]) -> dict[str, Any]:
-        body = ops_body(ops)
+        body, headers = self._packed(ops_body(ops), "application/json")
         result: dict[str, Any] = self.request(
-            "POST",
-            f"/clients/{self.client}/ops",
-            content=body,
-            headers={"Content-Type": "application/json"},
+            "POST", f"/clients/{self.client}/ops", content=body, headers=headers
         )
         return result
 
     def commit(self, ops: list[dict[str, Any]], pack: bytes, data_bytes: int) -> dict[str, Any]:
         """Ops plus the chunks they need, as one request (see the server's /commit)."""
         head = ops_body(ops)
-        body = len(head).to_bytes(4, "big") + head + pack
+        body, headers = self._packed(
+            len(head).to_bytes(4, "big") + head + pack, "application/octet-stream"
+        )
         result: dict[str, Any] = self.request(
-            "POST",
-            f"/clients/{self.client}/commit",
-            content=body,
-            headers={"Content-Type": "application/octet-stream"},
+            "POST", f"/clients/{self.client}/commit", content=body, headers=headers
         )
         with self._lock:
             self.counters.data += data_bytes

@@ -14,9 +14,12 @@ import zstandard
 
 from homekeep.core.errors import InvalidInput
 from homekeep.sync.chunking import Digest, FileChanged, chunk_id
+from homekeep.sync.compression import patcher
 from homekeep.sync.index import ClientIndex
 from homekeep.sync.protocol import (
     DELTA_LITERALS,
+    HASH_BYTES,
+    RECORD_HEAD,
     ChunkRef,
     Chunks,
     Delta,
@@ -50,6 +53,10 @@ class Outgoing:
     lacking_total: int | None = None  # bytes the server lacks, as it counted them
     more: bool = False  # the server lacks more chunks than it listed
     listed: bool = False  # a huge file's chunk list was sent on its own
+    held: bool = False  # the server holds this content at this path: only metadata changed
+    prior: str | None = None  # the other content the server holds at this path
+    prior_data: bytes | None = None  # that content, while chunks are compressed against it
+    dense: bool = False  # a chunk went plain (did not shrink, or in a run that did not)
     _delta: Delta | None = None
 
     def delta(self) -> Delta | None:
@@ -88,6 +95,7 @@ class Uploader:
         self.index = index
         self._local = threading.local()  # a zstd compressor per thread: they are not shared
         self.pack_bytes = PACK_BYTES  # lowered to fit a server that takes smaller packs
+        self.patching = False  # the server takes chunks compressed against a base (hello)
 
     def _compressor(self) -> zstandard.ZstdCompressor:
         cctx = getattr(self._local, "cctx", None)
@@ -139,23 +147,44 @@ class Uploader:
     def _records(self, item: Outgoing, sent: set[str]) -> Iterator[tuple[str, bytes, int, int]]:
         """(chunk id, pack record, data bytes, chunk length) of the chunks of ``item`` to send.
 
-        A chunk is compressed when that saves 5%. After COMPRESS_TRIES chunks in a row that
-        do not shrink (in this thread, across files: a thousand small JPEGs are one run),
-        only every COMPRESS_PROBE-th chunk is tried, until one shrinks again.
+        A chunk is compressed when that saves 5% (see ``squeeze``), against the file's
+        previous version when it is kept here (``prior_data``).
         """
-        state = self._local
         wanted = {c for c in item.digest.chunks.ids() if item.needs(c) and c not in sent}
+        base = item.prior if item.prior_data is not None else None
+        patch = patcher(item.prior_data) if item.prior_data is not None else None
         for ref, data in self._read_chunks(item, wanted):
-            small = False
-            misses = getattr(state, "misses", 0)
-            if misses < COMPRESS_TRIES or misses % COMPRESS_PROBE == 0:
-                compressed = self._compressor().compress(data)
-                small = len(compressed) < len(data) * COMPRESS_MIN_GAIN
-            state.misses = 0 if small else misses + 1
-            body = compressed if small else data
+            if patch is not None:  # against the old version: an edit costs about its size
+                patched = patch.compress(data)
+                if len(patched) + HASH_BYTES < len(data) * COMPRESS_MIN_GAIN:
+                    wanted.discard(ref.chunk_id)
+                    record = encode_record(ref.chunk_id, patched, compressed=True, base=base)
+                    yield ref.chunk_id, record, len(record) - RECORD_HEAD, ref.length
+                    continue
+            compressed = self.squeeze(data, COMPRESS_MIN_GAIN)
+            item.dense = item.dense or compressed is None
+            body = compressed if compressed is not None else data
             wanted.discard(ref.chunk_id)
-            record = encode_record(ref.chunk_id, body, compressed=small)
+            record = encode_record(ref.chunk_id, body, compressed=compressed is not None)
             yield ref.chunk_id, record, len(body), ref.length
+
+    def squeeze(self, data: bytes, gain: float, *, always: bool = False) -> bytes | None:
+        """``data`` as zstd if that is under ``gain`` times its size, else None.
+
+        Unless ``always``: after COMPRESS_TRIES in a row that do not shrink (in this thread,
+        across files: a thousand small JPEGs are one run), only every COMPRESS_PROBE-th is
+        tried, until one shrinks again.
+        """
+        misses: int = getattr(self._local, "misses", 0)
+        if not always and misses >= COMPRESS_TRIES and misses % COMPRESS_PROBE:
+            self._local.misses = misses + 1
+            return None
+        compressed: bytes | None = self._compressor().compress(data)
+        if compressed is not None and len(compressed) >= len(data) * gain:
+            compressed = None
+        if not always:
+            self._local.misses = 0 if compressed is not None else misses + 1
+        return compressed
 
     def whole(self, item: Outgoing) -> dict[str, Any] | None:
         """Stream one file whole; return the server's answer, or None if the file changed."""

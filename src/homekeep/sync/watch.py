@@ -34,6 +34,7 @@ class _Events(FileSystemEventHandler):
 
     def __init__(self, root: Path) -> None:
         self.root = os.fsdecode(root)
+        # the observer's thread adds, the loop's takes: dirty, writing and lost under lock
         self.lock = threading.Lock()
         self.dirty: dict[str, tuple[float, bool]] = {}
         self.writing: set[str] = set()
@@ -111,7 +112,8 @@ class _Overflow(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if "overflow" in record.getMessage().lower():
-            self.events.lost = True
+            with self.events.lock:  # the observer's thread; the loop reads and clears it
+                self.events.lost = True
             self.events.wakeup.set()
 
 
@@ -181,7 +183,9 @@ def _loop(
     last_full = time.monotonic()
     while not stop.is_set():
         try:
-            if events.lost:
+            with events.lock:
+                lost = events.lost
+            if lost:
                 log.warning("the kernel dropped file events; rescanning the whole folder")
                 need_full = True
             elif rescan_interval and time.monotonic() - last_full >= rescan_interval:
@@ -220,7 +224,9 @@ def _loop(
             continue
         events.wakeup.wait(timeout=max(settle, 0.02))
         events.wakeup.clear()
-        if events.dirty:
+        with events.lock:
+            settling = bool(events.dirty)
+        if settling:
             stop.wait(settle / 2 if settle else 0.01)
 
 
