@@ -161,7 +161,7 @@ def small_limit_server(tmp: Path) -> Iterator[SyncServer]:
     """A sync server that accepts request bodies of at most 1 MiB."""
     data = tmp / "server-data"
     token = sync_token(data)
-    env = {"HOMEKEEP_SYNC_MAX_REQUEST_MB": "1"}
+    env = {"HOMEKEEP_SYNC_MAX_REQUEST_BYTES": str(1 << 20)}
     args: list[str | Path] = ["sync", "server", tmp / "server", "--port", "0"]
     with running(args, data_dir=data, env=env) as srv:
         yield SyncServer(srv, tmp / "server", data, token)

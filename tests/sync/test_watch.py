@@ -202,7 +202,7 @@ def test_periodic_rescan_repairs_a_change_the_events_missed(tmp_path: Path) -> N
     outside = tmp_path / "outside"
     outside.mkdir()
     os.link(src / "a.txt", outside / "same-inode")
-    env = {"HOMEKEEP_SYNC_RESCAN_INTERVAL_S": "1"}
+    env = {"HOMEKEEP_SYNC_RESCAN_INTERVAL_SECONDS": "1"}
     with sync_server(tmp_path) as srv, watching(src, srv.url, srv.token, "rescan", env):
         dst = srv.root / "rescan"
         assert wait_until(lambda: same_tree(src, dst))

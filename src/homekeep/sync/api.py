@@ -502,7 +502,7 @@ def build(ctx: AreaContext) -> WebParts:
     try:
         store = ServerStore.open(
             cfg.root,
-            staging_ttl=cfg.staging_ttl_hours * 3600,
+            staging_ttl=cfg.staging_ttl_seconds,
             dedup_across_clients=cfg.dedup_across_clients,
             keep_group_and_other_write=cfg.keep_group_and_other_write,
         )
@@ -524,7 +524,7 @@ def build(ctx: AreaContext) -> WebParts:
         }
 
     return WebParts(
-        api=router(store, max_request=cfg.max_request_mb << 20),
+        api=router(store, max_request=cfg.max_request_bytes),
         startup=[_collector(store)],
         shutdown=[close],
         summary=summary,

@@ -101,7 +101,7 @@ def server(
     store = ServerStore.open(
         folder,
         adopt=adopt,
-        staging_ttl=cfg.staging_ttl_hours * 3600,
+        staging_ttl=cfg.staging_ttl_seconds,
         dedup_across_clients=cfg.dedup_across_clients,
         keep_group_and_other_write=cfg.keep_group_and_other_write,
     )
@@ -138,7 +138,7 @@ def server(
     app = standalone_app(
         store,
         tokens,
-        max_request=cfg.max_request_mb << 20,
+        max_request=cfg.max_request_bytes,
         data_port=port_for_data.port if port_for_data else None,
         trusted_hosts=trusted_names(host, "", web.trusted_hosts),
     )
@@ -261,7 +261,7 @@ def push(rt: Runtime, /, folder: Path, wait: float, as_json: bool, **opts: Any) 
                 if time.monotonic() + delay > deadline:
                     raise Offline(f"{exc.message}; is the server running?") from exc
                 time.sleep(delay)
-                delay = min(delay * 2, client.cfg.backoff_max_s)
+                delay = min(delay * 2, client.cfg.backoff_max_seconds)
     finally:
         client.close()
     if as_json:
@@ -324,9 +324,9 @@ def watch_cmd(rt: Runtime, /, folder: Path, **opts: Any) -> None:
         watch(
             client.syncer,
             client.root,
-            settle=client.cfg.settle_ms / 1000,
-            backoff_max=client.cfg.backoff_max_s,
-            rescan_interval=client.cfg.rescan_interval_s,
+            settle=client.cfg.settle_seconds,
+            backoff_max=client.cfg.backoff_max_seconds,
+            rescan_interval=client.cfg.rescan_interval_seconds,
             on_summary=report,
             stop=stop,
         )

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr
 
-from homekeep.core.config import Section
+from homekeep.core.config import Renamed, Section
+
+
+def _scaled(value: Any, factor: float) -> Any:
+    """An old key's number in the new key's unit; anything else is left for validation."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    scaled = value * factor
+    return int(scaled) if isinstance(value, int) and float(scaled).is_integer() else scaled
 
 
 class SyncConfig(Section):
@@ -17,11 +27,25 @@ class SyncConfig(Section):
         description="Folder that receives synced trees when `homekeep serve` runs; "
         "set it to mount the sync server under /api/sync/ (unset: not mounted).",
     )
-    max_request_mb: int = Field(
-        default=64, ge=1, le=4096, description="Largest request body the server accepts, in MiB."
+    renamed: ClassVar[Mapping[str, Renamed]] = {
+        "max_request_mb": Renamed("max_request_bytes", lambda v: _scaled(v, 1 << 20)),
+        "staging_ttl_hours": Renamed("staging_ttl_seconds", lambda v: _scaled(v, 3600)),
+        "settle_ms": Renamed("settle_seconds", lambda v: _scaled(v, 0.001)),
+        "rescan_interval_s": Renamed("rescan_interval_seconds"),
+        "backoff_max_s": Renamed("backoff_max_seconds"),
+    }
+
+    max_request_bytes: int = Field(
+        default=64 << 20,
+        ge=1 << 20,
+        le=4 << 30,
+        description="Largest JSON or chunk-pack request body the server accepts (64 MiB).",
     )
-    staging_ttl_hours: float = Field(
-        default=24, gt=0, description="Uploaded chunks not used by a file within this are dropped."
+    staging_ttl_seconds: float = Field(
+        default=86400,
+        gt=0,
+        le=365 * 86400,
+        description="Uploaded chunks not used by a file within this are dropped (a day).",
     )
     dedup_across_clients: bool = Field(
         default=False,
@@ -35,20 +59,20 @@ class SyncConfig(Section):
         "send for their files and folders. Off, they are cleared on the server, so no other "
         "local user can change a synced tree; setuid and setgid are never kept.",
     )
-    settle_ms: int = Field(
-        default=150,
+    settle_seconds: float = Field(
+        default=0.15,
         ge=0,
-        le=60_000,
+        le=60,
         description="`sync watch` waits until a path has been quiet this long before sending.",
     )
-    rescan_interval_s: float = Field(
+    rescan_interval_seconds: float = Field(
         default=3600,
         ge=0,
         description="`sync watch` re-checks the whole folder this often, repairing changes "
         "the filesystem events missed (Syncthing rescans hourly too); 0 turns it off. "
         "A lost-events signal from the kernel (inotify overflow) rescans at once.",
     )
-    backoff_max_s: float = Field(
+    backoff_max_seconds: float = Field(
         default=30, gt=0, description="Longest wait between retries while the server is down."
     )
     default_excludes: bool = Field(
