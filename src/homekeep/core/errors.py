@@ -183,7 +183,7 @@ def error_message(response: _Answer) -> str:
         message = response.json()["error"]["message"]
         if isinstance(message, str) and message:
             return message
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # not ours, or hostile
         pass
     return response.text[:200].strip() or response.reason_phrase
 

@@ -7,7 +7,6 @@ import logging
 import signal
 import socket
 import ssl
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,10 +14,9 @@ from types import FrameType
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from homekeep.core.errors import AuthError, NotFound, UsageError
+from homekeep.core.output import console, human_size, new_table
 from homekeep.core.runtime import Runtime, pass_runtime
 from homekeep.sync.config import SyncConfig
 from homekeep.sync.protocol import check_client
@@ -32,19 +30,6 @@ def group() -> None:
 
 
 group.name = "sync"
-
-
-def _console() -> Console:
-    """A console for tables: as wide as the terminal, or wide enough when piped."""
-    return Console() if sys.stdout.isatty() else Console(width=160)
-
-
-def _human(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
 
 
 def _cert_fingerprint(cert: Path) -> str:
@@ -268,9 +253,9 @@ def push(rt: Runtime, /, folder: Path, wait: float, as_json: bool, **opts: Any) 
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:
         click.echo(
-            f"scanned {summary.files_scanned} files ({_human(summary.bytes_scanned)}), "
-            f"sent {summary.files_sent} files, {_human(summary.data_bytes_sent)} of data "
-            f"({_human(summary.wire_bytes)} on the wire) in {summary.seconds:.2f} s"
+            f"scanned {summary.files_scanned} files ({human_size(summary.bytes_scanned)}), "
+            f"sent {summary.files_sent} files, {human_size(summary.data_bytes_sent)} of data "
+            f"({human_size(summary.wire_bytes)} on the wire) in {summary.seconds:.2f} s"
         )
         click.echo(
             f"created {summary.created}, modified {summary.modified}, renamed "
@@ -311,8 +296,8 @@ def watch_cmd(rt: Runtime, /, folder: Path, **opts: Any) -> None:
         if first[0]:
             first[0] = False
             click.echo(
-                f"in sync: {summary.files_scanned} files ({_human(summary.bytes_scanned)}), "
-                f"sent {summary.files_sent} ({_human(summary.data_bytes_sent)} of data); "
+                f"in sync: {summary.files_scanned} files ({human_size(summary.bytes_scanned)}), "
+                f"sent {summary.files_sent} ({human_size(summary.data_bytes_sent)} of data); "
                 "watching for changes (Ctrl-C stops)",
                 err=True,
             )
@@ -365,21 +350,22 @@ def status(rt: Runtime, folder: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    table = Table("client", "files", "folders", "links", "size", "last change (UTC)")
+    table = new_table("client", "files", "folders", "links", "size", "last change (UTC)")
     for c in info["clients"]:
         table.add_row(
             c["name"],
             str(c["files"]),
             str(c["folders"]),
             str(c["links"]),
-            _human(c["bytes"]),
+            human_size(c["bytes"]),
             (c["last_seen_at"] or "-")[:19].replace("T", " "),
         )
-    console = _console()
-    console.print(table)
-    console.print(
+    out = console()
+    out.print(table)
+    received = human_size(info["data_bytes_received"])
+    out.print(
         f"{info['unique_contents']} unique files, {info['unique_chunks']} unique chunks, "
-        f"{info['staged_chunks']} staged; {_human(info['data_bytes_received'])} of data received"
+        f"{info['staged_chunks']} staged; {received} of data received"
     )
 
 
@@ -404,7 +390,7 @@ def history(
     if as_json:
         click.echo(json.dumps(events, indent=2))
         return
-    table = Table("when (UTC)", "client", "change", "path", "size", "data received", "how")
+    table = new_table("when (UTC)", "client", "change", "path", "size", "data received", "how")
     for e in events:
         path = f"{e['path']} -> {e['dest']}" if e["dest"] else e["path"]
         table.add_row(
@@ -412,8 +398,8 @@ def history(
             e["client"],
             e["action"],
             path,
-            _human(e["size"]),
-            _human(e["data_bytes"]),
+            human_size(e["size"]),
+            human_size(e["data_bytes"]),
             e["via"] or "",
         )
-    _console().print(table)
+    console().print(table)

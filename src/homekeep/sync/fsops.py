@@ -14,8 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from blake3 import blake3
-
 from homekeep.core.errors import Conflict, InvalidInput
 
 FICLONE = 0x40049409  # linux/fs.h: share the source's blocks (btrfs, xfs); else we copy
@@ -320,12 +318,3 @@ def clone(fd_src: int, fd_dst: int) -> None:
         if sent == 0:
             break
         offset += sent
-
-
-def content_hash(path: Path) -> str:
-    """BLAKE3 of a file's content, read in 4 MiB blocks (the whole-file id of protocol v1)."""
-    whole = blake3()
-    with path.open("rb", buffering=0) as fh:
-        while block := fh.read(4 << 20):
-            whole.update(block)
-    return whole.hexdigest()

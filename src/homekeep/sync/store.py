@@ -31,6 +31,7 @@ from blake3 import blake3
 
 from homekeep.core.db import Database, utcnow
 from homekeep.core.errors import Conflict, HomekeepError, InvalidInput, UsageError
+from homekeep.core.hashing import hash_file
 from homekeep.sync import fsops
 from homekeep.sync.chunking import Digest
 from homekeep.sync.chunkstore import ChunkStore, Location
@@ -817,7 +818,7 @@ class ServerStore:
                     raise OSError("copy came out short")
                 # size and mtime say the source is what the index recorded; the hash makes
                 # sure (a crash between placing a file and recording it could fool them)
-                if fsops.content_hash(tmp) != spec.hash:
+                if hash_file(tmp) != spec.hash:
                     raise OSError("the source no longer holds that content")
                 fsops.finish(fd, mode=spec.mode & self.mode_mask, mtime_ns=spec.mtime_ns)
             except (OSError, InvalidInput, Conflict):

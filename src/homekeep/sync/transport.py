@@ -22,6 +22,7 @@ from homekeep.core.errors import (
     Unavailable,
     UsageError,
     error_class_for,
+    error_message,
 )
 from homekeep.sync.compression import BODY_MIN, deflate
 from homekeep.sync.protocol import PREFIX, VERSION, ListFile
@@ -366,12 +367,7 @@ def _answer(line: bytes, server: str) -> dict[str, Any]:
 
 
 def _error(response: httpx.Response, server: str) -> HomekeepError:
-    try:
-        body = response.json()
-        message = str(body["error"]["message"])
-    except (ValueError, KeyError, TypeError, RecursionError):
-        message = response.text[:200] or response.reason_phrase
-    return _error_for(response.status_code, message, server)
+    return _error_for(response.status_code, error_message(response), server)
 
 
 def _error_for(status: int, message: str, server: str) -> HomekeepError:
