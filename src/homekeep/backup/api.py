@@ -1,12 +1,12 @@
 """Web: the /backup/ page and JSON under /api/backup/, every route behind the backup scope.
 
-The page itself carries no data: it asks for a token and fetches the jobs and the chart
-with it, so sources, targets and rsync errors never reach a visitor without one.
+The page itself carries no data: it fetches the jobs, runs and chart with the session,
+so sources, targets and rsync errors never reach a visitor without one. Changing jobs,
+following runs and restoring are in ``job_routes``.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,21 +16,20 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from homekeep.backup import plot, schedule
+from homekeep.backup import job_routes, plot, schedule
+from homekeep.backup.live import LiveRuns
 from homekeep.backup.plotcache import PlotCache, chart_key, etag
 from homekeep.backup.service import Service, open_service
 from homekeep.core.area import AreaContext, Summary, WebParts
 from homekeep.core.auth import Caller, require_scope
-from homekeep.core.errors import Conflict, HomekeepError, NotFound
+from homekeep.core.errors import NotFound
 from homekeep.core.web import templates
-
-log = logging.getLogger("homekeep.backup")
 
 
 def build(ctx: AreaContext) -> WebParts:
     """The backup area's routes."""
     holder: dict[str, Service] = {}
-    running: set[str] = set()
+    live = LiveRuns()
     guard = threading.Lock()
 
     def svc() -> Service:
@@ -59,6 +58,7 @@ def build(ctx: AreaContext) -> WebParts:
     backup_scope = require_scope("backup")  # one object, so FastAPI checks once per request
     api = APIRouter(dependencies=[Depends(backup_scope)])
     charts = PlotCache(plot.render)
+    api.include_router(job_routes.routes(svc, live, backup_scope))
 
     @api.get("/jobs")
     def list_jobs() -> list[dict[str, Any]]:
@@ -79,22 +79,7 @@ def build(ctx: AreaContext) -> WebParts:
     ) -> dict[str, str]:
         """Start a run now (token with the backup scope); follow it in /jobs/{name}/runs."""
         s = svc()
-        job = s.jobs.get(name)
-        with guard:
-            if name in running:
-                raise Conflict(f"job {name} is already running")
-            running.add(name)
-
-        def work() -> None:
-            try:
-                s.backups.run(job, trigger=f"api:{token.name}")
-            except HomekeepError as exc:
-                log.error("%s: %s", name, exc.message)
-            finally:
-                with guard:
-                    running.discard(name)
-
-        threading.Thread(target=work, name=f"backup-{name}", daemon=True).start()
+        live.start(s, s.jobs.get(name), trigger=f"api:{token.name}")
         return {"job": name, "status": "started"}
 
     @api.get("/plot.png", response_class=Response)
@@ -118,8 +103,9 @@ def build(ctx: AreaContext) -> WebParts:
 
     @pages.get("/", response_class=HTMLResponse)
     def index(request: Request) -> HTMLResponse:
-        """The page: a token box; the data comes from the API with the token."""
-        return page_templates.TemplateResponse(request, "backup.html", {})
+        """The page; the data comes from the API with the session."""
+        manage = job_routes.may_manage(request.state.caller)
+        return page_templates.TemplateResponse(request, "backup.html", {"manage": manage})
 
     def job_summary() -> Summary:
         s, now = svc(), datetime.now(UTC)

@@ -328,17 +328,11 @@ def init_cmd(rt: Runtime, /, interactive: bool, **values: Any) -> None:
     data = {k: v for k, v in values.items() if v not in (None, "", (), 0, False)}
     data["excludes"] = list(values["excludes"])
     data["source"] = str(Path(str(values["source"])).expanduser().absolute())
-    from pydantic import ValidationError
-
-    from homekeep.backup.config import JobSpec, cron_problem
-    from homekeep.backup.jobbook import describe_error
+    from homekeep.backup.jobcheck import JobRefused, check_job
 
     try:
-        spec = JobSpec.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInput(f"job: {describe_error(exc)}") from exc
-    if spec.cron and (problem := cron_problem(spec.cron)):
-        raise InvalidInput(f"job: cron: {problem}")
-    target = svc.roots.check_new(spec, svc.config)
+        spec, target = check_job(data, svc, remote_ok=True)
+    except JobRefused as exc:
+        raise InvalidInput(f"job: {exc.message}") from exc
     svc.jobs.add(spec)
     click.echo(f"added job {spec.name} ({spec.method} to {target.location}) to {svc.jobs.path}")

@@ -13,11 +13,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from pydantic import ValidationError
-
 from homekeep.backup import runlogs
-from homekeep.backup.config import JobSpec, cron_problem, unit_seconds
-from homekeep.backup.jobbook import describe_error
+from homekeep.backup.config import JobSpec, unit_seconds
+from homekeep.backup.jobcheck import JobRefused, check_job
 from homekeep.backup.roots import PathRefused
 from homekeep.backup.service import Service
 from homekeep.backup.targets import nearest_existing, resolve
@@ -114,12 +112,6 @@ class Checked(NamedTuple):
     message: str | None = None
 
 
-REMOTE_REFUSED = (
-    "remote targets (host:path, rsync://, rclone remotes) are set in the config file only, "
-    "never over the API; add the job to [[backup.jobs]] there"
-)
-
-
 def build_drive(fields: Any, name: str, svc: Service, base: JobSpec | None = None) -> Checked:
     """Validate one drive, with the seed's Error and Warning values."""
     if not isinstance(fields, dict):
@@ -147,20 +139,14 @@ def build_drive(fields: Any, name: str, svc: Service, base: JobSpec | None = Non
         data["cron"] = fields["Cron"]
         data["every"] = None
     try:
-        job = JobSpec.model_validate(data)
-    except ValidationError as exc:
-        loc = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
-        error = {"name": "Invalid Name", "target": "Invalid Target Path"}.get(loc, "Invalid Drive")
-        return Checked(None, error, warning, describe_error(exc))
-    if job.cron and (problem := cron_problem(job.cron)):
-        return Checked(None, "Invalid Drive", warning, f"Cron: {problem}")
-    try:
-        resolved = svc.roots.check_new(job, svc.config)
+        job, _ = check_job(data, svc, base=base)
+    except JobRefused as exc:
+        error = {"name": "Invalid Name", "target": "Invalid Target Path"}.get(
+            exc.field, "Invalid Drive"
+        )
+        return Checked(None, error, warning, exc.message)
     except PathRefused as exc:
         return Checked(None, f"Invalid {exc.side.title()} Path", warning, exc.message)
-    # A remote target already in the config file may stay while other fields change.
-    if not resolved.is_local and (base is None or job.target != base.target):
-        return Checked(None, "Invalid Target Path", warning, REMOTE_REFUSED)
     return Checked(job, None, warning)
 
 

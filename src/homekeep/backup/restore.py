@@ -12,7 +12,7 @@ from homekeep.core.errors import ExternalToolError, InvalidInput, NotFound, Usag
 from homekeep.core.tools import require_tool
 
 
-def _one_line(stderr: str) -> str:
+def one_line(stderr: str) -> str:
     """A tool's complaint in one line: its last few lines joined, at most 500 characters."""
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
     return "; ".join(lines[-3:])[-500:] or "no message"
@@ -60,7 +60,7 @@ def verify(job: JobSpec, config: BackupConfig) -> list[str]:
             cmd.append("--download")
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
         if done.returncode not in (0, 1):
-            raise ExternalToolError(f"rclone check failed: {_one_line(done.stderr)}")
+            raise ExternalToolError(f"rclone check failed: {one_line(done.stderr)}")
         # --combined marks each file: "=" same, "-" missing in the backup, "*" differs.
         differences = [line for line in done.stdout.splitlines() if line[:2] in ("- ", "* ", "! ")]
         if done.returncode == 1 and not differences:
@@ -74,7 +74,7 @@ def verify(job: JobSpec, config: BackupConfig) -> list[str]:
     cmd += [job.source.rstrip("/") + "/", location.rstrip("/") + "/"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
     if done.returncode != 0:
-        raise ExternalToolError(f"rsync verify failed: {_one_line(done.stderr)}")
+        raise ExternalToolError(f"rsync verify failed: {one_line(done.stderr)}")
     # Directory timestamp updates (".d..t...") are not differences in content.
     return [
         line
@@ -106,5 +106,5 @@ def restore(
     if done.returncode != 0:
         if created and not any(dest.iterdir()):
             dest.rmdir()
-        raise ExternalToolError(f"restore failed: {_one_line(done.stderr)}")
+        raise ExternalToolError(f"restore failed: {one_line(done.stderr)}")
     return cmd

@@ -106,6 +106,14 @@ class Roots:
         """Raise PathRefused unless a job may write into ``target``."""
         self._check("target", target)
 
+    def check_restore(self, dest: Path) -> None:
+        """Raise PathRefused unless a restore may write into the folder ``dest``.
+
+        Unlike a mirror's target, an allowed root itself may take a restore: a restore
+        deletes nothing.
+        """
+        self._check("target", dest, whole_root_ok=True)
+
     def check_job(self, job: JobSpec, target: Target) -> None:
         """Check a job's source and, when local, its target."""
         self.check_source(job.source)
@@ -129,7 +137,7 @@ class Roots:
             self.check_target(target.path)
         return target
 
-    def _check(self, side: Side, path: Path) -> None:
+    def _check(self, side: Side, path: Path, *, whole_root_ok: bool = False) -> None:
         real = _real(path)
         shown = str(path) if real == Path(os.path.normpath(path)) else f"{path} (-> {real})"
         for item in self.protected:
@@ -154,7 +162,7 @@ class Roots:
                 f"{side} {shown} is outside [backup] allowed_roots ({names}); add a folder "
                 "that holds it to allowed_roots in the config file",
             )
-        if side == "target" and real in self.allowed:
+        if side == "target" and real in self.allowed and not whole_root_ok:
             raise PathRefused(
                 side,
                 f"target {shown} is an allowed root itself; a mirror would delete everything "
