@@ -230,12 +230,12 @@
       try { navigator.mediaSession.setPositionState({duration: len, position: Math.min(pos, len), playbackRate: audio.playbackRate}); } catch (e) { /* a position past a rounded duration */ }
     }
   });
-  audio.addEventListener("play", () => { $("play").textContent = "⏸"; $("play").setAttribute("aria-label", "pause"); });
+  audio.addEventListener("play", () => { $("play").textContent = "❚❚"; $("play").setAttribute("aria-label", "pause"); });
   audio.addEventListener("pause", () => { $("play").textContent = "▶"; $("play").setAttribute("aria-label", "play"); saveQueue(true); });
   audio.addEventListener("ended", () => next(true));
   audio.addEventListener("error", () => { if (current() && audio.getAttribute("src")) status(`cannot play ${current().title}: the stream failed`, true); });
   audio.addEventListener("volumechange", () => {
-    $("mute").textContent = audio.muted || audio.volume === 0 ? "🔇" : "🔊";
+    $("mute").textContent = audio.muted ? "Unmute" : "Mute";
     $("mute").setAttribute("aria-pressed", String(audio.muted));
     $("volume").value = audio.volume;
     localStorage.setItem("homekeep.music.volume", JSON.stringify({volume: audio.volume, muted: audio.muted}));
@@ -257,7 +257,7 @@
     const modes = ["off", "all", "one"], mode = modes[(modes.indexOf(state.repeat) + 1) % 3];
     state.repeat = mode;
     const b = $("repeat");
-    b.dataset.mode = mode; b.title = `Repeat: ${mode}`; b.textContent = mode === "one" ? "🔂" : "🔁";
+    b.dataset.mode = mode; b.title = `Repeat: ${mode}`; b.textContent = mode === "one" ? "↻1" : "↻";
     b.setAttribute("aria-pressed", String(mode !== "off"));
   });
   $("to-playlist").addEventListener("click", () => { if (current()) addToPlaylist([current()]); });
@@ -377,7 +377,7 @@
         el("td", {}, el("span", {class: "mini"},
           button("▶", () => { const list = all(); playNow(list, list.indexOf(t)); }, {title: "Play from here", class: "play"}),
           button("⤵", () => playNext([t]), {title: "Play next", class: "next"}),
-          button("＋", () => enqueue([t]), {title: "Add to the queue", class: "add"}),
+          button("+", () => enqueue([t]), {title: "Add to the queue", class: "add"}),
           button("♫", () => addToPlaylist([t]), {title: "Add to a playlist", class: "to-playlist"}),
           extra ? extra(t, start + i) : null)));
       tr.track = t;
@@ -431,9 +431,9 @@
             el("span", {class: "muted", text: ` · ${[a.year, a.genre, `${a.track_count} tracks`, clock(a.duration)].filter(Boolean).join(" · ")}`})),
           el("div", {class: "toolbar"},
             button("▶ Play", () => playNow(a.tracks), {class: "primary", id: "play-album"}),
-            button("🔀 Shuffle", () => { state.shuffle = true; $("shuffle").setAttribute("aria-pressed", "true"); playNow(a.tracks, Math.floor(Math.random() * a.tracks.length)); }),
+            button("⇄ Shuffle", () => { state.shuffle = true; $("shuffle").setAttribute("aria-pressed", "true"); playNow(a.tracks, Math.floor(Math.random() * a.tracks.length)); }),
             button("⤵ Next", () => playNext(a.tracks)),
-            button("＋ Queue", () => enqueue(a.tracks), {id: "queue-album"}),
+            button("+ Queue", () => enqueue(a.tracks), {id: "queue-album"}),
             button("♫ Playlist", () => addToPlaylist(a.tracks), {id: "album-to-playlist"})),
           el("p", {class: "muted", text: a.folder}))),
         gallery, scroller(table));
@@ -524,7 +524,7 @@
       view.replaceChildren(el("h1", {text: p.name}),
         el("div", {class: "toolbar"},
           button("▶ Play", () => playNow(tracks), {class: "primary", id: "play-playlist"}),
-          button("＋ Queue", () => enqueue(tracks)),
+          button("+ Queue", () => enqueue(tracks)),
           el("a", {href: `/api/music/playlists/${enc(id)}/m3u8`, download: `${p.name}.m3u8`, id: "download", text: "Download .m3u8"}),
           button("Delete", async () => { if (!confirm(`Delete the playlist ${p.name}?`)) return; try { await api(`/playlists/${enc(id)}`, {method: "DELETE"}); location.hash = "#/playlists"; } catch (err) { fail(err); } }, {id: "delete-playlist"})),
         el("form", {class: "toolbar", onsubmit: async (e) => { e.preventDefault(); try { const r = await send("PATCH", `/playlists/${enc(id)}`, {name: rename.value}); location.hash = `#/playlist/${enc(r.id)}`; } catch (err) { fail(err); } }},
