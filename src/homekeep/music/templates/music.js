@@ -1,5 +1,6 @@
 // The player: views drawn from /api/music, one <audio>, the queue kept on the server.
 // Text from the library goes in with textContent only, never as markup.
+// music.html includes this file through Jinja: no brace followed by "{", "%" or "#" here.
 (() => {
   "use strict";
   const $ = (id) => document.getElementById(id);
