@@ -12,7 +12,9 @@ from homekeep.core.area import AreaContext, Summary, WebParts
 from homekeep.core.auth import Caller, require_scope
 from homekeep.core.limits import Int64
 from homekeep.core.limits import Offset as Skip
+from homekeep.music.pages import pages_router
 from homekeep.music.player_api import player_routes
+from homekeep.music.queue_api import queue_routes
 from homekeep.music.service import Service, Size, open_service
 from homekeep.music.streaming import Transcoder
 from homekeep.music.subsonic.router import subsonic_router
@@ -37,6 +39,7 @@ def build(ctx: AreaContext) -> WebParts:
     _command_routes(api, svc)
     transcoder = Transcoder(svc.config.max_transcodes)
     player_routes(api, svc, transcoder)
+    queue_routes(api, svc)
     # the Subsonic API needs core's users: only `homekeep serve` has them
     rest = subsonic_router(svc, ctx.accounts, transcoder) if ctx.accounts else None
 
@@ -46,7 +49,7 @@ def build(ctx: AreaContext) -> WebParts:
     async def close() -> None:
         svc.close()
 
-    return WebParts(api=api, root=rest, shutdown=[close], summary=summary)
+    return WebParts(api=api, pages=pages_router(), root=rest, shutdown=[close], summary=summary)
 
 
 def _file(found: tuple[pathlib.Path, str]) -> FileResponse:
@@ -112,13 +115,14 @@ def _browse_routes(api: APIRouter, svc: Service) -> None:
         album_id: Id = None,
         artist_id: Id = None,
         genre: Annotated[str | None, Query(max_length=200)] = None,
+        sort: Literal["artist", "title", "album", "year", "duration", "format"] = "artist",
+        desc: bool = False,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        """Tracks, filtered by album, by any of their artists or genres; paginated."""
-        return library.tracks(
-            q=q, album_id=album_id, artist_id=artist_id, genre=genre, limit=limit, offset=offset
-        )
+        """Tracks, filtered by album, by any of their artists or genres; sorted; paginated."""
+        return library.tracks(q=q, album_id=album_id, artist_id=artist_id, genre=genre,
+                              sort=sort, desc=desc, limit=limit, offset=offset)  # fmt: skip
 
     @api.get("/genres")
     def genres(q: Search = None, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:

@@ -21,6 +21,16 @@ ALBUM_SELECT = (
     " i.width AS cover_width, i.height AS cover_height FROM albums a"
     " JOIN roots r ON r.id = a.root_id LEFT JOIN images i ON i.hash = a.cover_hash"
 )
+_TRACK_ORDER = "COALESCE(t.disc, 1), COALESCE(t.track, 0), f.path"
+# the first key is the one reversed by ``desc``; the rest keep albums in track order
+TRACK_SORTS = {
+    "artist": ("t.artist COLLATE NOCASE", f"t.album COLLATE NOCASE, {_TRACK_ORDER}"),
+    "title": ("t.title COLLATE NOCASE", f"t.artist COLLATE NOCASE, {_TRACK_ORDER}"),
+    "album": ("t.album COLLATE NOCASE", _TRACK_ORDER),
+    "year": ("t.year", f"t.album COLLATE NOCASE, {_TRACK_ORDER}"),
+    "duration": ("t.duration", _TRACK_ORDER),
+    "format": ("f.detected", f"t.artist COLLATE NOCASE, t.album COLLATE NOCASE, {_TRACK_ORDER}"),
+}
 TRACK_SELECT = (
     "SELECT t.*, f.detected AS format, f.size, f.ext, r.path || '/' || f.path AS path,"
     " a.cover_hash FROM tracks t JOIN files f ON f.id = t.file_id"
@@ -158,6 +168,8 @@ class Library:
         limit: int,
         offset: int,
         genre: str | None = None,
+        sort: str = "artist",
+        desc: bool = False,
     ) -> dict[str, Any]:
         clauses: list[str] = []
         params: list[Any] = []
@@ -179,10 +191,8 @@ class Library:
             clauses.append("t.file_id IN (SELECT file_id FROM track_artists WHERE artist_id = ?)")
             params.append(artist_id)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        order = (
-            "t.artist COLLATE NOCASE, t.album COLLATE NOCASE, COALESCE(t.disc, 1),"
-            " COALESCE(t.track, 0), f.path"
-        )
+        first, rest = TRACK_SORTS[sort]
+        order = f"{first} {'DESC' if desc else 'ASC'}, {rest}"
         page = self._page(f"{TRACK_SELECT}{where}", params, order, limit, offset, track_dict)
         self._with_lists(page["items"])
         return page
