@@ -51,3 +51,21 @@ def test_every_listed_area_is_a_subpackage_with_its_own_name() -> None:
     for area in AREAS:
         assert (PACKAGE / area.name / "__init__.py").is_file()
         assert area.cli().name == area.name
+
+
+TEMPLATE = ("config.py", "service.py", "store.py", "cli.py", "api.py")
+
+
+def test_every_area_follows_the_template() -> None:
+    """Each area has the same rooms: config, service (open_service), store, cli, api."""
+    missing = []
+    for area in AREAS:
+        folder = PACKAGE / area.name
+        missing += [f"{area.name}/{name}" for name in TEMPLATE if not (folder / name).is_file()]
+        service = folder / "service.py"
+        if service.is_file():
+            tree = ast.parse(service.read_text(encoding="utf-8"))
+            functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+            if "open_service" not in functions:
+                missing.append(f"{area.name}/service.py: open_service(ctx)")
+    assert missing == []

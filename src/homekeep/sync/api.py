@@ -27,7 +27,6 @@ from homekeep.core.web import add_docs, add_health, install_error_handlers
 from homekeep.sync import fsops
 from homekeep.sync.chunking import DIGESTERS, Digest, Follower, ListMismatch
 from homekeep.sync.compression import BODY_MIN, deflate, inflate
-from homekeep.sync.config import SyncConfig
 from homekeep.sync.protocol import (
     CHUNK_AVG,
     CHUNK_MAX,
@@ -46,6 +45,7 @@ from homekeep.sync.protocol import (
     decode_chunks,
     load_json,
 )
+from homekeep.sync.service import open_service
 from homekeep.sync.store import Batch, FileSpec, ServerStore
 
 MAX_PACK_BYTES = 16 << 20
@@ -492,7 +492,8 @@ def _collector(store: ServerStore) -> Any:
 
 def build(ctx: AreaContext) -> WebParts:
     """Mount the sync server in `homekeep serve` when [sync] root is set."""
-    cfg = ctx.config(SyncConfig)
+    svc = open_service(ctx)
+    cfg = svc.config
     if cfg.root is None:
 
         async def idle(caller: Caller) -> Summary:
@@ -500,12 +501,7 @@ def build(ctx: AreaContext) -> WebParts:
 
         return WebParts(summary=idle)
     try:
-        store = ServerStore.open(
-            cfg.root,
-            staging_ttl=cfg.staging_ttl_seconds,
-            dedup_across_clients=cfg.dedup_across_clients,
-            keep_group_and_other_write=cfg.keep_group_and_other_write,
-        )
+        store = svc.open_server(cfg.root)
     except UsageError as exc:
         raise ConfigError(f"[sync] root: {exc.message}") from exc
 

@@ -78,18 +78,12 @@ def server(
     from homekeep.core.server import bind, check_tls, serve
     from homekeep.sync.api import standalone_app
     from homekeep.sync.dataport import DataPort
-    from homekeep.sync.store import ServerStore
+    from homekeep.sync.service import open_service
 
-    ctx = rt.area("sync")
-    cfg = ctx.config(SyncConfig)
+    svc = open_service(rt.area("sync"))
+    cfg = svc.config
     check_tls(tls_cert, tls_key)
-    store = ServerStore.open(
-        folder,
-        adopt=adopt,
-        staging_ttl=cfg.staging_ttl_seconds,
-        dedup_across_clients=cfg.dedup_across_clients,
-        keep_group_and_other_write=cfg.keep_group_and_other_write,
-    )
+    store = svc.open_server(folder, adopt=adopt)
     tokens = rt.tokens()
     if not any(t.allows("sync") and t.revoked_at is None for t in tokens.list()):
         click.echo(
