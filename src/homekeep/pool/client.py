@@ -24,6 +24,7 @@ from homekeep.pool.lines import LineSplitter, encode
 REJOIN_ATTEMPTS = 8
 REJOIN_BACKOFF_SECONDS = 0.2
 INBOX_LIMIT = 10_000
+CLOSING = "server closing"
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,12 @@ class RoomClient:
             seat.host, seat.port, ssl=context, limit=self._max_line_bytes + 1
         )
         writer.write(encode({"type": "hello", "ticket": seat.ticket}))
-        answer = json.loads(await reader.readline() or b"{}")
+        try:  # a hung server accepts (the kernel does) but never answers
+            first = await asyncio.wait_for(reader.readline(), 2 * seat.ping_interval_seconds)
+        except TimeoutError:
+            writer.close()
+            raise Unavailable(f"server {seat.server} did not answer the hello") from None
+        answer = json.loads(first or b"{}")
         if answer.get("type") != "welcome":
             writer.close()
             raise Unavailable(f"server {seat.server} refused the ticket: {answer.get('message')}")
@@ -173,7 +179,9 @@ class RoomClient:
             self._joined.clear()
             if self._writer is not None:
                 self._writer.close()
-            if self._stopping or not self.rejoin:
+            # A server that says it is closing is drained on purpose (the pool shuts
+            # down): only a server lost without a word is worth a new seat.
+            if self._stopping or not self.rejoin or reason.startswith(CLOSING):
                 self.closed_reason = reason
                 break
             rejoined = await self._rejoin()
@@ -189,6 +197,8 @@ class RoomClient:
     async def _rejoin(self) -> asyncio.StreamReader | None:
         delay = REJOIN_BACKOFF_SECONDS
         for _ in range(REJOIN_ATTEMPTS):
+            if self._stopping:
+                return None
             try:
                 reader = await asyncio.wait_for(self._connect(), 30)
             except (HomekeepError, OSError, ValueError, TimeoutError) as exc:
@@ -224,7 +234,7 @@ class RoomClient:
                         if isinstance(message, dict) and message.get("type") != "pong":
                             self._offer(message)
                             if message.get("type") == "closing":
-                                return f"server closing: {message.get('reason')}"
+                                return f"{CLOSING}: {message.get('reason')}"
         finally:
             pinger.cancel()
 
@@ -261,12 +271,13 @@ class RoomClient:
         return await asyncio.wait_for(scan(), timeout)
 
     async def close(self) -> None:
-        """Leave the room."""
+        """Leave the room (and stop any rejoining under way)."""
         self._stopping = True
         if self._writer is not None:
             self._writer.close()
             with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await self._writer.wait_closed()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, 5)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -397,7 +397,9 @@ class Dispatcher:
                 if slot is not None:
                     return self._reserve(slot, name)
                 self._grow()
-                coming = any(s.state in ("starting", "restarting") for s in self.slots.values())
+                # A server on its way is worth waiting for; one in backoff after a failure
+                # is not (the allocation would only wait out the backoff).
+                coming = any(s.state == "starting" for s in self.slots.values())
                 limit = began + self.config.allocate_wait_seconds
                 if coming:
                     limit = max(limit, began + START_TIMEOUT_SECONDS)
