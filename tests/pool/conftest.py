@@ -141,11 +141,18 @@ def pool_server(tmp: Path, **config: object) -> Iterator[Pool]:
                 child.kill()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
-    """One dispatcher per test module: 4 clients a server, up to 6 servers, one idle."""
+    """One dispatcher for the tests that leave it as they found it.
+
+    4 clients a server, up to 6 servers, one idle, tickets valid 3 s.
+    """
     with pool_server(
-        tmp_path_factory.mktemp("pool"), max_clients=4, max_servers=6, min_idle=1
+        tmp_path_factory.mktemp("pool"),
+        max_clients=4,
+        max_servers=6,
+        min_idle=1,
+        ticket_ttl_seconds=3,
     ) as running:
         yield running
 
@@ -170,6 +177,15 @@ class Raw:
         assert data, "connection closed"
         result: dict[str, Any] = json.loads(data)
         return result
+
+    async def next_of(self, kind: str, timeout: float = 5) -> dict[str, Any]:
+        """The next line of type ``kind`` (others, such as relayed messages, skipped)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (line := await self.line(deadline - asyncio.get_running_loop().time()))[
+            "type"
+        ] != kind:
+            pass
+        return line
 
     async def raw_line(self, timeout: float = 5) -> bytes:
         return await asyncio.wait_for(self.reader.readline(), timeout)

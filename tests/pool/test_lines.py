@@ -43,7 +43,7 @@ def test_a_huge_line_costs_at_most_the_bound_and_the_next_line_still_arrives() -
     for _ in range(1000):  # 1 MiB without a newline, in 1 KiB pieces
         found.extend(splitter.feed(b"x" * 1024))
         assert splitter.pending <= 1024
-    found.extend(splitter.feed(b"tail of the huge line\n{\"type\":\"ping\"}\n"))
+    found.extend(splitter.feed(b'tail of the huge line\n{"type":"ping"}\n'))
     assert found == [TOO_LONG, b'{"type":"ping"}']
 
 

@@ -41,9 +41,7 @@ def door(instance: str = "s1.aaaa", clock: Clock | None = None) -> TicketChecker
 
 
 def ticket_for(instance: str = "s1.aaaa", ttl: float = 60, secret: bytes = SECRET) -> str:
-    text, _ = mint(
-        server_key(secret, instance), server=instance, client="c1", name="ann", ttl=ttl
-    )
+    text, _ = mint(server_key(secret, instance), server=instance, client="c1", name="ann", ttl=ttl)
     return text
 
 

@@ -8,20 +8,21 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from homekeep import __version__
 from homekeep.core.area import AreaContext, WebParts
 from homekeep.core.auth import Token, TokenStore, require_scope
-from homekeep.core.errors import NotFound
+from homekeep.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from homekeep.core.hosts import TrustedHosts, trusted_names
 from homekeep.core.web import add_docs, add_health, install_error_handlers, templates
 from homekeep.pool import AREA
 from homekeep.pool.service import open_service
 
 NAME_RE = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{1,40}$")
+MAX_BODY_BYTES = 4096
 
 
 class AllocateBody(BaseModel):
@@ -41,6 +42,26 @@ class AllocateBody(BaseModel):
         return value.strip() if value is not None else None
 
 
+async def _small_body(request: Request) -> bytes:
+    """The request body, refused past ``MAX_BODY_BYTES`` before it is all read."""
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"an allocation request holds at most {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"an allocation request holds at most {MAX_BODY_BYTES} bytes")
+    return bytes(body)
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else f"body: {message}"
+
+
 def build(ctx: AreaContext) -> WebParts:
     """The pool's routes, and the hooks that start and drain its dispatcher."""
     service = open_service(ctx)
@@ -48,14 +69,26 @@ def build(ctx: AreaContext) -> WebParts:
     dispatcher = service.dispatcher
     api = APIRouter(dependencies=[Depends(scope)])
 
-    @api.post("/allocate")
-    async def allocate(
-        body: AllocateBody | None = Body(default=None),  # noqa: B008
-        token: Token = Depends(scope),  # noqa: B008
-    ) -> dict[str, Any]:
-        """A seat on a server: its host, port and a single-use ticket (503 when full)."""
-        name = (body.name if body else None) or token.name
-        allocation = await dispatcher.allocate(name)
+    @api.post(
+        "/allocate",
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": AllocateBody.model_json_schema()}},
+            }
+        },
+    )
+    async def allocate(request: Request, token: Token = Depends(scope)) -> dict[str, Any]:  # noqa: B008
+        """A seat on a server: its host, port and a single-use ticket (503 when full).
+
+        The body is optional: ``{"name": "..."}`` names the client (default: the token's name).
+        """
+        body = await _small_body(request)
+        try:
+            asked = AllocateBody.model_validate_json(body) if body.strip() else AllocateBody()
+        except ValidationError as exc:
+            raise InvalidInput(_first_problem(exc)) from None
+        allocation = await dispatcher.allocate(asked.name or token.name)
         return allocation.to_json()
 
     @api.get("/servers")

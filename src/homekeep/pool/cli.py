@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -122,13 +123,13 @@ def serve(
         _print_messages()
     tokens = rt.tokens()
     try:
+        app = standalone_app(ctx, tokens, web.host)
         if not any(t.allows("pool") and t.revoked_at is None for t in tokens.list()):
             click.echo(
                 "warning: no token can allocate yet; create one with "
                 "'homekeep token create NAME --scope pool'",
                 err=True,
             )
-        app = standalone_app(ctx, tokens, web.host)
         serve_app(
             app,
             host=web.host,
@@ -235,7 +236,7 @@ def allocate(
 @_remote_options
 @click.option("--name", help="The name the others see (default: the token's name).")
 @click.option("--stay", is_flag=True, help="Keep listening after standard input ends.")
-@json_option("Print each line from the server as JSON.")
+@json_option("Print each line from the server as one JSON object a line.")
 @pass_runtime
 def connect(
     rt: Runtime,
@@ -300,8 +301,8 @@ async def _send_lines(client: RoomClient, stay: bool) -> None:
 async def _print_incoming(client: RoomClient, as_json: bool) -> None:
     """Print what the server sends until the client has ended."""
     while (message := await client.inbox.get()).get("type") != "ended":
-        if as_json:
-            print_json(message)
+        if as_json:  # one object a line, as the protocol itself
+            click.echo(json.dumps(message, ensure_ascii=False))
         else:
             click.echo(_shown(message))
 
