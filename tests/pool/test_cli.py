@@ -13,6 +13,8 @@ import pytest
 from tests.pool.conftest import Pool
 from tests.support import HOMEKEEP, clean_env, run_cli
 
+CONNECT = ["pool", "connect", "--stay", "--json"]
+
 
 def pool_cli(pool: Pool, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     env = {**pool.env, "HOMEKEEP_POOL_URL": pool.url, "HOMEKEEP_POOL_TOKEN": pool.token}
@@ -43,8 +45,7 @@ def test_allocate_prints_a_seat_any_client_can_use(pool: Pool) -> None:
 def test_connect_sends_lines_and_shows_the_others(pool: Pool) -> None:
     env = {**pool.env, "HOMEKEEP_POOL_URL": pool.url, "HOMEKEEP_POOL_TOKEN": pool.token}
     listener = subprocess.Popen(
-        [*HOMEKEEP, "--data-dir", str(pool.data_dir), "pool", "connect", "--name", "ear"]
-        + ["--stay", "--json"],
+        [*HOMEKEEP, "--data-dir", str(pool.data_dir), *CONNECT, "--name", "ear"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
