@@ -17,11 +17,23 @@ def hello_line(ticket: object) -> bytes:
     return json.dumps({"type": "hello", "ticket": ticket}).encode() + b"\n"
 
 
+def quiet(pool: Pool) -> None:
+    """Wait until no client is in and no ticket is out (earlier tests share the pool)."""
+    pool.wait_until(
+        lambda s: s["pool"]["clients"] == 0 and s["pool"]["reserved"] == 0,
+        what="an empty pool",
+    )
+
+
 def test_messages_are_relayed_to_the_others_logged_and_counted(pool: Pool) -> None:
+    quiet(pool)
+
     async def scenario() -> None:
         ann, bob, cat = await joined(pool, 3, name="r")
         assert ann.welcome["type"] == "welcome"
-        assert {c.welcome["server"] for c in (ann, bob, cat)} == {ann.welcome["server"]}
+        server = ann.welcome["server"]
+        assert {c.welcome["server"] for c in (ann, bob, cat)} == {server}
+        before = pool.server(server)
         await ann.send("hello room \x1b[31m")
         for other in (bob, cat):
             message = await other.wait_for("message", 5)
@@ -31,9 +43,17 @@ def test_messages_are_relayed_to_the_others_logged_and_counted(pool: Pool) -> No
                 "name": "r0",
                 "text": "hello room \x1b[31m",
             }
-        shown = pool.server(ann.welcome["server"])
-        assert shown["messages_in"] == 1
-        assert shown["messages_out"] == 2
+        shown = await asyncio.to_thread(
+            pool.wait_until,
+            lambda s: any(
+                x["id"] == server and x["messages_in"] == before["messages_in"] + 1
+                for x in s["servers"]
+            ),
+            10,
+            "the message counted",
+        )
+        shown = next(x for x in shown["servers"] if x["id"] == server)
+        assert shown["messages_out"] == before["messages_out"] + 2
         assert {c["name"] for c in shown["clients"]} == {"r0", "r1", "r2"}
         assert shown["client_count"] == 3
         assert shown["memory_rss_bytes"] > 1 << 20
@@ -62,7 +82,7 @@ def test_a_ping_is_answered_and_a_silent_client_is_dropped(pool: Pool) -> None:
         await raw.send(b'{"type":"ping"}\n')
         assert await raw.line() == {"type": "pong"}
         began = time.monotonic()
-        timeout = await raw.line(timeout=5)  # no ping for two intervals (0.8 s)
+        timeout = await raw.next_of("error", timeout=5)  # no ping for two intervals (0.8 s)
         assert timeout["code"] == "timeout"
         assert await raw.closed()
         assert time.monotonic() - began < 3
@@ -140,6 +160,8 @@ async def hostile_seat(pool: Pool) -> tuple[Raw, Seat]:
 
 
 def test_hostile_lines_are_dropped_and_the_others_chat_on(pool: Pool) -> None:
+    quiet(pool)
+
     async def scenario() -> None:
         ann, bob = await joined(pool, 2, name="h")
         raw, seat = await hostile_seat(pool)
@@ -171,6 +193,8 @@ def test_hostile_lines_are_dropped_and_the_others_chat_on(pool: Pool) -> None:
 
 
 def test_a_slow_drip_and_a_silent_hello_are_cut_off(pool: Pool) -> None:
+    quiet(pool)
+
     async def scenario() -> None:
         ann, bob = await joined(pool, 2, name="d")
         drip, seat = await hostile_seat(pool)
