@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import threading
 import time
@@ -18,8 +17,9 @@ import httpx
 import psutil
 import pytest
 
-from homekeep.pool.client import Dispatch, RoomClient, Seat
-from tests.support import HOMEKEEP, clean_env, create_token
+from homekeep.pool.client import Dispatch, RoomClient
+from homekeep.pool.seats import Seat
+from tests.support import HOMEKEEP, Server, clean_env, create_token
 
 T = TypeVar("T")
 # Fast clocks for tests: a silent client or server is found within a second.
@@ -32,14 +32,12 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
 
 
 @dataclass
-class Pool:
+class Pool(Server):
     """A running dispatcher, a pool token, and what it printed."""
 
-    process: subprocess.Popen[str]
-    url: str
-    token: str
     data_dir: Path
-    env: dict[str, str]
+    token: str = ""
+    env: dict[str, str] = field(default_factory=dict)
     stdout: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
 
@@ -86,15 +84,6 @@ class Pool:
         """Every process below the dispatcher (the forkserver and the servers)."""
         return psutil.Process(self.process.pid).children(recursive=True)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(timeout=5)
-
 
 def _drain(stream: Any, into: list[str]) -> None:
     for line in stream:
@@ -125,7 +114,7 @@ def pool_server(tmp: Path, **config: object) -> Iterator[Pool]:
             proc.kill()
             raise RuntimeError(f"pool serve did not start: {first}{proc.stderr.read()}")
         url = first.split(" at ", 1)[1].split("/ ", 1)[0]
-        pool = Pool(proc, url, token, data, env)
+        pool = Pool(proc, url, data, token=token, env=env)
         for stream, into in ((proc.stdout, pool.stdout), (proc.stderr, pool.stderr)):
             threading.Thread(target=_drain, args=(stream, into), daemon=True).start()
         yield pool

@@ -39,7 +39,7 @@ def test_any_chunking_gives_the_lines_and_marks_the_long_ones(data: bytes, cuts:
 
 def test_a_huge_line_costs_at_most_the_bound_and_the_next_line_still_arrives() -> None:
     splitter = LineSplitter(1024)
-    found = []
+    found: list[bytes | object] = []
     for _ in range(1000):  # 1 MiB without a newline, in 1 KiB pieces
         found.extend(splitter.feed(b"x" * 1024))
         assert splitter.pending <= 1024

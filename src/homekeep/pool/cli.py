@@ -225,7 +225,7 @@ def allocate(
     """Get a seat and print it: host, port and ticket, for a client in any language."""
     seat = _with_remote(rt, url, token, ca, lambda remote: remote.allocate(name))
     if as_json:
-        print_json(seat.__dict__)
+        print_json(seat.to_json())
         return
     click.echo(f"server {seat.server} at {seat.host}:{seat.port}{' (TLS)' if seat.tls else ''}")
     click.echo(f"client {seat.client} ({seat.name}); send as your first line:")

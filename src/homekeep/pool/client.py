@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,41 +19,12 @@ import httpx
 
 from homekeep.core.errors import HomekeepError, Unavailable, UsageError, error_from_response
 from homekeep.pool.lines import LineSplitter, encode
+from homekeep.pool.seats import Seat
 
 REJOIN_ATTEMPTS = 8
 REJOIN_BACKOFF_SECONDS = 0.2
 INBOX_LIMIT = 10_000
 CLOSING = "server closing"
-
-
-@dataclass(frozen=True)
-class Seat:
-    """An allocation as a client reads it."""
-
-    host: str
-    port: int
-    ticket: str
-    server: str
-    client: str
-    name: str
-    tls: bool
-    ping_interval_seconds: float
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Seat:
-        try:
-            return cls(
-                host=str(data["host"]),
-                port=int(data["port"]),
-                ticket=str(data["ticket"]),
-                server=str(data["server"]),
-                client=str(data["client"]),
-                name=str(data["name"]),
-                tls=bool(data["tls"]),
-                ping_interval_seconds=float(data["ping_interval_seconds"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise HomekeepError(f"the dispatcher's allocation is malformed: {exc}") from exc
 
 
 def tls_context(ca: Path | None) -> ssl.SSLContext:

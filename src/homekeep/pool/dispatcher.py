@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from homekeep.pool.config import PoolConfig
 from homekeep.pool.lines import printable
 from homekeep.pool.restarts import RestartGuard
 from homekeep.pool.room import RoomSettings
+from homekeep.pool.seats import Seat
 from homekeep.pool.servers import ServerProcess, StartFailed
 from homekeep.pool.tickets import mint, server_key
 
@@ -40,24 +41,6 @@ PROPERTIES_CACHE_SECONDS = 0.5
 
 State = Literal["starting", "ready", "stopping", "restarting"]
 Record = Callable[[str, str, str], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Allocation:
-    """Where a client goes, and the ticket that lets it in."""
-
-    host: str
-    port: int
-    ticket: str
-    server: str
-    client: str
-    name: str
-    expires_at: str
-    tls: bool
-    ping_interval_seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -379,7 +362,7 @@ class Dispatcher:
 
     # -- allocation ----------------------------------------------------------------
 
-    async def allocate(self, name: str) -> Allocation:
+    async def allocate(self, name: str) -> Seat:
         """A seat for client ``name``: start a server if needed, wait briefly when full."""
         loop = asyncio.get_running_loop()
         began = loop.time()
@@ -420,7 +403,7 @@ class Dispatcher:
                 best = slot
         return best
 
-    def _reserve(self, slot: Slot, name: str) -> Allocation:
+    def _reserve(self, slot: Slot, name: str) -> Seat:
         proc = slot.proc
         assert proc is not None
         assert proc.port is not None
@@ -432,7 +415,7 @@ class Dispatcher:
         slot.reserved[ticket.id] = time.monotonic() + ttl
         self.allocations += 1
         self._keep_idle()  # the seat may have used up the idle buffer
-        return Allocation(
+        return Seat(
             host=self.public_host,
             port=proc.port,
             ticket=text,
