@@ -24,6 +24,7 @@ from homekeep.pool.seats import Seat
 REJOIN_ATTEMPTS = 8
 REJOIN_BACKOFF_SECONDS = 0.2
 INBOX_LIMIT = 10_000
+MAX_IN_FLIGHT = 16
 CLOSING = "server closing"
 
 
@@ -51,10 +52,13 @@ class Dispatch:
             timeout=httpx.Timeout(30, connect=5),
             trust_env=False,
         )
+        # Callers past this wait here: httpx's own queue slows down with hundreds waiting.
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            response = await self._http.request(method, f"/api/pool{path}", **kwargs)
+            async with self._in_flight:
+                response = await self._http.request(method, f"/api/pool{path}", **kwargs)
         except httpx.TransportError as exc:
             raise Unavailable(
                 f"no dispatcher answers at {self.url} ({exc}); start one with "

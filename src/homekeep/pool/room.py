@@ -8,6 +8,7 @@ line), so relaying costs a parse and one write per receiver.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import deque
 from collections.abc import Callable
@@ -67,6 +68,9 @@ class Connection(asyncio.Protocol):
         self.strikes = 0
         self.messages_in = 0
         self.messages_out = 0
+        self.message_head = b""
+        self.out: list[bytes] = []  # lines waiting for the end of the chunk being read
+        self.queued = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -80,6 +84,15 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.room.bytes_in += len(data)
+        # Lines read together are answered and relayed together: one write per receiver
+        # for the whole chunk instead of one per line.
+        self.room.batching = True
+        try:
+            self._lines(data)
+        finally:
+            self.room.flush()
+
+    def _lines(self, data: bytes) -> None:
         for line in self.splitter.feed(data):
             if self.transport is None or self.transport.is_closing():
                 return
@@ -139,16 +152,31 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return False
-        if transport.get_write_buffer_size() > self.room.settings.max_send_buffer:
+        if transport.get_write_buffer_size() + self.queued > self.room.settings.max_send_buffer:
+            self.out.clear()
             transport.abort()
             return False
-        transport.write(data)
+        if self.room.batching:
+            if not self.out:
+                self.room.dirty.append(self)
+            self.out.append(data)
+            self.queued += len(data)
+        else:
+            transport.write(data)
         self.room.bytes_out += len(data)
         return True
+
+    def write_out(self) -> None:
+        """Write what ``send`` queued while a chunk was being read."""
+        if self.out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(self.out))
+        self.out.clear()
+        self.queued = 0
 
     def close_with(self, kind: str, **fields: Any) -> None:
         """Send a last line and close once it is written."""
         self.send(encode({"type": kind, **fields}))
+        self.write_out()
         if self.transport is not None:
             self.transport.close()
 
@@ -186,6 +214,8 @@ class Room:
         self._empty = asyncio.Event()
         self._empty.set()
         self._tasks: list[asyncio.Task[None]] = []
+        self.batching = False
+        self.dirty: list[Connection] = []
 
     def start(self) -> None:
         """Start the room's clocks: keep-alive sweeps, rates, the message log."""
@@ -199,6 +229,13 @@ class Room:
         while True:
             await asyncio.sleep(seconds)
             action()
+
+    def flush(self) -> None:
+        """End a batch: write every connection's queued lines."""
+        self.batching = False
+        dirty, self.dirty = self.dirty, []
+        for conn in dirty:
+            conn.write_out()
 
     def arrived(self, conn: Connection) -> None:
         if self.closing or len(self.pending) >= MAX_PENDING:
@@ -214,6 +251,8 @@ class Room:
             conn.close_with("error", code="refused", message=f"{why}; allocate again")
             return
         conn.client, conn.name, conn.joined_at = client, name, time.monotonic()
+        head = {"type": "message", "from": client, "name": name, "text": ""}
+        conn.message_head = encode(head)[: -len(b'""}\n')]
         conn.strikes = 0
         self.members[client] = conn
         self._empty.clear()
@@ -246,7 +285,8 @@ class Room:
     def relay(self, sender: Connection, text: str) -> None:
         """Pass a message to every other client, and to the log."""
         self.messages_in += 1
-        data = encode({"type": "message", "from": sender.client, "name": sender.name, "text": text})
+        # The sender's part of the line is encoded once, at join: only the text is per message.
+        data = sender.message_head + json.dumps(text).encode("ascii") + b"}\n"
         self.messages_out += self._broadcast(sender, data)
         if len(self._log) < MAX_LOG_LINES:
             self._log.append([sender.client, sender.name, text[:1000]])
