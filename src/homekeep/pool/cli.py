@@ -104,20 +104,7 @@ def serve(
     from homekeep.core.server import serve as serve_app
     from homekeep.pool.api import standalone_app
 
-    overrides = {
-        key: value
-        for key, value in {
-            "host": host,
-            "port": port,
-            "tls_cert": tls_cert,
-            "tls_key": tls_key,
-        }.items()
-        if value is not None
-    }
-    rt.settings = rt.settings.with_section(
-        "server", rt.settings.server.model_copy(update=overrides)
-    )
-    web = rt.settings.server
+    web = rt.override_server(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key).server
     ctx = rt.area("pool")
     if not quiet:
         _print_messages()

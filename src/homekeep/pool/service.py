@@ -52,18 +52,16 @@ def public_host(config: PoolConfig) -> str:
 
 
 def _tls(ctx: AreaContext, config: PoolConfig) -> tuple[str, str] | None:
-    """The pool's certificate, else the web server's; checked to load before any server starts."""
+    """The pool's certificate (checked to load before any server starts), else the web
+    server's (which the web server checks itself)."""
     cert, key = config.tls_cert, config.tls_key
-    where = "[pool] tls_cert/tls_key"
     if cert is None or key is None:
         cert, key = ctx.settings.server.tls_cert, ctx.settings.server.tls_key
-        where = "[server] tls_cert/tls_key"
-    if cert is None or key is None:
-        return None
+        return (str(cert), str(key)) if cert is not None and key is not None else None
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"{where}: cannot load {cert} with {key}: {exc}") from exc
+        raise ConfigError(f"[pool] tls_cert/tls_key: cannot load {cert} with {key}: {exc}") from exc
     return str(cert), str(key)
 
 
