@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import click
-
-from homekeep.core.area import Area, AreaContext, WebParts
-from homekeep.pool.config import PoolConfig
-
-
-def _cli() -> click.Group:
-    from homekeep.pool.cli import group
-
-    return group
-
-
-def _web(ctx: AreaContext) -> WebParts:
-    from homekeep.pool.api import build
-
-    return build(ctx)
-
+from homekeep.core.area import Area, LongRunning
 
 AREA = Area(
     name="pool",
     title="Pool",
     summary="Server processes started on demand; clients get a port and a single-use ticket.",
-    config=PoolConfig,
-    cli=_cli,
-    web=_web,
+    config_ref="homekeep.pool.config:PoolConfig",
+    cli_ref="homekeep.pool.cli:group",
+    web_ref="homekeep.pool.api:build",
+    long_running=(LongRunning("pool", ("pool", "serve"), "the pool's dispatcher on its own"),),
 )

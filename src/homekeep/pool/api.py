@@ -13,12 +13,11 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from homekeep import __version__
-from homekeep.core.area import AreaContext, WebParts
-from homekeep.core.auth import Token, TokenStore, require_scope
+from homekeep.core.area import AreaContext, Summary, WebParts
+from homekeep.core.auth import Caller, TokenStore, require_scope
 from homekeep.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from homekeep.core.hosts import TrustedHosts, trusted_names
 from homekeep.core.web import add_docs, add_health, install_error_handlers, templates
-from homekeep.pool import AREA
 from homekeep.pool.service import open_service
 
 NAME_RE = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{1,40}$")
@@ -78,17 +77,18 @@ def build(ctx: AreaContext) -> WebParts:
             }
         },
     )
-    async def allocate(request: Request, token: Token = Depends(scope)) -> dict[str, Any]:  # noqa: B008
+    async def allocate(request: Request, caller: Caller = Depends(scope)) -> dict[str, Any]:  # noqa: B008
         """A seat on a server: its host, port and a single-use ticket (503 when full).
 
-        The body is optional: ``{"name": "..."}`` names the client (default: the token's name).
+        The body is optional: ``{"name": "..."}`` names the client (default: the caller's
+        name, a user's or a token's).
         """
         body = await _small_body(request)
         try:
             asked = AllocateBody.model_validate_json(body) if body.strip() else AllocateBody()
         except ValidationError as exc:
             raise InvalidInput(_first_problem(exc)) from None
-        allocation = await dispatcher.allocate(asked.name or token.name)
+        allocation = await dispatcher.allocate(asked.name or caller.name)
         return allocation.to_json()
 
     @api.get("/servers")
@@ -115,7 +115,16 @@ def build(ctx: AreaContext) -> WebParts:
 
     @pages.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> HTMLResponse:
+        """The live page: under `homekeep serve` with the session, alone with a token."""
         return page_templates.TemplateResponse(request, "pool.html", {})
+
+    async def summary(caller: Caller) -> Summary:
+        pool = dispatcher.summary()
+        return {
+            "servers": f"{pool['ready']} ready of {pool['servers']}",
+            "clients": f"{pool['clients']} of {pool['capacity']} seats",
+            "allocations": pool["allocations"],
+        }
 
     async def start() -> None:
         await dispatcher.start()
@@ -126,7 +135,7 @@ def build(ctx: AreaContext) -> WebParts:
         finally:
             service.close()
 
-    return WebParts(api=api, pages=pages, startup=[start], shutdown=[stop])
+    return WebParts(api=api, pages=pages, startup=[start], shutdown=[stop], summary=summary)
 
 
 def standalone_app(ctx: AreaContext, tokens: TokenStore, bind_host: str) -> FastAPI:
@@ -148,7 +157,6 @@ def standalone_app(ctx: AreaContext, tokens: TokenStore, bind_host: str) -> Fast
     )
     app.state.settings = ctx.settings
     app.state.tokens = tokens
-    app.state.nav = [AREA]
     install_error_handlers(app)
     add_health(app, {"version": __version__, "areas": ["pool"]})
     add_docs(app, "homekeep pool API")

@@ -462,7 +462,7 @@ class Dispatcher:
             )
         )
         servers = [self._describe(slot, props) for slot, props in zip(slots, asked, strict=True)]
-        result = {"pool": self._summary(servers), "servers": servers}
+        result = {"pool": self.summary(), "servers": servers}
         self._cache = (time.monotonic(), result)
         return result
 
@@ -501,15 +501,17 @@ class Dispatcher:
             shown["client_count"] = props.get("client_count", shown["client_count"])
         return shown
 
-    def _summary(self, servers: list[dict[str, Any]]) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
+        """The pool as the dispatcher sees it, without asking any server."""
+        slots = self.slots.values()
         return {
             "state": self.state,
             "host": self.public_host,
             "tls": self.tls is not None,
-            "servers": len(servers),
-            "ready": sum(1 for s in servers if s["state"] == "ready"),
-            "clients": sum(int(s["client_count"] or 0) for s in servers),
-            "reserved": sum(int(s["reserved"]) for s in servers),
+            "servers": len(slots),
+            "ready": sum(1 for slot in slots if slot.state == "ready"),
+            "clients": sum(len(slot.clients) for slot in slots),
+            "reserved": sum(len(slot.reserved) for slot in slots),
             "capacity": self.config.max_servers * self.config.max_clients,
             "max_servers": self.config.max_servers,
             "max_clients": self.config.max_clients,
