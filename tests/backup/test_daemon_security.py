@@ -420,7 +420,7 @@ def test_connections_past_the_bound_are_refused_with_503(box: Box) -> None:
     with box.home.config.open("a", encoding="utf-8") as fh:
         fh.write("daemon_max_connections = 5\n")
     with daemon(box.home, env=box.env) as url:
-        idle = [connect(url) for _ in range(5)]  # no token: each may wait 10 s for one
+        idle = [connect(url, legacy=True) for _ in range(5)]  # no token: each may wait 10 s
         try:
             with pytest.raises(InvalidStatus) as caught:
                 connect(url, additional_headers=bearer(box.token))

@@ -88,6 +88,7 @@ def test_web_page_and_api_need_a_backup_token(home: Home, source: Path) -> None:
     assert home.cli("backup", "run", "docs").returncode == 0
     token = create_token(home.data, "viewer", "backup")
     other = create_token(home.data, "player", "music")
+    add_user(home.data, "admin", "admin password", admin=True)
     with running(["--config", home.config, "serve", "--port", "0"], data_dir=home.data) as srv:
         anonymous, stranger = srv.client(), srv.client(other)
         for path in READS:

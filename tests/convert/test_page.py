@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tests.convert.conftest import Hosted
-from tests.support import CHROMIUM, CHROMIUM_ARGS
+from tests.convert.conftest import Hosted, start
+from tests.support import CHROMIUM, CHROMIUM_ARGS, add_user
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -17,6 +17,19 @@ def _row(page: Page, name: str, status: str) -> None:
     page.wait_for_selector(
         f"#queue tr[data-status='{status}']:has(td.name:text-is('{name}'))", timeout=60_000
     )
+
+
+def _log_in(page: Page, hosted: Hosted) -> None:
+    page.goto(f"{hosted.url}/login?next=/convert/")
+    page.fill("#name", "ann")
+    page.fill("#password", "a long enough password")
+    page.click("#login")
+    page.wait_for_url(f"{hosted.url}/convert/")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ann(hosted: Hosted) -> None:
+    add_user(hosted.data_dir, "ann", "a long enough password", "convert")
 
 
 @pytest.mark.browser
@@ -29,10 +42,10 @@ def test_queue_page(hosted: Hosted, clips: dict[str, Path], tmp_path: Path) -> N
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
+            _log_in(page, hosted)
             page.goto(f"{hosted.url}/convert/")
             assert page.title() == "Convert · homekeep"
-            page.fill("#token", hosted.token)
-            page.click("#save-token")
+            assert page.locator("#token").count() == 0  # the session does, no token asked
             page.select_option("#conversion", "webp")
             page.set_input_files("#picker", str(picture))
             _row(page, picture.name, "finished_successful")
@@ -57,12 +70,33 @@ def test_queue_page(hosted: Hosted, clips: dict[str, Path], tmp_path: Path) -> N
             page.locator(f"#queue tr[data-id='{item_id}'] button[data-action=delete]").click()
             page.wait_for_selector(f"#queue tr[data-id='{item_id}']", state="detached")
             phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+            _log_in(phone, hosted)
             phone.goto(f"{hosted.url}/convert/")
-            phone.fill("#token", hosted.token)
-            phone.click("#save-token")
             _row(phone, picture.name, "finished_successful")
             width = phone.evaluate("document.querySelector('main').scrollWidth")
             assert width <= 390  # the page's own content never scrolls sideways on a phone
             phone.screenshot(path=str(SHOTS / "convert-phone.png"), full_page=True)
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+def test_the_standalone_server_page_asks_for_a_token(
+    tmp_path: Path, clips: dict[str, Path]
+) -> None:
+    """`homekeep convert server` has no logins: its page works with a pasted token."""
+    for alone in start(tmp_path, args=("convert", "server", "--port", "0")):
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                page.goto(f"{alone.url}/convert/")
+                page.wait_for_selector("#counts:has-text('give a token')")
+                page.fill("#token", alone.token)
+                page.click("#save-token")
+                page.select_option("#conversion", "webp")
+                page.set_input_files("#picker", str(clips["png"]))
+                page.wait_for_selector("#queue tr:has(td.name:text-is('still.png'))")
+            finally:
+                browser.close()
