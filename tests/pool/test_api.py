@@ -88,6 +88,9 @@ def test_bad_allocation_bodies_are_refused_clearly(
         ("/events?limit=0", 422, "invalid_input"),
         ("/events?limit=100000", 422, "invalid_input"),
         ("/events?limit=abc", 422, "invalid_input"),
+        ("/events?limit=-1", 422, "invalid_input"),
+        ("/events?limit=1.5", 422, "invalid_input"),
+        ("/events?limit=" + "9" * 5000, 422, "invalid_input"),
         ("/nothing", 404, "not_found"),
     ],
 )

@@ -44,7 +44,9 @@ class AllocateBody(BaseModel):
 async def _small_body(request: Request) -> bytes:
     """The request body, refused past ``MAX_BODY_BYTES`` before it is all read."""
     declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+    # ASCII digits and a bounded length before int(): "²".isdigit() is true, and int() of
+    # thousands of digits raises
+    if not re.fullmatch(r"[0-9]{1,12}", declared) or int(declared) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"an allocation request holds at most {MAX_BODY_BYTES} bytes")
     body = bytearray()
     async for chunk in request.stream():
