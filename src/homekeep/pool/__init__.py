@@ -11,5 +11,7 @@ AREA = Area(
     config_ref="homekeep.pool.config:PoolConfig",
     cli_ref="homekeep.pool.cli:group",
     web_ref="homekeep.pool.api:build",
-    long_running=(LongRunning("pool-serve", ("pool", "serve"), "the pool's dispatcher on its own"),),
+    long_running=(
+        LongRunning("pool-serve", ("pool", "serve"), "the pool's dispatcher on its own"),
+    ),
 )
