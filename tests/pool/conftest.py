@@ -104,6 +104,7 @@ def pool_server(tmp: Path, **config: object) -> Iterator[Pool]:
         stderr=subprocess.PIPE,
         text=True,
         env=clean_env(env),
+        start_new_session=True,  # its own process group, for the tests that signal it
     )
     assert proc.stdout is not None
     assert proc.stderr is not None

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from homekeep.pool.client import RoomClient
 from tests.pool.conftest import Pool, joined, leave, pool_server, run
@@ -108,13 +109,18 @@ def test_no_process_outlives_a_dispatcher_killed_with_9(tmp_path: Path) -> None:
         run(scenario())
 
 
-def test_sigterm_drains_clients_are_told_and_every_server_ends(tmp_path: Path) -> None:
+@pytest.mark.parametrize("group", [False, True], ids=["dispatcher", "process-group"])
+def test_sigterm_drains_clients_are_told_and_every_server_ends(tmp_path: Path, group: bool) -> None:
+    """SIGTERM to the dispatcher, or to its whole process group as `systemctl stop` does."""
     with pool_server(tmp_path, max_clients=2, min_idle=1) as pool:
 
         async def scenario() -> None:
             clients = await joined(pool, 3)
             descendants = [p.pid for p in pool.descendants()]
-            pool.process.send_signal(signal.SIGTERM)
+            if group:
+                os.killpg(pool.process.pid, signal.SIGTERM)
+            else:
+                pool.process.send_signal(signal.SIGTERM)
             for client in clients:
                 closing = await client.wait_for("closing", 15)
                 assert "shutting down" in closing["reason"]
@@ -123,6 +129,7 @@ def test_sigterm_drains_clients_are_told_and_every_server_ends(tmp_path: Path) -
             code = await asyncio.to_thread(pool.process.wait, 20)
             assert code == 0
             assert gone(descendants, 10) == []
+            assert not [line for line in pool.stderr if "failed" in line]  # ended, not died
             await leave(clients)
 
         run(scenario())

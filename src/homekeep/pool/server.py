@@ -71,7 +71,11 @@ def run(settings: RoomSettings, channel: socket.socket) -> None:
     _release_forkserver()
     if os.getppid() != parent:
         os._exit(1)  # the parent went before the signal was armed
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the dispatcher's to handle
+    # Ctrl-C on a terminal, `systemctl stop` and `timeout` signal the whole process group:
+    # stopping is the dispatcher's, which drains its servers over their channels (and a
+    # dispatcher that dies takes them along by the death signal).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     code = asyncio.run(_serve(settings, channel))
     sys.exit(code)
 

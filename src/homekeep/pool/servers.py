@@ -29,7 +29,7 @@ log = logging.getLogger("homekeep.pool")
 
 CHANNEL_LIMIT = 64 << 20  # a properties answer lists up to max_clients clients
 EXIT_WAIT_SECONDS = 5.0
-PRELOAD = ["__main__", "homekeep.pool.server", "psutil"]
+PRELOAD = ["__main__", "homekeep.pool.forkserver", "homekeep.pool.server", "psutil"]
 
 # Process.start is not safe from two threads at once (it edits a module-level set).
 _start_lock = threading.Lock()
