@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import clean_env
+from tests.support import clean_env, run_cli
 
 HEAVY = (
     "pydantic",
@@ -49,8 +49,20 @@ def loaded_modules(*args: str, data_dir: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("args", [("--version",), ("--help",)])
-def test_version_and_help_load_nothing_heavy(args: tuple[str, ...], data_dir: Path) -> None:
+@pytest.mark.parametrize("args", [("--version",), ("--help",), ("backup", "run", "nope")])
+def test_commands_that_do_no_work_load_nothing_heavy(args: tuple[str, ...], data_dir: Path) -> None:
     loaded = loaded_modules(*args, data_dir=data_dir)
     assert "click" in loaded
     assert sorted(loaded & set(HEAVY)) == []
+
+
+def test_an_unknown_job_is_named_before_the_service_loads(data_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[backup]\n[[backup.jobs]]\nname = 'photos'\nsource = '/srv/photos'\n", "utf-8"
+    )
+    result = run_cli("--config", str(config), "backup", "run", "nope", data_dir=data_dir)
+    assert result.returncode == 3
+    assert result.stderr.strip() == (
+        "error: no backup job named 'nope' (jobs: photos); add one with 'homekeep backup init'"
+    )

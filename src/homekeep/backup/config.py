@@ -133,6 +133,8 @@ class JobSpec(BaseModel):
     def _source(cls, value: str) -> str:
         if not value.startswith("/"):
             raise invalid("source must be an absolute path")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise invalid("source has a control character; type the path again")
         return value
 
     @field_validator("units")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import threading
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from homekeep.backup.config import BackupConfig, JobSpec
+from homekeep.backup.jobnames import unknown_job
 from homekeep.core.config import Settings, save_section
 from homekeep.core.errors import ConfigError, Conflict, InvalidInput, NotFound
 from homekeep.core.paths import default_config_path
+from homekeep.core.rawconfig import raw_section
 
 
 def describe_error(exc: ValidationError) -> str:
@@ -53,15 +54,7 @@ class JobBook:
             raise ConfigError(f"{self.path}: [backup] jobs: {describe_error(exc)}") from exc
 
     def _raw_section(self) -> dict[str, Any]:
-        if not self.path.exists():
-            return {}
-        try:
-            with self.path.open("rb") as fh:
-                data = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{self.path}: cannot read the config file: {exc}") from exc
-        section = data.get("backup", {})
-        return section if isinstance(section, dict) else {}
+        return raw_section(self.path, "backup")
 
     def all(self) -> list[JobSpec]:
         """Every job, in order."""
@@ -74,10 +67,7 @@ class JobBook:
         for job in self.all():
             if job.name == name:
                 return job
-        names = ", ".join(j.name for j in self.all()) or "none yet"
-        raise NotFound(
-            f"no backup job named {name!r} (jobs: {names}); add one with 'homekeep backup init'"
-        )
+        raise unknown_job(name, [j.name for j in self.all()])
 
     def add(self, *jobs: JobSpec) -> None:
         """Add jobs (all or none) and save the config file once."""

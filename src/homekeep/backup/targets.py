@@ -62,6 +62,9 @@ def rclone_remotes(config: BackupConfig) -> set[str]:
 def resolve(job: JobSpec, config: BackupConfig) -> Target:
     """Parse a job's target, or raise InvalidInput that says what a target may look like."""
     raw = job.target.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        # No file system, remote or command line takes a control character (NUL above all).
+        raise InvalidInput(f"job {job.name}: the target has a control character; type it again")
     if not raw:
         return _checked(job, Target("local", "rsync", str(config.root / job.name)))
     remote = _REMOTE_RE.match(raw)

@@ -20,7 +20,8 @@ from pydantic_core import ErrorDetails
 from homekeep.core.errors import ConfigError
 from homekeep.core.files import write_atomic
 from homekeep.core.limits import Limits
-from homekeep.core.paths import DataDir, default_config_path, default_data_dir
+from homekeep.core.paths import DataDir, default_data_dir
+from homekeep.core.rawconfig import config_file, read_toml
 
 ENV_PREFIX = "HOMEKEEP_"
 # Variables the CLI reads itself (click envvars), not config overrides.
@@ -294,12 +295,10 @@ def load_settings(
     """
     env = os.environ if env is None else env
     explicit = path is not None
-    if path is None:
-        candidate = default_config_path()
-        path = candidate if candidate.is_file() else None
+    path = config_file(path)
     raw: dict[str, Any] = {}
     if path is not None:
-        raw = _read_toml(path, explicit=explicit)
+        raw = read_toml(path, explicit=explicit)
     where = str(path) if path is not None else "the embedded defaults"
     for name in raw:
         if name not in sections:
@@ -351,19 +350,6 @@ def _rename(
             f"(= {data[renamed.new]!r}); rename it, the old name will go"
         )
     return data
-
-
-def _read_toml(path: Path, *, explicit: bool) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError as exc:
-        hint = "create it with 'homekeep config init'" if explicit else ""
-        raise ConfigError(f"config file {path} does not exist; {hint}".rstrip("; ")) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
 
 
 def _env_overrides(

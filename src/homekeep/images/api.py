@@ -24,7 +24,7 @@ from homekeep.core.web import templates
 from homekeep.images import thumbnails
 from homekeep.images.ingest import check, save
 from homekeep.images.ratelimit import client_key
-from homekeep.images.service import BLOB_MAX, Images, stamp
+from homekeep.images.service import BLOB_MAX, open_service, stamp
 from homekeep.images.store import ImageRecord
 from homekeep.images.uploads import parse
 
@@ -78,7 +78,7 @@ def _etag_matches(header: str, etag: str) -> bool:
 
 def build(ctx: AreaContext) -> WebParts:
     """Build the routers and the expiry sweep of the images area."""
-    images = Images.open(ctx)
+    images = open_service(ctx)
     config, store, db = images.config, images.store, images.store.db
     pages_tpl = templates(Path(__file__).parent / "templates")
     api = APIRouter()

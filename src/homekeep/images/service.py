@@ -69,18 +69,6 @@ class Images:
     blobs: OrderedDict[str, tuple[Stamp, bytes]] = field(default_factory=OrderedDict)
     blob_bytes: int = 0
 
-    @classmethod
-    def open(cls, ctx: AreaContext) -> Images:
-        config = ctx.config(ImagesConfig)
-        return cls(
-            config=config,
-            settings=ctx.settings,
-            store=open_store(ctx, config),
-            limiter=RateLimiter(config.rate_limit_per_minute, config.rate_limit_burst),
-            allowed=supported_types(config.allowed_types),
-            decoding=asyncio.Semaphore(config.decode_slots or cpu_count()),
-        )
-
     @property
     def folder(self) -> Path:
         return self.store.files
@@ -156,3 +144,16 @@ class Images:
             "url": f"{base}/i/{record.file}",
             "thumbnail_url": f"{base}/api/images/{record.id}/thumbnail",
         }
+
+
+def open_service(ctx: AreaContext) -> Images:
+    """What the routes share, opened from the area's config and data folder."""
+    config = ctx.config(ImagesConfig)
+    return Images(
+        config=config,
+        settings=ctx.settings,
+        store=open_store(ctx, config),
+        limiter=RateLimiter(config.rate_limit_per_minute, config.rate_limit_burst),
+        allowed=supported_types(config.allowed_types),
+        decoding=asyncio.Semaphore(config.decode_slots or cpu_count()),
+    )
