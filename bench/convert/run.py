@@ -12,10 +12,15 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import hashlib
+import math
 import os
+import random
+import re
 import shutil
 import signal
 import socket
+import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -23,16 +28,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
+from homekeep.convert.checks import decode_command  # noqa: E402
 from homekeep.convert.client import ServerClient, sha512_file  # noqa: E402
 from homekeep.convert.config import ConvertConfig  # noqa: E402
 from homekeep.convert.probing import probe  # noqa: E402
 from homekeep.convert.profiles import ffmpeg_args  # noqa: E402
+
+POLL_SECONDS, POLL_QUEUED_SECONDS, POLL_MAX_SECONDS = 0.1, 0.5, 5.0
+SERVING: list[int] = []  # the pid of the server running now
+CHECKED = re.compile(r"item ([0-9a-f-]{36}): converted in ([\d.]+) s, checked in ([\d.]+) s")
 
 NGINX_CONF = """
 worker_processes 1;
@@ -79,7 +90,10 @@ def env(extra: dict[str, str]) -> dict[str, str]:
 
 @contextmanager
 def server(data_dir: Path, threads: int, extra: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """`homekeep serve` on a free port with ``threads`` workers; yields its URL and a token."""
+    """`homekeep serve` on a free port with ``threads`` workers; yields its URL and a token.
+
+    Its process id is kept in SERVING while it runs, for ``server_cpu``.
+    """
     hk = [sys.executable, "-m", "homekeep", "--data-dir", str(data_dir)]
     made = subprocess.run(
         [*hk, "token", "create", "bench", "--scope", "convert"],
@@ -96,6 +110,7 @@ def server(data_dir: Path, threads: int, extra: dict[str, str]) -> Iterator[tupl
         env=env({"HOMEKEEP_CONVERT_NUMBER_OF_CONVERSION_THREADS": str(threads), **extra}),
     )
     url = f"http://127.0.0.1:{port}"
+    SERVING[:] = [proc.pid]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -110,55 +125,153 @@ def server(data_dir: Path, threads: int, extra: dict[str, str]) -> Iterator[tupl
         proc.wait(timeout=60)
 
 
-def through_queue(url: str, token: str, files: list[Path], conversion: str) -> float:
-    """Seconds from the first upload until every item is finished (and checked)."""
+def send_all(client: ServerClient, files: list[Path], conversion: str, client_id: str) -> list[str]:
+    """Upload ``files`` with the resumable protocol; return their item ids."""
+    ids = []
+    for path in files:
+        data = path.read_bytes()
+        sha = hashlib.sha512(data).hexdigest()
+        upload = client.create_upload(path.name, len(data), sha, conversion, client_id)
+        ids.append(client.send(upload["upload_id"], path, 0, len(data))["item_id"])
+    return ids
+
+
+def through_queue(
+    url: str, token: str, files: list[Path], conversion: str, client_id: str
+) -> tuple[float, float, list[str]]:
+    """Seconds from the first upload until every item is finished (and checked).
+
+    Also the seconds the uploads took, and the item ids. The client polls as a patient
+    one would: every POLL_QUEUED_SECONDS while items wait in the queue, then about halfway
+    through the time the server says is left (at most POLL_MAX_SECONDS), and every
+    POLL_SECONDS near the end, so its questions take little CPU from the encoders and add
+    little to the wall time.
+    """
     start = time.perf_counter()
     with ServerClient(url, token) as client:
-        ids = []
-        for path in files:
-            data = path.read_bytes()
-            sha = hashlib.sha512(data).hexdigest()
-            upload = client.create_upload(path.name, len(data), sha, conversion, "bench")
-            ids.append(client.send(upload["upload_id"], path, 0, len(data))["item_id"])
+        ids = send_all(client, files, conversion, client_id)
+        uploaded = time.perf_counter() - start
         waiting = set(ids)
+        deadline = time.monotonic() + 3600
         while waiting:
-            items = client.items("bench")
-            done = {i["item_id"] for i in items if i["status"].startswith("finished")}
+            if time.monotonic() > deadline:
+                raise SystemExit("the queue did not finish within an hour")
+            items = client.items(client_id)
             failed = [i for i in items if i["status"] == "finished_with_errors"]
             if failed:
                 raise SystemExit(f"a benchmark item failed: {failed[0]['errors']}")
-            waiting -= done
+            waiting -= {i["item_id"] for i in items if i["status"].startswith("finished")}
+            left = [
+                i["progress"]["seconds_left"] or 0
+                for i in items
+                if i["item_id"] in waiting and i["status"] == "in_progress" and i["progress"]
+            ]
             if waiting:
-                time.sleep(0.05)
-    return time.perf_counter() - start
+                pause = min(left) / 2 if len(left) == len(waiting) else POLL_QUEUED_SECONDS
+                time.sleep(min(POLL_MAX_SECONDS, max(POLL_SECONDS, pause)))
+    return time.perf_counter() - start, uploaded, ids
 
 
-def bare(files: list[Path], conversion: str, out: Path, parallel: int) -> float:
-    """Seconds for bare ffmpeg with the very arguments the workers use."""
-    config = ConvertConfig()
-    out.mkdir(parents=True, exist_ok=True)
+def server_cpu() -> tuple[float, float]:
+    """CPU seconds of the running server itself, and of its ended children (ffmpeg, ffprobe)."""
+    fields = Path(f"/proc/{SERVING[0]}/stat").read_text().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def check_seconds(data_dir: Path, ids: list[str]) -> float:
+    """The seconds the workers spent checking these items' outputs (from the server log)."""
+    wanted = set(ids)
+    total = 0.0
+    found = 0
+    for line in (data_dir / "logs" / "homekeep.log").read_text().splitlines():
+        match = CHECKED.search(line)
+        if match and match[1] in wanted:
+            total += float(match[3])
+            found += 1
+    if found != len(wanted):
+        raise SystemExit(f"the server log names {found} of {len(wanted)} checks")
+    return total
+
+
+def bare(
+    files: list[Path], conversion: str, out: Path, parallel: int, config: ConvertConfig
+) -> tuple[float, float]:
+    """Seconds for bare ffmpeg with the very arguments the workers use, then for decoding
+    its outputs as the workers' check does (a video) or not at all (images: Pillow)."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     jobs = []
+    outputs = []
     for path in files:
         info = probe(path, timeout=60)
         ext = "mkv" if conversion.startswith("mkv") else conversion
-        jobs.append([path, *ffmpeg_args(conversion, info, config), out / f"{path.stem}.{ext}"])
+        outputs.append(out / f"{path.stem}.{ext}")
+        jobs.append([path, *ffmpeg_args(conversion, info, config), outputs[-1]])
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
         list(pool.map(lambda job: ffmpeg("-i", *job), jobs))
-    return time.perf_counter() - start
+    converted = time.perf_counter() - start
+    decoded = 0.0
+    if conversion.startswith("mkv"):
+        start = time.perf_counter()
+        for output in outputs:
+            subprocess.run(decode_command(output), capture_output=True, check=True, timeout=1800)
+        decoded = time.perf_counter() - start
+    return converted, decoded
 
 
-def upload_speed(url: str, token: str, blob: Path) -> float:
+def upload_speed(url: str, token: str, blob: Path) -> tuple[float, float]:
+    """Bytes per second of the upload alone (create, PATCHes, the server's check), and of
+    the client's SHA-512 of the file before it (which it declares when it creates)."""
     size = blob.stat().st_size
     start = time.perf_counter()
+    digest = sha512_file(blob)
+    hashed = time.perf_counter()
     with ServerClient(url, token) as client:
-        upload = client.create_upload(blob.name, size, sha512_file(blob), "mkv-x264", "bench")
+        upload = client.create_upload(blob.name, size, digest, "mkv-x264", "bench")
         try:
             client.send(upload["upload_id"], blob, 0, size)
         except Exception as exc:  # random bytes: refused by ffprobe once they are all in
             if "not a media file" not in str(exc):
                 raise
-    return size / (time.perf_counter() - start)
+    done = time.perf_counter()
+    return size / (done - hashed), size / (hashed - start)
+
+
+def upload(tmp: Path, megabytes: int, rounds: int) -> None:
+    """The resumable upload against a plain PUT to nginx, of the same random file."""
+    blob = tmp / "blob.bin"
+    with blob.open("wb") as fh:
+        for _ in range(megabytes):
+            fh.write(os.urandom(1 << 20))
+    rows = []
+    with server(tmp / "hk-upload", 0, {}) as (url, token):
+        for n in range(rounds):
+            sent, hashed = upload_speed(url, token, blob)
+            nginx = nginx_put_speed(tmp, blob)
+            rows.append((sent, hashed, nginx))
+            print(
+                f"  round {n + 1}: homekeep {sent / 1e6:.0f} MB/s (the client's SHA-512 before "
+                f"it: {hashed / 1e6:.0f} MB/s); nginx PUT {nginx / 1e6:.0f} MB/s",
+                flush=True,
+            )
+    sent = statistics.median(r[0] for r in rows)
+    both = statistics.median(1 / (1 / r[0] + 1 / r[1]) for r in rows)
+    nginx = statistics.median(r[2] for r in rows)
+    ratio = statistics.median(r[0] / r[2] for r in rows)
+    ratio_both = statistics.median(1 / (1 / r[0] + 1 / r[1]) / r[2] for r in rows)
+    print(f"\n| upload of {megabytes} MiB, median of {rounds} rounds | MB/s | ratio |")
+    print("|---|---|---|")
+    print(
+        f"| homekeep resumable upload (64 MiB PATCHes, SHA-512 on the server) "
+        f"| {sent / 1e6:.0f} | {ratio:.3f} |"
+    )
+    print(
+        f"| the same with the client's SHA-512 of the file first | {both / 1e6:.0f} "
+        f"| {ratio_both:.3f} |"
+    )
+    print(f"| nginx WebDAV PUT (stores the bytes, checks nothing) | {nginx / 1e6:.0f} | 1.000 |")
 
 
 def nginx_put_speed(tmp: Path, blob: Path) -> float:
@@ -197,13 +310,182 @@ def nginx_put_speed(tmp: Path, blob: Path) -> float:
         proc.wait(timeout=10)
 
 
+def video(tmp: Path, seconds: float, preset: str, rounds: int) -> None:
+    """The clip through the queue and by bare ffmpeg, alternating (ours, bare, ours...)."""
+    clip = tmp / "clip1080.mp4"
+    ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=30:d={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:d={seconds}",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", clip,
+    )  # fmt: skip
+    size = clip.stat().st_size
+    name = f"{seconds:.0f} s 1080p30 clip ({size / 1e6:.0f} MB) to mkv-x264 ({preset})"
+    print(f"{name}, 1 worker, {rounds} rounds (ours first in each)", flush=True)
+    data = tmp / "hk-video"
+    same = ConvertConfig.model_validate({"x264_preset": preset})  # as the server below
+    rows = []
+    with server(data, 1, {"HOMEKEEP_CONVERT_X264_PRESET": preset}) as (url, token):
+        for n in range(rounds):
+            own, children = server_cpu()
+            total, uploaded, ids = through_queue(url, token, [clip], "mkv-x264", f"video-{n}")
+            own_after, children_after = server_cpu()
+            checked = check_seconds(data, ids)
+            converted, decoded = bare([clip], "mkv-x264", tmp / "bare-video", 1, same)
+            rows.append((total, uploaded, checked, converted, decoded))
+            print(
+                f"  round {n + 1}: queue {total:.2f} s (upload {uploaded:.2f} s, check "
+                f"{checked:.2f} s); bare ffmpeg {converted:.2f} s, its output decoded in "
+                f"{decoded:.2f} s; CPU of the server's Python {own_after - own:.2f} s, of "
+                f"its ffprobe, ffmpeg and check {children_after - children:.2f} s",
+                flush=True,
+            )
+    print(f"\n{name}, 1 worker; ratios are the median of {rounds} alternating rounds\n")
+    print("| round | queue, whole (s) | of it upload (s) | of it check (s) | bare ffmpeg (s) "
+          "| conversion only | with the check |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for n, (total, uploaded, checked, converted, _) in enumerate(rows, 1):
+        print(
+            f"| {n} | {total:.2f} | {uploaded:.2f} | {checked:.2f} | {converted:.2f} "
+            f"| {(total - checked) / converted:.3f} | {total / converted:.3f} |"
+        )
+    only = statistics.median([(t - c) / b for t, _, c, b, _ in rows])
+    whole = statistics.median([t / b for t, _, _, b, _ in rows])
+    bare_check = statistics.median([d / b for *_, b, d in rows])
+    print(
+        f"| median | | | | | **{only:.3f}** | **{whole:.3f}** |\n\n"
+        f"Decoding bare ffmpeg's output as the check does adds {bare_check:.3f}x of its "
+        "encode time."
+    )
+
+
+def images(tmp: Path, count: int, rounds: int) -> None:
+    """PNGs to WebP through the queue with 1 and 2 workers, and bare ffmpeg 1 and 2 at a time."""
+    folder = tmp / "images"
+    folder.mkdir()
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=640x480:rate=25",
+        "-frames:v", str(count), folder / "img%03d.png",
+    )  # fmt: skip
+    files = sorted(folder.glob("*.png"))
+    summary = []
+    for workers in (1, 2):
+        name = f"{len(files)} PNGs (640x480) to webp, {workers} worker(s)"
+        print(f"{name}, {rounds} rounds (ours first in each)", flush=True)
+        ratios, ours, theirs = [], [], []
+        with server(tmp / f"hk-images-{workers}", workers, {}) as (url, token):
+            for n in range(rounds):
+                total, uploaded, _ = through_queue(url, token, files, "webp", f"img-{n}")
+                converted, _ = bare(
+                    files, "webp", tmp / f"bare-webp-{workers}", workers, ConvertConfig()
+                )
+                ratios.append(total / converted)
+                ours.append(total)
+                theirs.append(converted)
+                print(
+                    f"  round {n + 1}: queue {total:.2f} s (uploads {uploaded:.2f} s); bare "
+                    f"ffmpeg {converted:.2f} s; ratio {total / converted:.3f}",
+                    flush=True,
+                )
+        summary.append((name, statistics.median(ours), statistics.median(theirs), ratios))
+    print("\n| what | queue (s) | bare ffmpeg (s) | median ratio |\n|---|---|---|---|")
+    for name, ours_s, theirs_s, ratios in summary:
+        print(f"| {name} | {ours_s:.2f} | {theirs_s:.2f} | **{statistics.median(ratios):.3f}** |")
+    (_, one, bare_one, _), (_, two, bare_two, _) = summary
+    print(
+        f"\nTwo workers against one: the queue is {one / two:.2f}x faster, "
+        f"bare ffmpeg two at a time {bare_one / bare_two:.2f}x."
+    )
+
+
+def cut_patch(url: str, token: str, path: str, blob: Path, offset: int, cut: int) -> None:
+    """A PATCH announcing the whole rest of ``blob`` that dies after the bytes up to ``cut``.
+
+    The connection is reset, not closed (a network gone away), a moment after the bytes
+    went out, so the server has read them.
+    """
+    where = urlsplit(url)
+    assert where.hostname is not None
+    assert where.port is not None
+    size = blob.stat().st_size
+    sock = socket.create_connection((where.hostname, where.port), timeout=60)
+    try:
+        sock.sendall(
+            (
+                f"PATCH {path} HTTP/1.1\r\nHost: {where.netloc}\r\n"
+                f"Authorization: Bearer {token}\r\nUpload-Offset: {offset}\r\n"
+                "Content-Type: application/offset+octet-stream\r\n"
+                f"Content-Length: {size - offset}\r\n\r\n"
+            ).encode()
+        )
+        with blob.open("rb") as fh:
+            fh.seek(offset)
+            left = cut - offset
+            while left > 0 and (block := fh.read(min(1 << 20, left))):
+                sock.sendall(block)
+                left -= len(block)
+        time.sleep(0.5)
+    finally:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+
+def resume(tmp: Path, gib: float, cuts: int) -> None:
+    """A real video of ``gib`` GiB uploaded through ``cuts`` connections cut at random
+    points (one at 60 %), each resumed from where HEAD says; the item's SHA-512 must be
+    the file's."""
+    frame = 1920 * 1080 * 3 // 2  # raw 4:2:0 1080p: no encoding, so quick to make
+    big = tmp / "big.mkv"
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
+        "-frames:v", str(math.ceil(gib * (1 << 30) / frame)),
+        "-c:v", "rawvideo", "-pix_fmt", "yuv420p", "-f", "matroska", big,
+    )  # fmt: skip
+    size = big.stat().st_size
+    digest = sha512_file(big)
+    rng = random.Random(15)
+    points = sorted({int(size * 0.6), *(rng.randrange(1, size) for _ in range(cuts - 1))})
+    print(f"{size} bytes ({size / (1 << 30):.2f} GiB) cut at {len(points)} points", flush=True)
+    with server(tmp / "hk-resume", 0, {}) as (url, token), ServerClient(url, token) as client:
+        upload = client.create_upload(big.name, size, digest, "mkv-x264", "bench")
+        path = f"/api/convert/uploads/{upload['upload_id']}"
+        offset = 0
+        for cut in points:
+            if cut <= offset:
+                continue
+            cut_patch(url, token, path, big, offset, cut)
+            head = client.http.head(f"/uploads/{upload['upload_id']}")
+            head.raise_for_status()
+            kept = int(head.headers["upload-offset"])
+            if not offset <= kept <= cut:
+                raise SystemExit(f"cut at {cut}: the server says {kept}, from {offset}")
+            print(
+                f"  cut at {cut} ({100 * cut / size:.1f} %): the server kept {kept} bytes "
+                f"({cut - kept} lost); resuming from there",
+                flush=True,
+            )
+            offset = kept
+        item = client.send(upload["upload_id"], big, offset, size)
+    if item["sha512_checksum"] != digest or item["file_size"] != size:
+        raise SystemExit(f"the item's SHA-512 or size differs from the file's: {item}")
+    print(f"  finished: item {item['item_id']}, {size} bytes, SHA-512 equal to the file's")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100, help="How many PNGs (default 100).")
     parser.add_argument("--seconds", type=float, default=30, help="Clip length (default 30).")
     parser.add_argument("--preset", default="medium", help="x264 preset (default medium).")
+    parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds (default 3).")
     parser.add_argument("--upload-mb", type=int, default=512, help="Upload size (default 512).")
-    parser.add_argument("--only", choices=("video", "images", "upload"), action="append")
+    parser.add_argument("--resume-gib", type=float, default=2, help="Cut upload (default 2).")
+    parser.add_argument("--cuts", type=int, default=6, help="Cuts in it (default 6).")
+    parser.add_argument(
+        "--only",
+        choices=("video", "images", "upload", "resume"),
+        action="append",
+        help="One part (repeatable); default: video, images, upload.",
+    )
     args = parser.parse_args()
     parts = args.only or ["video", "images", "upload"]
     for tool in ("ffmpeg", "nginx"):
@@ -211,63 +493,17 @@ def main() -> None:
             raise SystemExit(f"{tool} is not on PATH (Debian: ffmpeg, nginx-light)")
     tmp = Path(tempfile.mkdtemp(prefix="hk-bench-convert-"))
     print(f"homekeep convert benchmark; work dir {tmp}; {os.cpu_count()} CPUs", flush=True)
-    rows: list[tuple[str, float, float]] = []
     try:
         if "video" in parts:
-            clip = tmp / "clip1080.mp4"
-            ffmpeg(
-                "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=30:d={args.seconds}",
-                "-f", "lavfi", "-i", f"sine=frequency=440:d={args.seconds}",
-                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-                "-c:a", "aac", clip,
-            )  # fmt: skip
-            extra = {"HOMEKEEP_CONVERT_X264_PRESET": args.preset}
-            theirs = bare([clip], "mkv-x264", tmp / "bare-video", 1)
-            with server(tmp / "hk-video", 1, extra) as (url, token):
-                ours = through_queue(url, token, [clip], "mkv-x264")
-            name = f"{args.seconds:.0f} s 1080p clip to mkv-x264 ({args.preset}), 1 worker"
-            rows.append((name, ours, theirs))
-            print(f"  {name}: queue {ours:.2f} s, bare ffmpeg {theirs:.2f} s", flush=True)
+            video(tmp, args.seconds, args.preset, args.rounds)
         if "images" in parts:
-            folder = tmp / "images"
-            folder.mkdir()
-            ffmpeg(
-                "-f", "lavfi", "-i", "testsrc2=size=640x480:rate=25",
-                "-frames:v", str(args.images), folder / "img%03d.png",
-            )  # fmt: skip
-            images = sorted(folder.glob("*.png"))
-            for workers in (1, 2):
-                theirs = bare(images, "webp", tmp / f"bare-webp-{workers}", workers)
-                with server(tmp / f"hk-images-{workers}", workers, {}) as (url, token):
-                    ours = through_queue(url, token, images, "webp")
-                name = f"{len(images)} PNGs (640x480) to webp, {workers} worker(s)"
-                rows.append((name, ours, theirs))
-                print(f"  {name}: queue {ours:.2f} s, bare ffmpeg {theirs:.2f} s", flush=True)
-        speeds: tuple[float, float] | None = None
+            images(tmp, args.images, args.rounds)
         if "upload" in parts:
-            blob = tmp / "blob.bin"
-            with blob.open("wb") as fh:
-                for _ in range(args.upload_mb):
-                    fh.write(os.urandom(1 << 20))
-            with server(tmp / "hk-upload", 0, {}) as (url, token):
-                ours_speed = upload_speed(url, token, blob)
-            speeds = (ours_speed, nginx_put_speed(tmp, blob))
+            upload(tmp, args.upload_mb, args.rounds)
+        if "resume" in parts:
+            resume(tmp, args.resume_gib, args.cuts)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if rows:
-        print("\n| what | through the queue (s) | bare ffmpeg (s) | ratio |")
-        print("|---|---|---|---|")
-        for name, ours, theirs in rows:
-            print(f"| {name} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.3f} |")
-    if speeds is not None:
-        ours_speed, nginx_speed = speeds
-        print(f"\n| upload of {args.upload_mb} MiB | MB/s | ratio |")
-        print("|---|---|---|")
-        print(
-            f"| homekeep resumable upload (64 MiB PATCHes, SHA-512) | {ours_speed / 1e6:.0f} "
-            f"| {ours_speed / nginx_speed:.3f} |"
-        )
-        print(f"| nginx WebDAV PUT | {nginx_speed / 1e6:.0f} | 1.000 |")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.convert.conftest import Hosted, error_of
+from tests.convert.conftest import Hosted, error_of, start
 
 SEED_FIELDS = {
     "item_id",
@@ -92,6 +92,43 @@ def test_upload_resumes_after_cuts_at_random_points(hosted: Hosted, clips: dict[
         assert state["item_id"] == done.json()["item_id"]
     assert hosted.wait(done.json()["item_id"])["status"] == "finished_successful"
     assert hosted.files("uploads") == []
+
+
+def test_a_silent_upload_is_cut_and_resumes(tmp_path: Path, clips: dict[str, Path]) -> None:
+    """A client gone without a word (the connection open, nothing sent) is cut after
+    ``upload_idle_seconds``: what arrived is kept and the upload resumes from there."""
+    data = clips["mp4"].read_bytes()
+    for hosted in start(tmp_path, {"HOMEKEEP_CONVERT_UPLOAD_IDLE_SECONDS": "2"}):
+        with hosted.client() as http:
+            created = http.post(
+                "/api/convert/uploads",
+                json={
+                    "file_name": "silent.mp4",
+                    "file_size": len(data),
+                    "conversion": "mkv-x264",
+                    "sha512_checksum": hashlib.sha512(data).hexdigest(),
+                },
+            ).json()
+            path = f"/api/convert/uploads/{created['upload_id']}"
+            where = urlsplit(hosted.url)
+            assert where.hostname is not None
+            assert where.port is not None
+            with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
+                sock.sendall(
+                    (
+                        f"PATCH {path} HTTP/1.1\r\nHost: {where.netloc}\r\n"
+                        f"Authorization: Bearer {hosted.token}\r\nUpload-Offset: 0\r\n"
+                        f"Content-Length: {len(data)}\r\n\r\n"
+                    ).encode()
+                    + data[:5000]
+                )
+                answer = sock.recv(4096).decode("latin-1")  # the server speaks first
+            assert answer.startswith("HTTP/1.1 204"), answer
+            assert "upload-offset: 5000" in answer.lower()
+            assert http.head(path).headers["upload-offset"] == "5000"
+            rest = http.patch(path, content=data[5000:], headers={"Upload-Offset": "5000"})
+            assert rest.status_code == 201, rest.text
+            assert rest.json()["sha512_checksum"] == hashlib.sha512(data).hexdigest()
 
 
 def _send_and_drop(url: str, token: str, path: str, offset: int, rest: bytes, send: int) -> None:

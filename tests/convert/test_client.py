@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.convert.conftest import FAST, start
 from tests.support import HOMEKEEP, clean_env, create_token, free_port, run_cli, running
 
@@ -46,9 +48,26 @@ def test_items_wait_offline_and_go_out_when_the_server_is_back(
         assert video["server_id"] == url
         assert picture["status"] == "refused"  # a PNG is no video: the server probed it
         assert "mkv-x264 takes video" in picture["errors"][0]
-        fetched = cli_json(client, "fetch", "--out", tmp_path / "out", *link)
+        # A download cut half-way resumes from its .part with Range: a damaged .part is
+        # kept and appended to, so the SHA-512 catches it, drops it, and says so; a good
+        # half is completed.
+        whole = httpx.get(
+            f"{url}/api/convert/items/{video['item_id']}/output",
+            headers={"Authorization": f"Bearer {token}"},
+        ).content
+        out = tmp_path / "out"
+        out.mkdir()
+        part = out / "clip.mkv.part"
+        part.write_bytes(b"\0" * (len(whole) // 2))
+        damaged = run_cli("convert", "fetch", "--out", out, *link, data_dir=client)
+        assert "arrived damaged" in damaged.stderr
+        assert not part.exists()
+        assert not (out / "clip.mkv").exists()
+        part.write_bytes(whole[: len(whole) // 2])
+        fetched = cli_json(client, "fetch", "--out", out, *link)
         assert [Path(f["output_path"]).name for f in fetched] == ["clip.mkv"]
         data = Path(fetched[0]["output_path"]).read_bytes()
+        assert data == whole
         assert hashlib.sha512(data).hexdigest() == fetched[0]["output_sha512"]
         again = run_cli("convert", "fetch", *link, data_dir=client)
         assert again.returncode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -17,7 +18,6 @@ from starlette.requests import ClientDisconnect
 
 from homekeep import __version__
 from homekeep.convert import profiles
-from homekeep.convert.brokers import READ_SIZE
 from homekeep.convert.service import Service, open_service
 from homekeep.convert.store import STATUSES, Upload
 from homekeep.convert.uploads import check_id, check_sha512
@@ -30,6 +30,8 @@ from homekeep.core.web import add_docs, add_health, install_error_handlers, temp
 log = logging.getLogger("homekeep.convert")
 WORKER_SCOPE = "convert-worker"
 _WORKER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}/\d{1,10}/\d{1,4}$")
+# Bytes handed to a thread at once to be hashed and written: few enough thread hops.
+WRITE_BLOCK = 4 << 20
 _OFFSET = re.compile(r"^\d{1,19}$")
 CLIENT = Depends(require_scope("convert"))
 WORKER = Depends(require_scope(WORKER_SCOPE))
@@ -181,26 +183,47 @@ def routers(svc: Service) -> tuple[APIRouter, APIRouter]:
         appender = await run(svc.uploads.begin, checked, int(upload_offset), length)
         pending: list[bytes] = []
         size = 0
+        # At most one block is hashed and written on a thread while the next one arrives
+        # (SHA-512 lets go of the GIL): the two overlap instead of taking turns.
+        writing: asyncio.Future[None] | None = None
+
+        async def settle() -> None:
+            """Wait for the block in flight; its error (past the declared size) comes here."""
+            nonlocal writing
+            if writing is not None:
+                flight, writing = writing, None
+                await flight
+
         body = request.stream()
+        idle = svc.config.upload_idle_seconds
+        step = min(1.0, idle / 4)
         try:
-            while True:
+            try:
                 # A connection that goes silent (a client gone without a word) is cut here,
-                # so the upload is free to resume instead of waiting on a dead peer.
-                with anyio.fail_after(svc.config.upload_idle_seconds):
-                    chunk = await anext(body, None)
-                if chunk is None:
-                    break
-                pending.append(chunk)
-                size += len(chunk)
-                if size >= READ_SIZE:
-                    data, pending, size = b"".join(pending), [], 0
-                    await run(appender.write, data)
-        except (ClientDisconnect, TimeoutError):
-            log.info("upload %s cut after %d bytes; it can resume", checked, appender.offset)
+                # so the upload is free to resume instead of waiting on a dead peer. The
+                # deadline moves at most every quarter of the idle time (and a second):
+                # moving it per chunk costs more than the chunk's bytes take to handle.
+                # So the silence cut is between three quarters of the idle time and all.
+                with anyio.fail_after(idle) as watch:
+                    moved = anyio.current_time()
+                    async for chunk in body:
+                        pending.append(chunk)
+                        size += len(chunk)
+                        if size >= WRITE_BLOCK:
+                            data, pending, size = b"".join(pending), [], 0
+                            await settle()
+                            writing = asyncio.ensure_future(run(appender.write, data))
+                        now = anyio.current_time()
+                        if now - moved > step:
+                            watch.deadline, moved = now + idle, now
+            except (ClientDisconnect, TimeoutError):
+                log.info("upload %s cut after %d bytes; it can resume", checked, appender.offset)
+            await settle()
+            if pending:  # what arrived before a cut counts too
+                await run(appender.write, b"".join(pending))
         finally:
             try:
-                if pending:  # what arrived before a cut counts too
-                    await run(appender.write, b"".join(pending))
+                await settle()  # never close the file under a write in flight
             finally:
                 await run(appender.close)
         headers = {"Upload-Offset": str(appender.offset)}

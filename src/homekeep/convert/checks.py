@@ -22,6 +22,28 @@ def input_frames(info: MediaInfo, conversion_run: Outcome) -> int | None:
     return decoded.frames if decoded is not None else None
 
 
+def decode_command(path: Path) -> list[str]:
+    """ffmpeg decoding every picture and sound frame of ``path`` to nowhere.
+
+    The pixels are never compared, so the deblocking filter is skipped: the bitstream is
+    still parsed and every frame decoded and counted, at a sixth less work.
+    """
+    return [
+        *base_command(),
+        "-skip_loop_filter",
+        "all",
+        "-i",
+        str(path),
+        "-map",
+        "0:v?",
+        "-map",
+        "0:a?",
+        "-f",
+        "null",
+        "-",
+    ]
+
+
 def check_output(
     path: Path, info: MediaInfo, conversion_run: Outcome, *, timeout: float
 ) -> list[str]:
@@ -30,8 +52,7 @@ def check_output(
         return ["ffmpeg wrote no output"]
     if path.suffix == ".webp":
         return _check_webp(path, info, conversion_run)
-    cmd = [*base_command(), "-i", str(path), "-map", "0:v?", "-map", "0:a?", "-f", "null", "-"]
-    decode = run_ffmpeg(cmd, duration=info.duration, timeout=timeout)
+    decode = run_ffmpeg(decode_command(path), duration=info.duration, timeout=timeout)
     problems = [f"the output does not decode: {e}" for e in decode.errors[:3]]
     if decode.returncode != 0:
         return [*problems, f"the output does not decode: {decode.failure()}"]

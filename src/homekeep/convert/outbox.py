@@ -371,6 +371,8 @@ class Outbox:
                     client.download(item["item_id"], target, item["output_sha512"])
             except Offline as exc:
                 self._failed(item["server_id"], exc.message)
+                # Said, not only logged: "nothing to fetch" would hide a damaged download.
+                log.warning("%s not fetched: %s", source.name, exc.message)
                 continue
             self._set(item["id"], output_path=str(target), fetched_at=utcnow())
             done.append(self.get(item["id"]))

@@ -180,14 +180,23 @@ def run_job(job: Job, broker: Broker, worker_id: str, folder: Path, stop: thread
                     "-y",
                     str(output),
                 ]
+                started = time.monotonic()
                 outcome = run_ffmpeg(
                     cmd, duration=job.info.duration, tick=tick, timeout=config.job_timeout_seconds
                 )
+                converted = time.monotonic()
                 if outcome.stopped is None and outcome.returncode != 0:
                     problems = [f"ffmpeg failed: {outcome.failure()}"]
                 elif outcome.stopped is None:
                     problems = check_output(
                         output, job.info, outcome, timeout=config.job_timeout_seconds
+                    )
+                    # The check's cost is the price of trusting an output; the log says it.
+                    log.info(
+                        "item %s: converted in %.2f s, checked in %.2f s",
+                        job.item_id,
+                        converted - started,
+                        time.monotonic() - converted,
                     )
             except HomekeepError as exc:
                 if stop.is_set():
