@@ -10,7 +10,10 @@ from fastapi.responses import FileResponse
 
 from homekeep.core.area import AreaContext, Summary, WebParts
 from homekeep.core.auth import Caller, require_scope
+from homekeep.music.player_api import player_routes
 from homekeep.music.service import Service, Size, open_service
+from homekeep.music.streaming import Transcoder
+from homekeep.music.subsonic.router import subsonic_router
 
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
@@ -31,6 +34,10 @@ def build(ctx: AreaContext) -> WebParts:
     api = APIRouter(dependencies=[Depends(require_scope("music"))])
     _browse_routes(api, svc)
     _command_routes(api, svc)
+    transcoder = Transcoder(svc.config.max_transcodes)
+    player_routes(api, svc, transcoder)
+    # the Subsonic API needs core's users: only `homekeep serve` has them
+    rest = subsonic_router(svc, ctx.accounts, transcoder) if ctx.accounts else None
 
     async def summary(caller: Caller) -> Summary:
         return await svc.db.run(svc.library.totals)
@@ -38,7 +45,7 @@ def build(ctx: AreaContext) -> WebParts:
     async def close() -> None:
         svc.close()
 
-    return WebParts(api=api, shutdown=[close], summary=summary)
+    return WebParts(api=api, root=rest, shutdown=[close], summary=summary)
 
 
 def _file(found: tuple[pathlib.Path, str]) -> FileResponse:

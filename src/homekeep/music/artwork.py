@@ -66,10 +66,19 @@ class ArtworkStore:
     def thumb_path(self, digest: str) -> Path:
         return self.root / "thumb" / digest[:2] / f"{digest}.jpg"
 
+    def sized_path(self, digest: str, side: int) -> Path:
+        """A JPEG of a stored image no larger than ``side``, made on first use (a cache)."""
+        path = self.root / "sized" / str(side) / digest[:2] / f"{digest}.jpg"
+        if not path.is_file():
+            _shrink(self.full_path(digest), path, side)
+        return path
+
     def remove(self, digest: str) -> None:
         """Delete an image's original and thumbnail (either may be gone already)."""
         self.full_path(digest).unlink(missing_ok=True)
         self.thumb_path(digest).unlink(missing_ok=True)
+        for folder in (self.root / "sized").glob("*"):
+            (folder / digest[:2] / f"{digest}.jpg").unlink(missing_ok=True)
 
     def save(self, data: bytes) -> str:
         """Store bytes once and return their content hash."""
@@ -93,17 +102,7 @@ class ArtworkStore:
                              f"stored image missing: {exc.strerror}")  # fmt: skip
         mime = sniff_mime(data)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-                with Image.open(path) as img:
-                    width, height = img.size
-                    img.load()
-                    thumb = img.convert("RGB") if img.mode != "RGB" else img.copy()
-            thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
-            out = io.BytesIO()
-            thumb.save(out, "JPEG", quality=85, optimize=True)
-            write_atomic(self.thumb_path(digest), out.getvalue(), durable=False)
+            width, height = _shrink(path, self.thumb_path(digest), thumb_size)
         except (
             UnidentifiedImageError,
             Image.DecompressionBombError,
@@ -114,6 +113,30 @@ class ArtworkStore:
         ) as exc:
             return ImageInfo(digest, mime, len(data), None, None, thumb_size, _reason(exc))
         return ImageInfo(digest, mime, len(data), width, height, thumb_size, None)
+
+
+def shrunk_jpeg(source: Path, side: int) -> tuple[bytes, tuple[int, int]]:
+    """A JPEG of the image ``source`` no larger than ``side``, and the original's size."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+        with Image.open(source) as img:
+            size = img.size
+            img.load()
+            small = img.convert("RGB") if img.mode != "RGB" else img.copy()
+    small.thumbnail((side, side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=85, optimize=True)
+    return out.getvalue(), size
+
+
+def _shrink(source: Path, target: Path, side: int) -> tuple[int, int]:
+    """Write ``shrunk_jpeg`` of ``source`` to ``target``; return the original's size."""
+    data, size = shrunk_jpeg(source, side)
+    write_atomic(target, data, durable=False)
+    return size
 
 
 def process_image(digest: str, root: str, size: int) -> ImageInfo:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from homekeep.core.errors import NotFound
+from homekeep.core.errors import NotFound, UsageError
 from homekeep.core.output import (
     console,
     human_duration,
@@ -20,6 +21,7 @@ from homekeep.core.output import (
 )
 from homekeep.core.progress import progress
 from homekeep.core.runtime import Runtime, pass_runtime
+from homekeep.core.users_cli import read_password
 from homekeep.music.pool import prestart_pool
 from homekeep.music.scanner import STEPS
 from homekeep.music.service import Service, open_service
@@ -97,6 +99,40 @@ def scan(rt: Runtime, roots: tuple[Path, ...], full: bool, as_json: bool) -> Non
     for step in STEPS:
         table.add_row(STEP_NAMES[step], human_duration(result.timings[step]))
     console().print(table)
+
+
+@group.command("subsonic-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read it from standard input's first line.")
+@click.option("--generate", is_flag=True, help="Make a random password and print it once.")
+@click.option("--remove", is_flag=True, help="Remove it: NAME's apps can no longer log in.")
+@pass_runtime
+def subsonic_password(
+    rt: Runtime, name: str, password_stdin: bool, generate: bool, remove: bool
+) -> None:
+    """Set the password user NAME's Subsonic apps log in with (not their login password).
+
+    It is kept encrypted with the key file subsonic.key of the music data folder, because
+    the Subsonic token scheme needs the server to read it back; see docs/music.md.
+    """
+    user = rt.accounts().users.get(name)
+    if not user.may_use("music"):
+        raise UsageError(
+            f"{user.name!r} may not use music; first: homekeep user access {user.name} --area music"
+        )
+    with _service(rt) as svc:
+        store = svc.subsonic_passwords()
+        if remove:
+            if not store.remove(user.id):
+                raise NotFound(f"{user.name!r} has no Subsonic password")
+            click.echo(f"removed the Subsonic password of {user.name}")
+            return
+        password = secrets.token_urlsafe(18) if generate else read_password(password_stdin)
+        store.set(user.id, password)
+    if generate:
+        click.echo(password)
+    else:
+        click.echo(f"set the Subsonic password of {user.name}")
 
 
 @group.group()

@@ -53,6 +53,17 @@ class MusicConfig(Section):
         description="Rows written to the database per transaction during a scan.",
     )
 
+    playlists_dir: Path | None = Field(
+        default=None,
+        description="Folder of the .m3u8 playlists. Default: <data_dir>/music/playlists.",
+    )
+    max_transcodes: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Transcodes (ffmpeg processes) running at once; more get a 503.",
+    )
+
     @field_validator("critical_tags")
     @classmethod
     def _known_tags(cls, value: list[str]) -> list[str]:

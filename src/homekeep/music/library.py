@@ -14,14 +14,14 @@ ALBUM_SORTS = {
     "artist": "a.album_artist COLLATE NOCASE, a.year, a.title COLLATE NOCASE",
     "year": "a.year IS NULL, a.year, a.album_artist COLLATE NOCASE, a.title COLLATE NOCASE",
 }
-_ALBUM_SELECT = (
+ALBUM_SELECT = (
     "SELECT a.id, a.title, a.album_artist, a.album_artist_id, a.year, a.date, a.genre,"
     " a.compilation, a.release_type, a.mb_album_id, a.mb_release_group_id, a.track_count,"
     " a.disc_count, a.duration, a.cover_hash, a.cover_source, r.path || '/' || a.dir AS folder,"
     " i.width AS cover_width, i.height AS cover_height FROM albums a"
     " JOIN roots r ON r.id = a.root_id LEFT JOIN images i ON i.hash = a.cover_hash"
 )
-_TRACK_SELECT = (
+TRACK_SELECT = (
     "SELECT t.*, f.detected AS format, f.size, f.ext, r.path || '/' || f.path AS path,"
     " a.cover_hash FROM tracks t JOIN files f ON f.id = t.file_id"
     " JOIN roots r ON r.id = f.root_id LEFT JOIN albums a ON a.id = t.album_id"
@@ -32,14 +32,14 @@ def _like(q: str) -> str:
     return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _album(row: Any) -> dict[str, Any]:
+def album_dict(row: Any) -> dict[str, Any]:
     album = dict(row)
     album["compilation"] = bool(album["compilation"])
     album["folder"] = album["folder"].rstrip("/")
     return album
 
 
-def _track(row: Any) -> dict[str, Any]:
+def track_dict(row: Any) -> dict[str, Any]:
     track = dict(row)
     track["id"] = track.pop("file_id")
     track["compilation"] = bool(track["compilation"])
@@ -80,13 +80,13 @@ class Library:
         if row is None:
             raise NotFound(f"no artist with id {artist_id!r}")
         albums = self.db.query(
-            f"{_ALBUM_SELECT} WHERE a.album_artist_id = ? OR a.id IN"  # noqa: S608
+            f"{ALBUM_SELECT} WHERE a.album_artist_id = ? OR a.id IN"  # noqa: S608
             " (SELECT t.album_id FROM track_artists ta JOIN tracks t ON t.file_id = ta.file_id"
             " WHERE ta.artist_id = ?)"
             f" ORDER BY {ALBUM_SORTS['year']}",
             (artist_id, artist_id),
         )
-        return {**dict(row), "albums": [_album(a) for a in albums]}
+        return {**dict(row), "albums": [album_dict(a) for a in albums]}
 
     def albums(
         self,
@@ -114,19 +114,19 @@ class Library:
             clauses.append("a.compilation = ?")
             params.append(int(compilation))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self._page(f"{_ALBUM_SELECT}{where}", params, ALBUM_SORTS[sort], limit, offset,
-                          _album)  # fmt: skip
+        return self._page(f"{ALBUM_SELECT}{where}", params, ALBUM_SORTS[sort], limit, offset,
+                          album_dict)  # fmt: skip
 
     def album(self, album_id: str) -> dict[str, Any]:
-        row = self.db.query_one(f"{_ALBUM_SELECT} WHERE a.id = ?", (album_id,))
+        row = self.db.query_one(f"{ALBUM_SELECT} WHERE a.id = ?", (album_id,))
         if row is None:
             raise NotFound(f"no album with id {album_id!r}")
         tracks = self.db.query(
-            f"{_TRACK_SELECT} WHERE t.album_id = ?"
+            f"{TRACK_SELECT} WHERE t.album_id = ?"
             " ORDER BY COALESCE(t.disc, 1), COALESCE(t.track, 0), f.path",
             (album_id,),
         )
-        return {**_album(row), "tracks": self._with_lists([_track(t) for t in tracks])}
+        return {**album_dict(row), "tracks": self._with_lists([track_dict(t) for t in tracks])}
 
     def groups(self, by: str) -> list[dict[str, Any]]:
         """Albums grouped by album artist, by release type, or compilations apart."""
@@ -183,12 +183,12 @@ class Library:
             "t.artist COLLATE NOCASE, t.album COLLATE NOCASE, COALESCE(t.disc, 1),"
             " COALESCE(t.track, 0), f.path"
         )
-        page = self._page(f"{_TRACK_SELECT}{where}", params, order, limit, offset, _track)
+        page = self._page(f"{TRACK_SELECT}{where}", params, order, limit, offset, track_dict)
         self._with_lists(page["items"])
         return page
 
     def track(self, track_id: int) -> dict[str, Any]:
-        row = self.db.query_one(f"{_TRACK_SELECT} WHERE t.file_id = ?", (track_id,))
+        row = self.db.query_one(f"{TRACK_SELECT} WHERE t.file_id = ?", (track_id,))
         if row is None:
             raise NotFound(f"no track with id {track_id}")
         pictures = self.db.query(
@@ -197,7 +197,19 @@ class Library:
             " ORDER BY p.position",
             (track_id,),
         )
-        return {**self._with_lists([_track(row)])[0], "pictures": [dict(p) for p in pictures]}
+        return {**self._with_lists([track_dict(row)])[0], "pictures": [dict(p) for p in pictures]}
+
+    def tracks_by_ids(self, ids: list[int]) -> list[dict[str, Any]]:
+        """The tracks of ``ids`` in that order (a playlist, a queue); unknown ids are skipped."""
+        found: dict[int, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self.db.query(f"{TRACK_SELECT} WHERE t.file_id IN ({marks})", chunk)
+            found.update((r["file_id"], track_dict(r)) for r in rows)
+        self._with_lists(list(found.values()))
+        return [found[i] for i in ids if i in found]
 
     def _with_lists(self, tracks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add every artist ({id, name}) and every genre of each track, in tag order."""

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from homekeep.core.area import AreaContext
 from homekeep.core.db import Database
@@ -14,10 +14,14 @@ from homekeep.core.errors import NotFound
 from homekeep.music.artwork import ArtworkStore
 from homekeep.music.config import MusicConfig
 from homekeep.music.library import Library
+from homekeep.music.playlists import Playlists, TrackIndex
 from homekeep.music.reports import Reports, parse_fields
 from homekeep.music.roots import resolve_roots, stored_forms
 from homekeep.music.scanner import Scanner
 from homekeep.music.store import MIGRATIONS, MusicStore
+
+if TYPE_CHECKING:
+    from homekeep.music.subsonic.passwords import SubsonicPasswords
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 Size = Literal["full", "thumb"]
@@ -34,15 +38,24 @@ class Service:
     artwork: ArtworkStore = field(init=False)
     library: Library = field(init=False)
     reports: Reports = field(init=False)
+    playlists: Playlists = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = MusicStore(self.db, self.folder)
         self.artwork = ArtworkStore(self.folder / "images")
         self.library = Library(self.db)
         self.reports = Reports(self.db)
+        folder = self.config.playlists_dir or self.folder / "playlists"
+        self.playlists = Playlists(folder.expanduser(), lambda: TrackIndex(self.db))
 
     def close(self) -> None:
         self.db.close()
+
+    def subsonic_passwords(self) -> SubsonicPasswords:
+        """The users' Subsonic passwords, encrypted with ``subsonic.key`` beside the database."""
+        from homekeep.music.subsonic.passwords import SubsonicPasswords  # cryptography: slow
+
+        return SubsonicPasswords(self.db, self.folder / "subsonic.key")
 
     # -- scans ---------------------------------------------------------------------------
 
@@ -89,6 +102,22 @@ class Service:
         if not path.is_file():
             raise NotFound(f"image {digest} is missing from the store; rescan with --full")
         return path, str(info["mime"])
+
+    def track_file(self, track_id: int) -> tuple[Path, str | None, int | None]:
+        """A track's file, its detected format and its bit rate in kbit/s."""
+        row = self.db.query_one(
+            "SELECT r.path AS root, f.path, f.detected, t.bitrate FROM tracks t"
+            " JOIN files f ON f.id = t.file_id JOIN roots r ON r.id = f.root_id"
+            " WHERE t.file_id = ?",
+            (track_id,),
+        )
+        if row is None:
+            raise NotFound(f"no track with id {track_id}")
+        path = Path(row["root"]) / row["path"]
+        if not path.is_file():
+            raise NotFound(f"the file of track {track_id} is gone; rescan the library")
+        kbps = row["bitrate"] // 1000 if row["bitrate"] else None
+        return path, row["detected"], kbps
 
     def album_cover(self, album_id: str, size: Size) -> tuple[Path, str]:
         """The file of an album's front cover and its media type."""

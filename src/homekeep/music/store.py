@@ -165,6 +165,38 @@ MIGRATIONS = (
     INSERT INTO track_genres (file_id, position, genre)
         SELECT file_id, 0, genre FROM tracks WHERE genre IS NOT NULL;
     """,
+    # what each user (core's user ids) does with the library: stars, plays, the play queue,
+    # and the Subsonic password (encrypted with the key file beside this database)
+    """
+    CREATE TABLE stars (
+        user_id INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('track', 'album', 'artist')),
+        item_id TEXT NOT NULL,
+        starred_at TEXT NOT NULL,
+        PRIMARY KEY (user_id, kind, item_id)
+    );
+    CREATE TABLE plays (
+        user_id INTEGER NOT NULL,
+        file_id INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        last_played TEXT NOT NULL,
+        PRIMARY KEY (user_id, file_id)
+    );
+    CREATE INDEX plays_recent ON plays(user_id, last_played);
+    CREATE TABLE play_queues (
+        user_id INTEGER PRIMARY KEY,
+        track_ids TEXT NOT NULL,
+        current INTEGER,
+        position_ms INTEGER NOT NULL,
+        changed_at TEXT NOT NULL,
+        changed_by TEXT NOT NULL
+    );
+    CREATE TABLE subsonic_passwords (
+        user_id INTEGER PRIMARY KEY,
+        secret BLOB NOT NULL,
+        set_at TEXT NOT NULL
+    );
+    """,
 )
 _INSERT_TRACK = (
     f"INSERT OR REPLACE INTO tracks (file_id, {', '.join(TRACK_COLUMNS)},"  # noqa: S608
