@@ -4,7 +4,7 @@ One `homekeep serve` with every area mounted; each operation of its OpenAPI docu
 sent without credentials, with hostile path values, and with a broken body. What must
 hold for each answer: a status below 500, and for a 4xx a body that is exactly
 ``{"error": {"code": str, "message": str}}`` (extra keys only inside ``error``'s details).
-The standalone servers (`sync server`, `convert server`) get the same unknown-path and
+The standalone servers (`sync server`, `convert server`, `pool serve`) get the same unknown-path and
 unknown-method checks. The protocol ports have their own shape tests beside them.
 """
 
@@ -139,8 +139,12 @@ def test_every_body_operation_answers_a_broken_body_in_shape(site: tuple[Server,
 
 @pytest.mark.parametrize(
     "args",
-    [("sync", "server", "{root}", "--port", "0"), ("convert", "server", "--port", "0")],
-    ids=["sync-server", "convert-server"],
+    [
+        ("sync", "server", "{root}", "--port", "0"),
+        ("convert", "server", "--port", "0"),
+        ("pool", "serve", "--port", "0"),
+    ],
+    ids=["sync-server", "convert-server", "pool-serve"],
 )
 def test_standalone_servers_answer_in_shape(args: tuple[str, ...], tmp_path: Path) -> None:
     root = tmp_path / "root"

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from homekeep import backup, convert, images, music, sync
+from homekeep import backup, convert, images, music, pool, sync
 from homekeep.core.area import Area
 
-AREAS: tuple[Area, ...] = (sync.AREA, backup.AREA, images.AREA, music.AREA, convert.AREA)
+AREAS: tuple[Area, ...] = (
+    sync.AREA,
+    backup.AREA,
+    images.AREA,
+    music.AREA,
+    convert.AREA,
+    pool.AREA,
+)
 
 # Debian packages the whole project needs beside those of the areas.
 CORE_DEBIAN_PACKAGES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -107,19 +107,8 @@ def serve(
     from homekeep.app import create_app
     from homekeep.core.server import serve as serve_app
 
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "host": host,
-            "port": port,
-            "tls_cert": tls_cert,
-            "tls_key": tls_key,
-        }.items()
-        if value is not None
-    }
     rt.settings.validate()  # a mistake in any section stops the server before it starts
-    settings = rt.settings.with_section("server", rt.settings.server.model_copy(update=overrides))
-    rt.settings = settings
+    settings = rt.override_server(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
     rt.setup_logging()
     server = settings.server
     app = create_app(settings)

@@ -21,6 +21,7 @@ EXPECTED = {
     "convert-server",
     "convert-worker",
     "convert-watch",
+    "pool-serve",
 }
 
 

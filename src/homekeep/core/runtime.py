@@ -66,6 +66,13 @@ class Runtime:
         )
         self._logging_ready = True
 
+    def override_server(self, **options: object) -> Settings:
+        """Apply a serve command's ``--host/--port/--tls-*`` (those given) to [server]."""
+        given = {key: value for key, value in options.items() if value is not None}
+        server = self.settings.server.model_copy(update=given)
+        self.settings = self.settings.with_section("server", server)
+        return self.settings
+
     def tokens(self) -> TokenStore:
         """Open the token store in the data directory."""
         from homekeep.core.tokens import TokenStore
