@@ -49,7 +49,7 @@ def test_a_job_is_added_run_browsed_restored_and_deleted(
         page.on("dialog", lambda dialog: dialog.accept())
         log_in(page, srv, "root", "root password")
         page.goto(srv.url + "/backup/")
-        page.wait_for_selector("#status:has-text('No backup jobs yet')")
+        page.wait_for_selector("#no-jobs:has-text('No backup jobs yet')")
         before = home.config.read_bytes()
 
         page.click("#add-job")
