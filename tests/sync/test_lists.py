@@ -457,10 +457,8 @@ def test_any_delta_between_list_files_rebuilds_the_new_list(old_raw: bytes, new_
 # -- PUT .../lists/{hash} against a real server -----------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
-    with small_limit_server(tmp_path_factory.mktemp("lists")) as srv:
-        yield srv
+# the module's server takes request bodies of at most 1 MiB (see conftest.py)
+SMALL_REQUESTS = True
 
 
 def _lists(server: SyncServer) -> set[str]:
