@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from homekeep.sync.protocol import ChunkListBuilder, ListFile
 from tests.sync.helpers import SyncServer, small_limit_server, sync_server
+from tests.sync.listdata import Spill, close_lists
 
 
 @pytest.fixture(scope="module")
@@ -22,3 +25,20 @@ def server(
     start = small_limit_server if getattr(request.module, "SMALL_REQUESTS", False) else sync_server
     with start(folder) as srv:
         yield srv
+
+
+@pytest.fixture
+def spill(tmp_path: Path) -> Iterator[Spill]:
+    """Build a ListFile from packed entries (a builder spilling past 4 entries); closed after."""
+    made: list[ListFile] = []
+
+    def build(raw: bytes) -> ListFile:
+        builder = ChunkListBuilder(tmp_path, spill=4)
+        builder.extend(raw)
+        built = builder.done()
+        assert isinstance(built, ListFile), built
+        made.append(built)
+        return built
+
+    yield build
+    close_lists(*made)
