@@ -15,7 +15,7 @@ from homekeep.core.area import LongRunning
 from homekeep.core.errors import Conflict, HomekeepError
 from homekeep.core.output import print_table
 from homekeep.core.paths import default_config_path
-from homekeep.core.runtime import Runtime, pass_runtime
+from homekeep.core.runtime import Runtime, pass_runtime, tls_options
 from homekeep.core.units_cli import service_group
 from homekeep.core.users_cli import user_group
 
@@ -91,8 +91,7 @@ def cli(
 @cli.command()
 @click.option("--host", help="Address to listen on (default from [server] host: 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="TCP port (default 8080; 0: any).")
-@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@tls_options
 @pass_runtime
 def serve(
     rt: Runtime,

@@ -5,18 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.sync.helpers import SyncServer, push, snapshot, sync_server
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
-    with sync_server(tmp_path_factory.mktemp("changes")) as srv:
-        yield srv
+from tests.sync.helpers import SyncServer, push, snapshot
 
 
 def _base(root: Path) -> None:

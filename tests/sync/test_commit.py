@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 import struct
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,17 +19,15 @@ from blake3 import blake3
 
 from homekeep.sync.protocol import CHUNK_MAX, ChunkList, ChunkRef, encode_record
 from tests.support import run_cli
-from tests.sync.helpers import BAD_TOKENS, SyncServer, api_error, bad_token, small_limit_server
+from tests.sync.helpers import BAD_TOKENS, SyncServer, api_error, bad_token
 
 API = "/api/sync/v1"
 CLIENT = "c"
 MTIME = 1_650_000_000_987_654_321
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
-    with small_limit_server(tmp_path_factory.mktemp("commit")) as srv:
-        yield srv
+# the module's server takes request bodies of at most 1 MiB (see conftest.py)
+SMALL_REQUESTS = True
 
 
 def _body(ops: list[dict[str, Any]] | bytes, pack: bytes = b"") -> bytes:

@@ -305,12 +305,6 @@ def _still_serves(srv: SyncServer, port: int, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
-    with sync_server(tmp_path_factory.mktemp("dataport")) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
 def port(server: SyncServer) -> int:
     return _data_port(server)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,6 @@ import pytest
 from tests.sync.helpers import SyncServer, push, small_limit_server, snapshot, sync_server
 
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
-    with sync_server(tmp_path_factory.mktemp("dedup")) as srv:
-        yield srv
 
 
 def _random(size: int, seed: int) -> bytes:

@@ -6,7 +6,6 @@ import base64
 import contextlib
 import json
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,13 @@ from homekeep.sync.protocol import (
     make_delta,
 )
 from tests.support import create_token, run_cli
-from tests.sync.helpers import SyncServer, api_error, push, small_limit_server
+from tests.sync.helpers import SyncServer, api_error, push
 
 API = "/api/sync/v1"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
-    with small_limit_server(tmp_path_factory.mktemp("hostile")) as srv:
-        yield srv
+# the module's server takes request bodies of at most 1 MiB (see conftest.py)
+SMALL_REQUESTS = True
 
 
 def _client(server: SyncServer, token: str | None = None) -> httpx.Client:

@@ -14,12 +14,10 @@ import shutil
 import sqlite3
 import struct
 import sysconfig
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import zstandard
 from blake3 import blake3
 
@@ -33,12 +31,6 @@ API = "/api/sync/v1"
 MTIME = 1_600_000_000_000_000_000
 # a real module nobody here wrote: about 100 KiB of Python, well over one chunk
 REAL = Path(sysconfig.get_path("stdlib")) / "argparse.py"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
-    with sync_server(tmp_path_factory.mktemp("patch")) as srv:
-        yield srv
 
 
 def _old_and_new() -> tuple[bytes, bytes]:

@@ -18,7 +18,6 @@ import stat
 import struct
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +41,6 @@ API = "/api/sync/v1"
 MiB = 1 << 20
 WAIT = 10.0  # seconds: the bound of every socket wait in here
 MTIME = 1_600_000_000_000_000_000
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
-    with sync_server(tmp_path_factory.mktemp("security")) as srv:
-        yield srv
 
 
 def _http(srv: SyncServer, token: str, verify: ssl.SSLContext | bool = True) -> httpx.Client:

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 
 from homekeep.core.errors import Conflict
+from homekeep.core.processes import pid_alive
 
 # A lock file without a readable holder younger than this is being written, not stale.
 FRESH_SECONDS = 10.0
@@ -22,16 +23,6 @@ def _started(pid: int) -> int | None:
         return int(stat.rsplit(")", 1)[1].split()[19])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class JobLock:
@@ -99,7 +90,7 @@ class JobLock:
         pid = holder.get("pid")
         if holder.get("host") != socket.gethostname():
             return False
-        if not isinstance(pid, int) or not _alive(pid):
+        if not isinstance(pid, int) or not pid_alive(pid):
             return True
         # The pid is alive, but after a reboot or a long time it may be another process.
         started = holder.get("started")

@@ -18,7 +18,7 @@ from homekeep.convert.profiles import CONVERSIONS
 from homekeep.core.area import AreaContext
 from homekeep.core.errors import UsageError
 from homekeep.core.output import human_size, json_option, print_json, print_table
-from homekeep.core.runtime import Runtime, pass_runtime
+from homekeep.core.runtime import Runtime, pass_runtime, tls_options
 
 
 @click.group("convert")
@@ -50,8 +50,7 @@ def _stop_on_signals() -> threading.Event:
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8090, show_default=True, help="0: any."
 )
-@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@tls_options
 @click.option("--no-workers", is_flag=True, help="Run no workers here (they run elsewhere).")
 @pass_runtime
 def server_cmd(

@@ -7,7 +7,6 @@ Every method is blocking (SQLite, files, ffprobe); async callers run it on a thr
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import socket
 import time
@@ -35,6 +34,7 @@ from homekeep.convert.store import (
 from homekeep.convert.uploads import Uploads, check_file_name
 from homekeep.core.area import AreaContext
 from homekeep.core.errors import Conflict, HomekeepError, NotFound
+from homekeep.core.processes import pid_alive
 
 log = logging.getLogger("homekeep.convert")
 HOST = socket.gethostname()
@@ -298,7 +298,7 @@ class Service:
         dead = [
             w["worker_id"]
             for w in self.store.workers()
-            if w["host"] == HOST and w["pid"] and not _alive(int(w["pid"]))
+            if w["host"] == HOST and w["pid"] and not pid_alive(int(w["pid"]))
         ]
         for item in self.store.held_by(dead):
             self._lost(item, "its worker died (found at start-up)")
@@ -341,16 +341,6 @@ class Service:
 
 def _host_of(worker_id: str) -> str:
     return worker_id.partition("/")[0]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def open_service(ctx: AreaContext) -> Service:

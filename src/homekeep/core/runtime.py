@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -93,3 +93,12 @@ class Runtime:
 
 
 pass_runtime = click.make_pass_decorator(Runtime)
+
+
+def tls_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--tls-cert`` and ``--tls-key``: the PEM certificate and key of a server's HTTPS."""
+    existing = click.Path(path_type=Path, dir_okay=False, exists=True)
+    command = click.option("--tls-key", type=existing, help="Its private key (PEM).")(command)
+    return click.option(
+        "--tls-cert", type=existing, help="Serve HTTPS with this certificate (PEM)."
+    )(command)

@@ -27,6 +27,7 @@ from typing import Any
 
 from homekeep.core.db import Database, utcnow
 from homekeep.core.errors import Unavailable
+from homekeep.core.processes import pid_alive
 from homekeep.images.ids import IdGenerator
 
 MIGRATIONS = (
@@ -303,13 +304,7 @@ def _left_behind(tmp: Path) -> bool:
     pid = int(match[1])
     if pid == os.getpid():  # ours, unless a process before us had our pid (a container's 1)
         return mtime < _STARTED
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not pid_alive(pid)
 
 
 def _record(row: sqlite3.Row) -> ImageRecord:

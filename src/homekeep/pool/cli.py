@@ -23,7 +23,7 @@ from homekeep.core.output import (
     print_json,
     print_table,
 )
-from homekeep.core.runtime import Runtime, pass_runtime
+from homekeep.core.runtime import Runtime, pass_runtime, tls_options
 from homekeep.pool.client import Dispatch, RoomClient
 from homekeep.pool.lines import printable
 from homekeep.pool.service import Service, open_service
@@ -84,8 +84,7 @@ def group() -> None:
 @group.command("serve")
 @click.option("--host", help="Address the dispatcher's HTTP API listens on (default [server]).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Its port (default [server]; 0: any).")
-@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@tls_options
 @click.option("--quiet", is_flag=True, help="Do not print the relayed messages.")
 @pass_runtime
 def serve(

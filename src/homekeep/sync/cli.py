@@ -17,7 +17,7 @@ import click
 
 from homekeep.core.errors import AuthError, NotFound, UsageError
 from homekeep.core.output import console, human_size, new_table
-from homekeep.core.runtime import Runtime, pass_runtime
+from homekeep.core.runtime import Runtime, pass_runtime, tls_options
 from homekeep.sync.config import SyncConfig
 from homekeep.sync.protocol import check_client
 
@@ -49,8 +49,7 @@ def _cert_fingerprint(cert: Path) -> str:
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any."
 )
-@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@tls_options
 @click.option("--adopt", is_flag=True, help="Index a non-empty folder's files for dedup.")
 @click.option(
     "--data-port",
