@@ -90,6 +90,7 @@ def test_no_server_error_and_true_answers(served: Home, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # a few hundred cases for every operation: well past 300 s
 def test_no_server_error_and_true_answers_long(served: Home, tmp_path: Path) -> None:
     assert _run(served, 300, tmp_path) > 10_000
 
