@@ -41,10 +41,15 @@ class Site:
 
 def send(session: WebSession, method: str, path: str, body: Any) -> Any:
     """A JSON request the way the page sends it: the session cookie and its CSRF token."""
+    return send_text(session, method, path, json.dumps(body))
+
+
+def send_text(session: WebSession, method: str, path: str, text: str) -> Any:
+    """``send`` of a body already written as JSON text."""
     return session.client.request(
         method,
         path,
-        content=json.dumps(body).encode(),
+        content=text.encode(),
         headers={
             "Content-Type": "application/json",
             "X-CSRF-Token": session.csrf,
@@ -208,30 +213,14 @@ def test_bad_jobs_are_refused_and_nothing_is_written(site: Site, source: Path) -
 def _refuse_job(site: Site, source: Path, body: Any, status: int, message: str) -> None:
     before = site.home.config.read_bytes()
     text = json.dumps(body).replace('"SRC', '"' + str(source))
-    refused = site.admin.client.post(
-        "/api/backup/jobs",
-        content=text.encode(),
-        headers={
-            "Content-Type": "application/json",
-            "X-CSRF-Token": site.admin.csrf,
-            "Origin": site.admin.origin,
-        },
-    )
+    refused = send_text(site.admin, "POST", "/api/backup/jobs", text)
     assert refused.status_code == status, (body, refused.text)
     assert set(refused.json()) == {"error"}
     assert message in refused.json()["error"]["message"], body
     assert site.home.config.read_bytes() == before
     # an edit is checked the same way (where it leaves out a field, that field is kept)
     if isinstance(body, dict) and status == 422 and "required" not in message:
-        edit = site.admin.client.put(
-            "/api/backup/jobs/dup",
-            content=text.encode(),
-            headers={
-                "Content-Type": "application/json",
-                "X-CSRF-Token": site.admin.csrf,
-                "Origin": site.admin.origin,
-            },
-        )
+        edit = send_text(site.admin, "PUT", "/api/backup/jobs/dup", text)
         assert edit.status_code == 422, body
         assert site.home.config.read_bytes() == before
     site.still_up()
@@ -366,15 +355,7 @@ def _refuse_restore(site: Site, body: dict[str, Any], status: int, message: str)
         .replace('"BACKUP', '"' + str(home.root / "m"))
         .replace('"SECRET"', json.dumps(str(home.tmp / "afile")))
     )
-    refused = site.admin.client.post(
-        "/api/backup/jobs/m/restore",
-        content=text.encode(),
-        headers={
-            "Content-Type": "application/json",
-            "X-CSRF-Token": site.admin.csrf,
-            "Origin": site.admin.origin,
-        },
-    )
+    refused = send_text(site.admin, "POST", "/api/backup/jobs/m/restore", text)
     assert refused.status_code == status, (body, refused.text)
     assert message in refused.json()["error"]["message"], body
     assert files_outside(home) == before
