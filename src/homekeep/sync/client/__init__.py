@@ -1,0 +1,1 @@
+"""The sync client: scan, plan, send and receive."""
