@@ -1,0 +1,320 @@
+"""Shared folders on the server: made by `sync share`, read back by clients, edited in place.
+
+A shared folder is a namespace of the target folder (``DIR/<name>``) that several clients
+send to and receive from. It holds a marker file: a folder whose marker is gone (an
+unmounted disk, a deleted tree) is stopped with an error instead of having its files
+seen as deleted. What is deleted or overwritten in it is kept in its versions folder.
+Every change is an event, so the last event's id is the folder's change counter, which
+clients wait on to learn that there is something to fetch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from homekeep.core.db import utcnow
+from homekeep.core.errors import Conflict, InvalidInput, NotFound, Unavailable
+from homekeep.sync.chunking import FileChanged, digest_file
+from homekeep.sync.versions import VERSIONS
+
+log = logging.getLogger(__name__)
+
+MARKER = ".homekeep-folder"
+TMP = ".homekeep-tmp"
+RESERVED = frozenset({MARKER, VERSIONS, TMP})  # top-level names no client may send
+READ_MAX = 16 << 20  # bytes of file data in one read answer
+RANGES_MAX = 4096
+
+
+def reserved(path: str) -> bool:
+    """Whether a client path falls on one of the shared folder's own files."""
+    return path.split("/", 1)[0] in RESERVED
+
+
+@dataclass(frozen=True, slots=True)
+class FileChunks:
+    """A file the server holds, as a client receiving it sees it."""
+
+    hash: str
+    size: int
+    chunks: list[tuple[str, int]]  # (chunk id, length) in file order
+
+
+class Sharing:
+    """The shared folders of one target folder (``store`` is its ServerStore).
+
+    Holds no state of its own: every call reads the store's SQLite file through the
+    calling thread's connection, so any thread may call it.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    # -- the list of shared folders ------------------------------------------------------
+
+    def share(self, name: str) -> Path:
+        """Make ``name`` a shared folder (idempotent); returns its directory."""
+        folder: Path = self.store.client_dir(name)
+        folder.mkdir(exist_ok=True)
+        marker = folder / MARKER
+        if not marker.exists():
+            marker.write_text(f"homekeep shared folder {name}; do not delete\n", encoding="utf-8")
+        self.store.register(name)
+        with self.store.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO folders (name, created_at) VALUES (?, ?)", (name, utcnow())
+            )
+        return folder
+
+    def names(self) -> list[str]:
+        return [str(r[0]) for r in self.store.db.query("SELECT name FROM folders ORDER BY name")]
+
+    def is_shared(self, name: str) -> bool:
+        row = self.store.db.query_one("SELECT 1 FROM folders WHERE name = ?", (name,))
+        return row is not None
+
+    def check_mounted(self, name: str) -> None:
+        """Refuse to touch a shared folder whose marker is gone."""
+        if self.is_shared(name) and not (self.store.client_dir(name) / MARKER).is_file():
+            raise Unavailable(
+                f"shared folder {name!r} looks unmounted ({MARKER} is missing in "
+                f"{self.store.client_dir(name)}); mount it again, or run "
+                f"`homekeep sync share {name}` if the folder was moved on purpose"
+            )
+
+    def change(self, name: str) -> int:
+        """The folder's change counter: the id of its last event."""
+        row = self.store.db.query_one(
+            "SELECT COALESCE(MAX(id), 0) FROM events WHERE client = ?", (name,)
+        )
+        return int(row[0]) if row else 0
+
+    # -- reading files back ----------------------------------------------------------------
+
+    def _file_row(self, name: str, path: str) -> Any:
+        row = self.store.db.query_one(
+            "SELECT id, size, mtime_ns, hash FROM entries"
+            " WHERE client = ? AND path = ? AND kind = 'file'",
+            (name, path),
+        )
+        if row is None:
+            raise NotFound(f"{path!r} is not a file in {name!r}; fetch the manifest again")
+        return row
+
+    def file_chunks(self, name: str, path: str) -> FileChunks:
+        """The chunk list of a file, as recorded when it was written or indexed."""
+        self.check_mounted(name)
+        row = self._file_row(name, path)
+        chunks = [
+            (str(r[0]), int(r[1]))
+            for r in self.store.db.query(
+                "SELECT hash, length FROM chunks WHERE entry_id = ? ORDER BY offset", (row[0],)
+            )
+        ]
+        if sum(n for _, n in chunks) != row["size"]:
+            raise Conflict(f"{path!r} in {name!r} is being indexed again; retry shortly")
+        return FileChunks(str(row["hash"]), int(row["size"]), chunks)
+
+    def read(self, name: str, path: str, file_hash: str, ranges: list[tuple[int, int]]) -> bytes:
+        """Bytes of a file at the given (offset, length) ranges, if it is still ``file_hash``."""
+        self.check_mounted(name)
+        if len(ranges) > RANGES_MAX:
+            raise InvalidInput(f"more than {RANGES_MAX} ranges in one read")
+        if sum(n for _, n in ranges) > READ_MAX:
+            raise InvalidInput(f"more than {READ_MAX} bytes in one read; ask in parts")
+        row = self._file_row(name, path)
+        if row["hash"] != file_hash:
+            raise Conflict(f"{path!r} changed on the server; fetch the manifest again")
+        for offset, length in ranges:
+            if offset < 0 or length < 0 or offset + length > row["size"]:
+                raise InvalidInput(f"range {offset}+{length} is outside {path!r}")
+        out = bytearray()
+        with self.store.tree(name) as tree:
+            try:
+                fd = tree.open(path, os.O_RDONLY)
+            except OSError as exc:
+                raise Conflict(f"{path!r} is gone on the server; fetch the manifest again") from exc
+            try:
+                st = os.fstat(fd)
+                if (st.st_size, st.st_mtime_ns) != (row["size"], row["mtime_ns"]):
+                    raise Conflict(f"{path!r} changed on the server; fetch the manifest again")
+                for offset, length in ranges:
+                    out += os.pread(fd, length, offset)
+            finally:
+                os.close(fd)
+        return bytes(out)
+
+    # -- edits made on the server ----------------------------------------------------------
+
+    def candidates(self, name: str) -> tuple[list[tuple[str, os.stat_result]], list[str]]:
+        """What differs between the folder on disk and its index: (changed, gone)."""
+        self.check_mounted(name)
+        known = {
+            str(r[0]): r
+            for r in self.store.db.query(
+                "SELECT path, kind, size, mtime_ns, mode, target FROM entries WHERE client = ?",
+                (name,),
+            )
+        }
+        base: Path = self.store.client_dir(name)
+        changed: list[tuple[str, os.stat_result]] = []
+        seen: set[str] = set()
+        for rel, st in _walk(base):
+            seen.add(rel)
+            entry = known.get(rel)
+            if entry is None or not _same(entry, st, base / rel, self.store.mode_mask):
+                changed.append((rel, st))
+        gone = [p for p in known if p not in seen]
+        return changed, gone
+
+
+    def rescan(self, name: str) -> int:
+        """Take edits made on the server's copy into the index (each an event); returns how many.
+
+        The tree is compared and files are digested without the folder's lock; each change
+        is then recorded under it, only if the path still has the stat that was digested,
+        so a client's batch placing files meanwhile is never mistaken for a local edit.
+        """
+        changed, gone = self.candidates(name)
+        if not changed and not gone:
+            return 0
+        base: Path = self.store.client_dir(name)
+        rows: list[tuple[str, os.stat_result, str, str | None, list[tuple[str, int, int]]]] = []
+        for rel, st in changed:
+            if stat.S_ISDIR(st.st_mode):
+                rows.append((rel, st, "dir", None, []))
+            elif stat.S_ISLNK(st.st_mode):
+                try:
+                    rows.append((rel, st, "link", os.readlink(base / rel), []))
+                except OSError:
+                    continue
+            else:
+                try:
+                    digest = digest_file(
+                        base / rel,
+                        expect_size=st.st_size,
+                        expect_mtime_ns=st.st_mtime_ns,
+                        spill_dir=self.store.tmp,
+                    )
+                except (FileChanged, OSError):
+                    continue  # still being written: the next rescan takes it
+                rows.append((rel, st, "file", digest.file_hash, list(digest.chunks.offsets())))
+        count = 0
+        with self.store.lock(name), self.store.db.transaction() as conn:
+            for rel, st, kind, value, placed in rows:
+                try:
+                    now = (base / rel).lstat()
+                except OSError:
+                    continue
+                if (now.st_mode, now.st_size, now.st_mtime_ns) != (
+                    st.st_mode,
+                    st.st_size,
+                    st.st_mtime_ns,
+                ):
+                    continue
+                _record(conn, name, rel, kind, st, value, placed)
+                count += 1
+            for rel in gone:
+                if not (base / rel).exists() and not (base / rel).is_symlink():
+                    conn.execute(
+                        "DELETE FROM entries WHERE client = ? AND (path = ? OR path LIKE ?"
+                        " ESCAPE '\\')",
+                        (name, rel, _like_under(rel)),
+                    )
+                    _event(conn, name, "delete", rel, 0)
+                    count += 1
+        if count:
+            log.info("shared folder %s: %d changes made on the server taken in", name, count)
+        return count
+
+
+def _like_under(rel: str) -> str:
+    escaped = rel.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "/%"
+
+
+def _event(conn: Any, name: str, action: str, path: str, size: int) -> None:
+    conn.execute(
+        "INSERT INTO events (at, client, action, path, size, via) VALUES (?, ?, ?, ?, ?, ?)",
+        (utcnow(), name, action, path, size, "server"),
+    )
+
+
+def _record(
+    conn: Any,
+    name: str,
+    rel: str,
+    kind: str,
+    st: os.stat_result,
+    value: str | None,
+    placed: list[tuple[str, int, int]],
+) -> None:
+    """Index one path as found on disk (a file with its chunk list)."""
+    conn.execute("DELETE FROM entries WHERE client = ? AND path = ?", (name, rel))
+    cur = conn.execute(
+        "INSERT INTO entries (client, path, kind, size, mtime_ns, mode, hash, target)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            name,
+            rel,
+            kind,
+            st.st_size if kind == "file" else 0,
+            st.st_mtime_ns,
+            stat.S_IMODE(st.st_mode) if kind != "link" else 0,
+            value if kind == "file" else None,
+            value if kind == "link" else None,
+        ),
+    )
+    conn.executemany(
+        "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
+        ((h, cur.lastrowid, o, n) for h, o, n in placed),
+    )
+    _event(conn, name, "edit" if kind == "file" else kind, rel, st.st_size if kind == "file" else 0)
+
+
+def _same(entry: Any, st: os.stat_result, full: Path, mask: int) -> bool:
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        return bool(entry["kind"] == "dir")
+    if stat.S_ISLNK(mode):
+        try:
+            return bool(entry["kind"] == "link" and entry["target"] == os.readlink(full))
+        except OSError:
+            return True  # gone meanwhile: the next rescan sees it
+    return bool(
+        entry["kind"] == "file"
+        and entry["size"] == st.st_size
+        and entry["mtime_ns"] == st.st_mtime_ns
+        and entry["mode"] & mask == stat.S_IMODE(mode)
+    )
+
+
+def _walk(base: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every path under ``base`` with its lstat, never following links, skipping our own."""
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            with os.scandir(base / rel_dir if rel_dir else base) as it:
+                items = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        for item in items:
+            rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
+            if not rel_dir and item.name in RESERVED:
+                continue
+            try:
+                st = item.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                continue
+            yield rel, st
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(rel)
