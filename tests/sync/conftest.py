@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from homekeep.sync.protocol import ChunkListBuilder, ListFile
+from homekeep.sync.wire.protocol import ChunkListBuilder, ListFile
 from tests.sync.helpers import SyncServer, small_limit_server, sync_server
 from tests.sync.listdata import Spill, close_lists
 

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homekeep.core.errors import InvalidInput
-from homekeep.sync.excludes import Excludes
-from homekeep.sync.protocol import (
+from homekeep.sync.client.excludes import Excludes
+from homekeep.sync.wire.protocol import (
     ChunkList,
     ChunkRef,
     apply_delta,

@@ -28,7 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homekeep.core.errors import InvalidInput
-from homekeep.sync.protocol import (
+from homekeep.sync.wire.protocol import (
     CHUNK_MIN,
     ENTRY_BYTES,
     SPILL,

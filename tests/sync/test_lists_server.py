@@ -30,7 +30,7 @@ import httpx
 import pytest
 from blake3 import blake3
 
-from homekeep.sync.protocol import (
+from homekeep.sync.wire.protocol import (
     CHUNK_MAX,
     CHUNK_MIN,
     ENTRY_BYTES,

@@ -25,8 +25,8 @@ import httpx
 import pytest
 from blake3 import blake3
 
-from homekeep.sync.protocol import ChunkList, encode_record
 from homekeep.sync.store import FileSpec, ServerStore
+from homekeep.sync.wire.protocol import ChunkList, encode_record
 from tests.support import create_token, run_cli
 from tests.sync.helpers import (
     SyncServer,

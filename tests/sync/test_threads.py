@@ -10,8 +10,8 @@ from pathlib import Path
 import zstandard
 from blake3 import blake3
 
-from homekeep.sync.protocol import CHUNK_MAX, encode_record
 from homekeep.sync.store import ServerStore
+from homekeep.sync.wire.protocol import CHUNK_MAX, encode_record
 
 THREADS = 4
 ROUNDS = 30

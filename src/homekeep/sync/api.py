@@ -24,10 +24,12 @@ from homekeep.core.errors import (
 from homekeep.core.hosts import TrustedHosts
 from homekeep.core.limits import INT64_MAX, Int64
 from homekeep.core.web import add_docs, add_health, install_error_handlers
-from homekeep.sync import fsops
-from homekeep.sync.chunking import DIGESTERS, Digest, Follower, ListMismatch
-from homekeep.sync.compression import BODY_MIN, deflate, inflate
-from homekeep.sync.protocol import (
+from homekeep.sync.server import fsops
+from homekeep.sync.service import open_service
+from homekeep.sync.store import Batch, FileSpec, ServerStore
+from homekeep.sync.wire.chunking import DIGESTERS, Digest, Follower, ListMismatch
+from homekeep.sync.wire.compression import BODY_MIN, deflate, inflate
+from homekeep.sync.wire.protocol import (
     CHUNK_AVG,
     CHUNK_MAX,
     CHUNK_MIN,
@@ -45,8 +47,6 @@ from homekeep.sync.protocol import (
     decode_chunks,
     load_json,
 )
-from homekeep.sync.service import open_service
-from homekeep.sync.store import Batch, FileSpec, ServerStore
 
 MAX_PACK_BYTES = 16 << 20
 WRITEBACK_STEP = 8 << 20

@@ -32,10 +32,10 @@ from blake3 import blake3
 from homekeep.core.db import Database, utcnow
 from homekeep.core.errors import Conflict, HomekeepError, InvalidInput, UsageError
 from homekeep.core.hashing import hash_file
-from homekeep.sync import fsops
-from homekeep.sync.chunking import Digest
-from homekeep.sync.chunkstore import ChunkStore, Location
-from homekeep.sync.protocol import (
+from homekeep.sync.server import fsops
+from homekeep.sync.server.chunkstore import ChunkStore, Location
+from homekeep.sync.wire.chunking import Digest
+from homekeep.sync.wire.protocol import (
     ChunkList,
     ChunkListBuilder,
     Chunks,
@@ -310,7 +310,7 @@ class ServerStore:
             keep_group_and_other_write=keep_group_and_other_write,
         )
         if adopt:
-            from homekeep.sync.adopt import adopt as index_existing
+            from homekeep.sync.server.adopt import adopt as index_existing
 
             index_existing(store)
         return store
@@ -743,7 +743,7 @@ class ServerStore:
         ``digest`` is the chunk list and hash taken while the file arrived; without it the
         file is read again.
         """
-        from homekeep.sync.chunking import FileChanged, digest_file
+        from homekeep.sync.wire.chunking import FileChanged, digest_file
 
         try:
             st = tmp.stat()

@@ -23,9 +23,9 @@ from blake3 import blake3
 
 from homekeep.core.db import Database
 from homekeep.core.errors import HomekeepError, InvalidInput, PayloadTooLarge
-from homekeep.sync import fsops
-from homekeep.sync.compression import BASE_MAX, inflate_frame, unpatcher
-from homekeep.sync.protocol import (
+from homekeep.sync.server import fsops
+from homekeep.sync.wire.compression import BASE_MAX, inflate_frame, unpatcher
+from homekeep.sync.wire.protocol import (
     CHUNK_MAX,
     HASH_BYTES,
     ChunkRef,

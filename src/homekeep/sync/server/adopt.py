@@ -10,9 +10,9 @@ from pathlib import Path
 
 from homekeep.core.db import utcnow
 from homekeep.core.errors import InvalidInput
-from homekeep.sync.chunking import FileChanged, digest_file
-from homekeep.sync.protocol import check_client
 from homekeep.sync.store import STATE, ServerStore
+from homekeep.sync.wire.chunking import FileChanged, digest_file
+from homekeep.sync.wire.protocol import check_client
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 from blake3 import blake3
 from pyfastcdc import FastCDC
 
-from homekeep.sync.protocol import (
+from homekeep.sync.wire.protocol import (
     CHUNK_AVG,
     CHUNK_MAX,
     CHUNK_MIN,

@@ -20,14 +20,14 @@ from typing import Any
 
 from homekeep.core.errors import InvalidInput
 from homekeep.core.progress import Display, progress
-from homekeep.sync.chunking import Digest, FileChanged, chunk_ids, digest_file, read_as
-from homekeep.sync.compression import BASE_MAX
-from homekeep.sync.excludes import Excludes
-from homekeep.sync.index import ClientIndex, Remote
-from homekeep.sync.protocol import ChunkList, Chunks, ListFile
-from homekeep.sync.scan import Local, scan
-from homekeep.sync.transport import Connection
-from homekeep.sync.uploads import PACK_BYTES, Outgoing, Uploader
+from homekeep.sync.client.excludes import Excludes
+from homekeep.sync.client.index import ClientIndex, Remote
+from homekeep.sync.client.scan import Local, scan
+from homekeep.sync.client.transport import Connection
+from homekeep.sync.client.uploads import PACK_BYTES, Outgoing, Uploader
+from homekeep.sync.wire.chunking import Digest, FileChanged, chunk_ids, digest_file, read_as
+from homekeep.sync.wire.compression import BASE_MAX
+from homekeep.sync.wire.protocol import ChunkList, Chunks, ListFile
 
 log = logging.getLogger(__name__)
 

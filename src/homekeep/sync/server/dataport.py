@@ -49,10 +49,10 @@ from homekeep.core.errors import (
     Unavailable,
 )
 from homekeep.core.tokens import TokenStore
-from homekeep.sync import fsops
-from homekeep.sync.chunking import Digest, ListMismatch, ListVerifier
-from homekeep.sync.protocol import Chunks, check_access, check_hash, check_path, load_json
+from homekeep.sync.server import fsops
 from homekeep.sync.store import FileSpec, ServerStore
+from homekeep.sync.wire.chunking import Digest, ListMismatch, ListVerifier
+from homekeep.sync.wire.protocol import Chunks, check_access, check_hash, check_path, load_json
 
 log = logging.getLogger(__name__)
 

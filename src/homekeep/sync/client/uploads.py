@@ -13,10 +13,12 @@ from typing import Any
 import zstandard
 
 from homekeep.core.errors import InvalidInput
-from homekeep.sync.chunking import Digest, FileChanged, chunk_id
-from homekeep.sync.compression import patcher
-from homekeep.sync.index import ClientIndex
-from homekeep.sync.protocol import (
+from homekeep.sync.client.index import ClientIndex
+from homekeep.sync.client.scan import Local
+from homekeep.sync.client.transport import Connection
+from homekeep.sync.wire.chunking import Digest, FileChanged, chunk_id
+from homekeep.sync.wire.compression import patcher
+from homekeep.sync.wire.protocol import (
     DELTA_LITERALS,
     HASH_BYTES,
     RECORD_HEAD,
@@ -26,8 +28,6 @@ from homekeep.sync.protocol import (
     encode_record,
     make_delta,
 )
-from homekeep.sync.scan import Local
-from homekeep.sync.transport import Connection
 
 log = logging.getLogger(__name__)
 
