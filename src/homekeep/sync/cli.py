@@ -272,7 +272,7 @@ def push(rt: Runtime, /, folder: Path, wait: float, as_json: bool, **opts: Any) 
 @pass_runtime
 def watch_cmd(rt: Runtime, /, folder: Path, **opts: Any) -> None:
     """Sync FOLDER fully, then keep the server's copy equal to it until stopped."""
-    from homekeep.sync.client.engine import Summary
+    from homekeep.sync.client.summary import Summary
     from homekeep.sync.client.watch import watch
 
     client = _Client(rt, folder, opts)
@@ -333,32 +333,32 @@ def _target(rt: Runtime, folder: Path | None) -> Path:
 def status(rt: Runtime, folder: Path | None, as_json: bool) -> None:
     """Show a server folder's clients and dedup totals (default folder: [sync] root)."""
     from homekeep.sync.server.history import status as status_of
-    from homekeep.sync.store import ServerStore
+    from homekeep.sync.server.target import Target
 
-    store = ServerStore(_target(rt, folder), maintain=False)
+    store = Target(_target(rt, folder), maintain=False)
     try:
         info = status_of(store)
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        click.echo(json.dumps(info.as_dict(), indent=2))
         return
     table = new_table("client", "files", "folders", "links", "size", "last change (UTC)")
-    for c in info["clients"]:
+    for c in info.clients:
         table.add_row(
-            c["name"],
-            str(c["files"]),
-            str(c["folders"]),
-            str(c["links"]),
-            human_size(c["bytes"]),
-            (c["last_seen_at"] or "-")[:19].replace("T", " "),
+            c.name,
+            str(c.files),
+            str(c.folders),
+            str(c.links),
+            human_size(c.bytes),
+            (c.last_seen_at or "-")[:19].replace("T", " "),
         )
     out = console()
     out.print(table)
-    received = human_size(info["data_bytes_received"])
+    received = human_size(info.data_bytes_received)
     out.print(
-        f"{info['unique_contents']} unique files, {info['unique_chunks']} unique chunks, "
-        f"{info['staged_chunks']} staged; {received} of data received"
+        f"{info.unique_contents} unique files, {info.unique_chunks} unique chunks, "
+        f"{info.staged_chunks} staged; {received} of data received"
     )
 
 
@@ -373,9 +373,9 @@ def history(
 ) -> None:
     """Show the server's history: what changed, when, from which client, bytes received."""
     from homekeep.sync.server.history import history as history_of
-    from homekeep.sync.store import ServerStore
+    from homekeep.sync.server.target import Target
 
-    store = ServerStore(_target(rt, folder), maintain=False)
+    store = Target(_target(rt, folder), maintain=False)
     try:
         events = history_of(store, client=client, limit=limit)
     finally:

@@ -20,8 +20,8 @@ from homekeep.core.db import Database
 from homekeep.core.errors import InvalidInput
 from homekeep.sync.client.scan import Local
 from homekeep.sync.wire.chunking import Digest
+from homekeep.sync.wire.chunklist import Chunks, ListFile, decode_chunks
 from homekeep.sync.wire.compression import BASE_MAX, inflate_frame
-from homekeep.sync.wire.protocol import Chunks, ListFile, decode_chunks
 
 MIGRATIONS = (
     """

@@ -2,58 +2,66 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from homekeep.core.errors import NotFound
-from homekeep.sync.store import ServerStore
+from homekeep.sync.server.target import Target
 
 
-def status(store: ServerStore) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ClientStatus:
+    """What one client has on the server."""
+
+    name: str
+    files: int
+    folders: int
+    links: int
+    bytes: int
+    last_seen_at: str | None
+
+
+@dataclass(frozen=True)
+class Status:
+    """Per-client counts and the target folder's totals."""
+
+    root: str
+    clients: list[ClientStatus]
+    unique_contents: int
+    unique_chunks: int
+    staged_chunks: int
+    data_bytes_received: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def status(target: Target) -> Status:
     """Per-client counts and the store's totals."""
     clients = [
-        {
-            "name": row["name"],
-            "files": row["files"] or 0,
-            "folders": row["folders"] or 0,
-            "links": row["links"] or 0,
-            "bytes": row["bytes"] or 0,
-            "last_seen_at": row["last_seen_at"],
-        }
-        for row in store.db.query(
-            "SELECT c.name, c.last_seen_at,"
-            " SUM(e.kind = 'file') AS files, SUM(e.kind = 'dir') AS folders,"
-            " SUM(e.kind = 'link') AS links, SUM(e.size) AS bytes"
-            " FROM clients c LEFT JOIN entries e ON e.client = c.name"
-            " GROUP BY c.name ORDER BY c.name"
+        ClientStatus(
+            row["name"],
+            row["files"] or 0,
+            row["folders"] or 0,
+            row["links"] or 0,
+            row["bytes"] or 0,
+            row["last_seen_at"],
         )
+        for row in target.index.client_counts()
     ]
-    totals = store.db.query_one(
-        "SELECT (SELECT COUNT(DISTINCT hash) FROM entries WHERE kind = 'file') AS contents,"
-        " (SELECT COUNT(DISTINCT hash) FROM chunks) AS chunks,"
-        " (SELECT COUNT(*) FROM staged) AS staged,"
-        " (SELECT COALESCE(SUM(data_bytes), 0) FROM events) AS received"
+    totals = target.index.totals()
+    return Status(
+        str(target.root),
+        clients,
+        totals["contents"],
+        totals["chunks"],
+        totals["staged"],
+        totals["received"],
     )
-    assert totals is not None
-    return {
-        "root": str(store.root),
-        "clients": clients,
-        "unique_contents": totals["contents"],
-        "unique_chunks": totals["chunks"],
-        "staged_chunks": totals["staged"],
-        "data_bytes_received": totals["received"],
-    }
 
 
-def history(
-    store: ServerStore, *, client: str | None = None, limit: int = 50
-) -> list[dict[str, Any]]:
+def history(target: Target, *, client: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """The latest events, newest first."""
-    if client is not None and not store.db.query_one(
-        "SELECT 1 FROM clients WHERE name = ?", (client,)
-    ):
+    if client is not None and client not in target.index.clients():
         raise NotFound(f"no client named {client!r} on this server; see 'homekeep sync status'")
-    rows = store.db.query(
-        "SELECT * FROM events WHERE (? IS NULL OR client = ?) ORDER BY id DESC LIMIT ?",
-        (client, client, limit),
-    )
-    return [dict(row) for row in rows]
+    return [dict(row) for row in target.index.events(client, limit)]
