@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from homekeep.sync.protocol import ChunkListBuilder, ListFile
+from homekeep.sync.wire.chunklist import ChunkListBuilder, ListFile
 from tests.sync.helpers import SyncServer, small_limit_server, sync_server
 from tests.sync.listdata import Spill, close_lists
 
@@ -42,3 +42,11 @@ def spill(tmp_path: Path) -> Iterator[Spill]:
 
     yield build
     close_lists(*made)
+
+
+@pytest.fixture(scope="module")
+def port(server: SyncServer) -> int:
+    """The data port of the module's server."""
+    from tests.sync.dataport_helpers import data_port
+
+    return data_port(server)

@@ -9,7 +9,9 @@ from collections.abc import Callable
 
 from blake3 import blake3
 
-from homekeep.sync.protocol import CHUNK_MAX, CHUNK_MIN, ENTRY_BYTES, Chunks, Delta, ListFile
+from homekeep.sync.wire.chunklist import ENTRY_BYTES, Chunks, ListFile
+from homekeep.sync.wire.delta import Delta
+from homekeep.sync.wire.protocol import CHUNK_MAX, CHUNK_MIN
 
 ENTRY = struct.Struct(">32sI")
 Spill = Callable[[bytes], ListFile]

@@ -17,7 +17,9 @@ import pytest
 import zstandard
 from blake3 import blake3
 
-from homekeep.sync.protocol import CHUNK_MAX, ChunkList, ChunkRef, encode_record
+from homekeep.sync.wire.chunklist import ChunkList, ChunkRef
+from homekeep.sync.wire.pack import encode_record
+from homekeep.sync.wire.protocol import CHUNK_MAX
 from tests.support import run_cli
 from tests.sync.helpers import BAD_TOKENS, SyncServer, api_error, bad_token
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from homekeep.sync.chunking import Digest, FileChanged, Follower, digest_file
+from homekeep.sync.wire.chunking import Digest, FileChanged, Follower, digest_file
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -16,17 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homekeep.core.errors import InvalidInput
-from homekeep.sync.excludes import Excludes
-from homekeep.sync.protocol import (
-    ChunkList,
-    ChunkRef,
-    apply_delta,
-    check_path,
-    decode_chunks,
-    decode_pack,
-    encode_record,
-    make_delta,
-)
+from homekeep.sync.client.excludes import Excludes
+from homekeep.sync.wire.chunklist import ChunkList, ChunkRef, decode_chunks
+from homekeep.sync.wire.delta import apply_delta, make_delta
+from homekeep.sync.wire.pack import decode_pack, encode_record
+from homekeep.sync.wire.protocol import check_path
 from tests.support import create_token, run_cli
 from tests.sync.helpers import SyncServer, api_error, push
 

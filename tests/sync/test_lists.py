@@ -28,8 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homekeep.core.errors import InvalidInput
-from homekeep.sync.protocol import (
-    CHUNK_MIN,
+from homekeep.sync.wire.chunklist import (
     ENTRY_BYTES,
     SPILL,
     WINDOW,
@@ -38,9 +37,9 @@ from homekeep.sync.protocol import (
     Chunks,
     ListFile,
     ListReceiver,
-    apply_delta,
-    make_delta,
 )
+from homekeep.sync.wire.delta import apply_delta, make_delta
+from homekeep.sync.wire.protocol import CHUNK_MIN
 from tests.sync.listdata import (
     BAD_LISTS,
     ENTRY,

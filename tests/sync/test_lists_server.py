@@ -30,14 +30,9 @@ import httpx
 import pytest
 from blake3 import blake3
 
-from homekeep.sync.protocol import (
-    CHUNK_MAX,
-    CHUNK_MIN,
-    ENTRY_BYTES,
-    SPILL,
-    ListFile,
-    encode_record,
-)
+from homekeep.sync.wire.chunklist import ENTRY_BYTES, SPILL, ListFile
+from homekeep.sync.wire.pack import encode_record
+from homekeep.sync.wire.protocol import CHUNK_MAX, CHUNK_MIN
 from tests.sync.helpers import (
     BAD_TOKENS,
     SyncServer,

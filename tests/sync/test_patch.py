@@ -21,9 +21,9 @@ import httpx
 import zstandard
 from blake3 import blake3
 
-from homekeep.sync.compression import patcher
-from homekeep.sync.engine import client_index_path
-from homekeep.sync.protocol import encode_record
+from homekeep.sync.client.engine import client_index_path
+from homekeep.sync.wire.compression import patcher
+from homekeep.sync.wire.pack import encode_record
 from tests.support import create_token, run_cli
 from tests.sync.helpers import SyncServer, api_error, sync_server
 

@@ -25,8 +25,13 @@ import httpx
 import pytest
 from blake3 import blake3
 
-from homekeep.sync.protocol import ChunkList, encode_record
-from homekeep.sync.store import FileSpec, ServerStore
+from homekeep.sync.server import tree
+from homekeep.sync.server.apply import Upload, apply
+from homekeep.sync.server.batch import FileSpec, begin, settle
+from homekeep.sync.server.files import commit_file, prepare
+from homekeep.sync.server.target import Target
+from homekeep.sync.wire.chunklist import ChunkList
+from homekeep.sync.wire.pack import encode_record
 from tests.support import create_token, run_cli
 from tests.sync.helpers import (
     SyncServer,
@@ -598,16 +603,16 @@ def _one_chunk_spec(path: str, data: bytes, mode: int = 0o644) -> FileSpec:
     return FileSpec(path, len(data), mode, MTIME, blake3(data).hexdigest(), chunks)
 
 
-def _file_through_a_batch(store: ServerStore, spec: FileSpec, data: bytes) -> dict[str, Any]:
+def _file_through_a_batch(store: Target, spec: FileSpec, data: bytes) -> dict[str, Any]:
     """What an ops request does with one file op whose chunk came with it."""
-    batch = store.begin("c", {spec.hash: (data, len(data))})
+    batch = begin(store, "c", {spec.hash: (data, len(data))})
     try:
-        store.prepare(batch, [spec])
-        answer = store.commit_file(batch, spec)
-        store.settle(batch)
+        prepare(batch, [spec])
+        answer = commit_file(batch, spec)
+        settle(batch)
     finally:
         batch.close()
-    return answer
+    return answer.as_dict()
 
 
 @pytest.mark.parametrize("op", ["file", "upload", "meta", "mkdir", "link", "rename", "delete"])
@@ -633,29 +638,29 @@ def test_a_folder_swapped_for_a_link_between_check_and_use_changes_nothing_outsi
             (root / "c/d").symlink_to(outside)
             swapped.append(rel)
 
-    store = ServerStore(root, pause=swap)
+    store = Target(root, pause=swap)
     try:
         kept = b"the client's own file"
-        store.mkdir("c", "d", 0o755)
+        tree.mkdir(store, "c", "d", 0o755)
         assert _file_through_a_batch(store, _one_chunk_spec("d/victim.txt", kept), kept)
         armed.append(op)
         data = b"written during the swap"
         if op == "file":
             _file_through_a_batch(store, _one_chunk_spec("d/new.txt", data), data)
         elif op == "upload":
-            tmp = store.new_upload()
+            tmp = store.temp_name()
             tmp.write_bytes(data)
-            store.commit_upload("c", _one_chunk_spec("d/new.txt", data), tmp, len(data))
+            apply(store, "c", [Upload(_one_chunk_spec("d/new.txt", data), tmp, len(data))])
         elif op == "meta":  # the same content with another mode: a chmod only
             _file_through_a_batch(store, _one_chunk_spec("d/victim.txt", kept, 0o600), kept)
         elif op == "mkdir":
-            store.mkdir("c", "d/new.txt", 0o700)
+            tree.mkdir(store, "c", "d/new.txt", 0o700)
         elif op == "link":
-            store.symlink("c", "d/new.txt", "anywhere", MTIME)
+            tree.symlink(store, "c", "d/new.txt", "anywhere", MTIME)
         elif op == "rename":
-            assert store.rename("c", "d/victim.txt", "d/new.txt")
+            assert tree.rename(store, "c", "d/victim.txt", "d/new.txt")
         else:
-            store.delete("c", "d/victim.txt")
+            tree.delete(store, "c", "d/victim.txt")
     finally:
         store.close()
     assert swapped, "the hook never ran: the test proves nothing"

@@ -10,8 +10,9 @@ from pathlib import Path
 import zstandard
 from blake3 import blake3
 
-from homekeep.sync.protocol import CHUNK_MAX, encode_record
-from homekeep.sync.store import ServerStore
+from homekeep.sync.server.target import Target
+from homekeep.sync.wire.pack import encode_record
+from homekeep.sync.wire.protocol import CHUNK_MAX
 
 THREADS = 4
 ROUNDS = 30
@@ -47,7 +48,7 @@ def test_compressed_chunks_verified_by_many_threads_at_once(tmp_path: Path) -> N
                 mine,
             )
         )
-    store = ServerStore(tmp_path / "target")
+    store = Target(tmp_path / "target")
     start = threading.Barrier(THREADS)
 
     def verify(pack: bytes) -> list[list[bytes]]:

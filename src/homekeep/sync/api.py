@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Future
-from typing import IO, Annotated, Any, BinaryIO, Literal, cast
+from typing import IO, Annotated, Any, BinaryIO, cast
 
 import anyio.to_thread
 import zstandard
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from homekeep import __version__
 from homekeep.core.area import AreaContext, Summary, WebParts
@@ -24,96 +23,33 @@ from homekeep.core.errors import (
 from homekeep.core.hosts import TrustedHosts
 from homekeep.core.limits import INT64_MAX, Int64
 from homekeep.core.web import add_docs, add_health, install_error_handlers
-from homekeep.sync import fsops
-from homekeep.sync.chunking import DIGESTERS, Digest, Follower, ListMismatch
-from homekeep.sync.compression import BODY_MIN, deflate, inflate
-from homekeep.sync.protocol import (
+from homekeep.sync.server import fsops
+from homekeep.sync.server.apply import Upload, apply
+from homekeep.sync.server.batch import FileSpec, Result
+from homekeep.sync.server.ops import MODE_LIMIT, parse_ops
+from homekeep.sync.server.target import Target
+from homekeep.sync.service import open_service
+from homekeep.sync.wire.chunking import DIGESTERS, Digest, Follower, ListMismatch
+from homekeep.sync.wire.chunklist import ListReceiver
+from homekeep.sync.wire.compression import BODY_MIN, deflate, inflate
+from homekeep.sync.wire.protocol import (
     CHUNK_AVG,
     CHUNK_MAX,
     CHUNK_MIN,
     CHUNK_NC,
     PREFIX,
     VERSION,
-    Chunks,
-    DeltaTooBig,
-    ListFile,
-    ListReceiver,
-    apply_delta,
     check_access,
     check_hash,
     check_path,
-    decode_chunks,
-    load_json,
 )
-from homekeep.sync.service import open_service
-from homekeep.sync.store import Batch, FileSpec, ServerStore
 
 MAX_PACK_BYTES = 16 << 20
 WRITEBACK_STEP = 8 << 20
-MAX_OPS = 5000
-MAX_HUGE = 4  # file ops per request whose chunk list is a huge one (the client sends one)
 LIST_FEED = 1 << 20  # bytes of a streamed chunk list checked at a time, off the event loop
-MODE_LIMIT = 0o7777
 # the largest zstd window an upload may ask the decoder to keep: the client's level 3
 # uses 2 MiB, level 19 8 MiB; a frame may ask for up to 2 GiB per upload otherwise
 MAX_WINDOW = 8 << 20
-
-
-class _Op(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
-
-
-class MkdirOp(_Op):
-    op: Literal["mkdir"]
-    mode: int = Field(ge=0, le=MODE_LIMIT)
-    mtime_ns: Int64 | None = None
-
-
-class LinkOp(_Op):
-    op: Literal["link"]
-    target: str = Field(min_length=1, max_length=4096)
-    mtime_ns: Int64 = 0
-
-
-class DeleteOp(_Op):
-    op: Literal["delete"]
-
-
-class RenameOp(_Op):
-    op: Literal["rename"]
-    dest: str
-
-
-class FileOp(_Op):
-    op: Literal["file"]
-    size: int = Field(ge=0, le=1 << 50)
-    mode: int = Field(ge=0, le=MODE_LIMIT)
-    mtime_ns: Int64
-    hash: str
-    chunks: str | None = Field(default=None, max_length=256 << 20)
-    base: str | None = None
-    delta: list[list[int] | str] | None = Field(default=None, max_length=1 << 20)
-
-
-class TopOp(BaseModel):
-    """The client's folder itself: its mode and mtime."""
-
-    model_config = ConfigDict(extra="forbid")
-    op: Literal["top"]
-    mode: int = Field(ge=0, le=MODE_LIMIT)
-    mtime_ns: Int64
-
-
-Op = Annotated[MkdirOp | LinkOp | DeleteOp | RenameOp | FileOp | TopOp, Field(discriminator="op")]
-
-
-class OpsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ops: list[Op] = Field(max_length=MAX_OPS)
-
-
-_OPS = TypeAdapter(OpsRequest)
 
 
 async def read_body(request: Request, limit: int) -> bytes | bytearray:
@@ -147,129 +83,6 @@ def answer(request: Request, payload: dict[str, Any]) -> Response:
         return Response(body, media_type="application/json")
     headers = {"Content-Encoding": "zstd", "Vary": "Accept-Encoding"}
     return Response(deflate(body), media_type="application/json", headers=headers)
-
-
-def _parse_ops(body: bytes | bytearray) -> OpsRequest:
-    payload = load_json(body, "request body")
-    try:
-        request = _OPS.validate_python(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise InvalidInput(f"invalid operation at {where}: {first.get('msg')}") from exc
-    for op in request.ops:
-        if isinstance(op, TopOp):
-            continue
-        check_path(op.path)
-        if isinstance(op, RenameOp):
-            check_path(op.dest)
-        if isinstance(op, FileOp):
-            check_hash(op.hash)
-    return request
-
-
-def _apply(
-    store: ServerStore,
-    client: str,
-    request: OpsRequest,
-    inline: dict[str, tuple[bytes, int]] | None = None,
-) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
-    with store.lock(client):
-        batch = store.begin(client, inline)
-        try:
-            _apply_ops(store, batch, request.ops, results)
-        finally:
-            try:
-                store.settle(batch)
-            finally:
-                batch.close()
-            touched = [op.path for op in request.ops if not isinstance(op, FileOp | TopOp)]
-            touched += [op.dest for op in request.ops if isinstance(op, RenameOp)]
-            top = any(isinstance(op, TopOp) for op in request.ops)
-            store.restore_dir_times(client, touched, top=top)
-    return results
-
-
-def _apply_ops(
-    store: ServerStore, batch: Batch, ops: list[Any], results: list[dict[str, Any]]
-) -> None:
-    """Apply ops in order; runs of file ops are looked up together and placed together,
-    runs of folder ops that only move mtimes are recorded together."""
-    client = batch.client
-    start = 0
-    huge = 0  # file ops in this request with a huge chunk list: each holds a temp file
-    while start < len(ops):
-        op = ops[start]
-        if isinstance(op, MkdirOp):
-            end = start
-            while end < len(ops) and isinstance(ops[end], MkdirOp):
-                end += 1
-            store.settle(batch)
-            folders = [(o.path, o.mode, o.mtime_ns) for o in ops[start:end]]
-            for path, mode, mtime_ns in store.touch_dirs(client, folders):
-                store.mkdir(client, path, mode, mtime_ns)
-            results.extend({"status": "done"} for _ in range(start, end))
-            start = end
-            continue
-        if not isinstance(op, FileOp):
-            store.settle(batch)
-            _apply_other(store, client, op, results)
-            batch.forget()  # what the batch knew of entries and folders may have changed
-            start += 1
-            continue
-        end = start
-        while end < len(ops) and isinstance(ops[end], FileOp):
-            end += 1
-        specs: list[FileSpec | None] = []
-        for file_op in ops[start:end]:
-            spec = _spec(store, client, file_op)
-            if spec is not None and isinstance(spec.chunks, ListFile):
-                huge += 1
-                if huge > MAX_HUGE:  # each holds a temp file: a few per request
-                    raise InvalidInput(
-                        f"more than {MAX_HUGE} files with huge chunk lists in one request"
-                    )
-            specs.append(spec)
-        store.prepare(batch, [spec for spec in specs if spec is not None])
-        for spec in specs:
-            results.append({"status": "resend"} if spec is None else store.commit_file(batch, spec))
-        start = end
-
-
-def _spec(store: ServerStore, client: str, op: FileOp) -> FileSpec | None:
-    """The file an op describes; None when its delta's base is gone (the client resends)."""
-    limit = (op.size // CHUNK_MIN) + 2
-    chunks: Chunks | None = None
-    if op.chunks is not None:
-        chunks = decode_chunks(op.chunks, max_chunks=limit)
-        op.chunks = None  # the text is megabytes for a huge file; the packed list is enough
-    elif op.delta is not None:
-        old = store.base_chunks(client, op.path, check_hash(op.base or ""))
-        if old is None:
-            return None
-        try:
-            chunks = apply_delta(
-                old, op.delta, max_chunks=limit, max_size=op.size, spill_dir=store.tmp
-            )
-        except DeltaTooBig:
-            return None  # "resend": the client sends the whole list, which has no such bound
-    return FileSpec(op.path, op.size, op.mode, op.mtime_ns, op.hash.lower(), chunks)
-
-
-def _apply_other(store: ServerStore, client: str, op: Any, results: list[dict[str, Any]]) -> None:
-    if isinstance(op, LinkOp):
-        store.symlink(client, op.path, op.target, op.mtime_ns)
-        results.append({"status": "done"})
-    elif isinstance(op, DeleteOp):
-        store.delete(client, op.path)
-        results.append({"status": "done"})
-    elif isinstance(op, TopOp):
-        store.set_top(client, op.mode, op.mtime_ns)
-        results.append({"status": "done"})
-    else:
-        done = store.rename(client, op.path, op.dest)
-        results.append({"status": "done" if done else "absent"})
 
 
 class _Capped:
@@ -311,7 +124,7 @@ async def _bound_client(client: str, token: Annotated[Caller, Depends(_SYNC_TOKE
 Client = Annotated[str, Depends(_bound_client)]
 
 
-def router(store: ServerStore, *, max_request: int, data_port: int | None = None) -> APIRouter:
+def router(target: Target, *, max_request: int, data_port: int | None = None) -> APIRouter:
     """The protocol routes, relative to the mount point (``/api/sync``)."""
     api = APIRouter(dependencies=[Depends(_SYNC_TOKEN)])
     pack_limit = min(max_request, MAX_PACK_BYTES)
@@ -332,7 +145,7 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
             },
             "max_request_bytes": max_request,
             "max_pack_bytes": pack_limit,
-            "server_id": store.server_id,
+            "server_id": target.server_id,
             "data_port": data_port,
             "encodings": ["zstd"],  # request bodies may be sent with Content-Encoding: zstd
             "patch": True,  # chunk pack records may be compressed against a base (FLAG_BASE)
@@ -345,20 +158,20 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         generation: Annotated[int, Query(ge=-1, le=INT64_MAX)] = -1,
     ) -> Response:
         """Everything the server holds for a client, unless ``generation`` is current."""
-        current = await anyio.to_thread.run_sync(store.generation, client)
+        current = await anyio.to_thread.run_sync(target.index.generation, client)
         if generation == current:
             return answer(request, {"generation": current, "unchanged": True})
-        gen, entries = await anyio.to_thread.run_sync(store.manifest, client)
-        top = await anyio.to_thread.run_sync(store.top, client)
+        gen, entries = await anyio.to_thread.run_sync(target.index.manifest, client)
+        top = await anyio.to_thread.run_sync(target.index.top, client)
         return answer(request, {"generation": gen, "entries": entries, "top": top})
 
     @api.post(f"{PREFIX}/clients/{{client}}/ops")
     async def ops(client: Client, request: Request) -> Response:
         """Apply a batch of changes in order; file changes may answer with missing chunks."""
-        parsed = _parse_ops(await read_body(request, max_request))
-        results = await anyio.to_thread.run_sync(_apply, store, client, parsed)
-        generation = await anyio.to_thread.run_sync(store.generation, client)
-        return answer(request, {"generation": generation, "results": results})
+        parsed = parse_ops(await read_body(request, max_request))
+        results = await anyio.to_thread.run_sync(apply, target, client, parsed.ops)
+        generation = await anyio.to_thread.run_sync(target.index.generation, client)
+        return answer(request, {"generation": generation, "results": _plain(results)})
 
     @api.post(f"{PREFIX}/clients/{{client}}/commit")
     async def commit(client: Client, request: Request) -> Response:
@@ -368,12 +181,12 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         chunks are checked against their ids and used straight from memory, never staged.
         """
         ops_body, pack = _split_commit(await read_body(request, max_request))
-        parsed = _parse_ops(ops_body)
-        records = await anyio.to_thread.run_sync(store.chunks.verify, pack, client)
+        parsed = parse_ops(ops_body)
+        records = await anyio.to_thread.run_sync(target.chunks.verify, pack, client)
         inline = {chunk_id: (data, wire) for chunk_id, data, wire in records}
-        results = await anyio.to_thread.run_sync(_apply, store, client, parsed, inline)
-        generation = await anyio.to_thread.run_sync(store.generation, client)
-        return answer(request, {"generation": generation, "results": results})
+        results = await anyio.to_thread.run_sync(apply, target, client, parsed.ops, inline)
+        generation = await anyio.to_thread.run_sync(target.index.generation, client)
+        return answer(request, {"generation": generation, "results": _plain(results)})
 
     @api.put(f"{PREFIX}/clients/{{client}}/files")
     async def upload(
@@ -390,8 +203,10 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         encoding = request.headers.get("content-encoding", "identity")
         if encoding not in ("identity", "zstd"):
             raise UnsupportedMedia(f"unknown Content-Encoding {encoding!r}; use zstd or none")
-        expected = await anyio.to_thread.run_sync(store.expected_chunks, client, spec)
-        tmp = store.new_upload()
+        expected = await anyio.to_thread.run_sync(
+            target.chunks.pending_list, client, spec.hash, spec.size
+        )
+        tmp = target.temp_name()
         wire = 0
         follower: Follower | None = None
         digesting: Future[Digest] | None = None
@@ -430,8 +245,9 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
             try:
                 digest: Digest | None = await anyio.to_thread.run_sync(digesting.result)
             except ListMismatch:
-                digest = None  # not the list announced: commit_upload cuts the file itself
-            await anyio.to_thread.run_sync(store.commit_upload, client, spec, tmp, wire, digest)
+                digest = None  # not the list announced: check_upload cuts the file itself
+            upload = [Upload(spec, tmp, wire, digest)]
+            (result,) = await anyio.to_thread.run_sync(apply, target, client, upload)
         except zstandard.ZstdError as exc:
             raise InvalidInput(
                 f"upload of {path!r} is not a zstd stream this server takes: a valid one, "
@@ -441,7 +257,7 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
             if follower is not None:
                 follower.abort()  # no-op once done; else wakes the digesting thread to stop
             tmp.unlink(missing_ok=True)
-        return {"status": "done", "via": "upload", "data_bytes": wire}
+        return result.as_dict()
 
     @api.put(f"{PREFIX}/clients/{{client}}/lists/{{file_hash}}")
     async def put_list(
@@ -456,7 +272,7 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
         window at a time, so neither side holds a huge file's list in memory.
         """
         file_hash = check_hash(file_hash)
-        tmp = store.temp_name()
+        tmp = target.temp_name()
         try:
             with tmp.open("wb") as out:
                 receiver = ListReceiver(out, size)
@@ -468,7 +284,7 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
                         held = bytearray()
                 await anyio.to_thread.run_sync(receiver.feed, bytes(held))
                 receiver.finish()
-            await anyio.to_thread.run_sync(store.chunks.keep_list, client, file_hash, tmp)
+            await anyio.to_thread.run_sync(target.chunks.keep_list, client, file_hash, tmp)
         finally:
             tmp.unlink(missing_ok=True)
         return {"status": "kept", "chunks": receiver.count}
@@ -477,15 +293,19 @@ def router(store: ServerStore, *, max_request: int, data_port: int | None = None
     async def chunks(client: Client, request: Request) -> dict[str, Any]:
         """Stage a pack of chunks (each verified against its id) for the next commits."""
         body = await read_body(request, pack_limit)
-        stored, wire = await anyio.to_thread.run_sync(store.receive_pack, client, body)
+        stored, wire = await anyio.to_thread.run_sync(target.chunks.receive, client, body)
         return {"stored": stored, "bytes": wire}
 
     return api
 
 
-def _collector(store: ServerStore) -> Any:
+def _plain(results: list[Result]) -> list[dict[str, Any]]:
+    return [result.as_dict() for result in results]
+
+
+def _collector(target: Target) -> Any:
     async def collect() -> None:
-        await anyio.to_thread.run_sync(store.chunks.collect)
+        await anyio.to_thread.run_sync(target.chunks.collect)
 
     return collect
 
@@ -509,15 +329,10 @@ def build(ctx: AreaContext) -> WebParts:
         store.close()
 
     async def summary(caller: Caller) -> Summary:
-        names = await anyio.to_thread.run_sync(store.db.query, "SELECT name FROM clients")
-        last = await anyio.to_thread.run_sync(
-            store.db.query_one, "SELECT at FROM events ORDER BY id DESC LIMIT 1"
-        )
-        shown = ", ".join(sorted(r["name"] for r in names)[:5]) + (" ..." if len(names) > 5 else "")
-        return {
-            "clients": f"{len(names)}: {shown}" if names else 0,
-            "last change": last["at"] if last else None,
-        }
+        names = await anyio.to_thread.run_sync(store.index.clients)
+        last = await anyio.to_thread.run_sync(store.index.last_event_at)
+        shown = ", ".join(sorted(names)[:5]) + (" ..." if len(names) > 5 else "")
+        return {"clients": f"{len(names)}: {shown}" if names else 0, "last change": last}
 
     return WebParts(
         api=router(store, max_request=cfg.max_request_bytes),
@@ -528,7 +343,7 @@ def build(ctx: AreaContext) -> WebParts:
 
 
 def standalone_app(
-    store: ServerStore,
+    store: Target,
     tokens: TokenStore,
     *,
     max_request: int,

@@ -19,7 +19,7 @@ from homekeep.core.errors import AuthError, NotFound, UsageError
 from homekeep.core.output import console, human_size, new_table
 from homekeep.core.runtime import Runtime, pass_runtime, tls_options
 from homekeep.sync.config import SyncConfig
-from homekeep.sync.protocol import check_client
+from homekeep.sync.wire.protocol import check_client
 
 log = logging.getLogger("homekeep.sync")
 
@@ -33,7 +33,7 @@ group.name = "sync"
 
 
 def _cert_fingerprint(cert: Path) -> str:
-    from homekeep.sync.transport import fingerprint_of
+    from homekeep.sync.client.transport import fingerprint_of
 
     pem = cert.read_text(encoding="ascii", errors="replace")
     start = pem.find("-----BEGIN CERTIFICATE-----")
@@ -76,7 +76,7 @@ def server(
     from homekeep.core.hosts import trusted_names
     from homekeep.core.server import bind, check_tls, serve
     from homekeep.sync.api import standalone_app
-    from homekeep.sync.dataport import DataPort
+    from homekeep.sync.server.dataport import DataPort
     from homekeep.sync.service import open_service
 
     svc = open_service(rt.area("sync"))
@@ -180,10 +180,10 @@ class _Client:
     """The pieces a client command needs, opened from its options."""
 
     def __init__(self, rt: Runtime, folder: Path, opts: dict[str, Any]) -> None:
-        from homekeep.sync.engine import Syncer, client_index_path
-        from homekeep.sync.excludes import Excludes
-        from homekeep.sync.index import ClientIndex
-        from homekeep.sync.transport import Connection, tls_context
+        from homekeep.sync.client.engine import Syncer, client_index_path
+        from homekeep.sync.client.excludes import Excludes
+        from homekeep.sync.client.index import ClientIndex
+        from homekeep.sync.client.transport import Connection, tls_context
 
         ctx = rt.area("sync")
         self.cfg = cfg = ctx.config(SyncConfig)
@@ -225,7 +225,7 @@ def _hostname() -> str:
 @pass_runtime
 def push(rt: Runtime, /, folder: Path, wait: float, as_json: bool, **opts: Any) -> None:
     """Make the server's copy equal to FOLDER now, print a summary, and exit."""
-    from homekeep.sync.transport import Offline
+    from homekeep.sync.client.transport import Offline
 
     client = _Client(rt, folder, opts)
     try:
@@ -272,8 +272,8 @@ def push(rt: Runtime, /, folder: Path, wait: float, as_json: bool, **opts: Any) 
 @pass_runtime
 def watch_cmd(rt: Runtime, /, folder: Path, **opts: Any) -> None:
     """Sync FOLDER fully, then keep the server's copy equal to it until stopped."""
-    from homekeep.sync.engine import Summary
-    from homekeep.sync.watch import watch
+    from homekeep.sync.client.summary import Summary
+    from homekeep.sync.client.watch import watch
 
     client = _Client(rt, folder, opts)
     stop = threading.Event()
@@ -332,33 +332,33 @@ def _target(rt: Runtime, folder: Path | None) -> Path:
 @pass_runtime
 def status(rt: Runtime, folder: Path | None, as_json: bool) -> None:
     """Show a server folder's clients and dedup totals (default folder: [sync] root)."""
-    from homekeep.sync.history import status as status_of
-    from homekeep.sync.store import ServerStore
+    from homekeep.sync.server.history import status as status_of
+    from homekeep.sync.server.target import Target
 
-    store = ServerStore(_target(rt, folder), maintain=False)
+    store = Target(_target(rt, folder), maintain=False)
     try:
         info = status_of(store)
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        click.echo(json.dumps(info.as_dict(), indent=2))
         return
     table = new_table("client", "files", "folders", "links", "size", "last change (UTC)")
-    for c in info["clients"]:
+    for c in info.clients:
         table.add_row(
-            c["name"],
-            str(c["files"]),
-            str(c["folders"]),
-            str(c["links"]),
-            human_size(c["bytes"]),
-            (c["last_seen_at"] or "-")[:19].replace("T", " "),
+            c.name,
+            str(c.files),
+            str(c.folders),
+            str(c.links),
+            human_size(c.bytes),
+            (c.last_seen_at or "-")[:19].replace("T", " "),
         )
     out = console()
     out.print(table)
-    received = human_size(info["data_bytes_received"])
+    received = human_size(info.data_bytes_received)
     out.print(
-        f"{info['unique_contents']} unique files, {info['unique_chunks']} unique chunks, "
-        f"{info['staged_chunks']} staged; {received} of data received"
+        f"{info.unique_contents} unique files, {info.unique_chunks} unique chunks, "
+        f"{info.staged_chunks} staged; {received} of data received"
     )
 
 
@@ -372,10 +372,10 @@ def history(
     rt: Runtime, folder: Path | None, client: str | None, limit: int, as_json: bool
 ) -> None:
     """Show the server's history: what changed, when, from which client, bytes received."""
-    from homekeep.sync.history import history as history_of
-    from homekeep.sync.store import ServerStore
+    from homekeep.sync.server.history import history as history_of
+    from homekeep.sync.server.target import Target
 
-    store = ServerStore(_target(rt, folder), maintain=False)
+    store = Target(_target(rt, folder), maintain=False)
     try:
         events = history_of(store, client=client, limit=limit)
     finally:

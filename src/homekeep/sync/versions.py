@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from homekeep.core.errors import InvalidInput, NotFound
+from homekeep.sync.wire.folder import VERSIONS
 
-VERSIONS = ".homekeep-versions"
 _STAMP = "%Y%m%d-%H%M%S"
 _NAME_RE = re.compile(r"^(?P<stem>.*)~(?P<stamp>\d{8}-\d{6})(?:-(?P<n>\d+))?(?P<ext>\.[^./]*)?$")
 

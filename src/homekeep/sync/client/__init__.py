@@ -1,1 +1,1 @@
-"""The sync client: scan, plan, send and receive."""
+"""The client side of sync: scan, plan, send, watch."""

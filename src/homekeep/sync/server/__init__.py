@@ -1,1 +1,1 @@
-"""The sync server: the target folder, its index, and what clients send and fetch."""
+"""The server side of sync: the target folder and every change applied to it."""

@@ -20,21 +20,13 @@ from typing import Any
 
 from homekeep.core.db import utcnow
 from homekeep.core.errors import Conflict, InvalidInput, NotFound, Unavailable
-from homekeep.sync.chunking import FileChanged, digest_file
-from homekeep.sync.versions import VERSIONS
+from homekeep.sync.wire.chunking import FileChanged, digest_file
+from homekeep.sync.wire.folder import MARKER, RESERVED
 
 log = logging.getLogger(__name__)
 
-MARKER = ".homekeep-folder"
-TMP = ".homekeep-tmp"
-RESERVED = frozenset({MARKER, VERSIONS, TMP})  # top-level names no client may send
 READ_MAX = 16 << 20  # bytes of file data in one read answer
 RANGES_MAX = 4096
-
-
-def reserved(path: str) -> bool:
-    """Whether a client path falls on one of the shared folder's own files."""
-    return path.split("/", 1)[0] in RESERVED
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,17 +10,18 @@ from pathlib import Path
 
 from homekeep.core.db import utcnow
 from homekeep.core.errors import InvalidInput
-from homekeep.sync.chunking import FileChanged, digest_file
-from homekeep.sync.protocol import check_client
-from homekeep.sync.store import STATE, ServerStore
+from homekeep.sync.server.target import Target
+from homekeep.sync.store import STATE
+from homekeep.sync.wire.chunking import FileChanged, digest_file
+from homekeep.sync.wire.protocol import check_client
 
 log = logging.getLogger(__name__)
 
 
-def adopt(store: ServerStore) -> int:
+def adopt(target: Target) -> int:
     """Index files already in the folder (client = first-level folder) for dedup."""
     count = 0
-    for client_dir in sorted(store.root.iterdir()):
+    for client_dir in sorted(target.root.iterdir()):
         if client_dir.name == STATE or not client_dir.is_dir() or client_dir.is_symlink():
             continue
         try:
@@ -32,27 +33,27 @@ def adopt(store: ServerStore) -> int:
             rel = path.relative_to(client_dir).as_posix()
             st = path.lstat()
             if stat.S_ISDIR(st.st_mode):
-                _adopt_row(store, client, rel, "dir", st, None, None, [])
+                _adopt_row(target, client, rel, "dir", st, None, None, [])
             elif stat.S_ISLNK(st.st_mode):
-                _adopt_row(store, client, rel, "link", st, None, str(path.readlink()), [])
+                _adopt_row(target, client, rel, "link", st, None, str(path.readlink()), [])
             elif stat.S_ISREG(st.st_mode):
                 try:
                     digest = digest_file(
                         path,
                         expect_size=st.st_size,
                         expect_mtime_ns=st.st_mtime_ns,
-                        spill_dir=store.tmp,
+                        spill_dir=target.tmp,
                     )
                 except (FileChanged, OSError):
                     continue
                 placed = digest.chunks.offsets()
-                _adopt_row(store, client, rel, "file", st, digest.file_hash, None, placed)
+                _adopt_row(target, client, rel, "file", st, digest.file_hash, None, placed)
                 count += 1
     return count
 
 
 def _adopt_row(
-    store: ServerStore,
+    target: Target,
     client: str,
     rel: str,
     kind: str,
@@ -61,7 +62,7 @@ def _adopt_row(
     link_target: str | None,
     placed: Iterable[tuple[str, int, int]],
 ) -> None:
-    with store.db.transaction() as conn:
+    with target.db.transaction() as conn:
         conn.execute(
             "INSERT OR IGNORE INTO clients (name, generation, created_at) VALUES (?, 1, ?)",
             (client, utcnow()),

@@ -13,21 +13,15 @@ from typing import Any
 import zstandard
 
 from homekeep.core.errors import InvalidInput
-from homekeep.sync.chunking import Digest, FileChanged, chunk_id
-from homekeep.sync.compression import patcher
-from homekeep.sync.index import ClientIndex
-from homekeep.sync.protocol import (
-    DELTA_LITERALS,
-    HASH_BYTES,
-    RECORD_HEAD,
-    ChunkRef,
-    Chunks,
-    Delta,
-    encode_record,
-    make_delta,
-)
-from homekeep.sync.scan import Local
-from homekeep.sync.transport import Connection
+from homekeep.sync.client.index import ClientIndex
+from homekeep.sync.client.scan import Local
+from homekeep.sync.client.transport import Connection
+from homekeep.sync.wire.chunking import Digest, FileChanged, chunk_id
+from homekeep.sync.wire.chunklist import ChunkRef, Chunks
+from homekeep.sync.wire.compression import patcher
+from homekeep.sync.wire.delta import DELTA_LITERALS, Delta, make_delta
+from homekeep.sync.wire.pack import RECORD_HEAD, encode_record
+from homekeep.sync.wire.protocol import HASH_BYTES
 
 log = logging.getLogger(__name__)
 

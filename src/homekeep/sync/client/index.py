@@ -18,10 +18,10 @@ from blake3 import blake3
 
 from homekeep.core.db import Database
 from homekeep.core.errors import InvalidInput
-from homekeep.sync.chunking import Digest
-from homekeep.sync.compression import BASE_MAX, inflate_frame
-from homekeep.sync.protocol import Chunks, ListFile, decode_chunks
-from homekeep.sync.scan import Local
+from homekeep.sync.client.scan import Local
+from homekeep.sync.wire.chunking import Digest
+from homekeep.sync.wire.chunklist import Chunks, ListFile, decode_chunks
+from homekeep.sync.wire.compression import BASE_MAX, inflate_frame
 
 MIGRATIONS = (
     """

@@ -49,10 +49,13 @@ from homekeep.core.errors import (
     Unavailable,
 )
 from homekeep.core.tokens import TokenStore
-from homekeep.sync import fsops
-from homekeep.sync.chunking import Digest, ListMismatch, ListVerifier
-from homekeep.sync.protocol import Chunks, check_access, check_hash, check_path, load_json
-from homekeep.sync.store import FileSpec, ServerStore
+from homekeep.sync.server import fsops
+from homekeep.sync.server.apply import Upload, apply
+from homekeep.sync.server.batch import FileSpec
+from homekeep.sync.server.target import Target
+from homekeep.sync.wire.chunking import Digest, ListMismatch, ListVerifier
+from homekeep.sync.wire.chunklist import Chunks
+from homekeep.sync.wire.protocol import check_access, check_hash, check_path, load_json
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +104,12 @@ class DataPort:
 
     def __init__(
         self,
-        store: ServerStore,
+        target: Target,
         tokens: TokenStore,
         sock: socket.socket,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        self.store = store
+        self.target = target
         self.tokens = tokens
         self.sock = sock
         self.tls = tls
@@ -345,15 +348,15 @@ class DataPort:
     def _upload(
         self, conn: socket.socket, client: str, spec: FileSpec, rest: bytes
     ) -> dict[str, Any]:
-        expected = self.store.expected_chunks(client, spec)
+        expected = self.target.chunks.pending_list(client, spec.hash, spec.size)
         _reply(conn, {"status": "continue"})
-        tmp = self.store.new_upload()
+        tmp = self.target.temp_name()
         try:
             digest = _receive(conn, tmp, rest, spec.size, expected)
-            self.store.commit_upload(client, spec, tmp, spec.size, digest)
+            (result,) = apply(self.target, client, [Upload(spec, tmp, spec.size, digest)])
         finally:
             tmp.unlink(missing_ok=True)
-        return {"status": "done", "via": "upload", "data_bytes": spec.size}
+        return result.as_dict()
 
 
 def _parse_header(data: bytes) -> tuple[DataHeader, bytes]:
@@ -377,7 +380,7 @@ def _receive(
 ) -> Digest | None:
     """Write ``size`` bytes from ``conn`` to ``tmp``, hashed along ``expected`` as they come.
 
-    Returns None when there is no list, or the data left it: commit_upload then cuts
+    Returns None when there is no list, or the data left it: check_upload then cuts
     and hashes the file itself.
     """
     verifier = ListVerifier(expected) if expected is not None else None

@@ -21,8 +21,9 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from homekeep.core.errors import AuthError, HomekeepError
-from homekeep.sync.engine import Scope, Summary, Syncer
-from homekeep.sync.transport import Offline
+from homekeep.sync.client.engine import Syncer
+from homekeep.sync.client.summary import Scope, Summary
+from homekeep.sync.client.transport import Offline
 
 log = logging.getLogger(__name__)
 

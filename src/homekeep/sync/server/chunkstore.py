@@ -16,32 +16,33 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import zstandard
 from blake3 import blake3
 
 from homekeep.core.db import Database
 from homekeep.core.errors import HomekeepError, InvalidInput, PayloadTooLarge
-from homekeep.sync import fsops
-from homekeep.sync.compression import BASE_MAX, inflate_frame, unpatcher
-from homekeep.sync.protocol import (
-    CHUNK_MAX,
-    HASH_BYTES,
-    ChunkRef,
-    Chunks,
-    ListFile,
-    decode_chunks,
-    decode_pack,
-)
+from homekeep.sync.server import fsops
+from homekeep.sync.wire.chunklist import ChunkList, ChunkRef, Chunks, ListFile, decode_chunks
+from homekeep.sync.wire.compression import BASE_MAX, inflate_frame, unpatcher
+from homekeep.sync.wire.pack import decode_pack
+from homekeep.sync.wire.protocol import CHUNK_MAX, HASH_BYTES
 
 MAX_INFLATED = 128 << 20  # chunk bytes one request may carry, once decompressed
 OPEN_MAX = 64  # files one assembly keeps open to read chunks from
 COLLECT_EVERY = 3600.0  # seconds between sweeps of stale staged chunks while serving
 
-# (file or pack, offset, bytes received for it on the wire (staged only), staged?, length,
-#  the pack's name or the entry id: what to forget if the chunk is not there any more)
-Location = tuple[Path, int, int, bool, int, str | int]
+
+class Location(NamedTuple):
+    """Where a chunk can be read."""
+
+    path: Path  # a file, or a pack of staged chunks
+    offset: int
+    wire_bytes: int  # received for it on the wire (staged chunks only)
+    staged: bool
+    length: int
+    source: str | int  # the pack's name or the entry id: what to forget if it is gone
 
 
 class ChunkStore:
@@ -218,6 +219,15 @@ class ChunkStore:
                 return None
         return chunks if chunks.size() == size else None
 
+    def keep_lists(self, client: str, lists: dict[str, ChunkList]) -> None:
+        """Keep the chunk lists of files still missing chunks, by content id, for a resend."""
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO pending_lists (client, hash, chunks, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(client, h, c.raw, time.time()) for h, c in lists.items()],
+            )
+
     def drop_list(self, client: str, file_hash: str) -> None:
         """Forget the lists kept for this content: one did not add up to it."""
         self._kept(client, file_hash).unlink(missing_ok=True)
@@ -245,7 +255,9 @@ class ChunkStore:
                 (*part, *mine),
             ):
                 pack = paths.setdefault(("", row[1]), self.staging / row[1])
-                found[row[0]] = (pack, int(row[2]), int(row[3]), True, int(row[4]), str(row[1]))
+                found[row[0]] = Location(
+                    pack, int(row[2]), int(row[3]), True, int(row[4]), str(row[1])
+                )
             rest = [c for c in part if c not in found]
             if not rest:
                 continue
@@ -261,17 +273,19 @@ class ChunkStore:
                     where = paths.get(key)
                     if where is None:
                         where = paths[key] = self.root / key[0] / key[1]
-                    found[row[0]] = (where, int(row[3]), 0, False, int(row[4]), int(row[5]))
+                    found[row[0]] = Location(where, int(row[3]), 0, False, int(row[4]), int(row[5]))
         return found
 
     def drop(self, chunk_id: str, where: Location) -> None:
         """Forget one place of a chunk: its file changed under us, or its pack is gone."""
         with self.db.transaction() as conn:
-            if where[3]:
-                conn.execute("DELETE FROM staged WHERE hash = ? AND pack = ?", (chunk_id, where[5]))
+            if where.staged:
+                conn.execute(
+                    "DELETE FROM staged WHERE hash = ? AND pack = ?", (chunk_id, where.source)
+                )
             else:
                 conn.execute(
-                    "DELETE FROM chunks WHERE hash = ? AND entry_id = ?", (chunk_id, where[5])
+                    "DELETE FROM chunks WHERE hash = ? AND entry_id = ?", (chunk_id, where.source)
                 )
 
     def release_many(
@@ -316,7 +330,7 @@ class ChunkStore:
 
     @staticmethod
     def read(handles: dict[Path, BinaryIO], where: Location, chunk: ChunkRef) -> bytes | None:
-        path, offset = where[0], where[1]
+        path, offset = where.path, where.offset
         try:
             fh = handles.pop(path, None)
             if fh is not None:

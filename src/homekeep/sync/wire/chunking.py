@@ -12,14 +12,8 @@ from typing import Any
 from blake3 import blake3
 from pyfastcdc import FastCDC
 
-from homekeep.sync.protocol import (
-    CHUNK_AVG,
-    CHUNK_MAX,
-    CHUNK_MIN,
-    CHUNK_NC,
-    ChunkListBuilder,
-    Chunks,
-)
+from homekeep.sync.wire.chunklist import ChunkListBuilder, Chunks
+from homekeep.sync.wire.protocol import CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, CHUNK_NC
 
 # shared by every thread: a FastCDC object is only its parameters and gear table, read-only
 # after construction; each cut_buf/cut_stream call keeps its position in a chunker of its own

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from homekeep.sync.excludes import Excludes
+from homekeep.sync.client.excludes import Excludes
 
 log = logging.getLogger(__name__)
 

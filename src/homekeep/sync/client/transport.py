@@ -24,8 +24,9 @@ from homekeep.core.errors import (
     error_class_for,
     error_message,
 )
-from homekeep.sync.compression import BODY_MIN, deflate
-from homekeep.sync.protocol import PREFIX, VERSION, ListFile
+from homekeep.sync.wire.chunklist import ListFile
+from homekeep.sync.wire.compression import BODY_MIN, deflate
+from homekeep.sync.wire.protocol import PREFIX, VERSION
 
 log = logging.getLogger(__name__)
 

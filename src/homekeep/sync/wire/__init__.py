@@ -1,0 +1,1 @@
+"""What client and server share: the protocol, chunk lists, deltas, chunking, compression."""
