@@ -5,14 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from homekeep.sync.client.reconcile import (
-    ConflictCopy,
-    Side,
-    Version,
-    conflict_name,
-    is_conflict_copy,
-    reconcile,
-)
+from homekeep.sync.client.reconcile import ConflictCopy, Side, Version, reconcile
+from homekeep.sync.conflicts import conflict_name, is_conflict_copy, original_of
 
 T0 = 1_764_000_000 * 10**9  # 2025-11-24
 
@@ -85,6 +79,8 @@ def test_no_conflict_copy_of_a_conflict_copy() -> None:
     path = "n.sync-conflict-20251124-160010-laptop.txt"
     assert is_conflict_copy(path)
     assert not is_conflict_copy("n.txt")
+    assert original_of(path) == "n.txt"
+    assert original_of("d/Makefile.sync-conflict-20251124-160010-desk") == "d/Makefile"
     plan = reconcile({path: f("1")}, {path: f("2", 1)}, {path: f("3", 2)}, me="laptop")
     assert plan.conflicts == [ConflictCopy(path, Side.REMOTE, None)]
 

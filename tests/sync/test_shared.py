@@ -20,7 +20,7 @@ OWN = {".homekeep-folder", ".homekeep-versions", ".homekeep-tmp"}
 
 @pytest.fixture
 def shared(tmp_path: Path) -> Any:
-    with sync_server(tmp_path, "--rescan-interval", "1") as srv:
+    with sync_server(tmp_path) as srv:
         result = run_cli("sync", "share", FOLDER, srv.root, data_dir=srv.data_dir)
         assert result.returncode == 0, result.stderr
         assert "shared folder docs" in result.stdout
@@ -127,9 +127,7 @@ def test_concurrent_edits_keep_both_with_a_conflict_copy(
     assert json.loads(listed.stdout) == [{"path": "plan.txt", "copy": copies[0]}]
 
 
-def test_the_same_change_on_both_sides_is_no_conflict(
-    shared: SyncServer, tmp_path: Path
-) -> None:
+def test_the_same_change_on_both_sides_is_no_conflict(shared: SyncServer, tmp_path: Path) -> None:
     a, b = clients(tmp_path, "a", "b")
     (a / "same.txt").write_text("identical")
     (b / "same.txt").write_text("identical")
@@ -161,9 +159,7 @@ def test_an_edit_beats_a_delete(shared: SyncServer, tmp_path: Path, deleter: str
     assert tree(a) == tree(b) == {"keep.txt": "v2 from b"}
 
 
-def test_a_rename_on_one_side_and_an_edit_on_the_other(
-    shared: SyncServer, tmp_path: Path
-) -> None:
+def test_a_rename_on_one_side_and_an_edit_on_the_other(shared: SyncServer, tmp_path: Path) -> None:
     a, b = clients(tmp_path, "a", "b")
     (a / "draft.txt").write_text("v1")
     sync(a, shared, "laptop")

@@ -218,11 +218,11 @@ def test_lost_kernel_events_ask_for_a_rescan() -> None:
 
     from watchdog.observers import inotify_c
 
-    from homekeep.sync.client.watch import _Events, _Overflow
+    from homekeep.sync.client.watch import Events, _Overflow
 
     # the signal we listen for is the warning watchdog logs when inotify overflows
     assert "Inotify queue overflowed" in inspect.getsource(inotify_c)
-    events = _Events(Path("/nonexistent"))
+    events = Events(Path("/nonexistent"))
     handler = _Overflow(events)
     logger = logging.getLogger(_Overflow.LOGGER)
     logger.addHandler(handler)

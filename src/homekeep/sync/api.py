@@ -26,11 +26,19 @@ from homekeep.core.web import add_docs, add_health, install_error_handlers
 from homekeep.sync.server import fsops
 from homekeep.sync.server.apply import Upload, apply
 from homekeep.sync.server.batch import FileSpec, Result
-from homekeep.sync.server.ops import MODE_LIMIT, parse_ops
+from homekeep.sync.server.ops import (
+    MODE_LIMIT,
+    FileRequest,
+    ReadRequest,
+    parse_ops,
+    parse_read,
+)
+from homekeep.sync.server.sharing import Sharing
+from homekeep.sync.server.watcher import SharedWatch
 from homekeep.sync.server.target import Target
 from homekeep.sync.service import open_service
 from homekeep.sync.wire.chunking import DIGESTERS, Digest, Follower, ListMismatch
-from homekeep.sync.wire.chunklist import ListReceiver
+from homekeep.sync.wire.chunklist import ChunkList, ListReceiver
 from homekeep.sync.wire.compression import BODY_MIN, deflate, inflate
 from homekeep.sync.wire.protocol import (
     CHUNK_AVG,
@@ -45,6 +53,9 @@ from homekeep.sync.wire.protocol import (
 )
 
 MAX_PACK_BYTES = 16 << 20
+MAX_WAIT = 60.0  # seconds a change long poll may be held
+CHANGE_POLL = 0.1  # seconds between looks at a waited-on folder's change counter
+SMALL_BODY = 64 << 10  # a request that names a file
 WRITEBACK_STEP = 8 << 20
 LIST_FEED = 1 << 20  # bytes of a streamed chunk list checked at a time, off the event loop
 # the largest zstd window an upload may ask the decoder to keep: the client's level 3
@@ -128,6 +139,7 @@ def router(target: Target, *, max_request: int, data_port: int | None = None) ->
     """The protocol routes, relative to the mount point (``/api/sync``)."""
     api = APIRouter(dependencies=[Depends(_SYNC_TOKEN)])
     pack_limit = min(max_request, MAX_PACK_BYTES)
+    sharing = Sharing(target)
 
     @api.get(f"{PREFIX}/hello")
     async def hello() -> dict[str, Any]:
@@ -164,6 +176,45 @@ def router(target: Target, *, max_request: int, data_port: int | None = None) ->
         gen, entries = await anyio.to_thread.run_sync(target.index.manifest, client)
         top = await anyio.to_thread.run_sync(target.index.top, client)
         return answer(request, {"generation": gen, "entries": entries, "top": top})
+
+    @api.get(f"{PREFIX}/clients/{{client}}/changes")
+    async def changes(
+        client: Client,
+        since: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+        wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
+    ) -> dict[str, int]:
+        """The folder's change counter; with ``wait``, answered as soon as it passes
+        ``since`` or when ``wait`` seconds are over (a long poll)."""
+        deadline = anyio.current_time() + wait
+        while True:
+            current = await anyio.to_thread.run_sync(target.index.change, client)
+            if current > since or anyio.current_time() >= deadline:
+                return {"change": current}
+            await anyio.sleep(CHANGE_POLL)
+
+    @api.post(f"{PREFIX}/clients/{{client}}/file-chunks")
+    async def file_chunks(client: Client, request: Request) -> Response:
+        """The chunk list of a file, for a client that receives it (shared folders)."""
+        asked = parse_read(await read_body(request, SMALL_BODY), FileRequest)
+        found = await anyio.to_thread.run_sync(sharing.file_chunks, client, asked.path)
+        chunks = ChunkList(
+            b"".join(bytes.fromhex(h) + n.to_bytes(4, "big") for h, n in found.chunks)
+        )
+        payload = {"hash": found.hash, "size": found.size, "chunks": chunks.encode()}
+        return answer(request, payload)
+
+    @api.post(f"{PREFIX}/clients/{{client}}/read")
+    async def read(client: Client, request: Request) -> Response:
+        """Byte ranges of a file (the chunks a receiving client lacks), zstd if accepted."""
+        asked = parse_read(await read_body(request, SMALL_BODY << 4), ReadRequest)
+        data = await anyio.to_thread.run_sync(
+            sharing.read, client, asked.path, asked.hash.lower(), list(asked.ranges)
+        )
+        if len(data) < BODY_MIN or "zstd" not in request.headers.get("accept-encoding", ""):
+            return Response(data, media_type="application/octet-stream")
+        packed = await anyio.to_thread.run_sync(deflate, data)
+        headers = {"Content-Encoding": "zstd", "Vary": "Accept-Encoding"}
+        return Response(packed, media_type="application/octet-stream", headers=headers)
 
     @api.post(f"{PREFIX}/clients/{{client}}/ops")
     async def ops(client: Client, request: Request) -> Response:
@@ -334,10 +385,11 @@ def build(ctx: AreaContext) -> WebParts:
         shown = ", ".join(sorted(names)[:5]) + (" ..." if len(names) > 5 else "")
         return {"clients": f"{len(names)}: {shown}" if names else 0, "last change": last}
 
+    watch = SharedWatch(Sharing(store), interval=cfg.shared_rescan_seconds)
     return WebParts(
         api=router(store, max_request=cfg.max_request_bytes),
-        startup=[_collector(store)],
-        shutdown=[close],
+        startup=[_collector(store), watch.start],
+        shutdown=[watch.stop, close],
         summary=summary,
     )
 
@@ -349,6 +401,7 @@ def standalone_app(
     max_request: int,
     data_port: int | None = None,
     trusted_hosts: frozenset[str] = frozenset({"*"}),
+    shared_rescan: float = 60,
 ) -> FastAPI:
     """The app of `homekeep sync server`: the protocol under /api/sync, /healthz and /docs."""
     app = FastAPI(title="homekeep sync", version=__version__, docs_url=None, redoc_url=None)
@@ -359,4 +412,7 @@ def standalone_app(
     api = router(store, max_request=max_request, data_port=data_port)
     app.include_router(api, prefix="/api/sync", tags=["sync"])
     app.add_middleware(TrustedHosts, names=trusted_hosts)
+    watch = SharedWatch(Sharing(store), interval=shared_rescan)
+    app.router.on_startup.append(watch.start)
+    app.router.on_shutdown.append(watch.stop)
     return app

@@ -18,7 +18,9 @@ import click
 from homekeep.core.errors import AuthError, NotFound, UsageError
 from homekeep.core.output import console, human_size, new_table
 from homekeep.core.runtime import Runtime, pass_runtime, tls_options
+from homekeep.sync.client.session import ClientSession, client_options
 from homekeep.sync.config import SyncConfig
+from homekeep.sync.foldercli import COMMANDS, print_pass, run_pass, target_dir
 from homekeep.sync.wire.protocol import check_client
 
 log = logging.getLogger("homekeep.sync")
@@ -119,6 +121,7 @@ def server(
         max_request=cfg.max_request_bytes,
         data_port=port_for_data.port if port_for_data else None,
         trusted_hosts=trusted_names(host, "", web.trusted_hosts),
+        shared_rescan=cfg.shared_rescan_seconds,
     )
     if tls_cert is not None:
         click.echo(f"certificate SHA-256 fingerprint: {_cert_fingerprint(tls_cert)}")
@@ -148,73 +151,8 @@ def server(
         tokens.close()
 
 
-def _client_options(fn: Any) -> Any:
-    options = [
-        click.option("--server", "server_url", help="Server URL (default: [sync] server)."),
-        click.option(
-            "--token", help="Token with scope sync (default: [sync] token, HOMEKEEP_SYNC_TOKEN)."
-        ),
-        click.option("--name", help="This client's folder on the server (default: hostname)."),
-        click.option(
-            "--exclude",
-            "excludes",
-            multiple=True,
-            metavar="PATTERN",
-            help="gitignore-style pattern to skip; repeatable (also read: .homekeepignore).",
-        ),
-        click.option(
-            "--ca",
-            type=click.Path(path_type=Path, dir_okay=False, exists=True),
-            help="CA certificate (PEM) that signed the server's certificate.",
-        ),
-        click.option("--fingerprint", help="Pin the server certificate by SHA-256 fingerprint."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))(
-        fn
-    )
-
-
-class _Client:
-    """The pieces a client command needs, opened from its options."""
-
-    def __init__(self, rt: Runtime, folder: Path, opts: dict[str, Any]) -> None:
-        from homekeep.sync.client.engine import Syncer, client_index_path
-        from homekeep.sync.client.excludes import Excludes
-        from homekeep.sync.client.index import ClientIndex
-        from homekeep.sync.client.transport import Connection, tls_context
-
-        ctx = rt.area("sync")
-        self.cfg = cfg = ctx.config(SyncConfig)
-        server_url = opts["server_url"] or cfg.server
-        if not server_url:
-            raise UsageError("no server given: pass --server URL or set [sync] server")
-        if not server_url.startswith(("http://", "https://")):
-            raise UsageError(f"--server {server_url!r} must start with http:// or https://")
-        token = opts["token"] or cfg.token.get_secret_value() or None
-        name = check_client(opts["name"] or cfg.name or _hostname())
-        self.root = folder.resolve()
-        verify = tls_context(server_url, opts["ca"], opts["fingerprint"])
-        self.conn = Connection(server_url, token, name, verify)
-        self.index = ClientIndex(
-            client_index_path(ctx.dir, self.root, name), keep_bytes=cfg.patch_cache_bytes
-        )
-        excludes = Excludes.for_folder(self.root, opts["excludes"], defaults=cfg.default_excludes)
-        self.syncer = Syncer(self.root, self.conn, self.index, excludes)
-
-    def close(self) -> None:
-        self.conn.close()
-        self.index.close()
-
-
-def _hostname() -> str:
-    name = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
-    return name.lstrip(".-_")[:64] or "client"
-
-
 @group.command("push")
-@_client_options
+@client_options
 @click.option(
     "--wait",
     type=click.FloatRange(0),
@@ -227,7 +165,21 @@ def push(rt: Runtime, /, folder: Path, wait: float, as_json: bool, **opts: Any) 
     """Make the server's copy equal to FOLDER now, print a summary, and exit."""
     from homekeep.sync.client.transport import Offline
 
-    client = _Client(rt, folder, opts)
+    client = ClientSession(rt, folder, opts)
+    if client.shared is not None:
+        from homekeep.sync.client.twoway import Mode
+
+        try:
+            done = run_pass(
+                client,
+                Mode.SEND_RECEIVE,
+                allow_mass_delete=opts["allow_mass_delete"],
+                wait=wait,
+            )
+        finally:
+            client.close()
+        print_pass(done, as_json)
+        return
     try:
         deadline = time.monotonic() + wait
         delay = 0.5
@@ -268,14 +220,22 @@ def push(rt: Runtime, /, folder: Path, wait: float, as_json: bool, **opts: Any) 
 
 
 @group.command("watch")
-@_client_options
+@client_options
+@click.option(
+    "--mode",
+    type=click.Choice(["send-receive", "send-only", "receive-only"]),
+    default="send-receive",
+    show_default=True,
+    help="With --folder: which way changes travel for this client.",
+)
 @pass_runtime
-def watch_cmd(rt: Runtime, /, folder: Path, **opts: Any) -> None:
-    """Sync FOLDER fully, then keep the server's copy equal to it until stopped."""
+def watch_cmd(rt: Runtime, /, folder: Path, mode: str, **opts: Any) -> None:
+    """Sync FOLDER fully, then keep the server's copy equal to it until stopped
+    (with --folder, both ways: the shared folder's changes come back here too)."""
     from homekeep.sync.client.summary import Summary
     from homekeep.sync.client.watch import watch
 
-    client = _Client(rt, folder, opts)
+    client = ClientSession(rt, folder, opts)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -283,6 +243,12 @@ def watch_cmd(rt: Runtime, /, folder: Path, **opts: Any) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if client.shared is not None:
+        try:
+            _watch_shared(client, mode, opts["allow_mass_delete"], stop)
+        finally:
+            client.close()
+        return
     first = [True]
 
     def report(summary: Summary) -> None:
@@ -314,16 +280,44 @@ def watch_cmd(rt: Runtime, /, folder: Path, **opts: Any) -> None:
         client.close()
 
 
-def _target(rt: Runtime, folder: Path | None) -> Path:
-    from homekeep.sync.store import is_target
+def _watch_shared(client: ClientSession, mode: str, allow: bool, stop: threading.Event) -> None:
+    from homekeep.sync.client.sharedwatch import watch_shared
+    from homekeep.sync.client.twoway import Mode, Pass, TwoWay
 
-    cfg = rt.area("sync").config(SyncConfig)
-    root = folder or cfg.root
-    if root is None:
-        raise UsageError("give the server's FOLDER, or set [sync] root")
-    if not is_target(root):
-        raise NotFound(f"{root} is not a sync target; start 'homekeep sync server {root}' first")
-    return root
+    two = TwoWay(
+        client.syncer,
+        me=client.me,
+        mode=Mode(mode),
+        max_delete_percent=client.cfg.max_delete_percent,
+    )
+    first = [True]
+
+    def report(done: Pass) -> None:
+        if first[0]:
+            first[0] = False
+            click.echo(
+                f"in sync with shared folder {client.shared}; watching (Ctrl-C stops)", err=True
+            )
+        r = done.received
+        if r.files or r.deleted or r.conflicts:
+            log.info("received %d files, deleted %d, conflicts %d", r.files, r.deleted, r.conflicts)
+        for error in done.sent.errors if done.sent is not None else []:
+            log.error("%s", error)
+
+    click.echo(
+        f"watching {client.root} <-> {client.conn.server} shared folder {client.shared} "
+        f"as {client.me} ({mode})",
+        err=True,
+    )
+    watch_shared(
+        two,
+        settle=client.cfg.settle_seconds,
+        backoff_max=client.cfg.backoff_max_seconds,
+        rescan_interval=client.cfg.rescan_interval_seconds,
+        on_pass=report,
+        stop=stop,
+        allow_mass_delete=allow,
+    )
 
 
 @group.command("status")
@@ -335,7 +329,7 @@ def status(rt: Runtime, folder: Path | None, as_json: bool) -> None:
     from homekeep.sync.server.history import status as status_of
     from homekeep.sync.server.target import Target
 
-    store = Target(_target(rt, folder), maintain=False)
+    store = Target(target_dir(rt, folder), maintain=False)
     try:
         info = status_of(store)
     finally:
@@ -375,7 +369,7 @@ def history(
     from homekeep.sync.server.history import history as history_of
     from homekeep.sync.server.target import Target
 
-    store = Target(_target(rt, folder), maintain=False)
+    store = Target(target_dir(rt, folder), maintain=False)
     try:
         events = history_of(store, client=client, limit=limit)
     finally:
@@ -396,3 +390,7 @@ def history(
             e["via"] or "",
         )
     console().print(table)
+
+
+for _command in COMMANDS:
+    group.add_command(_command)

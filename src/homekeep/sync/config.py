@@ -93,6 +93,28 @@ class SyncConfig(Section):
         default="",
         description="Client: this machine's folder name on the server (default: the hostname).",
     )
+    keep_versions_days: float = Field(
+        default=30,
+        ge=0,
+        le=36500,
+        description="Shared folders: what a delete or an overwrite replaces is kept in the "
+        "folder's .homekeep-versions/ this many days (on the server and on every client); "
+        "`homekeep sync versions` lists and restores. 0: pruned at the next pass.",
+    )
+    max_delete_percent: float = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="Shared folders: a pass that would delete more than this share of the "
+        "folder's files stops and asks for --allow-mass-delete (a wiped or unmounted disk "
+        "looks like everything deleted).",
+    )
+    shared_rescan_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="Server: shared folders are watched for edits made on the server and "
+        "rescanned whole this often, for what the filesystem events miss.",
+    )
     patch_cache_bytes: int = Field(
         default=256 << 20,
         ge=0,

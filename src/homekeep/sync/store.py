@@ -109,6 +109,8 @@ MIGRATIONS = (
     CREATE INDEX staged_pack ON staged(pack);
     CREATE INDEX staged_hash ON staged(hash);
     """,
+    # shared folders: namespaces that several clients send to and receive from
+    "CREATE TABLE folders (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);",
 )
 
 
@@ -167,6 +169,27 @@ class ServerIndex:
 
     def clients(self) -> list[str]:
         return [str(r[0]) for r in self.db.query("SELECT name FROM clients")]
+
+    def share(self, name: str) -> None:
+        """Record ``name`` as a shared folder, once."""
+        self.register(name)
+        self.db.execute(
+            "INSERT OR IGNORE INTO folders (name, created_at) VALUES (?, ?)", (name, utcnow())
+        )
+
+    def shared(self) -> list[str]:
+        """The shared folders, by name."""
+        return [str(r[0]) for r in self.db.query("SELECT name FROM folders ORDER BY name")]
+
+    def is_shared(self, name: str) -> bool:
+        return self.db.query_one("SELECT 1 FROM folders WHERE name = ?", (name,)) is not None
+
+    def change(self, client: str) -> int:
+        """A folder's change counter: the id of its last event."""
+        row = self.db.query_one(
+            "SELECT COALESCE(MAX(id), 0) FROM events WHERE client = ?", (client,)
+        )
+        return int(row[0]) if row else 0
 
     def generation(self, client: str) -> int:
         row = self.db.query_one("SELECT generation FROM clients WHERE name = ?", (client,))

@@ -32,8 +32,9 @@ DEFAULT_PATTERNS = (
     "Thumbs.db",
     "desktop.ini",
     ".Trash-*/",
-    ".homekeep-sync/",
 )
+# Never synced, whatever the patterns: a server's state, and a shared folder's own files.
+ALWAYS = (".homekeep-sync/", "/.homekeep-folder", "/.homekeep-versions/", "/.homekeep-tmp/")
 
 
 class Excludes:
@@ -52,7 +53,7 @@ class Excludes:
         cls, root: Path, extra: Iterable[str] = (), *, defaults: bool = True
     ) -> Excludes:
         """Defaults, then the folder's .homekeepignore, then ``--exclude`` patterns."""
-        patterns: list[str] = list(DEFAULT_PATTERNS) if defaults else [".homekeep-sync/"]
+        patterns = [*ALWAYS, *(DEFAULT_PATTERNS if defaults else ())]
         ignore = root / IGNORE_FILE
         if ignore.is_file():
             try:

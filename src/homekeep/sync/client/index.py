@@ -205,6 +205,32 @@ class ClientIndex:
         if old is not None and old["listed"] and old["hash"] != file_hash:
             self._drop_list(str(old["hash"]))
 
+    def paths_with(self, file_hash: str) -> list[tuple[str, int, int]]:
+        """(path, size, mtime_ns) of the files last read with content ``file_hash``."""
+        rows = self.db.query("SELECT path, size, mtime_ns FROM cache WHERE hash = ?", (file_hash,))
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    def chunk_map(self) -> dict[str, tuple[str, int, int]]:
+        """Where each chunk of the folder's files was last seen: id -> (path, offset, length).
+
+        Read when a received file needs chunks: the caller checks each one it reads.
+        """
+        found: dict[str, tuple[str, int, int]] = {}
+        for path, file_hash, raw, listed in self.db.query(
+            "SELECT path, hash, chunks, listed FROM cache"
+        ):
+            try:
+                chunks = self._chunks(str(file_hash), raw, listed)
+            except (OSError, InvalidInput):
+                continue
+            try:
+                for chunk, offset, length in chunks.offsets():
+                    found.setdefault(chunk, (str(path), offset, length))
+            finally:
+                if isinstance(chunks, ListFile):
+                    chunks.close()
+        return found
+
     def forget_cache(self, paths: Iterable[str]) -> None:
         conn = self.db.connection()
         listed = []

@@ -201,10 +201,11 @@ class Receiver:
         """Write the server's ``path`` (content ``file_hash``) to ``tmp``; returns its chunks."""
         same = self._local_with(file_hash)
         if same is not None:
-            shutil.copyfile(same, tmp)  # in the kernel (copy_file_range / sendfile)
-            if _hash_of(tmp) == file_hash:
+            shutil.copyfile(self.root / same, tmp)  # in the kernel (copy_file_range, sendfile)
+            known = self.index.previous(same)
+            if known is not None and _hash_of(tmp) == file_hash:
                 done.bytes_reused += size
-                return self.index.previous_of_hash(file_hash)
+                return known[1]
         answer = self.source.file_chunks(path)
         if answer.get("hash") != file_hash or answer.get("size") != size:
             raise _Changed(path)
@@ -256,14 +257,13 @@ class Receiver:
 
     # -- local content -----------------------------------------------------------------
 
-    def _local_with(self, file_hash: str) -> Path | None:
+    def _local_with(self, file_hash: str) -> str | None:
         """A local file that still has this content, by the hash cache."""
         for rel, size, mtime_ns in self.index.paths_with(file_hash):
-            full = self.root / rel
             with contextlib.suppress(OSError):
-                st = full.lstat()
+                st = (self.root / rel).lstat()
                 if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
-                    return full
+                    return rel
         return None
 
     def _local_chunk(self, chunk: str, length: int) -> bytes | None:

@@ -14,13 +14,11 @@ hypothesis without a server.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import Enum
 
-_CONFLICT_RE = re.compile(r"\.sync-conflict-\d{8}-\d{6}-[A-Za-z0-9._-]*?(?=\.[^./]*$|$)")
+from homekeep.sync.conflicts import conflict_name, is_conflict_copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,23 +94,6 @@ class Plan:
             if c.copy is not None and lose is not None:
                 out[c.copy] = lose
         return out
-
-
-def conflict_name(path: str, mtime_ns: int, by: str) -> str:
-    """``dir/name.sync-conflict-YYYYMMDD-HHMMSS-<by>.ext`` (the time in UTC)."""
-    folder, _, name = path.rpartition("/")
-    stem, dot, ext = name.rpartition(".")
-    if not stem or not dot:  # no extension, or a dotfile such as .bashrc
-        stem, ext = name, ""
-    stamp = datetime.fromtimestamp(mtime_ns / 1e9, UTC).strftime("%Y%m%d-%H%M%S")
-    who = re.sub(r"[^A-Za-z0-9_-]", "_", by)[:32] or "unknown"
-    new = f"{stem}.sync-conflict-{stamp}-{who}" + (f".{ext}" if ext else "")
-    return f"{folder}/{new}" if folder else new
-
-
-def is_conflict_copy(path: str) -> bool:
-    """Whether the last part of ``path`` is a conflict copy's name."""
-    return _CONFLICT_RE.search(path.rpartition("/")[2]) is not None
 
 
 def _parent(path: str) -> str:

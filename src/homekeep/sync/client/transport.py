@@ -182,6 +182,50 @@ class Connection:
         )
         return result
 
+    def changes(self, since: int, wait: float) -> int:
+        """The shared folder's change counter, once it passes ``since`` or ``wait`` is over."""
+        result: dict[str, Any] = self.request(
+            "GET",
+            f"/clients/{self.client}/changes",
+            params={"since": since, "wait": wait},
+            timeout=httpx.Timeout(wait + 30, connect=10),
+        )
+        return int(result["change"])
+
+    def file_chunks(self, path: str) -> dict[str, Any]:
+        """A shared folder file's content id, size and chunk list (to receive it)."""
+        result: dict[str, Any] = self.request(
+            "POST", f"/clients/{self.client}/file-chunks", json={"path": path}
+        )
+        return result
+
+    def read(self, path: str, file_hash: str, ranges: list[tuple[int, int]]) -> bytes:
+        """Byte ranges of a shared folder's file; more bytes than asked is an error."""
+        want = sum(n for _, n in ranges)
+        body = {"path": path, "hash": file_hash, "ranges": [list(r) for r in ranges]}
+        with self._lock:
+            http = self.http()
+        out = bytearray()
+        try:
+            with http.stream("POST", f"/clients/{self.client}/read", json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response, self.server)
+                for part in response.iter_bytes():  # inflated as it arrives: bounded below
+                    out += part
+                    if len(out) > want:
+                        raise Offline(f"{self.server} sent more than the {want} bytes asked for")
+                received = response.num_bytes_downloaded
+        except httpx.TransportError as exc:
+            self.close()
+            raise Offline(f"cannot reach {self.server}: {exc}") from exc
+        with self._lock:
+            self.counters.requests += 1
+            self.counters.received += received
+        if len(out) != want:
+            raise Offline(f"{self.server} sent {len(out)} of the {want} bytes asked for")
+        return bytes(out)
+
     def _packed(self, body: bytes, content_type: str) -> tuple[bytes, dict[str, str]]:
         """A request body as zstd when the server takes it and it is worth it."""
         headers = {"Content-Type": content_type}

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 WRITER_GRACE = 5.0  # a file kept open for writing is sent after this much quiet anyway
 
 
-class _Events(FileSystemEventHandler):
+class Events(FileSystemEventHandler):
     """Collects dirty paths (relative to the root) with the time they last changed."""
 
     def __init__(self, root: Path) -> None:
@@ -107,7 +107,7 @@ class _Overflow(logging.Handler):
 
     LOGGER = "watchdog.observers.inotify_c"
 
-    def __init__(self, events: _Events) -> None:
+    def __init__(self, events: Events) -> None:
         super().__init__(logging.WARNING)
         self.events = events
 
@@ -146,7 +146,7 @@ def watch(
     Besides the live events, the whole folder is compared again every ``rescan_interval``
     seconds (0: never) and at once when the kernel reports lost events.
     """
-    events = _Events(root)
+    events = Events(root)
     overflow = _Overflow(events)
     logging.getLogger(_Overflow.LOGGER).addHandler(overflow)
     observer = Observer()
@@ -170,7 +170,7 @@ def watch(
 
 def _loop(
     syncer: Syncer,
-    events: _Events,
+    events: Events,
     *,
     settle: float,
     backoff_max: float,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from homekeep.core.errors import Conflict, InvalidInput
+from homekeep.sync.versions import preserve
 
 FICLONE = 0x40049409  # linux/fs.h: share the source's blocks (btrfs, xfs); else we copy
 # a folder, opened only to name things in it (no read permission needed), never a symlink
@@ -38,9 +39,17 @@ class Tree:
     thread; its open folders are closed by ``close``.
     """
 
-    def __init__(self, base: Path, *, pause: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        *,
+        pause: Callable[[str], None] | None = None,
+        keep_versions: bool = False,
+    ) -> None:
         self.base = base
         self._pause = pause
+        # a shared folder: what a change replaces or removes goes to its versions folder
+        self.keep_versions = keep_versions
         self._root = os.open(base, _FOLDER)
         self._held: OrderedDict[str, int] = OrderedDict()  # folder path -> descriptor
 
@@ -150,6 +159,7 @@ class Tree:
         """Rename a finished temp file (or link) over ``rel``; a folder there is replaced."""
         self._trim()
         fd, name = self._parent(rel, create=True)
+        self._keep(rel)
         try:
             os.rename(tmp, name, dst_dir_fd=fd)
         except IsADirectoryError:  # a folder is where the file goes: the file wins
@@ -163,7 +173,14 @@ class Tree:
             fd, name = self._parent(rel)
         except FileNotFoundError:
             return False
+        self._keep(rel)
         return self._remove_in(fd, name, rel)
+
+    def _keep(self, rel: str) -> None:
+        """Keep what is at ``rel`` in the versions folder before it is replaced or removed
+        (the caller holds the folder's lock and has walked ``rel``'s folders by descriptor)."""
+        if self.keep_versions:
+            preserve(self.base, rel)
 
     def _remove_in(self, folder: int, name: str, rel: str) -> bool:
         try:
@@ -188,6 +205,8 @@ class Tree:
             st = os.stat(dest_name, dir_fd=dest_fd, follow_symlinks=False)
         except FileNotFoundError:
             st = None
+        if st is not None:
+            self._keep(dest)
         if st is not None and (replace_any or stat.S_ISDIR(st.st_mode)):
             self._remove_in(dest_fd, dest_name, dest)
         self.forget(src)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -88,4 +88,36 @@ def parse_ops(body: bytes | bytearray) -> OpsRequest:
             check_path(op.dest)
         if isinstance(op, FileOp):
             check_hash(op.hash)
+    return request
+
+
+class FileRequest(BaseModel):
+    """A file of a shared folder a client wants to receive (its chunk list)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+
+
+class ReadRequest(FileRequest):
+    """Byte ranges of a file of a shared folder, while it still has content ``hash``."""
+
+    hash: str
+    ranges: list[tuple[Int64, Int64]] = Field(min_length=1, max_length=4096)
+
+
+Asked = TypeVar("Asked", bound=FileRequest)
+
+
+def parse_read(body: bytes | bytearray, model: type[Asked]) -> Asked:
+    """A file or read request; anything malformed raises InvalidInput."""
+    payload = load_json(body, "request body")
+    try:
+        request = model.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise InvalidInput(f"invalid request at {where}: {first.get('msg')}") from exc
+    check_path(request.path)
+    if isinstance(request, ReadRequest):
+        check_hash(request.hash)
     return request

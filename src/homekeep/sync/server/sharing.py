@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from homekeep.core.db import utcnow
-from homekeep.core.errors import Conflict, InvalidInput, NotFound, Unavailable
+from homekeep.core.errors import Conflict, InvalidInput, NotFound
+from homekeep.sync.server.target import Target
+from homekeep.sync.store import ServerIndex
 from homekeep.sync.wire.chunking import FileChanged, digest_file
 from homekeep.sync.wire.folder import MARKER, RESERVED
 
@@ -39,63 +40,36 @@ class FileChunks:
 
 
 class Sharing:
-    """The shared folders of one target folder (``store`` is its ServerStore).
+    """The shared folders of one target folder.
 
-    Holds no state of its own: every call reads the store's SQLite file through the
-    calling thread's connection, so any thread may call it.
+    Holds no state of its own: it reads and writes through the target's index (one SQLite
+    connection per thread) and folders, so any thread may call it.
     """
 
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    # -- the list of shared folders ------------------------------------------------------
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.index = target.index
 
     def share(self, name: str) -> Path:
         """Make ``name`` a shared folder (idempotent); returns its directory."""
-        folder: Path = self.store.client_dir(name)
+        folder = self.target.client_dir(name)
         folder.mkdir(exist_ok=True)
         marker = folder / MARKER
         if not marker.exists():
             marker.write_text(f"homekeep shared folder {name}; do not delete\n", encoding="utf-8")
-        self.store.register(name)
-        with self.store.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO folders (name, created_at) VALUES (?, ?)", (name, utcnow())
-            )
+        self.index.share(name)
         return folder
 
-    def names(self) -> list[str]:
-        return [str(r[0]) for r in self.store.db.query("SELECT name FROM folders ORDER BY name")]
-
-    def is_shared(self, name: str) -> bool:
-        row = self.store.db.query_one("SELECT 1 FROM folders WHERE name = ?", (name,))
-        return row is not None
-
     def check_mounted(self, name: str) -> None:
-        """Refuse to touch a shared folder whose marker is gone."""
-        if self.is_shared(name) and not (self.store.client_dir(name) / MARKER).is_file():
-            raise Unavailable(
-                f"shared folder {name!r} looks unmounted ({MARKER} is missing in "
-                f"{self.store.client_dir(name)}); mount it again, or run "
-                f"`homekeep sync share {name}` if the folder was moved on purpose"
-            )
-
-    def change(self, name: str) -> int:
-        """The folder's change counter: the id of its last event."""
-        row = self.store.db.query_one(
-            "SELECT COALESCE(MAX(id), 0) FROM events WHERE client = ?", (name,)
-        )
-        return int(row[0]) if row else 0
+        """Refuse to read a shared folder whose marker is gone (see Target.tree)."""
+        with self.target.tree(name):
+            pass
 
     # -- reading files back ----------------------------------------------------------------
 
     def _file_row(self, name: str, path: str) -> Any:
-        row = self.store.db.query_one(
-            "SELECT id, size, mtime_ns, hash FROM entries"
-            " WHERE client = ? AND path = ? AND kind = 'file'",
-            (name, path),
-        )
-        if row is None:
+        row = self.index.entry(name, path)
+        if row is None or row["kind"] != "file":
             raise NotFound(f"{path!r} is not a file in {name!r}; fetch the manifest again")
         return row
 
@@ -103,19 +77,13 @@ class Sharing:
         """The chunk list of a file, as recorded when it was written or indexed."""
         self.check_mounted(name)
         row = self._file_row(name, path)
-        chunks = [
-            (str(r[0]), int(r[1]))
-            for r in self.store.db.query(
-                "SELECT hash, length FROM chunks WHERE entry_id = ? ORDER BY offset", (row[0],)
-            )
-        ]
+        chunks = [(str(h), int(n)) for h, _offset, n in self.index.chunk_rows(int(row["id"]))]
         if sum(n for _, n in chunks) != row["size"]:
             raise Conflict(f"{path!r} in {name!r} is being indexed again; retry shortly")
         return FileChunks(str(row["hash"]), int(row["size"]), chunks)
 
     def read(self, name: str, path: str, file_hash: str, ranges: list[tuple[int, int]]) -> bytes:
         """Bytes of a file at the given (offset, length) ranges, if it is still ``file_hash``."""
-        self.check_mounted(name)
         if len(ranges) > RANGES_MAX:
             raise InvalidInput(f"more than {RANGES_MAX} ranges in one read")
         if sum(n for _, n in ranges) > READ_MAX:
@@ -127,7 +95,7 @@ class Sharing:
             if offset < 0 or length < 0 or offset + length > row["size"]:
                 raise InvalidInput(f"range {offset}+{length} is outside {path!r}")
         out = bytearray()
-        with self.store.tree(name) as tree:
+        with self.target.tree(name) as tree:
             try:
                 fd = tree.open(path, os.O_RDONLY)
             except OSError as exc:
@@ -149,22 +117,21 @@ class Sharing:
         self.check_mounted(name)
         known = {
             str(r[0]): r
-            for r in self.store.db.query(
+            for r in self.index.db.query(
                 "SELECT path, kind, size, mtime_ns, mode, target FROM entries WHERE client = ?",
                 (name,),
             )
         }
-        base: Path = self.store.client_dir(name)
+        base = self.target.client_dir(name)
         changed: list[tuple[str, os.stat_result]] = []
         seen: set[str] = set()
         for rel, st in _walk(base):
             seen.add(rel)
             entry = known.get(rel)
-            if entry is None or not _same(entry, st, base / rel, self.store.mode_mask):
+            if entry is None or not _same(entry, st, base / rel, self.target.mode_mask):
                 changed.append((rel, st))
         gone = [p for p in known if p not in seen]
         return changed, gone
-
 
     def rescan(self, name: str) -> int:
         """Take edits made on the server's copy into the index (each an event); returns how many.
@@ -176,7 +143,7 @@ class Sharing:
         changed, gone = self.candidates(name)
         if not changed and not gone:
             return 0
-        base: Path = self.store.client_dir(name)
+        base: Path = self.target.client_dir(name)
         rows: list[tuple[str, os.stat_result, str, str | None, list[tuple[str, int, int]]]] = []
         for rel, st in changed:
             if stat.S_ISDIR(st.st_mode):
@@ -192,13 +159,13 @@ class Sharing:
                         base / rel,
                         expect_size=st.st_size,
                         expect_mtime_ns=st.st_mtime_ns,
-                        spill_dir=self.store.tmp,
+                        spill_dir=self.target.tmp,
                     )
                 except (FileChanged, OSError):
                     continue  # still being written: the next rescan takes it
                 rows.append((rel, st, "file", digest.file_hash, list(digest.chunks.offsets())))
         count = 0
-        with self.store.lock(name), self.store.db.transaction() as conn:
+        with self.target.lock(name), self.index.db.transaction() as conn:
             for rel, st, kind, value, placed in rows:
                 try:
                     now = (base / rel).lstat()
@@ -210,32 +177,19 @@ class Sharing:
                     st.st_mtime_ns,
                 ):
                     continue
+                entry = self.index.entry(name, rel)
+                if entry is not None and _same(entry, st, base / rel, self.target.mode_mask):
+                    continue  # a client's batch recorded it meanwhile
                 _record(conn, name, rel, kind, st, value, placed)
                 count += 1
             for rel in gone:
                 if not (base / rel).exists() and not (base / rel).is_symlink():
-                    conn.execute(
-                        "DELETE FROM entries WHERE client = ? AND (path = ? OR path LIKE ?"
-                        " ESCAPE '\\')",
-                        (name, rel, _like_under(rel)),
-                    )
-                    _event(conn, name, "delete", rel, 0)
+                    ServerIndex.forget(conn, name, rel)
+                    ServerIndex.event(conn, name, "delete", rel, via="server")
                     count += 1
         if count:
             log.info("shared folder %s: %d changes made on the server taken in", name, count)
         return count
-
-
-def _like_under(rel: str) -> str:
-    escaped = rel.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "/%"
-
-
-def _event(conn: Any, name: str, action: str, path: str, size: int) -> None:
-    conn.execute(
-        "INSERT INTO events (at, client, action, path, size, via) VALUES (?, ?, ?, ?, ?, ?)",
-        (utcnow(), name, action, path, size, "server"),
-    )
 
 
 def _record(
@@ -248,7 +202,10 @@ def _record(
     placed: list[tuple[str, int, int]],
 ) -> None:
     """Index one path as found on disk (a file with its chunk list)."""
-    conn.execute("DELETE FROM entries WHERE client = ? AND path = ?", (name, rel))
+    if kind == "dir":  # what is under a folder keeps its rows
+        conn.execute("DELETE FROM entries WHERE client = ? AND path = ?", (name, rel))
+    else:
+        ServerIndex.forget(conn, name, rel)
     cur = conn.execute(
         "INSERT INTO entries (client, path, kind, size, mtime_ns, mode, hash, target)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -267,7 +224,8 @@ def _record(
         "INSERT INTO chunks (hash, entry_id, offset, length) VALUES (?, ?, ?, ?)",
         ((h, cur.lastrowid, o, n) for h, o, n in placed),
     )
-    _event(conn, name, "edit" if kind == "file" else kind, rel, st.st_size if kind == "file" else 0)
+    size = st.st_size if kind == "file" else 0
+    ServerIndex.event(conn, name, "edit" if kind == "file" else kind, rel, size=size, via="server")
 
 
 def _same(entry: Any, st: os.stat_result, full: Path, mask: int) -> bool:
@@ -305,7 +263,9 @@ def _walk(base: Path) -> Iterator[tuple[str, os.stat_result]]:
                 st = item.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            if not (
+                stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)
+            ):
                 continue
             yield rel, st
             if stat.S_ISDIR(st.st_mode):

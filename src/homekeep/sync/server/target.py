@@ -21,10 +21,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from homekeep.core.errors import InvalidInput, UsageError
+from homekeep.core.errors import InvalidInput, Unavailable, UsageError
 from homekeep.sync.server import dirtimes, fsops
 from homekeep.sync.server.chunkstore import ChunkStore
 from homekeep.sync.store import STATE, ServerIndex, is_target
+from homekeep.sync.wire.folder import MARKER
 from homekeep.sync.wire.protocol import check_client
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,14 @@ class Target:
     def tree(self, client: str) -> fsops.Tree:
         """The client's folder (made if new), to change through folder descriptors."""
         base = self.client_dir(client)
+        shared = self.index.is_shared(client)
+        if shared and not (base / MARKER).is_file():
+            raise Unavailable(
+                f"shared folder {client!r} looks unmounted ({base / MARKER} is missing); "
+                f"mount it again, or run `homekeep sync share {client}` if it moved on purpose"
+            )
         base.mkdir(exist_ok=True)
-        return fsops.Tree(base, pause=self._pause)
+        return fsops.Tree(base, pause=self._pause, keep_versions=shared)
 
     def register(self, client: str) -> None:
         """Create a client's folder and record it, once."""

@@ -9,6 +9,7 @@ import json
 import re
 from typing import Literal, Protocol
 
+from homekeep.sync.wire.folder import reserved
 from homekeep.core.errors import Forbidden, InvalidInput
 
 VERSION = 1
@@ -68,8 +69,8 @@ def check_access(token: Grant, client: str) -> str:
 def check_path(path: str) -> str:
     """Return a client-relative path if it stays inside the client's folder, else raise.
 
-    Refused: empty, absolute, NUL, backslashes, '.', '..' or empty components, and
-    names longer than the filesystem allows.
+    Refused: empty, absolute, NUL, backslashes, '.', '..' or empty components, names
+    longer than the filesystem allows, and the names a shared folder keeps for itself.
     """
     if not isinstance(path, str) or not path:
         raise InvalidInput("empty path")
@@ -90,6 +91,8 @@ def check_path(path: str) -> str:
             raise InvalidInput(f"path {path!r} has an empty, '.' or '..' component")
         if len(part.encode("utf-8")) > MAX_NAME_BYTES:
             raise InvalidInput(f"a name in {path!r} is longer than {MAX_NAME_BYTES} bytes")
+    if reserved(path):
+        raise InvalidInput(f"path {path!r} is one of the shared folder's own files; not synced")
     return path
 
 
