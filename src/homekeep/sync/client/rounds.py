@@ -83,7 +83,7 @@ class Rounds:
         answers which chunks it lacks. Then big new files stream whole, files with many
         missing chunks stage them in packs, and the rest go as commits that carry ops and
         chunks together: one request for a thousand small files. Two batches may be on
-        their way at once (different files); shared state is changed under ``_state``.
+        their way at once (different files); shared state is changed under ``state``.
         """
         waiting = {item.path: item for item in batch}
         direct = self._against_prior(batch)
