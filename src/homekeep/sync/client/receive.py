@@ -28,7 +28,8 @@ from homekeep.sync.client.reconcile import Plan, Side
 from homekeep.sync.client.index import ClientIndex, Remote
 from homekeep.sync.client.scan import Local
 from homekeep.sync.wire.folder import TMP
-from homekeep.sync.wire.protocol import check_path, decode_chunks
+from homekeep.sync.wire.chunklist import decode_chunks
+from homekeep.sync.wire.protocol import check_path
 from homekeep.sync.versions import preserve
 
 log = logging.getLogger(__name__)
