@@ -25,7 +25,12 @@ from tests.sync.helpers import (
 
 @contextmanager
 def watching(
-    src: Path, url: str, token: str, name: str, env: dict[str, str] | None = None
+    src: Path,
+    url: str,
+    token: str,
+    name: str,
+    env: dict[str, str] | None = None,
+    *extra: str,
 ) -> Iterator[subprocess.Popen[str]]:
     """Run `homekeep -v sync watch` until the block ends, then stop it with SIGTERM."""
     log = (src.parent / f"watch-{name}.log").open("w")
@@ -43,6 +48,7 @@ def watching(
         token,
         "--name",
         name,
+        *extra,
     ]
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=clean_env(env)

@@ -62,6 +62,9 @@ class Syncer:
         # the pass's own thread only: filled as files are read, written before each batch
         self._read_cache: list[tuple[str, int, int, int, str, Chunks]] = []
         self.on_change: Callable[[str], None] = lambda line: log.info("%s", line)
+        # folder mtimes (and the folder's own) are sent only one way: in a shared folder
+        # every side moves them as it writes, and sending them would echo between clients
+        self.folder_times = True
 
     # -- entry points ------------------------------------------------------------------
 
@@ -198,6 +201,8 @@ class Syncer:
 
         Last in a pass: adding or removing an entry right in the folder moved its mtime.
         """
+        if not self.folder_times:
+            return
         try:
             st = self.root.stat()
         except OSError:
@@ -214,7 +219,7 @@ class Syncer:
     def _send_tree(
         self, local: dict[str, Local], remote: dict[str, Remote], summary: Summary
     ) -> None:
-        ops, moved = plan.tree(local, remote)
+        ops, moved = plan.tree(local, remote, folder_times=self.folder_times)
         self._put_remote(moved)
         for start in range(0, len(ops), BATCH_OPS):
             batch = ops[start : start + BATCH_OPS]

@@ -81,10 +81,11 @@ class TreeOp:
 
 
 def tree(
-    local: dict[str, Local], remote: dict[str, Remote]
+    local: dict[str, Local], remote: dict[str, Remote], *, folder_times: bool = True
 ) -> tuple[list[TreeOp], list[tuple[str, Remote]]]:
     """The folder and link ops to send, and the folders whose only change is their inode
-    (recorded in the index, nothing sent)."""
+    (recorded in the index, nothing sent); without ``folder_times``, a folder whose only
+    change is its mtime is not sent either."""
     ops: list[TreeOp] = []
     moved: list[tuple[str, Remote]] = []
     for path in sorted(local):
@@ -92,10 +93,13 @@ def tree(
         have = remote.get(path)
         if entry.kind == "dir":
             acked = Remote("dir", 0, entry.mtime_ns, entry.mode, None, None, entry.inode)
+            if not folder_times and have is not None and have.kind == "dir":
+                acked = Remote("dir", 0, have.mtime_ns, entry.mode, None, None, entry.inode)
             if (
                 have is None
                 or have.kind != "dir"
-                or (have.mode, have.mtime_ns) != (entry.mode, entry.mtime_ns)
+                or have.mode != entry.mode
+                or (folder_times and have.mtime_ns != entry.mtime_ns)
             ):
                 op = {"op": "mkdir", "path": path, "mode": entry.mode, "mtime_ns": entry.mtime_ns}
                 same = have is not None and have.kind == "dir" and have.mode == entry.mode

@@ -59,6 +59,7 @@ class TwoWay:
         max_delete_percent: float = 50.0,
     ) -> None:
         self.syncer = syncer
+        syncer.folder_times = False
         self.root: Path = syncer.root
         self.index: ClientIndex = syncer.index
         self.me = me

@@ -27,14 +27,17 @@ from homekeep.sync.wire.folder import RESERVED
 
 log = logging.getLogger(__name__)
 
+MAX_DELAY = 3.0  # seconds an edit on the server waits at most for the folder to be quiet
+
 
 class _Dirty(FileSystemEventHandler):
     """Marks one shared folder dirty; the observer's thread sets, the loop reads."""
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self.lock = threading.Lock()  # guards ``since``
-        self.since: float | None = None  # the time of the last event not yet taken in
+        self.lock = threading.Lock()  # guards ``first`` and ``since``
+        self.first: float | None = None  # the first event not yet taken in
+        self.since: float | None = None  # the last one
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
@@ -45,13 +48,19 @@ class _Dirty(FileSystemEventHandler):
             return  # our own files: versions kept, files being received
         with self.lock:
             self.since = time.monotonic()
+            if self.first is None:
+                self.first = self.since
 
     def take(self, settle: float) -> bool:
-        """Whether the folder changed and has been quiet for ``settle`` seconds (clears it)."""
+        """Whether the folder changed and has been quiet for ``settle`` seconds, or busy
+        for ``MAX_DELAY`` (a folder written to all the time is still taken in); clears it."""
         with self.lock:
-            if self.since is None or time.monotonic() - self.since < settle:
+            if self.since is None or self.first is None:
                 return False
-            self.since = None
+            now = time.monotonic()
+            if now - self.since < settle and now - self.first < MAX_DELAY:
+                return False
+            self.since = self.first = None
             return True
 
 
