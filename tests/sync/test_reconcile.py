@@ -111,12 +111,14 @@ def test_a_folder_beats_a_file_of_the_same_name() -> None:
     plan = reconcile({}, {"x": D}, {"x": f("1", 0, "desk")}, me="laptop")
     (c,) = plan.conflicts
     assert c.winner is Side.LOCAL
-    assert c.copy is not None and c.copy.startswith("x.sync-conflict-")
+    assert c.copy is not None
+    assert c.copy.startswith("x.sync-conflict-")
 
 
 def test_conflict_names_never_collide_with_existing_files() -> None:
     copy = conflict_name("a.txt", T0, "laptop")
-    plan = reconcile({"a.txt": f("1")}, {"a.txt": f("2"), copy: f("x")}, {"a.txt": f("3"), copy: f("x")}, me="laptop")  # fmt: skip
+    local = {"a.txt": f("2"), copy: f("x")}
+    plan = reconcile({"a.txt": f("1")}, local, {"a.txt": f("3"), copy: f("x")}, me="laptop")
     (c,) = plan.conflicts
     assert c.copy not in (copy, None)
 

@@ -43,11 +43,11 @@ def tree(root: Path) -> dict[str, str]:
     return out
 
 
-def sync(
-    folder: Path, srv: SyncServer, device: str, *extra: str, ok: bool = True
-) -> dict[str, Any] | subprocess.CompletedProcess[str]:
+def run_pass(
+    folder: Path, srv: SyncServer, device: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
     """One two-way pass of ``folder`` as ``device`` (`sync push --folder docs --json`)."""
-    result = run_cli(
+    return run_cli(
         "sync",
         "push",
         folder,
@@ -63,8 +63,11 @@ def sync(
         *extra,
         data_dir=folder.parent / f"data-{device}",
     )
-    if not ok:
-        return result
+
+
+def sync(folder: Path, srv: SyncServer, device: str, *extra: str) -> dict[str, Any]:
+    """A pass that must succeed; its JSON summary."""
+    result = run_pass(folder, srv, device, *extra)
     assert result.returncode == 0, result.stderr
     answer: dict[str, Any] = json.loads(result.stdout)
     return answer
@@ -121,8 +124,10 @@ def test_concurrent_edits_keep_both_with_a_conflict_copy(
     assert final == tree(b) == tree(shared.root / FOLDER)
     assert final["plan.txt"] == "b's edit, newer"
     copies = [p for p in final if ".sync-conflict-" in p]
-    assert len(copies) == 1 and final[copies[0]] == "a's edit"
-    assert copies[0].startswith("plan.sync-conflict-") and copies[0].endswith(".txt")
+    assert len(copies) == 1
+    assert final[copies[0]] == "a's edit"
+    assert copies[0].startswith("plan.sync-conflict-")
+    assert copies[0].endswith(".txt")
     listed = run_cli("sync", "conflicts", a, "--json", data_dir=tmp_path / "data-laptop")
     assert json.loads(listed.stdout) == [{"path": "plan.txt", "copy": copies[0]}]
 
@@ -225,10 +230,10 @@ def test_a_mass_delete_stops_and_asks(shared: SyncServer, tmp_path: Path) -> Non
     sync(a, shared, "laptop")
     for i in range(15):
         (a / f"f{i}.txt").unlink()
-    result = sync(a, shared, "laptop", ok=False)
-    assert isinstance(result, subprocess.CompletedProcess)
+    result = run_pass(a, shared, "laptop")
     assert result.returncode != 0
-    assert "--allow-mass-delete" in result.stderr and "Traceback" not in result.stderr
+    assert "--allow-mass-delete" in result.stderr
+    assert "Traceback" not in result.stderr
     assert len(tree(shared.root / FOLDER)) == 20
     sync(a, shared, "laptop", "--allow-mass-delete")
     assert len(tree(shared.root / FOLDER)) == 5
@@ -240,7 +245,7 @@ def test_a_folder_that_lost_its_marker_is_not_synced(shared: SyncServer, tmp_pat
     sync(a, shared, "laptop")
     (a / ".homekeep-folder").unlink()
     (a / "x.txt").unlink()
-    result = sync(a, shared, "laptop", ok=False)
-    assert isinstance(result, subprocess.CompletedProcess)
-    assert result.returncode != 0 and "looks unmounted" in result.stderr
+    result = run_pass(a, shared, "laptop")
+    assert result.returncode != 0
+    assert "looks unmounted" in result.stderr
     assert tree(shared.root / FOLDER) == {"x.txt": "x"}

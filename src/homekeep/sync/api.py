@@ -34,8 +34,8 @@ from homekeep.sync.server.ops import (
     parse_read,
 )
 from homekeep.sync.server.sharing import Sharing
-from homekeep.sync.server.watcher import SharedWatch
 from homekeep.sync.server.target import Target
+from homekeep.sync.server.watcher import SharedWatch
 from homekeep.sync.service import open_service
 from homekeep.sync.wire.chunking import DIGESTERS, Digest, Follower, ListMismatch
 from homekeep.sync.wire.chunklist import ChunkList, ListReceiver

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import socket
 import ssl
 import threading
 import time
@@ -15,13 +14,11 @@ from typing import Any
 
 import click
 
-from homekeep.core.errors import AuthError, NotFound, UsageError
+from homekeep.core.errors import AuthError, UsageError
 from homekeep.core.output import console, human_size, new_table
 from homekeep.core.runtime import Runtime, pass_runtime, tls_options
 from homekeep.sync.client.session import ClientSession, client_options
-from homekeep.sync.config import SyncConfig
 from homekeep.sync.foldercli import COMMANDS, print_pass, run_pass, target_dir
-from homekeep.sync.wire.protocol import check_client
 
 log = logging.getLogger("homekeep.sync")
 

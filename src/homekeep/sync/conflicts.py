@@ -82,5 +82,5 @@ def resolve(root: Path, *, keep: str | None = None, drop: str | None = None) -> 
     if drop:
         (root / copy).unlink()
     else:
-        os.replace(root / copy, root / path)
+        (root / copy).replace(root / path)
     return path

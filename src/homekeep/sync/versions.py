@@ -81,7 +81,7 @@ def preserve(root: Path, rel: str, *, when: datetime | None = None) -> list[str]
         return []
     if stat.S_ISDIR(st.st_mode):
         kept: list[str] = []
-        for child in sorted(os.listdir(full)):
+        for child in sorted(p.name for p in full.iterdir()):
             kept += preserve(root, f"{rel}/{child}", when=when)
         return kept
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
@@ -106,7 +106,7 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         raise
     except OSError:
         if src.is_symlink():
-            dest.symlink_to(os.readlink(src))
+            dest.symlink_to(src.readlink())
             return
         tmp = dest.with_name(dest.name + ".part")
         shutil.copy2(src, tmp, follow_symlinks=False)
@@ -157,7 +157,7 @@ def restore(root: Path, version: str) -> str:
 
 
 def prune(root: Path, keep_days: float, *, now: datetime | None = None) -> int:
-    """Remove versions replaced more than ``keep_days`` ago, and emptied folders; returns how many."""
+    """Remove versions replaced over ``keep_days`` ago, and emptied folders; returns how many."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=keep_days)
     removed = 0
     for kept in listing(root):

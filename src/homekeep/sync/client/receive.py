@@ -24,13 +24,13 @@ from typing import Any, Protocol
 from blake3 import blake3
 
 from homekeep.core.errors import Conflict, HomekeepError, InvalidInput, NotFound
-from homekeep.sync.client.reconcile import Plan, Side
 from homekeep.sync.client.index import ClientIndex, Remote
+from homekeep.sync.client.reconcile import Plan, Side
 from homekeep.sync.client.scan import Local
-from homekeep.sync.wire.folder import TMP
-from homekeep.sync.wire.chunklist import decode_chunks
-from homekeep.sync.wire.protocol import check_path
 from homekeep.sync.versions import preserve
+from homekeep.sync.wire.chunklist import decode_chunks
+from homekeep.sync.wire.folder import TMP
+from homekeep.sync.wire.protocol import check_path
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Receiver:
             done.skipped.append(src)
             return
         preserve(self.root, dest)
-        os.replace(self.root / src, self.root / dest)
+        (self.root / src).replace(self.root / dest)
 
     def _conflict(
         self,
@@ -135,7 +135,7 @@ class Receiver:
             done.skipped.append(path)
             return
         if copy is not None and self._safe(copy):
-            os.replace(self.root / path, self.root / copy)  # ours, renamed: sent as a new file
+            (self.root / path).replace(self.root / copy)  # ours, renamed: sent as a new file
         else:
             preserve(self.root, path)
             _remove(self.root / path)
@@ -178,7 +178,7 @@ class Receiver:
                 tmp.unlink(missing_ok=True)
                 done.skipped.append(path)  # changed on the server meanwhile: the next pass
                 return
-            os.chmod(tmp, mode & 0o7777)
+            tmp.chmod(mode & 0o7777)
             os.utime(tmp, ns=(mtime_ns, mtime_ns))
         if not self._unchanged(path, local.get(path)):  # edited while we fetched
             tmp.unlink(missing_ok=True)
@@ -186,7 +186,7 @@ class Receiver:
             return
         preserve(self.root, path)
         with contextlib.suppress(IsADirectoryError):
-            os.replace(tmp, full)
+            tmp.replace(full)
             if kind == "file":
                 st = full.lstat()
                 self.index.remember(
@@ -195,7 +195,7 @@ class Receiver:
             done.files += 1
             return
         shutil.rmtree(full)  # a folder where the file goes: kept in versions above
-        os.replace(tmp, full)
+        tmp.replace(full)
         done.files += 1
 
     def _build(self, path: str, file_hash: str, size: int, tmp: Path, done: Received) -> Any:
@@ -237,7 +237,8 @@ class Receiver:
                 done.bytes_reused += length
         start = 0
         while start < len(missing):
-            group, total = [], 0
+            group: list[int] = []
+            total = 0
             while start < len(missing) and (not group or total < READ_BYTES):
                 i = missing[start]
                 group.append(i)

@@ -150,7 +150,7 @@ class Sharing:
                 rows.append((rel, st, "dir", None, []))
             elif stat.S_ISLNK(st.st_mode):
                 try:
-                    rows.append((rel, st, "link", os.readlink(base / rel), []))
+                    rows.append((rel, st, "link", str((base / rel).readlink()), []))
                 except OSError:
                     continue
             else:
@@ -234,7 +234,7 @@ def _same(entry: Any, st: os.stat_result, full: Path, mask: int) -> bool:
         return bool(entry["kind"] == "dir")
     if stat.S_ISLNK(mode):
         try:
-            return bool(entry["kind"] == "link" and entry["target"] == os.readlink(full))
+            return bool(entry["kind"] == "link" and entry["target"] == str(full.readlink()))
         except OSError:
             return True  # gone meanwhile: the next rescan sees it
     return bool(

@@ -9,8 +9,8 @@ import json
 import re
 from typing import Literal, Protocol
 
-from homekeep.sync.wire.folder import reserved
 from homekeep.core.errors import Forbidden, InvalidInput
+from homekeep.sync.wire.folder import reserved
 
 VERSION = 1
 PREFIX = f"/v{VERSION}"
