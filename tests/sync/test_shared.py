@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import run_cli
+from tests.support import HOMEKEEP, clean_env, run_cli
 from tests.sync.helpers import SyncServer, sync_server, wait_until
 
 FOLDER = "docs"
@@ -127,7 +129,7 @@ def test_concurrent_edits_keep_both_with_a_conflict_copy(
     assert len(copies) == 1
     assert final[copies[0]] == "a's edit"
     assert copies[0].startswith("plan.sync-conflict-")
-    assert copies[0].endswith(".txt")
+    assert copies[0].endswith("-laptop.txt")  # named after the device whose edit lost
     listed = run_cli("sync", "conflicts", a, "--json", data_dir=tmp_path / "data-laptop")
     assert json.loads(listed.stdout) == [{"path": "plan.txt", "copy": copies[0]}]
 
@@ -249,3 +251,57 @@ def test_a_folder_that_lost_its_marker_is_not_synced(shared: SyncServer, tmp_pat
     assert result.returncode != 0
     assert "looks unmounted" in result.stderr
     assert tree(shared.root / FOLDER) == {"x.txt": "x"}
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    names = sorted(p.name for p in a.iterdir() if p.name not in OWN)
+    if names != sorted(p.name for p in b.iterdir() if p.name not in OWN):
+        return False
+    return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+
+
+def test_a_receiving_client_fetches_only_the_chunks_it_lacks(
+    shared: SyncServer, tmp_path: Path
+) -> None:
+    a, b = clients(tmp_path, "a", "b")
+    big = os.urandom(3 << 20)
+    (a / "video.bin").write_bytes(big)
+    sync(a, shared, "laptop")
+    first = sync(b, shared, "desk")["received"]
+    assert first["bytes_fetched"] == len(big)
+    # a copy, a rename, and an insertion into the middle of a new version of the file
+    shutil.copy(a / "video.bin", a / "copy.bin")
+    (a / "video.bin").rename(a / "moved.bin")
+    (a / "edited.bin").write_bytes(big[: 1 << 20] + b"a few new bytes" + big[1 << 20 :])
+    sync(a, shared, "laptop")
+    second = sync(b, shared, "desk")["received"]
+    assert _same_bytes(a, b)
+    assert second["files"] == 3
+    assert second["bytes_fetched"] < 300_000  # the chunks around the insertion, no more
+    assert second["bytes_reused"] >= 3 * len(big) - 300_000
+
+
+def test_a_receiver_killed_mid_file_leaves_no_torn_file_and_resumes(
+    shared: SyncServer, tmp_path: Path
+) -> None:
+    a, b = clients(tmp_path, "a", "b")
+    data = os.urandom(96 << 20)
+    (a / "large.bin").write_bytes(data)
+    sync(a, shared, "laptop")
+    args = ["sync", "pull", str(b), "--server", shared.url, "--token", shared.token]
+    args += ["--name", "desk", "--folder", FOLDER]
+    cmd = [*HOMEKEEP, "--data-dir", str(tmp_path / "data-desk"), *args]
+    proc = subprocess.Popen(cmd, env=clean_env(), stdout=subprocess.DEVNULL)
+    partial = b / ".homekeep-tmp"
+    try:
+        assert wait_until(
+            lambda: any(p.stat().st_size > 0 for p in partial.glob("*")), timeout=60, step=0.005
+        )
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (b / "large.bin").exists()
+    again = run_cli(*args, data_dir=tmp_path / "data-desk")
+    assert again.returncode == 0, again.stderr
+    assert (b / "large.bin").read_bytes() == data
+    assert not partial.exists()

@@ -37,6 +37,7 @@ from homekeep.sync.server.sharing import Sharing
 from homekeep.sync.server.target import Target
 from homekeep.sync.server.watcher import SharedWatch
 from homekeep.sync.service import open_service
+from homekeep.sync.store import DEVICE
 from homekeep.sync.wire.chunking import DIGESTERS, Digest, Follower, ListMismatch
 from homekeep.sync.wire.chunklist import ChunkList, ListReceiver
 from homekeep.sync.wire.compression import BODY_MIN, deflate, inflate
@@ -48,6 +49,7 @@ from homekeep.sync.wire.protocol import (
     PREFIX,
     VERSION,
     check_access,
+    check_client,
     check_hash,
     check_path,
 )
@@ -127,9 +129,16 @@ def _split_commit(body: bytes | bytearray) -> tuple[bytes, memoryview]:
 _SYNC_TOKEN = require_scope("sync")  # one callable: FastAPI checks it once per request
 
 
-async def _bound_client(client: str, token: Annotated[Caller, Depends(_SYNC_TOKEN)]) -> str:
-    """The client named in the path, if the request's token may act as it (else 403)."""
-    return check_access(token, client)
+async def _bound_client(
+    client: str, token: Annotated[Caller, Depends(_SYNC_TOKEN)], request: Request
+) -> str:
+    """The client named in the path, if the request's token may act as it (else 403);
+    the device it names (``X-Homekeep-Device``) is kept for the history."""
+    named = check_access(token, client)
+    device = request.headers.get("x-homekeep-device")
+    if device is not None:
+        DEVICE.set(check_client(device))
+    return named
 
 
 Client = Annotated[str, Depends(_bound_client)]
@@ -200,7 +209,8 @@ def router(target: Target, *, max_request: int, data_port: int | None = None) ->
         chunks = ChunkList(
             b"".join(bytes.fromhex(h) + n.to_bytes(4, "big") for h, n in found.chunks)
         )
-        payload = {"hash": found.hash, "size": found.size, "chunks": chunks.encode()}
+        by = await anyio.to_thread.run_sync(target.index.last_device, client, asked.path)
+        payload = {"hash": found.hash, "size": found.size, "chunks": chunks.encode(), "by": by}
         return answer(request, payload)
 
     @api.post(f"{PREFIX}/clients/{{client}}/read")
@@ -385,7 +395,9 @@ def build(ctx: AreaContext) -> WebParts:
         shown = ", ".join(sorted(names)[:5]) + (" ..." if len(names) > 5 else "")
         return {"clients": f"{len(names)}: {shown}" if names else 0, "last change": last}
 
-    watch = SharedWatch(Sharing(store), interval=cfg.shared_rescan_seconds)
+    watch = SharedWatch(
+        Sharing(store), interval=cfg.shared_rescan_seconds, keep_days=cfg.keep_versions_days
+    )
     return WebParts(
         api=router(store, max_request=cfg.max_request_bytes),
         startup=[_collector(store), watch.start],
@@ -402,6 +414,7 @@ def standalone_app(
     data_port: int | None = None,
     trusted_hosts: frozenset[str] = frozenset({"*"}),
     shared_rescan: float = 60,
+    keep_versions_days: float = 30,
 ) -> FastAPI:
     """The app of `homekeep sync server`: the protocol under /api/sync, /healthz and /docs."""
     app = FastAPI(title="homekeep sync", version=__version__, docs_url=None, redoc_url=None)
@@ -412,7 +425,7 @@ def standalone_app(
     api = router(store, max_request=max_request, data_port=data_port)
     app.include_router(api, prefix="/api/sync", tags=["sync"])
     app.add_middleware(TrustedHosts, names=trusted_hosts)
-    watch = SharedWatch(Sharing(store), interval=shared_rescan)
+    watch = SharedWatch(Sharing(store), interval=shared_rescan, keep_days=keep_versions_days)
     app.router.on_startup.append(watch.start)
     app.router.on_shutdown.append(watch.stop)
     return app

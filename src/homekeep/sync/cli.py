@@ -119,6 +119,7 @@ def server(
         data_port=port_for_data.port if port_for_data else None,
         trusted_hosts=trusted_names(host, "", web.trusted_hosts),
         shared_rescan=cfg.shared_rescan_seconds,
+        keep_versions_days=cfg.keep_versions_days,
     )
     if tls_cert is not None:
         click.echo(f"certificate SHA-256 fingerprint: {_cert_fingerprint(tls_cert)}")

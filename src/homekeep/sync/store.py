@@ -8,6 +8,7 @@ back from the files themselves; nothing is stored twice.
 from __future__ import annotations
 
 import sqlite3
+from contextvars import ContextVar
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,16 @@ MIGRATIONS = (
     """,
     # shared folders: namespaces that several clients send to and receive from
     "CREATE TABLE folders (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);",
+    # which device made a change (a shared folder's clients all act as the folder)
+    """
+    ALTER TABLE events ADD COLUMN device TEXT;
+    CREATE INDEX events_path ON events(client, path, id);
+    """,
 )
+
+# The device a request comes from (its X-Homekeep-Device header), for the history; set by
+# the API for the request's own context, which its worker thread inherits.
+DEVICE: ContextVar[str | None] = ContextVar("device", default=None)
 
 
 # A path and everything under it, as two index range scans ('/' sorts just before '0').
@@ -271,10 +281,19 @@ class ServerIndex:
     ) -> None:
         """Add a line to the history."""
         conn.execute(
-            "INSERT INTO events (at, client, action, path, dest, size, data_bytes, via)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (utcnow(), client, action, path, dest, size, data_bytes, via),
+            "INSERT INTO events (at, client, action, path, dest, size, data_bytes, via, device)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (utcnow(), client, action, path, dest, size, data_bytes, via, DEVICE.get()),
         )
+
+    def last_device(self, client: str, path: str) -> str | None:
+        """The device that last changed ``path``, when known."""
+        row = self.db.query_one(
+            "SELECT device FROM events WHERE client = ? AND path = ? AND device IS NOT NULL"
+            " ORDER BY id DESC LIMIT 1",
+            (client, path),
+        )
+        return str(row[0]) if row else None
 
     # -- entries -------------------------------------------------------------------------
 

@@ -83,6 +83,8 @@ class ClientSession:
         self.root = folder.resolve()
         verify = tls_context(server_url, opts["ca"], opts["fingerprint"])
         self.conn = Connection(server_url, token, name, verify)
+        if self.shared is not None:
+            self.conn.device = self.me
         self.index = ClientIndex(
             client_index_path(ctx.dir, self.root, name), keep_bytes=cfg.patch_cache_bytes
         )

@@ -119,12 +119,15 @@ class Connection:
     counters: Counters = field(default_factory=Counters)
     data_port: int | None = None  # the server's port for big files (from hello), if any
     zstd_bodies: bool = False  # the server takes request bodies as zstd (from hello)
+    device: str | None = None  # this machine's name, sent for the history of shared folders
     _http: httpx.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def http(self) -> httpx.Client:
         if self._http is None:
             headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            if self.device:
+                headers["X-Homekeep-Device"] = self.device
             self._http = httpx.Client(
                 base_url=self.server.rstrip("/") + "/api/sync" + PREFIX,
                 headers=headers,

@@ -10,18 +10,19 @@ what both sides held at the end of the pass.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from homekeep.core.errors import Unavailable, UsageError
+from homekeep.core.errors import HomekeepError, Unavailable, UsageError
 from homekeep.sync.client.engine import Syncer
 from homekeep.sync.client.index import ClientIndex, Remote
 from homekeep.sync.client.receive import Received, Receiver
 from homekeep.sync.client.reconcile import Plan, Side, Version, reconcile
 from homekeep.sync.client.scan import Local, scan
 from homekeep.sync.client.summary import Summary
+from homekeep.sync.conflicts import conflict_name
 from homekeep.sync.wire.chunking import FileChanged, digest_file
 from homekeep.sync.wire.folder import MARKER
 
@@ -80,6 +81,7 @@ class TwoWay:
         mine = self._local_versions(local, old)
         theirs = {p: _row_version(r) for p, r in rows.items()}
         plan = reconcile(base, mine, theirs, me=self.me)
+        self._name_after_makers(plan, theirs, set(mine) | set(theirs))
         if self.mode is Mode.RECEIVE_ONLY:
             _receive_only(plan)
         self._check_deletes(plan, base, allow_mass_delete)
@@ -144,6 +146,28 @@ class TwoWay:
                 )
             out[path] = Version("file", digest.file_hash, entry.mtime_ns)
         return out
+
+    def _name_after_makers(self, plan: Plan, theirs: dict[str, Version], taken: set[str]) -> None:
+        """A server version that lost a conflict: its copy carries the device that made it."""
+        for i, c in enumerate(plan.conflicts):
+            loser = theirs.get(c.path)
+            if c.winner is not Side.LOCAL or c.copy is None or loser is None:
+                continue
+            if loser.kind != "file":
+                continue
+            try:
+                by = self.syncer.conn.file_chunks(c.path).get("by")
+            except HomekeepError:
+                continue  # changed meanwhile: the pass sorts it out
+            if not isinstance(by, str) or not by:
+                continue
+            name = conflict_name(c.path, loser.mtime_ns, by)
+            n = 1
+            while name in taken:
+                n += 1
+                name = conflict_name(c.path, loser.mtime_ns, f"{by}-{n}")
+            taken.add(name)
+            plan.conflicts[i] = replace(c, copy=name)
 
     def _check_deletes(self, plan: Plan, base: dict[str, Version], allowed: bool) -> None:
         """Refuse a pass that would delete more than the configured share of the folder."""

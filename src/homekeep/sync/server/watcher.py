@@ -23,6 +23,7 @@ from watchdog.observers.api import BaseObserver
 
 from homekeep.core.errors import HomekeepError
 from homekeep.sync.server.sharing import Sharing
+from homekeep.sync.versions import prune
 from homekeep.sync.wire.folder import RESERVED
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,12 @@ class _Dirty(FileSystemEventHandler):
 class SharedWatch:
     """Runs in the server's event loop; one per target folder."""
 
-    def __init__(self, sharing: Sharing, *, interval: float, settle: float = 0.5) -> None:
+    def __init__(
+        self, sharing: Sharing, *, interval: float, keep_days: float, settle: float = 0.5
+    ) -> None:
         self.sharing = sharing
         self.interval = interval
+        self.keep_days = keep_days  # versions older than this are pruned at a full rescan
         self.settle = settle
         self._handlers: dict[str, _Dirty] = {}
         self._observer: BaseObserver | None = None
@@ -117,9 +121,17 @@ class SharedWatch:
                 for name, handler in list(self._handlers.items()):
                     if handler.take(self.settle) or full:
                         await anyio.to_thread.run_sync(self._rescan, name)
+                    if full:
+                        await anyio.to_thread.run_sync(self._prune, name)
             except Exception:
                 log.exception("watching the shared folders failed; trying again")
             await asyncio.sleep(self.settle / 2)
+
+    def _prune(self, name: str) -> None:
+        folder = self.sharing.target.client_dir(name)
+        removed = prune(folder, self.keep_days)
+        if removed:
+            log.info("shared folder %s: pruned %d old versions", name, removed)
 
     def _rescan(self, name: str) -> None:
         try:
