@@ -8,8 +8,8 @@ back from the files themselves; nothing is stored twice.
 from __future__ import annotations
 
 import sqlite3
-from contextvars import ContextVar
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
