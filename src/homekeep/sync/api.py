@@ -55,7 +55,7 @@ from homekeep.sync.wire.protocol import (
 )
 
 MAX_PACK_BYTES = 16 << 20
-MAX_WAIT = 60.0  # seconds a change long poll may be held
+MAX_WAIT = 30.0  # seconds a change long poll may be held
 CHANGE_POLL = 0.1  # seconds between looks at a waited-on folder's change counter
 SMALL_BODY = 64 << 10  # a request that names a file
 WRITEBACK_STEP = 8 << 20
