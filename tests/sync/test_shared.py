@@ -41,7 +41,10 @@ def tree(root: Path) -> dict[str, str]:
             if rel.split("/")[0] in OWN:
                 continue
             full = Path(dirpath) / name
-            out[rel] = "<dir>" if full.is_dir() else full.read_text()
+            try:
+                out[rel] = "<dir>" if full.is_dir() else full.read_text()
+            except FileNotFoundError:
+                continue  # deleted while we looked (a watching client at work)
     return out
 
 
