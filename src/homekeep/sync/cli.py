@@ -336,9 +336,10 @@ def status(rt: Runtime, folder: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(info.as_dict(), indent=2))
         return
     table = new_table("client", "files", "folders", "links", "size", "last change (UTC)")
+    shared = set(info.shared)
     for c in info.clients:
         table.add_row(
-            c.name,
+            f"{c.name} (shared)" if c.name in shared else c.name,
             str(c.files),
             str(c.folders),
             str(c.links),
@@ -378,9 +379,10 @@ def history(
     table = new_table("when (UTC)", "client", "change", "path", "size", "data received", "how")
     for e in events:
         path = f"{e['path']} -> {e['dest']}" if e["dest"] else e["path"]
+        who = e["client"] if not e.get("device") else f"{e['client']} ({e['device']})"
         table.add_row(
             e["at"][:19].replace("T", " "),
-            e["client"],
+            who,
             e["action"],
             path,
             human_size(e["size"]),

@@ -27,6 +27,7 @@ class Status:
 
     root: str
     clients: list[ClientStatus]
+    shared: list[str]  # the clients that are shared folders
     unique_contents: int
     unique_chunks: int
     staged_chunks: int
@@ -53,6 +54,7 @@ def status(target: Target) -> Status:
     return Status(
         str(target.root),
         clients,
+        target.index.shared(),
         totals["contents"],
         totals["chunks"],
         totals["staged"],
