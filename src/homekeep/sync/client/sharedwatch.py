@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 from watchdog.observers import Observer
 
-from homekeep.core.errors import AuthError, HomekeepError, Unavailable, UsageError
+from homekeep.core.errors import AuthError, HomekeepError, Unavailable
 from homekeep.sync.client.transport import Connection, Offline
-from homekeep.sync.client.twoway import Pass, TwoWay
+from homekeep.sync.client.twoway import MassDelete, Pass, TwoWay
 from homekeep.sync.client.watch import Events
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def _loop(
                 remote.seen(change)
                 on_pass(done)
                 need, delay, last_full = False, 0.5, time.monotonic()
-            except (AuthError, UsageError):
+            except (AuthError, MassDelete):
                 raise  # a refused token, or a mass delete to confirm: the user must act
             except (Offline, Unavailable) as exc:
                 log.warning("%s; retrying in %.1f s", exc.message, delay)

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 MASS_DELETE_MIN = 10  # deleting fewer files than this never counts as a mass delete
 
 
+class MassDelete(UsageError):
+    """A pass would delete more than the configured share of the folder: the user decides."""
+
+
 class Mode(Enum):
     """How a client takes part in a shared folder."""
 
@@ -182,7 +186,7 @@ class TwoWay:
             return
         share = 100 * doomed / files
         if share > self.max_delete_percent:
-            raise UsageError(
+            raise MassDelete(
                 f"this pass would delete {doomed} of {files} files ({share:.0f}%, over "
                 f"[sync] max_delete_percent = {self.max_delete_percent:g}); nothing was "
                 "changed: check the folders, then run again with --allow-mass-delete"
