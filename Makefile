@@ -17,9 +17,14 @@ $(STAMP): pyproject.toml scripts/setup-venv.sh
 run: setup
 	@$(VENV)/bin/homekeep serve
 
+# Tests mostly wait on real servers and subprocesses, so one worker more than the cores keeps
+# them busy; `--dist loadfile` keeps each module on one worker, so its shared servers and
+# browser start once. `make test TEST_WORKERS=0` runs serially.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+
 test: setup
 	@$(VENV)/bin/python -m compileall -q src tests >/dev/null  # bytecode for the many CLI subprocesses
-	@$(VENV)/bin/pytest
+	@$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check .

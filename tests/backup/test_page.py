@@ -6,27 +6,16 @@ from __future__ import annotations
 import shutil
 import sysconfig
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from tests.backup.conftest import Home
 from tests.core.test_pages import DESKTOP, log_in, shoot, shots_dir
-from tests.support import CHROMIUM, CHROMIUM_ARGS, add_user, running
+from tests.support import add_user, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        found = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield found
-        finally:
-            found.close()
 
 
 def stdlib_tree(folder: Path) -> Path:

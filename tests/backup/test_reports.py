@@ -8,12 +8,15 @@ import struct
 import tomllib
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.backup.conftest import Home
-from tests.support import CHROMIUM, CHROMIUM_ARGS, add_user, create_token, running
+from tests.support import add_user, create_token, running
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 
 def png_text(data: bytes) -> dict[str, str]:
@@ -295,32 +298,23 @@ def test_bad_config_is_one_line_error(home: Home, config: str, message: str) -> 
 
 
 @pytest.mark.browser
-def test_page_in_a_browser_shows_jobs_and_chart(home: Home, source: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_page_in_a_browser_shows_jobs_and_chart(home: Home, source: Path, browser: Browser) -> None:
     home.write([{"name": "docs", "source": str(source)}])
     assert home.cli("backup", "run", "docs").returncode == 0
     add_user(home.data, "admin", "admin password", admin=True)
-    with (
-        running(["--config", home.config, "serve", "--port", "0"], data_dir=home.data) as srv,
-        sync_playwright() as p,
-    ):
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(srv.url + "/backup/")
-            page.fill("#name", "admin")  # the login page first, then back here
-            page.fill("#password", "admin password")
-            page.click("#login")
-            page.wait_for_url(srv.url + "/backup/")
-            page.wait_for_selector('tr[data-job="docs"] td.result', timeout=20_000)
-            assert page.locator('tr[data-job="docs"] td.result').inner_text() == "ok"
-            assert str(source) in page.locator('tr[data-job="docs"]').inner_text()
-            page.wait_for_function(
-                "document.getElementById('growth').complete"
-                " && document.getElementById('growth').naturalWidth > 0",
-                timeout=20_000,
-            )
-            assert page.evaluate("document.getElementById('growth').naturalWidth") == 900
-        finally:
-            browser.close()
+    with running(["--config", home.config, "serve", "--port", "0"], data_dir=home.data) as srv:
+        page = browser.new_page()
+        page.goto(srv.url + "/backup/")
+        page.fill("#name", "admin")  # the login page first, then back here
+        page.fill("#password", "admin password")
+        page.click("#login")
+        page.wait_for_url(srv.url + "/backup/")
+        page.wait_for_selector('tr[data-job="docs"] td.result', timeout=20_000)
+        assert page.locator('tr[data-job="docs"] td.result').inner_text() == "ok"
+        assert str(source) in page.locator('tr[data-job="docs"]').inner_text()
+        page.wait_for_function(
+            "document.getElementById('growth').complete"
+            " && document.getElementById('growth').naturalWidth > 0",
+            timeout=20_000,
+        )
+        assert page.evaluate("document.getElementById('growth').naturalWidth") == 900

@@ -15,24 +15,14 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize
 
-from tests.support import CHROMIUM, CHROMIUM_ARGS, ROOT, Server, add_user, serve
+from tests.support import ROOT, Server, add_user, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        found = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield found
-        finally:
-            found.close()
 
 
 def shots_dir(tmp_path: Path) -> Path:

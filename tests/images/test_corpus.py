@@ -201,6 +201,8 @@ def test_made_corpus_through_every_upload_path(cleaning: Watched) -> None:
     run(cleaning, corpus.generated(), ALL_FORMS, cleaned=True)
 
 
+# The first to run may fetch Pillow's sdist (tens of MB) on a cold cache: minutes on a slow link.
+@pytest.mark.timeout(900)
 def test_pillow_test_images_through_every_upload_path(
     cleaning: Watched, pillow_images: list[corpus.Case]
 ) -> None:
@@ -212,6 +214,7 @@ def test_made_corpus_stored_as_it_came(keeping: Watched) -> None:
     run(keeping, corpus.generated(), ["raw"], cleaned=False)
 
 
+@pytest.mark.timeout(900)
 def test_pillow_test_images_stored_as_they_came(
     keeping: Watched, pillow_images: list[corpus.Case]
 ) -> None:

@@ -8,6 +8,7 @@ images are kept; nothing of it is committed.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,13 @@ LARGEST = 12_000_000  # files above the corpus server's max_bytes would only tes
 
 def fetch(cache: Path) -> Path | str:
     """Return the folder of Pillow's test images, fetching them once; or why it cannot."""
+    # Parallel test workers share the cache: one fetches, the others wait and find it done.
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _fetch_locked(cache)
+
+
+def _fetch_locked(cache: Path) -> Path | str:
     folder = cache / f"pillow-{PIL.__version__}-images"
     done = folder / ".complete"
     if done.exists():

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize
 
 from homekeep.pool.client import Dispatch, RoomClient
 from tests.pool.conftest import pool_server
-from tests.support import CHROMIUM, CHROMIUM_ARGS, ROOT, add_user, create_token, serve
+from tests.support import ROOT, add_user, create_token, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -98,46 +98,40 @@ def watch_live(page: Page, shots: Path, label: str) -> None:
     page.screenshot(path=str(shots / f"pool-{label}.png"), full_page=True)
 
 
-def test_the_page_shows_servers_clients_and_rates_live(data_dir: Path, tmp_path: Path) -> None:
+def test_the_page_shows_servers_clients_and_rates_live(
+    data_dir: Path, browser: Browser, tmp_path: Path
+) -> None:
     shots = shots_dir(tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     add_user(data_dir, "ann", "ann's password", "pool")
     token = create_token(data_dir, "players", "pool")
     env = {"HOMEKEEP_POOL_MAX_CLIENTS": "4", "HOMEKEEP_POOL_MAX_SERVERS": "4"}
-    with serve(data_dir, env=env) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport=SIZES["desktop"])
-            page.goto(f"{server.url}/pool/")
-            page.wait_for_url(f"{server.url}/login?next=/pool/")
-            page.fill("#name", "ann")
-            page.fill("#password", "ann's password")
-            page.click("#login")
-            page.wait_for_url(f"{server.url}/pool/")
-            assert page.title() == "Pool · homekeep"
-            assert page.locator("#token").count() == 0  # the session is enough
-            page.wait_for_selector("#servers tr.server", timeout=10_000)
-            with chatting(server.url, token, 6):
-                for label, size in SIZES.items():
-                    page.set_viewport_size(size)
-                    watch_live(page, shots, label)
-        finally:
-            browser.close()
+    with serve(data_dir, env=env) as server:
+        page = browser.new_page(viewport=SIZES["desktop"])
+        page.goto(f"{server.url}/pool/")
+        page.wait_for_url(f"{server.url}/login?next=/pool/")
+        page.fill("#name", "ann")
+        page.fill("#password", "ann's password")
+        page.click("#login")
+        page.wait_for_url(f"{server.url}/pool/")
+        assert page.title() == "Pool · homekeep"
+        assert page.locator("#token").count() == 0  # the session is enough
+        page.wait_for_selector("#servers tr.server", timeout=10_000)
+        with chatting(server.url, token, 6):
+            for label, size in SIZES.items():
+                page.set_viewport_size(size)
+                watch_live(page, shots, label)
 
 
-def test_a_dispatcher_on_its_own_asks_for_a_token(tmp_path: Path) -> None:
-    with pool_server(tmp_path) as pool, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport=SIZES["phone"])
-            page.goto(f"{pool.url}/pool/")
-            page.wait_for_selector("#token-card:not([hidden])", timeout=10_000)
-            assert "missing token" in page.locator("#live").inner_text()
-            page.fill("#token", pool.token)
-            page.click("#save-token")
-            page.wait_for_selector("#servers tr.server", timeout=10_000)
-            page.wait_for_selector("#token-card[hidden]", state="attached", timeout=10_000)
-            page.reload()  # the token is kept in this browser
-            page.wait_for_selector("#servers tr.server", timeout=10_000)
-        finally:
-            browser.close()
+def test_a_dispatcher_on_its_own_asks_for_a_token(browser: Browser, tmp_path: Path) -> None:
+    with pool_server(tmp_path) as pool:
+        page = browser.new_page(viewport=SIZES["phone"])
+        page.goto(f"{pool.url}/pool/")
+        page.wait_for_selector("#token-card:not([hidden])", timeout=10_000)
+        assert "missing token" in page.locator("#live").inner_text()
+        page.fill("#token", pool.token)
+        page.click("#save-token")
+        page.wait_for_selector("#servers tr.server", timeout=10_000)
+        page.wait_for_selector("#token-card[hidden]", state="attached", timeout=10_000)
+        page.reload()  # the token is kept in this browser
+        page.wait_for_selector("#servers tr.server", timeout=10_000)
