@@ -6,11 +6,12 @@ A real `homekeep serve` on loopback over a 4-minute FLAC and the same tone as Wa
 (made by ffmpeg). Each listener is a thread that asks for a stream and reads it at the
 pace it plays (the FLAC at its own bit rate, the Opus at 128 kbit/s, after the first 5 s
 at once, as a player fills its buffer), so ffmpeg runs only as fast as it is listened
-to. Three rounds of --seconds each: every listener on the FLAC as it is; every listener
-on the WavPack transcoded to Opus; half and half. The CPU time is that of the server
-process and of its ffmpeg children (user + system, from /proc, the children counted once
-reaped), per stream and per second of listening. The reference is bare ffmpeg, the same
-arguments, as many processes, read at the same pace from their pipes.
+to. Three paced rounds of --seconds each: every listener on the FLAC as it is; every
+listener on the WavPack transcoded to Opus; half and half. Then a flat-out round: every
+listener reads the whole Opus transcode as fast as it comes. The CPU time is that of the
+server process and of its ffmpeg children (user + system, from /proc, the children
+counted once reaped), per stream. The reference is bare ffmpeg, the same arguments, as
+many processes, read from their pipes at the same pace, then flat out.
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def paced(read: socket.socket | subprocess.Popen[bytes], rate: float, until: float) -> int:
-    """Read a stream at ``rate`` bytes/s (BUFFER_S of it at once) until ``until``."""
+    """Read a stream at ``rate`` bytes/s (BUFFER_S of it at once) until ``until``;
+    a ``rate`` of 0 reads as fast as it comes, to the end."""
     start, got = time.monotonic(), 0
     while time.monotonic() < until:
-        allowed = rate * (BUFFER_S + time.monotonic() - start) - got
+        allowed = rate * (BUFFER_S + time.monotonic() - start) - got if rate else 65536
         if allowed < 4096:
             time.sleep(0.05)
             continue
@@ -72,11 +74,11 @@ def listen(port: int, path: str, token: str, rate: float, until: float, out: lis
         out.append(paced(sock, rate, until))
 
 
-def bare(wv: Path, until: float, out: list[int]) -> None:
+def bare(wv: Path, rate: float, until: float, out: list[int]) -> None:
     proc = subprocess.Popen(ffmpeg_args("ffmpeg", wv, Plan("opus", 128)),
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        out.append(paced(proc, OPUS_RATE, until))
+        out.append(paced(proc, rate, until))
     finally:
         proc.kill()
         proc.wait()
@@ -97,6 +99,20 @@ def round_of(targets: list[tuple[str, float]], port: int, token: str, seconds: f
     for t in threads:
         t.join(seconds + 30)
     return out
+
+
+def bare_round(wv: Path, n: int, rate: float, seconds: float) -> tuple[float, list[int]]:
+    """``n`` bare ffmpeg transcodes read at ``rate``: their CPU seconds and bytes read."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    got: list[int] = []
+    until = time.monotonic() + seconds
+    threads = [threading.Thread(target=bare, args=(wv, rate, until, got)) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 30)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), got
 
 
 def main() -> None:
@@ -120,43 +136,34 @@ def main() -> None:
                 ids = {t["format"]: t["id"] for t in c.get("/api/music/tracks").json()["items"]}
             direct = (f"/api/music/tracks/{ids['flac']}/stream", flac_rate)
             opus = (f"/api/music/tracks/{ids['wavpack']}/stream?format=opus", float(OPUS_RATE))
-            for name, targets in (
-                (f"{n} x FLAC as it is", [direct] * n),
-                (f"{n} x WavPack to Opus", [opus] * n),
-                (f"{n // 2} as they are + {n - n // 2} transcoded",
-                 [direct] * (n // 2) + [opus] * (n - n // 2)),
+            whole = (opus[0], 0.0)
+            for name, targets, seconds in (
+                (f"{n} x FLAC as it is, at the pace they play", [direct] * n, secs),
+                (f"{n} x WavPack to Opus, at the pace they play", [opus] * n, secs),
+                (f"{n // 2} as they are + {n - n // 2} transcoded, at the pace they play",
+                 [direct] * (n // 2) + [opus] * (n - n // 2), secs),
+                (f"{n} x WavPack to Opus, whole, flat out", [whole] * n, 600),
             ):  # fmt: skip
                 before = cpu_seconds(pid)
-                read = round_of(targets, port, token, secs)
+                read = round_of(targets, port, token, seconds)
                 time.sleep(1.0)  # the server reaps its ffmpeg children: their time counts
                 used = cpu_seconds(pid) - before
                 rows.append((name, used, len(read), sum(read)))
-        before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        got: list[int] = []
-        until = time.monotonic() + secs
-        threads = [threading.Thread(target=bare, args=(wv, until, got)) for _ in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(secs + 30)
-        after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        used = (after_children.ru_utime - before_children.ru_utime) + (
-            after_children.ru_stime - before_children.ru_stime
-        )
-        rows.append((f"reference: {n} x bare ffmpeg, WavPack to Opus", used, len(got), sum(got)))
-    opus_ref = rows[-1][1] / max(1, rows[-1][2])
-    print(f"{n} listeners for {secs:.0f} s each round, read at the pace they play")
+        for rate, how in ((float(OPUS_RATE), "at the pace they play"), (0.0, "whole, flat out")):
+            used, read = bare_round(wv, n, rate, secs if rate else 600)
+            rows.append((f"reference: {n} x bare ffmpeg, WavPack to Opus, {how}", used,
+                         len(read), sum(read)))  # fmt: skip
+    refs = {"pace": rows[-2][1] / max(1, rows[-2][2]), "flat": rows[-1][1] / max(1, rows[-1][2])}
+    print(f"{n} listeners at once; a paced round lasts {secs:.0f} s, a flat-out one reads the"
+          " whole 240 s track")  # fmt: skip
     print()
-    print("| round | streams | CPU s | CPU ms per stream-second | % of a core per stream |"
-          " MB read | vs bare ffmpeg |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| round | streams | CPU s | CPU s per stream | MB read | vs bare ffmpeg |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, used, streams, size in rows:
         per = used / max(1, streams)
-        ratio = f"{per / opus_ref:.2f}x" if "Opus" in name and "reference" not in name else ""
-        print(
-            f"| {name} | {streams} | {used:.2f} | {per / secs * 1000:.1f} |"
-            f" {per / secs * 100:.2f} | {size / 1e6:.1f} | {ratio} |"
-        )
+        ref = refs["flat" if "flat out" in name else "pace"]
+        ratio = f"{per / ref:.2f}x" if "Opus" in name and "reference" not in name else ""
+        print(f"| {name} | {streams} | {used:.2f} | {per:.3f} | {size / 1e6:.1f} | {ratio} |")
     load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
     print(f"\nload: {load.strip()}")
 
