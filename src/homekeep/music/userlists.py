@@ -57,7 +57,9 @@ class UserLists:
     def _mine(self, playlist_id: str) -> str:
         """The id of an own playlist; a shared one is refused (403) for a user."""
         if self.shared is not None and playlist_id.startswith(SHARED):
-            raise Forbidden("a shared playlist is read-only here; copy it to make it yours")
+            raise Forbidden(
+                "a shared playlist is read-only for users; save its tracks as a playlist of yours"
+            )
         return playlist_id
 
     @staticmethod
