@@ -79,6 +79,15 @@ def row(name: str, values: list[float], ref: list[float] | None = None) -> str:
     return f"| {name} | {p50:.1f} | {p95:.1f} | {ratio} |"
 
 
+def fill_audio(root: Path) -> tuple[Path, Path]:
+    """A 4-minute FLAC tone and the same as WavPack, made by ffmpeg under ``root``."""
+    flac = player.long_track(root / "A" / "B" / "01.flac", 240)
+    wv = root / "A" / "B" / "02.wv"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(flac),
+                    "-c:a", "wavpack", str(wv)], check=True, timeout=120)  # fmt: skip
+    return flac, wv
+
+
 def fill(data: Path, flac: Path, albums: int) -> None:
     """A library database of ``albums`` albums x 10 tracks, all pointing at one real file."""
     db = Database(data / "music" / "music.sqlite", area="music", migrations=MIGRATIONS)
@@ -92,13 +101,13 @@ def fill(data: Path, flac: Path, albums: int) -> None:
             album_id = hashlib.sha256(f"al{album}".encode()).hexdigest()[:16]
             artist_id = hashlib.sha256(f"ar{artist}".encode()).hexdigest()[:16]
             files.append((n + 1, f"{album}/{n}.flac", str(album), "flac", "audio", "flac", 1, 0, 0,
-                          n, now))  # fmt: skip
+                          n, now, now))  # fmt: skip
             tracks.append((n + 1, f"Track {n}", f"Artist {artist}", f"Album {album}",
                            f"Artist {artist}", n % 10 + 1, 1990 + album % 30, "Rock", 240.0,
                            900_000, artist_id, artist_id, album_id))  # fmt: skip
         conn.executemany(
             "INSERT INTO files (id, root_id, path, dir, ext, kind, detected, size, mtime_ns,"
-            " ctime_ns, inode, read_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " ctime_ns, inode, read_at, added_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             files,
         )
         conn.executemany(
@@ -151,10 +160,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         root, data = base / "music", base / "data"
-        flac = player.long_track(root / "A" / "B" / "01.flac", 240)
-        wv = root / "A" / "B" / "02.wv"
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(flac),
-                        "-c:a", "wavpack", str(wv)], check=True, timeout=120)  # fmt: skip
+        flac, wv = fill_audio(root)
         assert run_cli("music", "scan", root, data_dir=data).returncode == 0
         token = create_token(data, "bench", "music")
         with serve(data) as srv:

@@ -92,6 +92,42 @@ def test_album_groups(client: httpx.Client) -> None:
     assert {g["name"] for g in by_artist} == {"Band", "Various Artists"}
 
 
+def test_the_folders_as_on_disk(client: httpx.Client) -> None:
+    roots = client.get("/api/music/roots").json()
+    top = client.get("/api/music/folders", params={"root": roots[0]["id"]}).json()
+    assert top["root"]["path"] == roots[0]["path"]
+    assert (top["path"], top["parent"], top["tracks"]) == ("", None, [])
+    assert [(f["name"], f["path"], f["tracks"]) for f in top["folders"]] == [
+        ("Band", "Band", 3),
+        ("Comp", "Comp", 2),
+    ]
+    band = client.get("/api/music/folders", params={"root": 1, "path": "Band/"}).json()
+    [album] = band["folders"]
+    assert (album["name"], album["path"], album["tracks"]) == ("Album", "Band/Album", 3)
+    assert album["cover_hash"]  # the album stored in that folder lends it its cover
+    inside = client.get("/api/music/folders", params={"root": 1, "path": "Band/Album"}).json()
+    assert inside["parent"] == "Band"
+    assert [t["title"] for t in inside["tracks"]] == ["Song 1", "Song 2", "Song 3"]
+    everything = client.get("/api/music/folders/tracks", params={"root": 1}).json()
+    assert everything["total"] == 5
+    assert [t["title"] for t in everything["items"]][:3] == ["Song 1", "Song 2", "Song 3"]
+    # a folder whose name starts like another's is not inside it
+    assert client.get("/api/music/folders", params={"root": 1, "path": "Ban"}).status_code == 404
+
+
+def test_albums_by_group_and_recently_added(client: httpx.Client) -> None:
+    newest = client.get("/api/music/albums", params={"sort": "added"}).json()["items"]
+    assert {a["title"] for a in newest} == {"Album", "Hits"}
+    assert all(a["added_at"] for a in newest)
+    decades = client.get("/api/music/album-groups", params={"by": "decade"}).json()
+    assert [(g["id"], g["albums"]) for g in decades] == [("2010", 1), ("unknown", 1)]
+    assert client.get("/api/music/album-groups", params={"by": "genre"}).json() == []
+    in_2010s = client.get("/api/music/albums", params={"decade": 2010}).json()["items"]
+    assert [a["title"] for a in in_2010s] == ["Album"]
+    album_artists = client.get("/api/music/artists", params={"role": "album_artist"}).json()
+    assert [a["name"] for a in album_artists["items"]] == ["Band", "Various Artists"]
+
+
 def test_covers_full_and_thumbnail(client: httpx.Client, covers: dict[str, bytes]) -> None:
     album = client.get("/api/music/albums", params={"q": "Album"}).json()["items"][0]
     full = client.get(f"/api/music/albums/{album['id']}/cover", params={"size": "full"})
@@ -155,6 +191,34 @@ def test_reports_and_timings(client: httpx.Client) -> None:
         ("/api/music/reports/artwork?min_size=-5", 422),
         ("/api/music/reports/missing-tags?limit=-1", 422),
         ("/api/music/reports/missing-tags?offset=" + "9" * 30, 422),
+        ("/api/music/albums?decade=-2", 422),
+        ("/api/music/albums?decade=1e3", 422),
+        ("/api/music/albums?sort=added;DROP", 422),
+        ("/api/music/albums?genre=" + "g" * 300, 422),
+        ("/api/music/artists?role=admin", 422),
+        # the folder browser: no client path leaves its root
+        ("/api/music/folders?root=1&path=..", 400),
+        ("/api/music/folders?root=1&path=../..", 400),
+        ("/api/music/folders?root=1&path=Band/../../..", 400),
+        ("/api/music/folders?root=1&path=/etc", 400),
+        ("/api/music/folders?root=1&path=//etc", 400),
+        ("/api/music/folders?root=1&path=Band//Album", 400),
+        ("/api/music/folders?root=1&path=./Band", 400),
+        ("/api/music/folders?root=1&path=..%5C..%5Cetc", 400),
+        ("/api/music/folders?root=1&path=Band%00", 400),
+        ("/api/music/folders?root=1&path=Band%0A", 400),
+        ("/api/music/folders?root=1&path=%2E%2E", 400),
+        ("/api/music/folders?root=1&path=" + "a/" * 3000, 422),
+        ("/api/music/folders?root=1&path=Nowhere", 404),
+        ("/api/music/folders?root=1&path=etc", 404),
+        ("/api/music/folders?root=999&path=", 404),
+        ("/api/music/folders?root=abc", 422),
+        ("/api/music/folders?root=" + "9" * 30, 422),
+        ("/api/music/folders?path=Band", 422),
+        ("/api/music/folders/tracks?root=1&path=../../etc", 400),
+        ("/api/music/folders/tracks?root=1&path=/", 400),
+        ("/api/music/folders/tracks?root=1&path=Nowhere", 404),
+        ("/api/music/folders/tracks?root=2", 404),
     ],
 )
 def test_bad_requests_answer_in_the_error_shape(

@@ -33,8 +33,14 @@ def _track(srv: Player, title: str) -> dict[str, object]:
 
 
 def _ffmpegs(srv: Player) -> list[psutil.Process]:
-    parent = psutil.Process(srv.server.process.pid)
-    return [p for p in parent.children(recursive=True) if p.name() == "ffmpeg"]
+    found = []
+    for child in psutil.Process(srv.server.process.pid).children(recursive=True):
+        try:
+            if child.name() == "ffmpeg":
+                found.append(child)
+        except (psutil.NoSuchProcess, FileNotFoundError):
+            continue  # a child that ended while the list was read: not running
+    return found
 
 
 def test_the_file_as_it_is_with_ranges(srv: Player) -> None:

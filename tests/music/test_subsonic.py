@@ -142,10 +142,10 @@ def test_playlists_with_py_sonic(srv: Player, sonic: libsonic.Connection) -> Non
     ids = [songs[t]["id"] for t in ("Song 1", "Blue", "Crème")]
     made = sonic.createPlaylist(name="Road trip", songIds=ids)["playlist"]
     assert [e["title"] for e in made["entry"]] == ["Song 1", "Blue", "Crème"]
-    on_disk = srv.data / "music" / "playlists" / "Road trip.m3u8"
+    on_disk = srv.data / "music" / "playlists" / "ann" / "Road trip.m3u8"  # ann's own folder
     text = on_disk.read_text("utf-8")
     assert text.startswith("#EXTM3U\n#EXTINF:1,Band - Song 1\n")
-    assert "../../../music/Band/Album/01.flac" in text
+    assert "../../../../music/Band/Album/01.flac" in text
     sonic.updatePlaylist(made["id"], songIdsToAdd=[songs["Hit 2"]["id"]],
                          songIndexesToRemove=[0])  # fmt: skip
     listed = sonic.getPlaylists()["playlists"]["playlist"]
@@ -154,6 +154,41 @@ def test_playlists_with_py_sonic(srv: Player, sonic: libsonic.Connection) -> Non
     assert [e["title"] for e in again["entry"]] == ["Blue", "Crème", "Hit 2"]
     sonic.deletePlaylist(made["id"])
     assert not on_disk.exists()
+
+
+def test_each_user_has_their_own_playlists(srv: Player) -> None:
+    songs = {s["title"]: s["id"] for s in srv.rest("search3", query="")
+             .json()["subsonic-response"]["searchResult3"]["song"]}  # fmt: skip
+    made = srv.rest("createPlaylist", name="Ann's", songId=songs["Blue"]).json()
+    assert made["subsonic-response"]["status"] == "ok"
+    with srv.client() as token:  # a token without a user: the shared playlists
+        party = token.post("/api/music/playlists", json={"name": "Party",
+                           "track_ids": [int(songs["Hit 1"])]})  # fmt: skip
+        assert party.status_code == 201
+        assert [p["name"] for p in token.get("/api/music/playlists").json()] == ["Party"]
+    try:
+        assert (srv.data / "music" / "playlists" / "Party.m3u8").is_file()
+        assert (srv.data / "music" / "playlists" / "ann" / "Ann's.m3u8").is_file()
+        ann = srv.rest("getPlaylists").json()["subsonic-response"]["playlists"]["playlist"]
+        assert [(p["id"], p["owner"], p["public"]) for p in ann] == [
+            ("Ann's.m3u8", "ann", False),
+            ("shared:Party.m3u8", "", True),
+        ]
+        root = srv.rest("getPlaylists", user="root").json()["subsonic-response"]
+        assert [p["name"] for p in root["playlists"]["playlist"]] == ["Party"]
+        # another user's playlist is not there for root; the shared one is read-only
+        other = srv.rest("getPlaylist", user="root", id="Ann's.m3u8").json()
+        assert other["subsonic-response"]["error"]["code"] == 70
+        shared = srv.rest("getPlaylist", id="shared:Party.m3u8").json()["subsonic-response"]
+        assert [e["title"] for e in shared["playlist"]["entry"]] == ["Hit 1"]
+        refused = srv.rest("deletePlaylist", id="shared:Party.m3u8").json()
+        assert refused["subsonic-response"]["error"]["code"] == 50
+        for escape in ("shared:../ann/Ann's.m3u8", "../ann/Ann's.m3u8", "shared:ann"):
+            answer = srv.rest("getPlaylist", user="root", id=escape).json()
+            assert answer["subsonic-response"]["error"]["code"] == 70, escape
+    finally:
+        srv.rest("deletePlaylist", id="Ann's.m3u8")
+        (srv.data / "music" / "playlists" / "Party.m3u8").unlink()
 
 
 def test_scrobble_star_and_play_queue(sonic: libsonic.Connection) -> None:

@@ -12,6 +12,7 @@ from homekeep.core.area import AreaContext, Summary, WebParts
 from homekeep.core.auth import Caller, require_scope
 from homekeep.core.limits import Int64
 from homekeep.core.limits import Offset as Skip
+from homekeep.music.folders import Folders, folder_routes
 from homekeep.music.pages import pages_router
 from homekeep.music.player_api import player_routes
 from homekeep.music.queue_api import queue_routes
@@ -40,6 +41,7 @@ def build(ctx: AreaContext) -> WebParts:
     transcoder = Transcoder(svc.config.max_transcodes)
     player_routes(api, svc, transcoder)
     queue_routes(api, svc)
+    folder_routes(api, Folders(svc.db, svc.library))
     # the Subsonic API needs core's users: only `homekeep serve` has them
     rest = subsonic_router(svc, ctx.accounts, transcoder) if ctx.accounts else None
 
@@ -62,13 +64,20 @@ def _browse_routes(api: APIRouter, svc: Service) -> None:
     library = svc.library
 
     @api.get("/artists")
-    def artists(q: Search = None, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
-        """Artists (track artists and album artists), by name."""
-        return library.artists(q=q, limit=limit, offset=offset)
+    def artists(
+        q: Search = None,
+        role: Literal["any", "album_artist"] = "any",
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        """Artists by name: every one, or album artists only ("Various Artists" for
+        compilations, not each artist on them)."""
+        return library.artists(q=q, album_artists=role == "album_artist", limit=limit,
+                               offset=offset)  # fmt: skip
 
     @api.get("/artists/{artist_id}")
     def artist(artist_id: str) -> dict[str, Any]:
-        """One artist with their albums, oldest first."""
+        """One artist with their albums, oldest first (``appears_on``: on others' albums)."""
         return library.artist(artist_id)
 
     @api.get("/albums")
@@ -77,16 +86,22 @@ def _browse_routes(api: APIRouter, svc: Service) -> None:
         artist_id: Id = None,
         release_type: Id = None,
         compilation: bool | None = None,
-        sort: Literal["title", "artist", "year"] = "artist",
+        genre: Annotated[str | None, Query(max_length=200)] = None,
+        decade: Annotated[
+            int | None, Query(ge=-1, le=9990, description="1990 for the 1990s, -1: no year")
+        ] = None,
+        sort: Literal["title", "artist", "year", "added"] = "artist",
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        """Albums, filtered by album artist, release type or compilation; paginated."""
+        """Albums, filtered by album artist or group; sorted (``added``: newest first)."""
         return library.albums(
             q=q,
             artist_id=artist_id,
             release_type=release_type,
             compilation=compilation,
+            genre=genre,
+            decade=decade,
             sort=sort,
             limit=limit,
             offset=offset,
@@ -104,9 +119,11 @@ def _browse_routes(api: APIRouter, svc: Service) -> None:
 
     @api.get("/album-groups")
     def album_groups(
-        by: Literal["album_artist", "release_type", "compilation"] = "album_artist",
+        by: Literal["album_artist", "release_type", "compilation", "genre", "decade"] = (
+            "album_artist"
+        ),
     ) -> list[dict[str, Any]]:
-        """Album groups: by album artist, by release type, or compilations apart."""
+        """Album groups: by album artist, release type, compilation, genre or decade."""
         return library.groups(by)
 
     @api.get("/tracks")

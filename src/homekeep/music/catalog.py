@@ -85,6 +85,7 @@ class _Album:
     discs: int = 1
     duration: float = 0.0
     files: list[tuple[int, int, str]] = field(default_factory=list)  # (file id, root, dir)
+    added_at: str | None = None  # when its first file was first scanned
 
 
 @functools.lru_cache(maxsize=65536)
@@ -108,10 +109,10 @@ def derive(
     ``tracks`` in album, disc, track and path order, each as (album_id, album, year,
     date, genre, compilation, release_type, mb_album_id, mb_release_group_id, disc,
     disc_total, duration, file_id, root_id, dir, main artist name, artist_id,
-    mb_artist_id, album_artist tag, album_artist_id); ``track_artists`` as (artist id,
-    name, tracks); ``folder_images`` as (root_id, dir, path, ext, hash) in path order;
-    ``pictures`` as (file_id, type, hash) in position order, read only when
-    ``embedded`` is a cover source.
+    mb_artist_id, album_artist tag, album_artist_id, file added_at); ``track_artists``
+    as (artist id, name, tracks); ``folder_images`` as (root_id, dir, path, ext, hash)
+    in path order; ``pictures`` as (file_id, type, hash) in position order, read only
+    when ``embedded`` is a cover source.
     """
     albums: dict[str, _Album] = {}
     artist_names: dict[str, Counter[str]] = {}
@@ -119,7 +120,7 @@ def derive(
     artist_tracks: Counter[str] = Counter()
     for (album_id, title, year, date, genre, compilation, release_type, mb_album_id, mb_group,
          disc, disc_total, duration, file_id, root_id, directory, artist, track_artist_id,
-         mb_artist_id, tag_album_artist, album_artist_id) in tracks:  # fmt: skip
+         mb_artist_id, tag_album_artist, album_artist_id, added_at) in tracks:  # fmt: skip
         album = albums.get(album_id)
         if album is None:
             tags = {
@@ -155,6 +156,8 @@ def derive(
             album.discs = max(album.discs, disc or 1, disc_total or 1)
         album.duration += duration or 0.0
         album.files.append((file_id, root_id, directory))
+        if added_at and (album.added_at is None or added_at < album.added_at):
+            album.added_at = added_at
         if mb_artist_id:
             artist_mbids.setdefault(track_artist_id, mb_artist_id)
     # every artist of every track (multi-valued tags): a track counts for each of them
@@ -182,6 +185,7 @@ def derive(
             a.files[0][1],
             _album_dir(a),
             *covers.get(a.id, (None, None)),
+            a.added_at,
         )
         for a in albums.values()
     ]

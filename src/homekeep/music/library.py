@@ -8,8 +8,10 @@ from typing import Any
 from homekeep.core.db import Database
 from homekeep.core.errors import NotFound
 
-GROUPINGS = ("album_artist", "release_type", "compilation")
+GROUPINGS = ("album_artist", "release_type", "compilation", "genre", "decade")
 ALBUM_SORTS = {
+    "added": "a.added_at IS NULL, a.added_at DESC, a.album_artist COLLATE NOCASE,"
+    " a.title COLLATE NOCASE",
     "title": "a.title COLLATE NOCASE, a.year",
     "artist": "a.album_artist COLLATE NOCASE, a.year, a.title COLLATE NOCASE",
     "year": "a.year IS NULL, a.year, a.album_artist COLLATE NOCASE, a.title COLLATE NOCASE",
@@ -18,6 +20,7 @@ ALBUM_SELECT = (
     "SELECT a.id, a.title, a.album_artist, a.album_artist_id, a.year, a.date, a.genre,"
     " a.compilation, a.release_type, a.mb_album_id, a.mb_release_group_id, a.track_count,"
     " a.disc_count, a.duration, a.cover_hash, a.cover_source, r.path || '/' || a.dir AS folder,"
+    " a.added_at,"
     " i.width AS cover_width, i.height AS cover_height FROM albums a"
     " JOIN roots r ON r.id = a.root_id LEFT JOIN images i ON i.hash = a.cover_hash"
 )
@@ -30,6 +33,27 @@ TRACK_SORTS = {
     "year": ("t.year", f"t.album COLLATE NOCASE, {_TRACK_ORDER}"),
     "duration": ("t.duration", _TRACK_ORDER),
     "format": ("f.detected", f"t.artist COLLATE NOCASE, t.album COLLATE NOCASE, {_TRACK_ORDER}"),
+}
+# the albums one of whose tracks has a genre (any value of a multi-valued tag)
+IN_GENRE = (
+    "a.id IN (SELECT t.album_id FROM track_genres g JOIN tracks t ON t.file_id = g.file_id"
+    " WHERE g.genre = ? COLLATE NOCASE)"
+)
+_GROUPS = {
+    "album_artist": "SELECT album_artist_id AS id, MIN(album_artist) AS name, COUNT(*) AS albums"
+    " FROM albums GROUP BY album_artist_id ORDER BY name COLLATE NOCASE",
+    "release_type": "SELECT COALESCE(release_type, 'unknown') AS id,"
+    " COALESCE(release_type, 'unknown') AS name, COUNT(*) AS albums"
+    " FROM albums GROUP BY 1 ORDER BY albums DESC, name",
+    "compilation": "SELECT CASE compilation WHEN 1 THEN 'true' ELSE 'false' END AS id,"
+    " CASE compilation WHEN 1 THEN 'Compilations' ELSE 'Albums' END AS name,"
+    " COUNT(*) AS albums FROM albums GROUP BY compilation ORDER BY compilation DESC",
+    "genre": "SELECT MIN(g.genre) AS id, MIN(g.genre) AS name, COUNT(DISTINCT t.album_id) AS albums"
+    " FROM track_genres g JOIN tracks t ON t.file_id = g.file_id"
+    " GROUP BY g.genre COLLATE NOCASE ORDER BY name COLLATE NOCASE",
+    "decade": "SELECT COALESCE(CAST(year / 10 * 10 AS TEXT), 'unknown') AS id,"
+    " COALESCE((year / 10 * 10) || 's', 'unknown') AS name, COUNT(*) AS albums"
+    " FROM albums GROUP BY 1 ORDER BY year IS NULL, MIN(year)",
 }
 TRACK_SELECT = (
     "SELECT t.*, f.detected AS format, f.size, f.ext, r.path || '/' || f.path AS path,"
@@ -78,10 +102,17 @@ class Library:
         return {"items": items, "total": int(total[0]) if total else 0, "limit": limit,
                 "offset": offset}  # fmt: skip
 
-    def artists(self, *, q: str | None, limit: int, offset: int) -> dict[str, Any]:
-        where, params = "", []
+    def artists(
+        self, *, q: str | None, limit: int, offset: int, album_artists: bool = False
+    ) -> dict[str, Any]:
+        clauses: list[str] = []
+        params: list[Any] = []
         if q:
-            where, params = " WHERE name LIKE ? ESCAPE '\\'", [_like(q)]
+            clauses.append("name LIKE ? ESCAPE '\\'")
+            params.append(_like(q))
+        if album_artists:
+            clauses.append("album_count > 0")
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT * FROM artists{where}"  # noqa: S608
         return self._page(sql, params, "name COLLATE NOCASE", limit, offset)
 
@@ -96,7 +127,10 @@ class Library:
             f" ORDER BY {ALBUM_SORTS['year']}",
             (artist_id, artist_id),
         )
-        return {**dict(row), "albums": [album_dict(a) for a in albums]}
+        shaped = [
+            {**album_dict(a), "appears_on": a["album_artist_id"] != artist_id} for a in albums
+        ]
+        return {**dict(row), "albums": shaped}
 
     def albums(
         self,
@@ -108,7 +142,11 @@ class Library:
         sort: str,
         limit: int,
         offset: int,
+        genre: str | None = None,
+        decade: int | None = None,
     ) -> dict[str, Any]:
+        """Albums filtered by text, album artist, group (release type, compilation, genre,
+        decade: -1 for no year), sorted, paginated."""
         clauses: list[str] = []
         params: list[Any] = []
         if q:
@@ -123,6 +161,14 @@ class Library:
         if compilation is not None:
             clauses.append("a.compilation = ?")
             params.append(int(compilation))
+        if genre:
+            clauses.append(IN_GENRE)
+            params.append(genre)
+        if decade is not None and decade < 0:
+            clauses.append("a.year IS NULL")
+        elif decade is not None:
+            clauses.append("a.year BETWEEN ? AND ?")
+            params += [decade, decade + 9]
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._page(f"{ALBUM_SELECT}{where}", params, ALBUM_SORTS[sort], limit, offset,
                           album_dict)  # fmt: skip
@@ -136,28 +182,11 @@ class Library:
             " ORDER BY COALESCE(t.disc, 1), COALESCE(t.track, 0), f.path",
             (album_id,),
         )
-        return {**album_dict(row), "tracks": self._with_lists([track_dict(t) for t in tracks])}
+        return {**album_dict(row), "tracks": self.with_lists([track_dict(t) for t in tracks])}
 
     def groups(self, by: str) -> list[dict[str, Any]]:
-        """Albums grouped by album artist, by release type, or compilations apart."""
-        if by == "album_artist":
-            sql = (
-                "SELECT album_artist_id AS id, MIN(album_artist) AS name, COUNT(*) AS albums"
-                " FROM albums GROUP BY album_artist_id ORDER BY name COLLATE NOCASE"
-            )
-        elif by == "release_type":
-            sql = (
-                "SELECT COALESCE(release_type, 'unknown') AS id,"
-                " COALESCE(release_type, 'unknown') AS name, COUNT(*) AS albums"
-                " FROM albums GROUP BY 1 ORDER BY albums DESC, name"
-            )
-        else:
-            sql = (
-                "SELECT CASE compilation WHEN 1 THEN 'true' ELSE 'false' END AS id,"
-                " CASE compilation WHEN 1 THEN 'Compilations' ELSE 'Albums' END AS name,"
-                " COUNT(*) AS albums FROM albums GROUP BY compilation ORDER BY compilation DESC"
-            )
-        return [{"by": by, **dict(row)} for row in self.db.query(sql)]
+        """Albums grouped by album artist, release type, compilation, genre or decade."""
+        return [{"by": by, **dict(row)} for row in self.db.query(_GROUPS[by])]
 
     def tracks(
         self,
@@ -194,7 +223,7 @@ class Library:
         first, rest = TRACK_SORTS[sort]
         order = f"{first} {'DESC' if desc else 'ASC'}, {rest}"
         page = self._page(f"{TRACK_SELECT}{where}", params, order, limit, offset, track_dict)
-        self._with_lists(page["items"])
+        self.with_lists(page["items"])
         return page
 
     def track(self, track_id: int) -> dict[str, Any]:
@@ -207,7 +236,7 @@ class Library:
             " ORDER BY p.position",
             (track_id,),
         )
-        return {**self._with_lists([track_dict(row)])[0], "pictures": [dict(p) for p in pictures]}
+        return {**self.with_lists([track_dict(row)])[0], "pictures": [dict(p) for p in pictures]}
 
     def tracks_by_ids(self, ids: list[int]) -> list[dict[str, Any]]:
         """The tracks of ``ids`` in that order (a playlist, a queue); unknown ids are skipped."""
@@ -218,10 +247,10 @@ class Library:
             marks = ", ".join("?" * len(chunk))
             rows = self.db.query(f"{TRACK_SELECT} WHERE t.file_id IN ({marks})", chunk)
             found.update((r["file_id"], track_dict(r)) for r in rows)
-        self._with_lists(list(found.values()))
+        self.with_lists(list(found.values()))
         return [found[i] for i in ids if i in found]
 
-    def _with_lists(self, tracks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def with_lists(self, tracks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add every artist ({id, name}) and every genre of each track, in tag order."""
         by_id = {t["id"]: t for t in tracks}
         for t in tracks:

@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from homekeep.core.auth import Caller, require_scope
 from homekeep.core.errors import PayloadTooLarge
 from homekeep.core.limits import Int64
 from homekeep.music import playlists as m3u
 from homekeep.music.service import Service
 from homekeep.music.streaming import Transcoder, file_response, plan
+from homekeep.music.userlists import UserLists
 
 # SQLite integers are 64-bit: a bigger id would be a 500 (OverflowError), not a 404
 TrackId = Annotated[Int64, Path(description="A track id.")]
@@ -47,8 +49,18 @@ class Order(BaseModel):
 
 
 def player_routes(api: APIRouter, svc: Service, transcoder: Transcoder) -> None:
-    """Add the stream and playlist routes to the music API."""
-    lists = svc.playlists
+    """Add the stream and playlist routes to the music API.
+
+    Each user has playlists of their own (and sees the shared ones); a token without a
+    user, the CLI's, works on the shared ones.
+    """
+    who = Depends(require_scope("music"))
+
+    def mine(caller: Caller = who) -> UserLists:
+        return svc.playlists.of(caller.user.name if caller.user else None)
+
+    # a default value: an annotation naming this local would not resolve (they are strings)
+    lists_of = Depends(mine)
 
     @api.get("/tracks/{track_id}/stream", response_model=None)
     def stream(
@@ -66,30 +78,32 @@ def player_routes(api: APIRouter, svc: Service, transcoder: Transcoder) -> None:
         return transcoder.response(path, chosen)
 
     @api.get("/playlists")
-    def playlists() -> list[dict[str, Any]]:
-        """Every playlist of [music] playlists_dir, read from disk."""
+    def playlists(lists: UserLists = lists_of) -> list[dict[str, Any]]:
+        """The caller's playlists and the shared ones, read from disk."""
         return lists.summaries()
 
     @api.post("/playlists", status_code=201)
-    def create(body: NewPlaylist) -> dict[str, Any]:
+    def create(body: NewPlaylist, lists: UserLists = lists_of) -> dict[str, Any]:
         """A new playlist, empty or with tracks."""
         return lists.create(body.name, body.track_ids).to_json()
 
     @api.post("/playlists/import", status_code=201)
     async def import_m3u(
-        request: Request, name: Annotated[str, Query(max_length=m3u.MAX_NAME * 4)]
+        request: Request,
+        name: Annotated[str, Query(max_length=m3u.MAX_NAME * 4)],
+        lists: UserLists = lists_of,
     ) -> dict[str, Any]:
         """A playlist from an .m3u/.m3u8 file sent as the body; the report lists misses."""
         data = await _body(request, m3u.MAX_BYTES)
         return await run_in_threadpool(lists.import_m3u, name, data)
 
     @api.get("/playlists/{playlist_id}")
-    def playlist(playlist_id: PlaylistId) -> dict[str, Any]:
+    def playlist(playlist_id: PlaylistId, lists: UserLists = lists_of) -> dict[str, Any]:
         """A playlist's entries: each a track, or the reason it is not one."""
         return lists.read(playlist_id).to_json()
 
     @api.get("/playlists/{playlist_id}/m3u8", response_model=None)
-    def download(playlist_id: PlaylistId) -> Response:
+    def download(playlist_id: PlaylistId, lists: UserLists = lists_of) -> Response:
         """The playlist file as it is on disk."""
         found = lists.read(playlist_id)
         name = quote(found.file.name, safe="")
@@ -100,27 +114,35 @@ def player_routes(api: APIRouter, svc: Service, transcoder: Transcoder) -> None:
         )
 
     @api.patch("/playlists/{playlist_id}")
-    def rename(playlist_id: PlaylistId, body: Rename) -> dict[str, Any]:
+    def rename(
+        playlist_id: PlaylistId, body: Rename, lists: UserLists = lists_of
+    ) -> dict[str, Any]:
         """Rename a playlist (its file)."""
         return lists.rename(playlist_id, body.name).to_json()
 
     @api.post("/playlists/{playlist_id}/tracks")
-    def add(playlist_id: PlaylistId, body: Additions) -> dict[str, Any]:
+    def add(
+        playlist_id: PlaylistId, body: Additions, lists: UserLists = lists_of
+    ) -> dict[str, Any]:
         """Insert tracks at a position (default: the end)."""
         return lists.add(playlist_id, body.track_ids, body.position).to_json()
 
     @api.post("/playlists/{playlist_id}/remove")
-    def remove(playlist_id: PlaylistId, body: Positions) -> dict[str, Any]:
+    def remove(
+        playlist_id: PlaylistId, body: Positions, lists: UserLists = lists_of
+    ) -> dict[str, Any]:
         """Remove the entries at the given positions."""
         return lists.remove(playlist_id, body.positions).to_json()
 
     @api.put("/playlists/{playlist_id}/order")
-    def reorder(playlist_id: PlaylistId, body: Order) -> dict[str, Any]:
+    def reorder(
+        playlist_id: PlaylistId, body: Order, lists: UserLists = lists_of
+    ) -> dict[str, Any]:
         """Reorder the entries: ``order`` lists the current positions in their new order."""
         return lists.reorder(playlist_id, body.order).to_json()
 
     @api.delete("/playlists/{playlist_id}", status_code=204, response_model=None)
-    def delete(playlist_id: PlaylistId) -> Response:
+    def delete(playlist_id: PlaylistId, lists: UserLists = lists_of) -> Response:
         """Delete a playlist file."""
         lists.delete(playlist_id)
         return Response(status_code=204)

@@ -14,11 +14,12 @@ from homekeep.core.errors import NotFound
 from homekeep.music.artwork import ArtworkStore
 from homekeep.music.config import MusicConfig
 from homekeep.music.library import Library
-from homekeep.music.playlists import Playlists, TrackIndex
+from homekeep.music.playlists import TrackIndex
 from homekeep.music.reports import Reports, parse_fields
 from homekeep.music.roots import resolve_roots, stored_forms
 from homekeep.music.scanner import Scanner
 from homekeep.music.store import MIGRATIONS, MusicStore
+from homekeep.music.userlists import PlaylistFolders
 
 if TYPE_CHECKING:
     from homekeep.music.subsonic.passwords import SubsonicPasswords
@@ -38,7 +39,7 @@ class Service:
     artwork: ArtworkStore = field(init=False)
     library: Library = field(init=False)
     reports: Reports = field(init=False)
-    playlists: Playlists = field(init=False)
+    playlists: PlaylistFolders = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = MusicStore(self.db, self.folder)
@@ -46,7 +47,7 @@ class Service:
         self.library = Library(self.db)
         self.reports = Reports(self.db)
         folder = self.config.playlists_dir or self.folder / "playlists"
-        self.playlists = Playlists(folder.expanduser(), lambda: TrackIndex(self.db))
+        self.playlists = PlaylistFolders(folder.expanduser(), lambda: TrackIndex(self.db))
 
     def close(self) -> None:
         self.db.close()

@@ -197,6 +197,17 @@ MIGRATIONS = (
         set_at TEXT NOT NULL
     );
     """,
+    # when a file was first scanned (kept through changes and moves), and so when each
+    # album came in: "recently added". Known files get the time they were last read.
+    """
+    ALTER TABLE files ADD COLUMN added_at TEXT;
+    UPDATE files SET added_at = COALESCE(read_at,
+        (SELECT r.added_at FROM roots r WHERE r.id = files.root_id));
+    ALTER TABLE albums ADD COLUMN added_at TEXT;
+    UPDATE albums SET added_at = (SELECT MIN(f.added_at) FROM tracks t
+        JOIN files f ON f.id = t.file_id WHERE t.album_id = albums.id);
+    CREATE INDEX albums_added ON albums(added_at);
+    """,
 )
 _INSERT_TRACK = (
     f"INSERT OR REPLACE INTO tracks (file_id, {', '.join(TRACK_COLUMNS)},"  # noqa: S608
@@ -204,7 +215,8 @@ _INSERT_TRACK = (
 )
 _UPSERT_READ = (
     "INSERT INTO files (id, root_id, path, dir, ext, kind, detected, size, mtime_ns, ctime_ns,"
-    " inode, hash, error, warning, read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " inode, hash, error, warning, read_at, added_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT(id) DO UPDATE SET root_id = excluded.root_id, path = excluded.path,"
     " dir = excluded.dir, ext = excluded.ext, kind = excluded.kind,"
     " detected = excluded.detected, size = excluded.size, mtime_ns = excluded.mtime_ns,"
@@ -212,8 +224,8 @@ _UPSERT_READ = (
     " error = excluded.error, warning = excluded.warning, read_at = excluded.read_at"
 )
 _UPSERT_FILE = (
-    "INSERT INTO files (id, root_id, path, dir, ext, kind, size, mtime_ns, ctime_ns, inode)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO files (id, root_id, path, dir, ext, kind, size, mtime_ns, ctime_ns, inode,"
+    " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT(id) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
     " ctime_ns = excluded.ctime_ns, inode = excluded.inode"
 )
@@ -225,7 +237,7 @@ _CATALOG_TRACKS = (
     "SELECT t.album_id, t.album, t.year, t.date, t.genre, t.compilation, t.release_type,"
     " t.mb_album_id, t.mb_release_group_id, t.disc, t.disc_total, t.duration, t.file_id,"
     " f.root_id, f.dir, ta.name, t.artist_id, t.mb_artist_id, t.album_artist,"
-    " t.album_artist_id FROM tracks t JOIN files f ON f.id = t.file_id"
+    " t.album_artist_id, f.added_at FROM tracks t JOIN files f ON f.id = t.file_id"
     " LEFT JOIN track_artists ta ON ta.file_id = t.file_id AND ta.position = 0"
     " ORDER BY t.album_id, COALESCE(t.disc, 1), COALESCE(t.track, 0), f.path"
 )
@@ -329,7 +341,8 @@ class MusicStore:
                 )  # fmt: skip
         for batch in _batches([*fresh, *changed], batch_size):
             with self.db.transaction() as conn:
-                conn.executemany(_UPSERT_FILE, [_stat(s) for s in batch])
+                now = utcnow()
+                conn.executemany(_UPSERT_FILE, [_stat(s, now) for s in batch])
 
     def write_reads(self, results: list[ReadResult], by_id: dict[int, Seen]) -> None:
         """Write read files with their stat, tags and pictures in one transaction."""
@@ -348,7 +361,7 @@ class MusicStore:
             warning = r.warning if r.error is None else None
             file_rows.append(
                 (s.id, s.root_id, s.rel, s.dir, s.ext, "audio", r.detected, s.size, s.mtime_ns,
-                 s.ctime_ns, s.inode, r.fingerprint, r.error, warning, now)
+                 s.ctime_ns, s.inode, r.fingerprint, r.error, warning, now, now)
             )  # fmt: skip
             if r.error is None:
                 track_rows.append((r.file_id, *r.row))
@@ -460,8 +473,8 @@ class MusicStore:
             conn.executemany(
                 "INSERT INTO albums (id, key, title, album_artist, album_artist_id, year, date,"
                 " genre, compilation, release_type, mb_album_id, mb_release_group_id,"
-                " track_count, disc_count, duration, root_id, dir, cover_hash, cover_source)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " track_count, disc_count, duration, root_id, dir, cover_hash, cover_source,"
+                " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 albums,
             )
             conn.execute("DELETE FROM artists")
@@ -510,10 +523,10 @@ class MusicStore:
         return int(row[0])
 
 
-def _stat(s: Seen) -> tuple[Any, ...]:
-    """A file's row as _UPSERT_FILE takes it."""
+def _stat(s: Seen, now: str) -> tuple[Any, ...]:
+    """A file's row as _UPSERT_FILE takes it (``now`` counts only for a new file)."""
     return (s.id, s.root_id, s.rel, s.dir, s.ext, kind_of(s.ext), s.size, s.mtime_ns,
-            s.ctime_ns, s.inode)  # fmt: skip
+            s.ctime_ns, s.inode, now)  # fmt: skip
 
 
 def _rows(conn: sqlite3.Connection, sql: str) -> Iterator[tuple[Any, ...]]:

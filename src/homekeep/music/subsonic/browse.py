@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from homekeep.music.library import ALBUM_SELECT, ALBUM_SORTS, album_dict
+from homekeep.music.library import ALBUM_SELECT, ALBUM_SORTS, IN_GENRE, album_dict
 from homekeep.music.subsonic.calls import Call, Handler
 from homekeep.music.subsonic.params import MAX_ID
 from homekeep.music.subsonic.responses import GENERIC, MISSING, NOT_FOUND, SubsonicError
@@ -139,7 +139,7 @@ def album_page(call: Call) -> list[dict[str, Any]]:
     if kind == "random":
         order = "RANDOM()"
     elif kind == "newest":
-        order = "(SELECT MAX(t.file_id) FROM tracks t WHERE t.album_id = a.id) DESC"
+        order = ALBUM_SORTS["added"]
     elif kind == "alphabeticalByName":
         order = ALBUM_SORTS["title"]
     elif kind == "alphabeticalByArtist":
@@ -169,10 +169,7 @@ def album_page(call: Call) -> list[dict[str, Any]]:
             else "a.year, a.title COLLATE NOCASE"
         )
     elif kind == "byGenre":
-        clauses.append(
-            "a.id IN (SELECT t.album_id FROM track_genres g JOIN tracks t ON t.file_id = g.file_id"
-            " WHERE g.genre = ? COLLATE NOCASE)"
-        )
+        clauses.append(IN_GENRE)
         params.append(p.require("genre"))
         order = ALBUM_SORTS["title"]
     else:

@@ -11,6 +11,7 @@ from homekeep.music.subsonic.calls import Call, Handler
 from homekeep.music.subsonic.params import to_int
 from homekeep.music.subsonic.responses import NOT_AUTHORISED, NOT_FOUND, SubsonicError
 from homekeep.music.userdata import MAX_QUEUE
+from homekeep.music.userlists import UserLists
 
 # milliseconds since 1970 that a scrobble's time may have (to the year 3000)
 MAX_MS = 32_503_680_000_000
@@ -24,16 +25,21 @@ def _iso(seconds: float) -> str:
     )
 
 
-# -- playlists (shared by every user: the playlists folder) ----------------------------
+# -- playlists (each user's own, and the shared ones: userlists.py) --------------------
+
+
+def _lists(call: Call) -> UserLists:
+    return call.svc.playlists.of(call.user.name)
 
 
 def _playlist(call: Call, found: Playlist, with_songs: bool) -> dict[str, Any]:
     summary = found.summary()
+    shared = _lists(call).is_shared(found.id)
     shaped: dict[str, Any] = {
         "id": found.id,
         "name": found.name,
-        "owner": call.user.name,  # the folder is shared: every user may edit every playlist
-        "public": True,
+        "owner": "" if shared else call.user.name,
+        "public": shared,
         "songCount": summary["tracks"],
         "duration": summary["duration"],
         "created": _iso(found.changed),
@@ -55,17 +61,17 @@ def _song_ids(call: Call, name: str) -> list[int]:
 
 
 def get_playlists(call: Call) -> dict[str, Any]:
-    found = call.svc.playlists.all()
-    return {"playlists": {"playlist": [_playlist(call, p, False) for p in found]}}
+    found = _lists(call).all()
+    return {"playlists": {"playlist": [_playlist(call, p, False) for p, _ in found]}}
 
 
 def get_playlist(call: Call) -> dict[str, Any]:
-    return {"playlist": _playlist(call, call.svc.playlists.read(call.params.require("id")), True)}
+    return {"playlist": _playlist(call, _lists(call).read(call.params.require("id")), True)}
 
 
 def create_playlist(call: Call) -> dict[str, Any]:
     """A new playlist (``name``), or the songs of an existing one replaced (``playlistId``)."""
-    lists, p = call.svc.playlists, call.params
+    lists, p = _lists(call), call.params
     ids = _song_ids(call, "songId")
     existing = p.get("playlistId")
     found = lists.replace(existing, ids) if existing else lists.create(p.require("name"), ids)
@@ -74,7 +80,7 @@ def create_playlist(call: Call) -> dict[str, Any]:
 
 def update_playlist(call: Call) -> dict[str, Any]:
     """Remove songs by index (of the songs the client was shown), add songs, rename."""
-    lists, p = call.svc.playlists, call.params
+    lists, p = _lists(call), call.params
     playlist_id = p.require("playlistId")
     current = lists.read(playlist_id)
     shown = [n for n, e in enumerate(current.entries) if e.track_id is not None]
@@ -92,7 +98,7 @@ def update_playlist(call: Call) -> dict[str, Any]:
 
 
 def delete_playlist(call: Call) -> dict[str, Any]:
-    call.svc.playlists.delete(call.params.require("id"))
+    _lists(call).delete(call.params.require("id"))
     return {}
 
 

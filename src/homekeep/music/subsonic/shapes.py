@@ -92,26 +92,8 @@ class Shapes:
         self, albums: Sequence[dict[str, Any]], folder: bool = False
     ) -> list[dict[str, Any]]:
         """Albums in ID3 form (getAlbumList2, search3), or as folders (``folder``)."""
-        ids = [a["id"] for a in albums]
-        stars = self.data.stars(self.user.id, "album", ids)
-        created = self._created(ids)
-        return [self._album(a, stars.get(a["id"]), created.get(a["id"]), folder) for a in albums]
-
-    def _created(self, ids: Sequence[str]) -> dict[str, str]:
-        """When each album's first track was read: the "added" date clients show."""
-        out: dict[str, str] = {}
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            rows = self.data.db.query(
-                "SELECT t.album_id, MIN(f.read_at) FROM tracks t"  # noqa: S608
-                f" JOIN files f ON f.id = t.file_id WHERE t.album_id IN ({marks})"
-                " GROUP BY t.album_id",
-                chunk,
-            )
-            out.update({r[0]: r[1] for r in rows if r[1]})
-        return out
+        stars = self.data.stars(self.user.id, "album", [a["id"] for a in albums])
+        return [self._album(a, stars.get(a["id"]), a.get("added_at"), folder) for a in albums]
 
     def _album(
         self, a: dict[str, Any], starred: str | None, created: str | None, folder: bool
