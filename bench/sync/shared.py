@@ -62,6 +62,9 @@ OWN = frozenset({".homekeep-folder", ".homekeep-versions", ".homekeep-tmp"})
 RSYNC_SKIP = [f"--exclude=/{name}" for name in sorted(OWN)]
 SOURCES = ["django:5.1", "sqlalchemy:2.0.31", "sympy:1.13.0", "requests:2.32.3"]
 ELSEWHERE = "elsewhere"  # where client C holds its copy under another layout
+# rsync sends editor backups (Django's sdist has a "backup~"): so do our clients, here
+CLIENT_ENV = {"HOMEKEEP_SYNC_DEFAULT_EXCLUDES": "0"}
+LIMIT = 15.0  # seconds an edit may take before it counts as lost (and the logs are shown)
 
 
 def quantiles(delays: list[float]) -> tuple[float, float, float]:
@@ -84,6 +87,7 @@ def client_cmd(work: Path, verb: str, folder: Path, url: str, token: str, name: 
         *HOMEKEEP,
         "--data-dir",
         str(work / f"hk-client-{name}"),
+        *(["-v"] if verb == "watch" else []),  # its log tells where a lost edit went
         "sync",
         verb,
         str(folder),
@@ -118,7 +122,7 @@ def profiled(pid: int, out: Path | None) -> Iterator[None]:
 def watching(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run `sync watch` until the block ends, then stop it with SIGTERM."""
     with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env())
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env(**CLIENT_ENV))
         try:
             yield proc
         finally:
@@ -180,14 +184,16 @@ def bench_latency(work: Path, args: argparse.Namespace) -> None:
             for i in range(args.edits):
                 text = f"edit {i} made on client a\n" * 10
                 (a / "note.txt").write_text(text)
-                client += time_until([b / "note.txt"], text, 30)
+                client += time_until([b / "note.txt"], text, LIMIT)
+                if client[-1] >= LIMIT:
+                    lost(work, i, b / "note.txt")
                 time.sleep(args.gap)
             first: list[float] = []
             both: list[float] = []
             for i in range(args.edits):
                 text = f"edit {i} made in the server's folder\n" * 10
                 (on_server / "server.txt").write_text(text)
-                got = time_until([a / "server.txt", b / "server.txt"], text, 30)
+                got = time_until([a / "server.txt", b / "server.txt"], text, LIMIT)
                 first.append(min(got))
                 both.append(max(got))
                 time.sleep(args.gap)
@@ -209,6 +215,15 @@ def bench_latency(work: Path, args: argparse.Namespace) -> None:
         ["path of the edit", "p50", "p95", "max"],
         rows,
     )
+
+
+def lost(work: Path, edit: int, where: Path) -> None:
+    """Say that an edit never arrived, with what both clients logged last."""
+    held = where.read_text()[:40] if where.exists() else None
+    print(f"  edit {edit} did not reach {where} in {LIMIT:g} s; it holds {held!r}...")
+    for name in ("a", "b"):
+        tail = (work / f"watch-{name}.log").read_text().splitlines()[-15:]
+        print(f"  watch-{name}.log, last lines:\n    " + "\n    ".join(tail), flush=True)
 
 
 def rsync_latency(work: Path, args: argparse.Namespace) -> tuple[list[float], list[float]]:
@@ -279,7 +294,7 @@ def hk_pass(
     if prof is not None:
         out = prof / f"receive-{name}-client.txt"
         cmd = [*spy_record(out), "--", *cmd]
-    seconds, _, printed = settled(partial(run, cmd))
+    seconds, _, printed = settled(partial(run, cmd, **CLIENT_ENV))
     # py-spy says what it does on stdout too, before and after the command's one write
     lines = [line for line in printed.splitlines() if not line.startswith("py-spy>")]
     answer: dict[str, Any] = json.loads("\n".join(lines))
