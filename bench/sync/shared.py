@@ -222,8 +222,10 @@ def lost(work: Path, edit: int, where: Path) -> None:
     held = where.read_text()[:40] if where.exists() else None
     print(f"  edit {edit} did not reach {where} in {LIMIT:g} s; it holds {held!r}...")
     for name in ("a", "b"):
-        tail = (work / f"watch-{name}.log").read_text().splitlines()[-15:]
-        print(f"  watch-{name}.log, last lines:\n    " + "\n    ".join(tail), flush=True)
+        kept = work.parent / f"{work.name}-watch-{name}.log"  # outlives the work dir
+        shutil.copy(work / f"watch-{name}.log", kept)
+        tail = kept.read_text().splitlines()[-15:]
+        print(f"  {kept}, last lines:\n    " + "\n    ".join(tail), flush=True)
 
 
 def rsync_latency(work: Path, args: argparse.Namespace) -> tuple[list[float], list[float]]:
