@@ -187,10 +187,13 @@ def bench_latency(work: Path, args: argparse.Namespace) -> None:
                 client += time_until([b / "note.txt"], text, LIMIT)
                 if client[-1] >= LIMIT:
                     lost(work, i, b / "note.txt")
+                    if wa.poll() is not None or wb.poll() is not None:
+                        print(f"  a watch exited (a: {wa.poll()}, b: {wb.poll()}): edits stop")
+                        break
                 time.sleep(args.gap)
             first: list[float] = []
             both: list[float] = []
-            for i in range(args.edits):
+            for i in range(args.edits if wa.poll() is None and wb.poll() is None else 0):
                 text = f"edit {i} made in the server's folder\n" * 10
                 (on_server / "server.txt").write_text(text)
                 got = time_until([a / "server.txt", b / "server.txt"], text, LIMIT)
@@ -199,19 +202,23 @@ def bench_latency(work: Path, args: argparse.Namespace) -> None:
                 time.sleep(args.gap)
     push, round_trip = rsync_latency(work, args)
     rows = []
-    for label, delays in [
+    for label, delays in [  # an edit that never arrived counts as LIMIT seconds
         ("homekeep: edit on client A until client B holds it", client),
         ("homekeep: edit in the server's folder until the first client holds it", first),
         ("homekeep: edit in the server's folder until both clients hold it", both),
         ("rsync -a: the file to a daemon (one client to the server)", push),
         ("rsync -a: to a daemon, then out to a second folder (client to client)", round_trip),
     ]:
+        if not delays:
+            rows.append([label, "-", "-", "-"])
+            continue
         p50, p95, top = quantiles(delays)
         verdict = "" if not label.startswith("homekeep") else (" (met)" if p50 < 1 else " (MISSED)")
         rows.append([label, f"{p50:.3f} s{verdict}", f"{p95:.3f} s", f"{top:.3f} s"])
     table(
-        f"(latency) {args.edits} edits of a small file, {args.gap:g} s apart; target p50 < 1 s "
-        "(Syncthing waits 10 s by default); rsync timed per edit without its trigger's wait",
+        f"(latency) {len(client)} edits of a small file, {args.gap:g} s apart; target p50 < 1 s "
+        "(Syncthing waits 10 s by default); rsync timed per edit without its trigger's wait; "
+        f"{sum(d >= LIMIT for d in client)} edits never arrived (counted as {LIMIT:g} s)",
         ["path of the edit", "p50", "p95", "max"],
         rows,
     )
