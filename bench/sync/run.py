@@ -186,13 +186,15 @@ def sync_server(work: Path, suffix: str = "", *extra: str) -> Iterator[tuple[str
 
 
 @contextmanager
-def rsync_daemon(work: Path) -> Iterator[int]:
-    dst = work / "rsync-dst"
-    dst.mkdir()
+def rsync_daemon(work: Path, modules: dict[str, Path] | None = None) -> Iterator[int]:
+    """An rsync daemon on loopback serving ``modules`` (default: "bench", a new folder)."""
+    if modules is None:
+        modules = {"bench": work / "rsync-dst"}
+        modules["bench"].mkdir()
     conf = work / "rsyncd.conf"
     conf.write_text(
         f"use chroot = no\npid file = {work}/rsyncd.pid\nuid = {os.getuid()}\ngid = {os.getgid()}\n"
-        f"[bench]\npath = {dst}\nread only = false\n"
+        + "".join(f"[{name}]\npath = {path}\nread only = false\n" for name, path in modules.items())
     )
     port = free_port()
     proc = subprocess.Popen(
@@ -503,8 +505,9 @@ def bench_rescan(
     )
 
 
-def write_huge(path: Path, size: int) -> None:
-    """Write ``size`` bytes of incompressible, non-repeating data quickly (BLAKE3's XOF)."""
+def write_huge(path: Path, size: int, seed: int = 0) -> None:
+    """Write ``size`` bytes of incompressible, non-repeating data quickly (BLAKE3's XOF);
+    files of different ``seed`` share no block."""
     from blake3 import blake3
 
     block = 64 * MiB
@@ -513,7 +516,8 @@ def write_huge(path: Path, size: int) -> None:
         index = 0
         while written < size:
             n = min(block, size - written)
-            fh.write(blake3(index.to_bytes(8, "little")).digest(length=n))
+            key = seed.to_bytes(8, "little") + index.to_bytes(8, "little")
+            fh.write(blake3(key).digest(length=n))
             written += n
             index += 1
 
@@ -624,6 +628,10 @@ def bench_huge(work: Path, args: argparse.Namespace, rsync_port: int) -> None:
     )
 
 
+# where pip saves the sdists of real releases, kept between runs (never in the repository)
+SDIST_CACHE = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "homekeep-bench" / "sdists"
+)
 UPGRADES = ["django:5.0.7:5.1", "sqlalchemy:2.0.30:2.0.31", "sympy:1.12:1.13.0"]
 
 
@@ -650,12 +658,18 @@ def release(name: str, version: str, cache: Path, work: Path) -> Path:
     return top
 
 
-def same_bytes(a: Path, b: Path) -> bool:
-    """The same names, kinds, link targets and file bytes under ``a`` and ``b``."""
-    names = {p.relative_to(a) for p in a.rglob("*")}
-    if names != {p.relative_to(b) for p in b.rglob("*")}:
+def same_bytes(a: Path, b: Path, skip: frozenset[str] = frozenset()) -> bool:
+    """The same names, kinds, link targets and file bytes under ``a`` and ``b``, apart
+    from the top-level names in ``skip``."""
+
+    def names(root: Path) -> set[Path]:
+        return {p.relative_to(root) for p in root.rglob("*")} - {
+            p.relative_to(root) for top in skip for p in [root / top, *(root / top).rglob("*")]
+        }
+
+    if names(a) != names(b):
         return False
-    for rel in names:
+    for rel in names(a):
         x, y = a / rel, b / rel
         if x.is_symlink() or y.is_symlink():
             if not (x.is_symlink() and y.is_symlink() and x.readlink() == y.readlink()):
@@ -778,9 +792,7 @@ def main() -> None:
     parser.add_argument(
         "--sdist-cache",
         type=Path,
-        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        / "homekeep-bench"
-        / "sdists",
+        default=SDIST_CACHE,
         help="where pip saves the sdists of part 'upgrade' (kept between runs)",
     )
     parser.add_argument(

@@ -24,6 +24,7 @@ from homekeep.core.errors import AuthError, HomekeepError
 from homekeep.sync.client.engine import Syncer
 from homekeep.sync.client.summary import Scope, Summary
 from homekeep.sync.client.transport import Offline
+from homekeep.sync.wire.folder import TMP, VERSIONS
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,8 @@ class Events(FileSystemEventHandler):
 
     def _mark(self, path: str | bytes, *, deep: bool = True) -> None:
         rel = self._rel(path)
-        if rel is None:
-            return
+        if rel is None or rel.split(os.sep, 1)[0] in (TMP, VERSIONS):
+            return  # our own work (a pass makes and removes TMP): not a change to send
         now = time.monotonic()
         prev = self.dirty.get(rel)
         self.dirty[rel] = (now, deep or (prev[1] if prev else False))
