@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -321,13 +322,7 @@ def nginx_put_speed(tmp: Path, blob: Path) -> float:
 
 def video(tmp: Path, seconds: float, preset: str, rounds: int, uploads: int) -> None:
     """The clip through the queue and by bare ffmpeg, alternating (ours, bare, ours...)."""
-    clip = tmp / "clip1080.mp4"
-    ffmpeg(
-        "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=30:d={seconds}",
-        "-f", "lavfi", "-i", f"sine=frequency=440:d={seconds}",
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", clip,
-    )  # fmt: skip
+    clip = make_clip(tmp, seconds)
     size = clip.stat().st_size
     name = f"{seconds:.0f} s 1080p30 clip ({size / 1e6:.0f} MB) to mkv-x264 ({preset})"
     print(f"{name}, 1 worker, {rounds} rounds (ours first in each)", flush=True)
@@ -368,6 +363,100 @@ def video(tmp: Path, seconds: float, preset: str, rounds: int, uploads: int) -> 
         f"Decoding bare ffmpeg's output as the check does adds {bare_check:.3f}x of its "
         "encode time."
     )
+
+
+def make_clip(tmp: Path, seconds: float) -> Path:
+    """A 1080p30 H.264 clip with AAC sound, from ffmpeg's test sources."""
+    clip = tmp / "clip1080.mp4"
+    if not clip.exists():
+        ffmpeg(
+            "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=30:d={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:d={seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", clip,
+        )  # fmt: skip
+    return clip
+
+
+def timed(cmd: list[str], **kwargs: Any) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, timeout=1800, capture_output=True, **kwargs)
+    return time.perf_counter() - start
+
+
+def check_ideas(tmp: Path, seconds: float, preset: str, rounds: int) -> None:
+    """What each way of checking the output costs beside bare ffmpeg's encode, alternating.
+
+    After the encode: the worker's check (every frame decoded, no deblocking), the same
+    with one decoder thread, and with the IDCT skipped too. During the encode: ffmpeg's
+    tee muxer writes the file and a Matroska copy of the same packets to a pipe, which a
+    second ffmpeg decodes as they come; then a demux of the file counts its packets.
+    """
+    clip = make_clip(tmp, seconds)
+    config = ConvertConfig.model_validate({"x264_preset": preset})
+    args = ffmpeg_args("mkv-x264", probe(clip, timeout=60), config)
+    assert args[-2:] == ["-f", "matroska"]
+    out = tmp / "check-out.mkv"
+    encode = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(clip), *args, str(out)]
+    check = decode_command(out)
+    at = check.index("-i")  # decoder options go before the input
+    after = {
+        "check after (worker's)": check,
+        "after, -threads 1": [*check[:at], "-threads", "1", *check[at:]],
+        "after, -skip_idct all too": [*check[:at], "-skip_idct", "all", *check[at:]],
+    }
+    print(f"check ideas for {clip.stat().st_size / 1e6:.0f} MB of 1080p30 ({preset})", flush=True)
+    rows: dict[str, list[float]] = {name: [] for name in ["bare encode", *after, "tee"]}
+    for n in range(rounds):
+        bare_s = timed(encode)
+        rows["bare encode"].append(bare_s)
+        for name, cmd in after.items():
+            rows[name].append(bare_s + timed(cmd))
+        rows["tee"].append(tee_encode(args, clip, out, check))
+        print("  round", n + 1, {k: round(v[-1], 2) for k, v in rows.items()}, flush=True)
+    base = statistics.median(rows["bare encode"])
+    print(f"\n| {rounds} rounds, alternating | median (s) | against the bare encode |")
+    print("|---|---|---|")
+    for name, values in rows.items():
+        ratios = [v / b for v, b in zip(values, rows["bare encode"], strict=True)]
+        print(f"| {name} | {statistics.median(values):.2f} | {statistics.median(ratios):.3f} |")
+    print(f"\nbare encode median {base:.2f} s")
+
+
+def tee_encode(args: list[str], clip: Path, out: Path, check: list[str]) -> float:
+    """Encode with the tee muxer feeding a decoder through a pipe; seconds until both end
+    and the file's packets are counted.
+
+    The tee muxer does not ask x264 for a global header, nor clear the MP4 tag of the
+    copied AAC track, as the Matroska muxer alone does: both are set here by hand (the
+    tag is AAC's; other audio codecs would each need theirs).
+    """
+    read, write = os.pipe()
+    tee = f"[f=matroska]{out}|[f=matroska]pipe:{write}"
+    start = time.perf_counter()
+    decoder = subprocess.Popen(
+        [*check[: check.index("-i") + 1], "pipe:0", *check[check.index("-i") + 2 :]],
+        stdin=read,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(read)
+    try:
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(clip),
+             *args[:-2], "-flags:v", "+global_header", "-tag:a", "0xff", "-f", "tee", tee],
+            check=True, timeout=1800, pass_fds=(write,),
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    if decoder.wait(timeout=600) != 0:
+        raise SystemExit("the decoder at the end of the tee failed")
+    subprocess.run(
+        ["ffprobe", "-v", "error", "-count_packets", "-show_entries",
+         "stream=nb_read_packets", "-of", "csv=p=0", str(out)],
+        check=True, timeout=600, capture_output=True,
+    )  # fmt: skip
+    return time.perf_counter() - start
 
 
 def images(tmp: Path, count: int, rounds: int, uploads: int, workers: list[int]) -> None:
@@ -513,7 +602,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("video", "images", "upload", "resume"),
+        choices=("video", "images", "upload", "resume", "check"),
         action="append",
         help="One part (repeatable); default: video, images, upload.",
     )
@@ -531,6 +620,8 @@ def main() -> None:
             images(tmp, args.images, args.rounds, args.uploads, args.workers or [1, 2])
         if "upload" in parts:
             upload(tmp, args.upload_mb, args.rounds)
+        if "check" in parts:
+            check_ideas(tmp, args.seconds, args.preset, args.rounds)
         if "resume" in parts:
             resume(tmp, args.resume_gib, args.cuts)
     finally:
