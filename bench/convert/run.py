@@ -15,6 +15,7 @@ import math
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -206,9 +207,10 @@ def check_seconds(data_dir: Path, ids: list[str]) -> float:
 
 def bare(
     files: list[Path], conversion: str, out: Path, parallel: int, config: ConvertConfig
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Seconds for bare ffmpeg with the very arguments the workers use, then for decoding
-    its outputs as the workers' check does (a video) or not at all (images: Pillow)."""
+    its outputs as the workers' check does (a video) or not at all (images: Pillow); and
+    the CPU seconds of the conversions."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     jobs = []
@@ -218,17 +220,20 @@ def bare(
         ext = "mkv" if conversion.startswith("mkv") else conversion
         outputs.append(out / f"{path.stem}.{ext}")
         jobs.append([path, *ffmpeg_args(conversion, info, config), outputs[-1]])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
         list(pool.map(lambda job: ffmpeg("-i", *job), jobs))
     converted = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     decoded = 0.0
     if conversion.startswith("mkv"):
         start = time.perf_counter()
         for output in outputs:
             subprocess.run(decode_command(output), capture_output=True, check=True, timeout=1800)
         decoded = time.perf_counter() - start
-    return converted, decoded
+    return converted, decoded, cpu
 
 
 def upload_speed(url: str, token: str, blob: Path) -> tuple[float, float]:
@@ -337,7 +342,7 @@ def video(tmp: Path, seconds: float, preset: str, rounds: int, uploads: int) -> 
             )
             own_after, children_after = server_cpu()
             checked = check_seconds(data, ids)
-            converted, decoded = bare([clip], "mkv-x264", tmp / "bare-video", 1, same)
+            converted, decoded, _ = bare([clip], "mkv-x264", tmp / "bare-video", 1, same)
             rows.append((total, uploaded, checked, converted, decoded))
             print(
                 f"  round {n + 1}: queue {total:.2f} s (upload {uploaded:.2f} s, check "
@@ -480,7 +485,7 @@ def images(tmp: Path, count: int, rounds: int, uploads: int, workers: list[int])
                 own, children = server_cpu()
                 total, uploaded, _ = through_queue(url, token, files, "webp", f"img-{n}", uploads)
                 own_after, children_after = server_cpu()
-                converted, _ = bare(
+                converted, _, bare_cpu = bare(
                     files, "webp", tmp / f"bare-webp-{threads}", threads, ConvertConfig()
                 )
                 ratios.append(total / converted)
@@ -489,7 +494,8 @@ def images(tmp: Path, count: int, rounds: int, uploads: int, workers: list[int])
                 print(
                     f"  round {n + 1}: queue {total:.2f} s (uploads {uploaded:.2f} s; CPU of "
                     f"the server's Python {own_after - own:.2f} s, of its ffprobe and ffmpeg "
-                    f"{children_after - children:.2f} s); bare ffmpeg {converted:.2f} s; "
+                    f"{children_after - children:.2f} s); bare ffmpeg {converted:.2f} s "
+                    f"(CPU {bare_cpu:.2f} s); "
                     f"ratio {total / converted:.3f}",
                     flush=True,
                 )
