@@ -89,10 +89,11 @@ class Relay:
                     if cut:
                         self.cut = number
                 if cut:
-                    # The client sees a reset; the server, a body that ends early.
+                    # The client sees a reset; the server, a body that ends early. A
+                    # shutdown, not only a close: the other thread's recv holds the socket.
                     near.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     near.close()
-                    far.close()
+                    far.shutdown(socket.SHUT_RDWR)
                     return
                 time.sleep(len(data) / self.rate)
             far.shutdown(socket.SHUT_WR)
