@@ -2,7 +2,8 @@
 
 It passes each connection's upload at a bounded rate (so uploads last long enough to
 overlap), counts how many connections stream at once, and resets the first connection
-whose upload passes ``cut_at`` bytes, as a network gone away mid-request would.
+whose upload passes ``cut_at`` bytes, as a network gone away mid-request would (with
+``hang``, the server's side of it stays open and silent until ``let_go``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ TOGETHER_SECONDS = 0.25  # connections that sent within this long of each other 
 class Relay:
     """Relays 127.0.0.1:``port`` to 127.0.0.1:``target``; use it in a ``with`` block."""
 
-    def __init__(self, target: int, *, bytes_per_second: float, cut_at: int | None) -> None:
+    def __init__(
+        self, target: int, *, bytes_per_second: float, cut_at: int | None, hang: bool = False
+    ) -> None:
         self.target = target
         self.rate = bytes_per_second
         self.cut_at = cut_at
+        self.hang = hang  # at the cut the server's side stays open and silent, until let_go
+        self.held: list[socket.socket] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
         self.lock = threading.Lock()  # guards everything below
@@ -51,9 +56,18 @@ class Relay:
             threads = list(self.threads)
         for sock in open_sockets:
             with contextlib.suppress(OSError):
-                sock.close()
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked on it; close does not
+            sock.close()
         for thread in threads:
             thread.join(timeout=10)
+
+    def let_go(self) -> None:
+        """End the requests held open since a cut: the server sees them end."""
+        with self.lock:
+            held, self.held = self.held, []
+        for sock in held:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _start(self, target: object, *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
@@ -93,12 +107,17 @@ class Relay:
                     # shutdown, not only a close: the other thread's recv holds the socket.
                     near.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     near.close()
-                    far.shutdown(socket.SHUT_RDWR)
+                    if self.hang:  # a network that drops the line without a word
+                        with self.lock:
+                            self.held.append(far)
+                    else:
+                        far.shutdown(socket.SHUT_RDWR)
                     return
                 time.sleep(len(data) / self.rate)
             far.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        except OSError:  # the client went: so does its request, as the kernel would say
+            with contextlib.suppress(OSError):
+                far.shutdown(socket.SHUT_RDWR)
         finally:
             with self.lock:
                 self.last_sent.pop(number, None)

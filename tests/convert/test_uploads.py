@@ -44,6 +44,29 @@ def test_uploads_stream_together_and_a_cut_one_resumes(tmp_path: Path) -> None:
         assert hosted.files("uploads") == []
 
 
+def test_an_upload_held_by_a_silent_request_waits_and_then_resumes(tmp_path: Path) -> None:
+    clip = media.raw_video(tmp_path / "held.mkv", frames=60)
+    for hosted in start(tmp_path / "server", IDLE):
+        port = int(hosted.url.rsplit(":", 1)[1])
+        client = tmp_path / "client"
+        with Relay(port, bytes_per_second=4e6, cut_at=3 << 20, hang=True) as relay:
+            link = ("--server", relay.url, "--token", hosted.token)
+            [first] = cli_json(client, "add", clip, "--to", "mkv-x264", *link)
+            assert first["status"] == "outbox", first
+            assert first["upload_id"], first
+            # The server still holds the upload (the cut request has not ended for it):
+            # the client is told to come back, and the item stays in its outbox.
+            [held] = cli_json(client, "status", *link)
+            assert held["status"] == "outbox", held
+            relay.let_go()
+            [after] = cli_json(client, "status", *link)
+        assert after["status"] == "to_do", after
+        assert after["item_id"] == first["upload_id"]
+        assert hosted.rows("SELECT sha512 FROM items") == [
+            (hashlib.sha512(clip.read_bytes()).hexdigest(),)
+        ]
+
+
 def test_bad_input_sent_together_is_refused_with_nothing_left(
     tmp_path: Path, clips: dict[str, Path]
 ) -> None:

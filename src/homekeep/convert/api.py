@@ -166,7 +166,9 @@ def routers(svc: Service) -> tuple[APIRouter, APIRouter]:
     @api.get("/uploads/{upload_id}")
     async def upload_info(upload_id: str, request: Request, _: Token = CLIENT) -> dict[str, Any]:
         """An upload's state: open (with its offset), done (with its item), or refused (why)."""
-        return _upload_json(svc, await find_upload(upload_id), base(request))
+        checked = check_id(upload_id, "upload id")
+        await run(svc.uploads.wait_idle, checked)  # as HEAD: the bytes of a cut request count
+        return _upload_json(svc, await find_upload(checked), base(request))
 
     @api.patch("/uploads/{upload_id}", status_code=204)
     async def append(

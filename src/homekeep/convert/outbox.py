@@ -374,8 +374,10 @@ class Outbox:
         from, or None when the server accepted it already (then recorded here)."""
         path = Path(item["file_path"])
         client = self._clients.get(server_id)
-        upload_id, offset = item["upload_id"], 0
-        if upload_id and item["server_id"] == server_id:
+        # An upload begun on another server (no longer configured) starts afresh here.
+        upload_id = item["upload_id"] if item["server_id"] == server_id else None
+        offset = 0
+        if upload_id:
             try:
                 state = client.upload_state(upload_id)
                 if state["state"] == "done":

@@ -169,11 +169,12 @@ class Uploads:
         if upload.state != "open":
             where = f" as item {upload.item_id}" if upload.item_id else f": {upload.error}"
             raise Conflict(f"upload {upload_id} is {upload.state}{where}")
+        busy = f"another request is writing upload {upload_id}; try again soon"
         if not self.wait_idle(upload_id):
-            raise Conflict(f"another request is writing upload {upload_id}; try again soon")
+            raise Conflict(busy, code="upload_busy")
         with self._lock:
             if upload_id in self._busy:
-                raise Conflict(f"another request is writing upload {upload_id}; try again soon")
+                raise Conflict(busy, code="upload_busy")
             self._busy.add(upload_id)
         try:
             current = self.offset(upload)
