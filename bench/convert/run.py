@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import hashlib
 import math
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from homekeep.convert.checks import decode_command  # noqa: E402
 from homekeep.convert.client import ServerClient, sha512_file  # noqa: E402
 from homekeep.convert.config import ConvertConfig  # noqa: E402
+from homekeep.convert.outbox import Outbox, targets  # noqa: E402
 from homekeep.convert.probing import probe  # noqa: E402
 from homekeep.convert.profiles import ffmpeg_args  # noqa: E402
 
@@ -125,19 +127,28 @@ def server(data_dir: Path, threads: int, extra: dict[str, str]) -> Iterator[tupl
         proc.wait(timeout=60)
 
 
-def send_all(client: ServerClient, files: list[Path], conversion: str, client_id: str) -> list[str]:
-    """Upload ``files`` with the resumable protocol; return their item ids."""
-    ids = []
-    for path in files:
-        data = path.read_bytes()
-        sha = hashlib.sha512(data).hexdigest()
-        upload = client.create_upload(path.name, len(data), sha, conversion, client_id)
-        ids.append(client.send(upload["upload_id"], path, 0, len(data))["item_id"])
-    return ids
+def send_all(
+    url: str, token: str, files: list[Path], conversion: str, client_id: str, uploads: int
+) -> list[str]:
+    """Send ``files`` as `homekeep convert add` does: into the client's outbox (its SHA-512
+    of each file), then ``uploads`` resumable uploads at a time; return their item ids."""
+    config = ConvertConfig.model_validate({"client_id": client_id, "upload_concurrency": uploads})
+    folder = Path(tempfile.mkdtemp(prefix="hk-bench-client-"))
+    box = Outbox(folder / "client.sqlite", config, targets(config, url, token))
+    try:
+        local = [box.add(path, conversion)[0]["id"] for path in files]
+        box.send_all()
+        items = [box.get(n) for n in local]
+    finally:
+        box.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    if any(not i["item_id"] for i in items):
+        raise SystemExit(f"not every file was accepted: {items[0]}")
+    return [i["item_id"] for i in items]
 
 
 def through_queue(
-    url: str, token: str, files: list[Path], conversion: str, client_id: str
+    url: str, token: str, files: list[Path], conversion: str, client_id: str, uploads: int
 ) -> tuple[float, float, list[str]]:
     """Seconds from the first upload until every item is finished (and checked).
 
@@ -148,9 +159,9 @@ def through_queue(
     little to the wall time.
     """
     start = time.perf_counter()
+    ids = send_all(url, token, files, conversion, client_id, uploads)
+    uploaded = time.perf_counter() - start
     with ServerClient(url, token) as client:
-        ids = send_all(client, files, conversion, client_id)
-        uploaded = time.perf_counter() - start
         waiting = set(ids)
         deadline = time.monotonic() + 3600
         while waiting:
@@ -196,9 +207,10 @@ def check_seconds(data_dir: Path, ids: list[str]) -> float:
 
 def bare(
     files: list[Path], conversion: str, out: Path, parallel: int, config: ConvertConfig
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Seconds for bare ffmpeg with the very arguments the workers use, then for decoding
-    its outputs as the workers' check does (a video) or not at all (images: Pillow)."""
+    its outputs as the workers' check does (a video) or not at all (images: Pillow); and
+    the CPU seconds of the conversions."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     jobs = []
@@ -208,17 +220,20 @@ def bare(
         ext = "mkv" if conversion.startswith("mkv") else conversion
         outputs.append(out / f"{path.stem}.{ext}")
         jobs.append([path, *ffmpeg_args(conversion, info, config), outputs[-1]])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
         list(pool.map(lambda job: ffmpeg("-i", *job), jobs))
     converted = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     decoded = 0.0
     if conversion.startswith("mkv"):
         start = time.perf_counter()
         for output in outputs:
             subprocess.run(decode_command(output), capture_output=True, check=True, timeout=1800)
         decoded = time.perf_counter() - start
-    return converted, decoded
+    return converted, decoded, cpu
 
 
 def upload_speed(url: str, token: str, blob: Path) -> tuple[float, float]:
@@ -310,15 +325,9 @@ def nginx_put_speed(tmp: Path, blob: Path) -> float:
         proc.wait(timeout=10)
 
 
-def video(tmp: Path, seconds: float, preset: str, rounds: int) -> None:
+def video(tmp: Path, seconds: float, preset: str, rounds: int, uploads: int) -> None:
     """The clip through the queue and by bare ffmpeg, alternating (ours, bare, ours...)."""
-    clip = tmp / "clip1080.mp4"
-    ffmpeg(
-        "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=30:d={seconds}",
-        "-f", "lavfi", "-i", f"sine=frequency=440:d={seconds}",
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", clip,
-    )  # fmt: skip
+    clip = make_clip(tmp, seconds)
     size = clip.stat().st_size
     name = f"{seconds:.0f} s 1080p30 clip ({size / 1e6:.0f} MB) to mkv-x264 ({preset})"
     print(f"{name}, 1 worker, {rounds} rounds (ours first in each)", flush=True)
@@ -328,10 +337,12 @@ def video(tmp: Path, seconds: float, preset: str, rounds: int) -> None:
     with server(data, 1, {"HOMEKEEP_CONVERT_X264_PRESET": preset}) as (url, token):
         for n in range(rounds):
             own, children = server_cpu()
-            total, uploaded, ids = through_queue(url, token, [clip], "mkv-x264", f"video-{n}")
+            total, uploaded, ids = through_queue(
+                url, token, [clip], "mkv-x264", f"video-{n}", uploads
+            )
             own_after, children_after = server_cpu()
             checked = check_seconds(data, ids)
-            converted, decoded = bare([clip], "mkv-x264", tmp / "bare-video", 1, same)
+            converted, decoded, _ = bare([clip], "mkv-x264", tmp / "bare-video", 1, same)
             rows.append((total, uploaded, checked, converted, decoded))
             print(
                 f"  round {n + 1}: queue {total:.2f} s (upload {uploaded:.2f} s, check "
@@ -359,7 +370,101 @@ def video(tmp: Path, seconds: float, preset: str, rounds: int) -> None:
     )
 
 
-def images(tmp: Path, count: int, rounds: int) -> None:
+def make_clip(tmp: Path, seconds: float) -> Path:
+    """A 1080p30 H.264 clip with AAC sound, from ffmpeg's test sources."""
+    clip = tmp / "clip1080.mp4"
+    if not clip.exists():
+        ffmpeg(
+            "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=30:d={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:d={seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", clip,
+        )  # fmt: skip
+    return clip
+
+
+def timed(cmd: list[str], **kwargs: Any) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, timeout=1800, capture_output=True, **kwargs)
+    return time.perf_counter() - start
+
+
+def check_ideas(tmp: Path, seconds: float, preset: str, rounds: int) -> None:
+    """What each way of checking the output costs beside bare ffmpeg's encode, alternating.
+
+    After the encode: the worker's check (every frame decoded, no deblocking), the same
+    with one decoder thread, and with the IDCT skipped too. During the encode: ffmpeg's
+    tee muxer writes the file and a Matroska copy of the same packets to a pipe, which a
+    second ffmpeg decodes as they come; then a demux of the file counts its packets.
+    """
+    clip = make_clip(tmp, seconds)
+    config = ConvertConfig.model_validate({"x264_preset": preset})
+    args = ffmpeg_args("mkv-x264", probe(clip, timeout=60), config)
+    assert args[-2:] == ["-f", "matroska"]
+    out = tmp / "check-out.mkv"
+    encode = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(clip), *args, str(out)]
+    check = decode_command(out)
+    at = check.index("-i")  # decoder options go before the input
+    after = {
+        "check after (worker's)": check,
+        "after, -threads 1": [*check[:at], "-threads", "1", *check[at:]],
+        "after, -skip_idct all too": [*check[:at], "-skip_idct", "all", *check[at:]],
+    }
+    print(f"check ideas for {clip.stat().st_size / 1e6:.0f} MB of 1080p30 ({preset})", flush=True)
+    rows: dict[str, list[float]] = {name: [] for name in ["bare encode", *after, "tee"]}
+    for n in range(rounds):
+        bare_s = timed(encode)
+        rows["bare encode"].append(bare_s)
+        for name, cmd in after.items():
+            rows[name].append(bare_s + timed(cmd))
+        rows["tee"].append(tee_encode(args, clip, out, check))
+        print("  round", n + 1, {k: round(v[-1], 2) for k, v in rows.items()}, flush=True)
+    base = statistics.median(rows["bare encode"])
+    print(f"\n| {rounds} rounds, alternating | median (s) | against the bare encode |")
+    print("|---|---|---|")
+    for name, values in rows.items():
+        ratios = [v / b for v, b in zip(values, rows["bare encode"], strict=True)]
+        print(f"| {name} | {statistics.median(values):.2f} | {statistics.median(ratios):.3f} |")
+    print(f"\nbare encode median {base:.2f} s")
+
+
+def tee_encode(args: list[str], clip: Path, out: Path, check: list[str]) -> float:
+    """Encode with the tee muxer feeding a decoder through a pipe; seconds until both end
+    and the file's packets are counted.
+
+    The tee muxer does not ask x264 for a global header, nor clear the MP4 tag of the
+    copied AAC track, as the Matroska muxer alone does: both are set here by hand (the
+    tag is AAC's; other audio codecs would each need theirs).
+    """
+    read, write = os.pipe()
+    tee = f"[f=matroska]{out}|[f=matroska]pipe:{write}"
+    start = time.perf_counter()
+    decoder = subprocess.Popen(
+        [*check[: check.index("-i") + 1], "pipe:0", *check[check.index("-i") + 2 :]],
+        stdin=read,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(read)
+    try:
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(clip),
+             *args[:-2], "-flags:v", "+global_header", "-tag:a", "0xff", "-f", "tee", tee],
+            check=True, timeout=1800, pass_fds=(write,),
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    if decoder.wait(timeout=600) != 0:
+        raise SystemExit("the decoder at the end of the tee failed")
+    subprocess.run(
+        ["ffprobe", "-v", "error", "-count_packets", "-show_entries",
+         "stream=nb_read_packets", "-of", "csv=p=0", str(out)],
+        check=True, timeout=600, capture_output=True,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def images(tmp: Path, count: int, rounds: int, uploads: int, workers: list[int]) -> None:
     """PNGs to WebP through the queue with 1 and 2 workers, and bare ffmpeg 1 and 2 at a time."""
     folder = tmp / "images"
     folder.mkdir()
@@ -369,33 +474,41 @@ def images(tmp: Path, count: int, rounds: int) -> None:
     )  # fmt: skip
     files = sorted(folder.glob("*.png"))
     summary = []
-    for workers in (1, 2):
-        name = f"{len(files)} PNGs (640x480) to webp, {workers} worker(s)"
+    for threads in workers:
+        name = (
+            f"{len(files)} PNGs (640x480) to webp, {threads} worker(s), {uploads} upload(s) at once"
+        )
         print(f"{name}, {rounds} rounds (ours first in each)", flush=True)
         ratios, ours, theirs = [], [], []
-        with server(tmp / f"hk-images-{workers}", workers, {}) as (url, token):
+        with server(tmp / f"hk-images-{threads}", threads, {}) as (url, token):
             for n in range(rounds):
-                total, uploaded, _ = through_queue(url, token, files, "webp", f"img-{n}")
-                converted, _ = bare(
-                    files, "webp", tmp / f"bare-webp-{workers}", workers, ConvertConfig()
+                own, children = server_cpu()
+                total, uploaded, _ = through_queue(url, token, files, "webp", f"img-{n}", uploads)
+                own_after, children_after = server_cpu()
+                converted, _, bare_cpu = bare(
+                    files, "webp", tmp / f"bare-webp-{threads}", threads, ConvertConfig()
                 )
                 ratios.append(total / converted)
                 ours.append(total)
                 theirs.append(converted)
                 print(
-                    f"  round {n + 1}: queue {total:.2f} s (uploads {uploaded:.2f} s); bare "
-                    f"ffmpeg {converted:.2f} s; ratio {total / converted:.3f}",
+                    f"  round {n + 1}: queue {total:.2f} s (uploads {uploaded:.2f} s; CPU of "
+                    f"the server's Python {own_after - own:.2f} s, of its ffprobe and ffmpeg "
+                    f"{children_after - children:.2f} s); bare ffmpeg {converted:.2f} s "
+                    f"(CPU {bare_cpu:.2f} s); "
+                    f"ratio {total / converted:.3f}",
                     flush=True,
                 )
         summary.append((name, statistics.median(ours), statistics.median(theirs), ratios))
     print("\n| what | queue (s) | bare ffmpeg (s) | median ratio |\n|---|---|---|---|")
     for name, ours_s, theirs_s, ratios in summary:
         print(f"| {name} | {ours_s:.2f} | {theirs_s:.2f} | **{statistics.median(ratios):.3f}** |")
-    (_, one, bare_one, _), (_, two, bare_two, _) = summary
-    print(
-        f"\nTwo workers against one: the queue is {one / two:.2f}x faster, "
-        f"bare ffmpeg two at a time {bare_one / bare_two:.2f}x."
-    )
+    if len(summary) == 2:
+        (_, one, bare_one, _), (_, two, bare_two, _) = summary
+        print(
+            f"\nTwo workers against one: the queue is {one / two:.2f}x faster, "
+            f"bare ffmpeg two at a time {bare_one / bare_two:.2f}x."
+        )
 
 
 def cut_patch(url: str, token: str, path: str, blob: Path, offset: int, cut: int) -> None:
@@ -481,8 +594,21 @@ def main() -> None:
     parser.add_argument("--resume-gib", type=float, default=2, help="Cut upload (default 2).")
     parser.add_argument("--cuts", type=int, default=6, help="Cuts in it (default 6).")
     parser.add_argument(
+        "--uploads",
+        type=int,
+        default=ConvertConfig().upload_concurrency,
+        help="The client's uploads at once ([convert] upload_concurrency; default: its default).",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        choices=(1, 2),
+        action="append",
+        help="Workers for the images (repeatable; default: 1, then 2).",
+    )
+    parser.add_argument(
         "--only",
-        choices=("video", "images", "upload", "resume"),
+        choices=("video", "images", "upload", "resume", "check"),
         action="append",
         help="One part (repeatable); default: video, images, upload.",
     )
@@ -495,11 +621,13 @@ def main() -> None:
     print(f"homekeep convert benchmark; work dir {tmp}; {os.cpu_count()} CPUs", flush=True)
     try:
         if "video" in parts:
-            video(tmp, args.seconds, args.preset, args.rounds)
+            video(tmp, args.seconds, args.preset, args.rounds, args.uploads)
         if "images" in parts:
-            images(tmp, args.images, args.rounds)
+            images(tmp, args.images, args.rounds, args.uploads, args.workers or [1, 2])
         if "upload" in parts:
             upload(tmp, args.upload_mb, args.rounds)
+        if "check" in parts:
+            check_ideas(tmp, args.seconds, args.preset, args.rounds)
         if "resume" in parts:
             resume(tmp, args.resume_gib, args.cuts)
     finally:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.convert import media
-from tests.support import Server, create_token, running
+from tests.support import Server, create_token, run_cli, running
 
 # Fast presets, quick heartbeats and leases: tests see progress and lost workers sooner.
 FAST = {
@@ -159,3 +159,10 @@ def error_of(response: httpx.Response) -> tuple[int, str]:
 
 def dump(data: Any) -> str:
     return json.dumps(data, indent=1)[:2000]
+
+
+def cli_json(client: Path, *args: str | Path, env: dict[str, str] | None = None) -> Any:
+    """A `homekeep convert` command of the client in ``client``, its --json answer parsed."""
+    done = run_cli("convert", *args, "--json", data_dir=client, env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

@@ -89,3 +89,12 @@ def png_bomb(path: Path, side: int = 15_000) -> Path:
     data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows)
     path.write_bytes(data + chunk(b"IEND", b""))
     return path
+
+
+def raw_video(path: Path, *, frames: int, size: str = "320x240") -> Path:
+    """Uncompressed 4:2:0 video in Matroska: large for its length, and quick to make."""
+    ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25",
+        "-frames:v", str(frames), "-c:v", "rawvideo", "-pix_fmt", "yuv420p", path,
+    )  # fmt: skip
+    return path

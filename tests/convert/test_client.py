@@ -9,18 +9,11 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from tests.convert.conftest import FAST, start
+from tests.convert.conftest import FAST, cli_json, start
 from tests.support import HOMEKEEP, clean_env, create_token, free_port, run_cli, running
-
-
-def cli_json(client: Path, *args: str | Path, env: dict[str, str] | None = None) -> Any:
-    done = run_cli("convert", *args, "--json", data_dir=client, env=env)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def test_items_wait_offline_and_go_out_when_the_server_is_back(

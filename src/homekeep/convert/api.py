@@ -166,7 +166,9 @@ def routers(svc: Service) -> tuple[APIRouter, APIRouter]:
     @api.get("/uploads/{upload_id}")
     async def upload_info(upload_id: str, request: Request, _: Token = CLIENT) -> dict[str, Any]:
         """An upload's state: open (with its offset), done (with its item), or refused (why)."""
-        return _upload_json(svc, await find_upload(upload_id), base(request))
+        checked = check_id(upload_id, "upload id")
+        await run(svc.uploads.wait_idle, checked)  # as HEAD: the bytes of a cut request count
+        return _upload_json(svc, await find_upload(checked), base(request))
 
     @api.patch("/uploads/{upload_id}", status_code=204)
     async def append(
@@ -184,8 +186,8 @@ def routers(svc: Service) -> tuple[APIRouter, APIRouter]:
         appender = await run(svc.uploads.begin, checked, int(upload_offset), length)
         pending: list[bytes] = []
         size = 0
-        # At most one block is hashed and written on a thread while the next one arrives
-        # (SHA-512 lets go of the GIL): the two overlap instead of taking turns.
+        # At most one block is written and hashed (on two threads at once) while the next
+        # one arrives: the three overlap instead of taking turns.
         writing: asyncio.Future[None] | None = None
 
         async def settle() -> None:
@@ -211,9 +213,9 @@ def routers(svc: Service) -> tuple[APIRouter, APIRouter]:
                         pending.append(chunk)
                         size += len(chunk)
                         if size >= WRITE_BLOCK:
-                            data, pending, size = b"".join(pending), [], 0
+                            blocks, pending, size = pending, [], 0
                             await settle()
-                            writing = asyncio.ensure_future(run(appender.write, data))
+                            writing = asyncio.ensure_future(run(appender.write, blocks))
                         now = anyio.current_time()
                         if now - moved > step:
                             watch.deadline, moved = now + idle, now
@@ -221,7 +223,7 @@ def routers(svc: Service) -> tuple[APIRouter, APIRouter]:
                 log.info("upload %s cut after %d bytes; it can resume", checked, appender.offset)
             await settle()
             if pending:  # what arrived before a cut counts too
-                await run(appender.write, b"".join(pending))
+                await run(appender.write, pending)
         finally:
             try:
                 await settle()  # never close the file under a write in flight

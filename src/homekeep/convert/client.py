@@ -19,6 +19,19 @@ class Offline(Unavailable):
     """The server did not answer (down, unreachable, or the connection broke)."""
 
 
+# An upload the server cannot take on now, but will: a cut request it has not noticed
+# yet still holds it, or the client's offset is behind. Sent again later, never refused.
+_UPLOAD_NOT_NOW = ("upload_busy", "offset_mismatch")
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
+
+
 def sha512_file(path: Path) -> str:
     """The SHA-512 of a file, read in 1 MiB blocks."""
     hasher = hashlib.sha512()
@@ -60,7 +73,10 @@ class ServerClient:
         except httpx.TransportError as exc:
             raise Offline(f"{self.url} does not answer: {exc}") from exc
         if response.status_code >= 400:
-            raise error_from_response(response, f"{self.url}: {what}")
+            error = error_from_response(response, f"{self.url}: {what}")
+            if response.status_code == 409 and _error_code(response) in _UPLOAD_NOT_NOW:
+                raise Offline(error.message)
+            raise error
         return response
 
     def status(self) -> dict[str, Any]:

@@ -203,6 +203,13 @@ class ConvertConfig(Section):
     upload_chunk_bytes: int = Field(
         default=64 << 20, ge=64 << 10, le=1 << 30, description="Client: bytes per upload request."
     )
+    upload_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Client: uploads in flight at once (the server checks one while the "
+        "next streams in).",
+    )
 
     @field_validator("broker")
     @classmethod

@@ -1,8 +1,9 @@
 """The client's own item database and outbox (seed 001's client database, 0.0.7's retries).
 
 Items wait in the outbox until a server that converts their media type answers; they
-then go to the least loaded one. A silent server is tried again after a back-off that
-doubles up to ``backoff_max_seconds``. An upload cut halfway resumes on the same server.
+then go to the least loaded one, ``upload_concurrency`` at a time. A silent server is
+tried again after a back-off that doubles up to ``backoff_max_seconds``. An upload cut
+halfway resumes on the same server.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import logging
 import re
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +84,33 @@ class Target:
     media_types: tuple[str, ...]
 
 
+class _Clients:
+    """A ServerClient per thread and server: an httpx client stays in the thread that made it."""
+
+    def __init__(self, make: Callable[[str], ServerClient]) -> None:
+        self._make = make
+        self._local = threading.local()
+        self._lock = threading.Lock()  # guards _all
+        self._all: list[ServerClient] = []
+
+    def get(self, server_id: str) -> ServerClient:
+        mine: dict[str, ServerClient] = self._local.__dict__.setdefault("clients", {})
+        client = mine.get(server_id)
+        if client is None:
+            client = mine[server_id] = self._make(server_id)
+            with self._lock:
+                self._all.append(client)
+        return client
+
+    def close(self) -> None:
+        """Close every client; only once no thread uses them any more."""
+        with self._lock:
+            clients, self._all = self._all, []
+        for client in clients:
+            client.close()
+        self._local = threading.local()
+
+
 def targets(config: ConvertConfig, server: str | None, token: str | None) -> list[Target]:
     """The servers to use: ``--server`` (all media types), else ``[convert] servers``."""
     if server:
@@ -97,15 +127,26 @@ def targets(config: ConvertConfig, server: str | None, token: str | None) -> lis
 
 
 class Outbox:
-    """The client database; one thread uses it at a time (the CLI, or the watch loop)."""
+    """The client database and its uploads.
+
+    One thread (the CLI's, or the watch loop's) uses the database; the upload threads of
+    ``send_all`` only stream bytes, each through HTTP clients of its own.
+    """
 
     def __init__(self, path: Path, config: ConvertConfig, servers: Sequence[Target]) -> None:
         self.db = Database(path, area="convert_client", migrations=MIGRATIONS)
         self.config = config
         self.servers = {s.server_id: s for s in servers}
         self.client_id = config.client_id or default_client_id()
+        self._clients = _Clients(self._client)
+        self._pool: ThreadPoolExecutor | None = None  # made by the first send_all
+        self._halt = threading.Event()  # set: the uploads in flight stop
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._clients.close()  # the upload threads have ended: their clients are free
         self.db.close()
 
     # the items
@@ -240,64 +281,133 @@ class Outbox:
     def send_all(
         self, *, force: bool = True, on_item: Callable[[dict[str, Any]], None] = lambda _: None
     ) -> int:
-        """Send what waits in the outbox to servers that answer; return how many went."""
+        """Send what waits in the outbox to servers that answer; return how many went.
+
+        Up to ``upload_concurrency`` uploads stream at once, so a server checks one (its
+        SHA-512, its ffprobe) while the next arrives. This thread alone chooses servers
+        and writes the database; the upload threads only stream bytes.
+        """
         waiting = [
             self._row(r) for r in self.db.query("SELECT * FROM items WHERE status = ?", (OUTBOX,))
         ]
         if not waiting:
             return 0
         loads = self._loads(force)
+        limit = self.config.upload_concurrency
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(limit, thread_name_prefix="convert-upload")
+        flying: dict[Future[dict[str, Any]], tuple[int, str]] = {}
         sent = 0
-        for item in waiting:
-            if item["upload_id"] and item["server_id"] in self.servers:
-                server_id = item["server_id"]
-                if server_id not in loads:
-                    continue  # a started upload resumes on its own server once it answers
-            else:
-                able = [s for s in loads if item["media_type"] in self.servers[s].media_types]
-                if not able:
+
+        def settle() -> None:
+            nonlocal sent
+            done, _ = wait(flying, return_when=FIRST_COMPLETED)
+            for future in done:
+                local_id, server_id = flying.pop(future)
+                try:
+                    answer = future.result()
+                except HomekeepError as exc:
+                    sent += self._failure(local_id, server_id, exc, loads, on_item)
                     continue
-                server_id = min(able, key=lambda s: loads[s])
-            try:
-                self._send(item, server_id)
-            except Offline as exc:
-                self._failed(server_id, exc.message)
-                loads.pop(server_id, None)
-                continue
-            except HomekeepError as exc:  # the server said no: it will say no again
-                self._set(
-                    item["id"], status=REFUSED, errors=[exc.message], last_checked_at=utcnow()
+                self._accepted(local_id, server_id, answer)
+                sent += 1
+                on_item(self.get(local_id))
+
+        try:
+            for item in waiting:
+                while len(flying) >= limit:
+                    settle()
+                server_id = self._choose(item, loads)
+                if server_id is None:
+                    continue
+                loads[server_id] += 1  # counted now, so the next item sees where this went
+                try:
+                    start = self._start(item, server_id)
+                except HomekeepError as exc:
+                    sent += self._failure(item["id"], server_id, exc, loads, on_item)
+                    continue
+                if start is None:  # the server had it already
+                    sent += 1
+                    on_item(self.get(item["id"]))
+                    continue
+                upload = self._pool.submit(
+                    self._upload, server_id, *start, Path(item["file_path"]), item["file_size"]
                 )
-            loads[server_id] = loads.get(server_id, 0) + 1
-            sent += 1
-            on_item(self.get(item["id"]))
+                flying[upload] = (item["id"], server_id)
+            while flying:
+                settle()
+        except BaseException:
+            self._halt.set()  # uploads in flight stop within a MiB (and resume another time)
+            raise
+        finally:
+            wait(flying)  # no upload goes on behind the caller's back
+            self._halt.clear()
         return sent
 
-    def _send(self, item: dict[str, Any], server_id: str) -> None:
+    def _choose(self, item: dict[str, Any], loads: dict[str, int]) -> str | None:
+        """The server for ``item``: the one its upload began on, else the least loaded able."""
+        if item["upload_id"] and item["server_id"] in self.servers:
+            # A started upload resumes on its own server once that answers.
+            return item["server_id"] if item["server_id"] in loads else None
+        able = [s for s in loads if item["media_type"] in self.servers[s].media_types]
+        return min(able, key=lambda s: loads[s]) if able else None
+
+    def _failure(
+        self,
+        local_id: int,
+        server_id: str,
+        exc: HomekeepError,
+        loads: dict[str, int],
+        on_item: Callable[[dict[str, Any]], None],
+    ) -> int:
+        """Record why an item did not go: 1 if final (the server said no), 0 if it waits."""
+        if isinstance(exc, Offline):
+            if loads.pop(server_id, None) is not None:  # one failure per server, not per upload
+                self._failed(server_id, exc.message)
+            return 0
+        self._set(local_id, status=REFUSED, errors=[exc.message], last_checked_at=utcnow())
+        on_item(self.get(local_id))
+        return 1
+
+    def _start(self, item: dict[str, Any], server_id: str) -> tuple[str, int] | None:
+        """Where ``item``'s bytes go on ``server_id``: its upload id and the offset to send
+        from, or None when the server accepted it already (then recorded here)."""
         path = Path(item["file_path"])
-        with self._client(server_id) as client:
-            upload_id, offset = item["upload_id"], 0
-            if upload_id and item["server_id"] == server_id:
-                try:
-                    state = client.upload_state(upload_id)
-                    if state["state"] == "done":
-                        self._accepted(item["id"], server_id, client.item(state["item_id"]))
-                        return
-                    offset = int(state["offset"]) if state["state"] == "open" else 0
-                    if state["state"] != "open":
-                        upload_id = None
-                except NotFound:
-                    upload_id = None  # expired on the server: start again
-            if not path.is_file() or path.stat().st_size != item["file_size"]:
-                raise UsageError(f"{path} changed or vanished before it was sent; add it again")
-            if not upload_id:
-                created = client.create_upload(
-                    path.name, item["file_size"], item["sha512"], item["conversion"], self.client_id
-                )
-                upload_id = created["upload_id"]
-                self._set(item["id"], server_id=server_id, upload_id=upload_id)
-            accepted = client.send(upload_id, path, offset, item["file_size"])
-            self._accepted(item["id"], server_id, accepted)
+        client = self._clients.get(server_id)
+        # An upload begun on another server (no longer configured) starts afresh here.
+        upload_id = item["upload_id"] if item["server_id"] == server_id else None
+        offset = 0
+        if upload_id:
+            try:
+                state = client.upload_state(upload_id)
+                if state["state"] == "done":
+                    self._accepted(item["id"], server_id, client.item(state["item_id"]))
+                    return None
+                offset = int(state["offset"]) if state["state"] == "open" else 0
+                if state["state"] != "open":
+                    upload_id = None
+            except NotFound:
+                upload_id = None  # expired on the server: start again
+        if not path.is_file() or path.stat().st_size != item["file_size"]:
+            raise UsageError(f"{path} changed or vanished before it was sent; add it again")
+        if not upload_id:
+            created = client.create_upload(
+                path.name, item["file_size"], item["sha512"], item["conversion"], self.client_id
+            )
+            upload_id = created["upload_id"]
+            self._set(item["id"], server_id=server_id, upload_id=upload_id)
+        return upload_id, offset
+
+    def _upload(
+        self, server_id: str, upload_id: str, offset: int, path: Path, size: int
+    ) -> dict[str, Any]:
+        """Stream one upload from ``offset`` to its end (on an upload thread: no database)."""
+
+        def halt(_: int) -> None:
+            if self._halt.is_set():
+                raise Offline(f"{server_id}: the upload was stopped; it resumes from here")
+
+        return self._clients.get(server_id).send(upload_id, path, offset, size, on_bytes=halt)
 
     def _accepted(self, local_id: int, server_id: str, answer: dict[str, Any]) -> None:
         self._set(

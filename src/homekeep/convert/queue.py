@@ -37,6 +37,10 @@ class JobQueue:
             self.huey = SqliteHuey(
                 "homekeep-convert", filename=str(folder / "queue.sqlite"), results=False
             )
+            # As every homekeep database: WAL without an fsync per commit (huey's default
+            # fsyncs twice a job, and an fsync waits for every upload's dirty pages). A
+            # message lost to a power cut is sent again by the upkeep (``reconcile``).
+            self.huey.storage.sql("pragma synchronous = normal")
         else:
             self.huey = RedisHuey("homekeep-convert", url=broker, results=False, read_timeout=1)
         self._task = self.huey.task(name=TASK_NAME)(_placeholder)

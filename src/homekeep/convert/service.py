@@ -136,7 +136,7 @@ class Service:
             try:
                 with source.open("rb") as fh:
                     while block := fh.read(1 << 20):
-                        appender.write(block)
+                        appender.write([block])
             finally:
                 appender.close()
         except BaseException:
@@ -335,6 +335,7 @@ class Service:
         }
 
     def close(self) -> None:
+        self.uploads.close()
         self.queue.close()
         self.store.db.close()
 

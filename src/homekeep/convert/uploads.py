@@ -14,6 +14,8 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,11 @@ class Uploads:
         self._lock = threading.Lock()  # guards _running and _busy
         self._running: dict[str, _Running] = {}
         self._busy: set[str] = set()
+        # Hashes a block while the writing thread stores it (SHA-512 lets go of the GIL).
+        self.hashing = ThreadPoolExecutor(4, thread_name_prefix="convert-hash")
+
+    def close(self) -> None:
+        self.hashing.shutdown(wait=True)
 
     def path(self, upload_id: str) -> Path:
         return self.folder / f"{upload_id}.part"
@@ -162,11 +169,12 @@ class Uploads:
         if upload.state != "open":
             where = f" as item {upload.item_id}" if upload.item_id else f": {upload.error}"
             raise Conflict(f"upload {upload_id} is {upload.state}{where}")
+        busy = f"another request is writing upload {upload_id}; try again soon"
         if not self.wait_idle(upload_id):
-            raise Conflict(f"another request is writing upload {upload_id}; try again soon")
+            raise Conflict(busy, code="upload_busy")
         with self._lock:
             if upload_id in self._busy:
-                raise Conflict(f"another request is writing upload {upload_id}; try again soon")
+                raise Conflict(busy, code="upload_busy")
             self._busy.add(upload_id)
         try:
             current = self.offset(upload)
@@ -253,7 +261,12 @@ class Uploads:
 
 
 class Appender:
-    """Writes one request's bytes at the end of an upload; one thread at a time."""
+    """Writes one request's bytes at the end of an upload; one request at a time.
+
+    Each ``write`` stores its blocks on the calling thread while a thread of the hashing
+    pool adds them to the running SHA-512: the file belongs to the one, the hasher to
+    the other, and ``write`` returns only once both are done.
+    """
 
     def __init__(self, uploads: Uploads, upload: Upload, offset: int) -> None:
         self.uploads = uploads
@@ -268,18 +281,27 @@ class Appender:
     def complete(self) -> bool:
         return self.offset == self.upload.file_size
 
-    def write(self, data: bytes) -> None:
-        room = self.upload.file_size - self.offset
-        if len(data) > room:
+    def write(self, blocks: Sequence[bytes]) -> None:
+        """Append ``blocks`` (as they came off the network: no joined copy)."""
+        count = sum(len(b) for b in blocks)
+        if count > self.upload.file_size - self.offset:
             self._fh.truncate(self._start)  # the request was wrong: keep none of it
             self.offset = self._start
             self._hasher = None
             raise PayloadTooLarge(
                 f"the body passes the declared size of {self.upload.file_size} bytes"
             )
-        self._fh.write(data)
-        self._hasher.update(data)
-        self.offset += len(data)
+        hasher = self._hasher
+        hashing = self.uploads.hashing.submit(_update, hasher, blocks)
+        try:
+            for block in blocks:
+                self._fh.write(block)  # larger than its buffer: written through, not copied
+        except BaseException:
+            self._hasher = None  # it may have seen bytes the file has not: rebuilt later
+            raise
+        finally:
+            hashing.result()
+        self.offset += count
 
     def close(self) -> None:
         """Make what arrived durable and remember the running checksum."""
@@ -290,3 +312,8 @@ class Appender:
                 self.uploads._keep(self.upload.upload_id, self.offset, self._hasher)
         finally:
             self.uploads._release(self.upload.upload_id)
+
+
+def _update(hasher: Any, blocks: Sequence[bytes]) -> None:
+    for block in blocks:
+        hasher.update(block)
