@@ -318,6 +318,9 @@ class Syncer:
                 if digest is None:
                     bars.done(entry.size)
                     continue
+                # the file as read: a file that changed since the scan was read again with
+                # its new stat, and its size must be the one its chunks add up to
+                entry = read[1]
                 if (
                     have is not None
                     and have.kind == "file"
