@@ -149,6 +149,12 @@ def _device(request: Request) -> tuple[str, str]:
     return caller.name, client_address(request)
 
 
+def _declared(request: Request) -> int:
+    """The body's declared length (what the page's progress bar counts to), 0 if none."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() and len(declared) < 19 else 0
+
+
 def _contact_noter(target: Target) -> Callable[..., Any]:
     """A dependency that notes the device calling for a folder (the page's clients)."""
     contacts = live(target).contacts
@@ -265,8 +271,7 @@ def router(target: Target, *, max_request: int, data_port: int | None = None) ->
         The body is a 4-byte big-endian length, the ops JSON, then a chunk pack; the
         chunks are checked against their ids and used straight from memory, never staged.
         """
-        declared = request.headers.get("content-length", "")
-        total = int(declared) if declared.isdigit() and len(declared) < 19 else 0
+        total = _declared(request)
         with transfers.tracking(client, *_device(request), "", total, "commit") as progress:
             body = await read_body(request, max_request, progress.update)
             ops_body, pack = _split_commit(body)
@@ -387,8 +392,10 @@ def router(target: Target, *, max_request: int, data_port: int | None = None) ->
     @api.put(f"{PREFIX}/clients/{{client}}/chunks")
     async def chunks(client: Client, request: Request) -> dict[str, Any]:
         """Stage a pack of chunks (each verified against its id) for the next commits."""
-        body = await read_body(request, pack_limit)
-        stored, wire = await anyio.to_thread.run_sync(target.chunks.receive, client, body)
+        total = _declared(request)
+        with transfers.tracking(client, *_device(request), "", total, "chunks") as progress:
+            body = await read_body(request, pack_limit, progress.update)
+            stored, wire = await anyio.to_thread.run_sync(target.chunks.receive, client, body)
         return {"stored": stored, "bytes": wire}
 
     return api

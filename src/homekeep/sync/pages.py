@@ -13,15 +13,21 @@ from __future__ import annotations
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from homekeep.core.auth import Caller, require_scope
-from homekeep.core.errors import Forbidden, InvalidInput, NotFound
+from homekeep.core.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMedia,
+)
 from homekeep.core.web import templates
 from homekeep.sync import conflicts, versions
 from homekeep.sync.server.sharing import Sharing
@@ -36,6 +42,7 @@ MAX_CONFLICTS = 500
 MAX_VERSIONS = 500
 MAX_CONTACTS = 1000
 MAX_TEXT = 1024  # characters of a path filter
+MAX_BODY = 16 << 10  # bytes of an action's JSON body: a name or two
 TEMPLATES = Path(__file__).parent / "templates"
 
 _CALLER = require_scope("sync")  # one object: FastAPI checks it once per request
@@ -56,6 +63,33 @@ class Restore(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     version: str = Field(min_length=1, max_length=4096)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    """An action's JSON body as ``model``: read within MAX_BODY bytes, then checked."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != "application/json":
+        raise UnsupportedMedia("send the body as application/json")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_BODY:
+            raise PayloadTooLarge(f"the body is over {MAX_BODY} bytes; it names one file")
+    try:
+        return model.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem.get("loc", ())) or "body"
+        raise InvalidInput(f"{where}: {problem.get('msg', 'invalid')}") from None
+
+
+def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads ``model`` itself (read_json)."""
+    schema = model.model_json_schema(by_alias=True)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _stamp(value: str | None, name: str) -> str | None:
@@ -334,9 +368,10 @@ def api_router(pages: Pages) -> APIRouter:
         """The open conflicts of a shared folder."""
         return await run(pages.conflicts, caller, folder)  # type: ignore[no-any-return]
 
-    @api.post("/folders/{folder}/conflicts/resolve")
-    async def resolve(folder: str, asked: Resolve, caller: Who) -> dict[str, Any]:
+    @api.post("/folders/{folder}/conflicts/resolve", openapi_extra=_body_doc(Resolve))
+    async def resolve(folder: str, request: Request, caller: Who) -> dict[str, Any]:
         """Keep the file's version (``keep: file``) or the conflict copy's (``keep: copy``)."""
+        asked = await read_json(request, Resolve)
         return await run(pages.resolve, caller, folder, asked)  # type: ignore[no-any-return]
 
     @api.get("/folders/{folder}/versions")
@@ -348,9 +383,10 @@ def api_router(pages: Pages) -> APIRouter:
         """The kept versions of a shared folder, newest first."""
         return await run(pages.versions, caller, folder, under)  # type: ignore[no-any-return]
 
-    @api.post("/folders/{folder}/versions/restore")
-    async def restore(folder: str, asked: Restore, caller: Who) -> dict[str, Any]:
+    @api.post("/folders/{folder}/versions/restore", openapi_extra=_body_doc(Restore))
+    async def restore(folder: str, request: Request, caller: Who) -> dict[str, Any]:
         """Put a kept version back (what is there now is kept as a version first)."""
+        asked = await read_json(request, Restore)
         return await run(pages.restore, caller, folder, asked)  # type: ignore[no-any-return]
 
     return api
