@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.core.test_pages import DESKTOP, PHONE, browser, log_in, shoot, shots_dir
+from tests.sync.helpers import wait_until
 from tests.sync.pagesite import ADMIN, Site, make_conflict, site, tree
 
 __all__ = ["browser"]  # the fixture, used by name
@@ -79,14 +80,16 @@ def test_folders_conflicts_versions_and_history_on_the_page(
 
     # the desk's edit it replaced is a kept version: restore it from the page
     group = page.locator(".version-group[data-path='plan.txt']")
-    group.wait_for()
-    rows = group.locator("tr[data-version]")
-    desks = [
-        v
-        for v in (rows.nth(i).get_attribute("data-version") for i in range(rows.count()))
-        if v and (on_server / v).read_text() == "the desk's edit, newer"
-    ]
-    assert desks, "the replaced version is listed"
+    desks: list[str] = []
+
+    def listed() -> bool:  # the list reloads after the click: wait for the new version
+        names = group.locator("tr[data-version]").evaluate_all(
+            "rows => rows.map(r => r.dataset.version)"
+        )
+        desks[:] = [v for v in names if (on_server / v).read_text() == "the desk's edit, newer"]
+        return bool(desks)
+
+    assert wait_until(listed, timeout=20, step=0.2), "the replaced version is listed"
     group.locator(f"tr[data-version='{desks[0]}'] button").click()
     page.wait_for_selector("#say:has-text('restored plan.txt')")
     assert (on_server / "plan.txt").read_text() == "the desk's edit, newer"
@@ -179,7 +182,8 @@ class SlowProxy:
         with self.lock:
             for sock in self.sockets:
                 with contextlib.suppress(OSError):
-                    sock.close()
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes a pump blocked in recv
+                sock.close()
         for thread in self.threads:
             thread.join(5)
 
