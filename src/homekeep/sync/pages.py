@@ -336,7 +336,7 @@ def api_router(pages: Pages) -> APIRouter:
     @api.get("/transfers")
     async def transfers(caller: Who) -> dict[str, Any]:
         """What is being received right now, with the bytes so far."""
-        return pages.transfers(caller)
+        return await run(pages.transfers, caller)  # type: ignore[no-any-return]
 
     @api.get("/history")
     async def history(
