@@ -42,7 +42,7 @@ def test_folders_conflicts_versions_and_history_on_the_page(
 ) -> None:
     on_server = hosted.share("family")
     laptop, desk = hosted.client("family", "laptop"), hosted.client("family", "desk")
-    (laptop / "<b>menu</b>.txt").write_text("soup")  # a name is text, never markup
+    (laptop / "<b>menu<i>.txt").write_text("soup")  # a name is text, never markup
     (laptop / "trip").mkdir()
     (laptop / "trip" / "list.txt").write_text("tent")
     make_conflict(hosted, "family")
