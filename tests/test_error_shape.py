@@ -50,7 +50,8 @@ def assert_error_shape(response: httpx.Response, where: str) -> None:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
     data_dir = tmp_path_factory.mktemp("shape") / "data"
     token = create_token(data_dir, "everything", "all")
-    with serve(data_dir) as server:
+    sync_root = data_dir.parent / "sync"  # mounts the sync protocol and the sync page's API
+    with serve(data_dir, env={"HOMEKEEP_SYNC_ROOT": str(sync_root)}) as server:
         yield server, token
 
 

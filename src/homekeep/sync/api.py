@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import IO, Annotated, Any, BinaryIO, cast
 
@@ -12,9 +14,10 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from homekeep import __version__
 from homekeep.core.area import AreaContext, Summary, WebParts
-from homekeep.core.auth import Caller, TokenStore, require_scope
+from homekeep.core.auth import Caller, TokenStore, client_address, require_scope
 from homekeep.core.errors import (
     ConfigError,
+    HomekeepError,
     InvalidInput,
     PayloadTooLarge,
     UnsupportedMedia,
@@ -23,6 +26,7 @@ from homekeep.core.errors import (
 from homekeep.core.hosts import TrustedHosts
 from homekeep.core.limits import INT64_MAX, Int64
 from homekeep.core.web import add_docs, add_health, install_error_handlers
+from homekeep.sync.pages import Pages, api_router, page_router
 from homekeep.sync.server import fsops
 from homekeep.sync.server.apply import Upload, apply
 from homekeep.sync.server.batch import FileSpec, Result
@@ -35,6 +39,7 @@ from homekeep.sync.server.ops import (
 )
 from homekeep.sync.server.sharing import Sharing
 from homekeep.sync.server.target import Target
+from homekeep.sync.server.transfers import live
 from homekeep.sync.server.watcher import SharedWatch
 from homekeep.sync.service import open_service
 from homekeep.sync.store import DEVICE
@@ -65,9 +70,11 @@ LIST_FEED = 1 << 20  # bytes of a streamed chunk list checked at a time, off the
 MAX_WINDOW = 8 << 20
 
 
-async def read_body(request: Request, limit: int) -> bytes | bytearray:
+async def read_body(
+    request: Request, limit: int, progress: Callable[[int], None] | None = None
+) -> bytes | bytearray:
     """Read the request body, refusing more than ``limit`` bytes with 413 (inflated too,
-    for a body sent with ``Content-Encoding: zstd``)."""
+    for a body sent with ``Content-Encoding: zstd``); ``progress`` hears the bytes so far."""
     encoding = request.headers.get("content-encoding", "identity")
     if encoding not in ("identity", "zstd"):
         raise UnsupportedMedia(f"unknown Content-Encoding {encoding!r}; use zstd or none")
@@ -83,6 +90,8 @@ async def read_body(request: Request, limit: int) -> bytes | bytearray:
         body += part
         if len(body) > limit:
             raise PayloadTooLarge(f"request body over the {limit} byte limit")
+        if progress is not None:
+            progress(len(body))
     if encoding == "zstd":
         return await anyio.to_thread.run_sync(inflate, body, limit)
     return body  # not copied: a huge file's chunk list is megabytes
@@ -144,9 +153,44 @@ async def _bound_client(
 Client = Annotated[str, Depends(_bound_client)]
 
 
+def _device(request: Request) -> tuple[str, str]:
+    """Who sends (the token's name) and from where, for the sync page."""
+    caller: Caller = request.state.caller  # set by the scope check every route has
+    return caller.name, client_address(request)
+
+
+def _declared(request: Request) -> int:
+    """The body's declared length (what the page's progress bar counts to), 0 if none."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() and len(declared) < 19 else 0
+
+
+def _contact_noter(target: Target) -> Callable[..., Any]:
+    """A dependency that notes the device calling for a folder (the page's clients)."""
+    contacts = live(target).contacts
+
+    async def contact(request: Request, caller: Annotated[Caller, Depends(_SYNC_TOKEN)]) -> None:
+        folder = request.path_params.get("client")
+        if caller.token is None or not isinstance(folder, str):
+            return  # a logged-in person on the page is no device
+        try:
+            check_access(caller, folder)
+        except HomekeepError:
+            return  # the route itself refuses it
+        device = caller.name
+        with contextlib.suppress(HomekeepError):  # a bad header is refused by the route
+            device = check_client(request.headers.get("x-homekeep-device") or caller.name)
+        row = contacts.note(folder, device, client_address(request))
+        if row is not None:
+            await anyio.to_thread.run_sync(contacts.write, row)
+
+    return contact
+
+
 def router(target: Target, *, max_request: int, data_port: int | None = None) -> APIRouter:
     """The protocol routes, relative to the mount point (``/api/sync``)."""
-    api = APIRouter(dependencies=[Depends(_SYNC_TOKEN)])
+    api = APIRouter(dependencies=[Depends(_SYNC_TOKEN), Depends(_contact_noter(target))])
+    transfers = live(target).transfers
     pack_limit = min(max_request, MAX_PACK_BYTES)
     sharing = Sharing(target)
 
@@ -241,11 +285,17 @@ def router(target: Target, *, max_request: int, data_port: int | None = None) ->
         The body is a 4-byte big-endian length, the ops JSON, then a chunk pack; the
         chunks are checked against their ids and used straight from memory, never staged.
         """
-        ops_body, pack = _split_commit(await read_body(request, max_request))
-        parsed = parse_ops(ops_body)
-        records = await anyio.to_thread.run_sync(target.chunks.verify, pack, client)
-        inline = {chunk_id: (data, wire) for chunk_id, data, wire in records}
-        results = await anyio.to_thread.run_sync(apply, target, client, parsed.ops, inline)
+        total = _declared(request)
+        with transfers.tracking(client, *_device(request), "", total, "commit") as progress:
+            body = await read_body(request, max_request, progress.update)
+            ops_body, pack = _split_commit(body)
+            parsed = parse_ops(ops_body)
+            paths = [op.path for op in parsed.ops if hasattr(op, "path")]
+            more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+            progress.update(len(body), path=(paths[0] + more) if paths else "", total=len(body))
+            records = await anyio.to_thread.run_sync(target.chunks.verify, pack, client)
+            inline = {chunk_id: (data, wire) for chunk_id, data, wire in records}
+            results = await anyio.to_thread.run_sync(apply, target, client, parsed.ops, inline)
         generation = await anyio.to_thread.run_sync(target.index.generation, client)
         return answer(request, {"generation": generation, "results": _plain(results)})
 
@@ -267,57 +317,60 @@ def router(target: Target, *, max_request: int, data_port: int | None = None) ->
         expected = await anyio.to_thread.run_sync(
             target.chunks.pending_list, client, spec.hash, spec.size
         )
-        tmp = target.temp_name()
-        wire = 0
-        follower: Follower | None = None
-        digesting: Future[Digest] | None = None
-        try:
-            flushed = 0
-            with tmp.open("wb") as out:
-                sink = _Capped(out, size, path)
-                # inflated into the sink a block at a time: past ``size`` it stops, so a
-                # small bomb never becomes gigabytes in memory (nor on disk)
-                inflate = (
-                    zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_writer(
-                        cast(IO[bytes], sink),  # it only calls write()
-                        write_return_read=True,
-                        closefd=False,
-                    )
-                    if encoding == "zstd"
-                    else sink
-                )
-                # chunked and hashed by a thread as it arrives, not read again afterwards
-                follower = Follower(tmp)
-                if expected is not None:  # hash along the announced list: no second cut
-                    digesting = DIGESTERS.submit(follower.verify, expected)
-                else:
-                    digesting = DIGESTERS.submit(follower.digest)
-                async for part in request.stream():
-                    if not part:
-                        continue  # the stream ends with an empty part; zstd wants none
-                    wire += len(part)
-                    inflate.write(part)
-                    out.flush()
-                    follower.publish(sink.written)
-                    if sink.written - flushed >= WRITEBACK_STEP:
-                        fsops.start_writeback(out.fileno(), flushed, sink.written - flushed)
-                        flushed = sink.written
-            follower.publish(sink.written, done=True)
+        device, address = _device(request)
+        with transfers.tracking(client, device, address, spec.path, size, "http") as progress:
+            tmp = target.temp_name()
+            wire = 0
+            follower: Follower | None = None
+            digesting: Future[Digest] | None = None
             try:
-                digest: Digest | None = await anyio.to_thread.run_sync(digesting.result)
-            except ListMismatch:
-                digest = None  # not the list announced: check_upload cuts the file itself
-            upload = [Upload(spec, tmp, wire, digest)]
-            (result,) = await anyio.to_thread.run_sync(apply, target, client, upload)
-        except zstandard.ZstdError as exc:
-            raise InvalidInput(
-                f"upload of {path!r} is not a zstd stream this server takes: a valid one, "
-                f"with a window of at most {MAX_WINDOW >> 20} MiB"
-            ) from exc
-        finally:
-            if follower is not None:
-                follower.abort()  # no-op once done; else wakes the digesting thread to stop
-            tmp.unlink(missing_ok=True)
+                flushed = 0
+                with tmp.open("wb") as out:
+                    sink = _Capped(out, size, path)
+                    # inflated into the sink a block at a time: past ``size`` it stops, so a
+                    # small bomb never becomes gigabytes in memory (nor on disk)
+                    inflate = (
+                        zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_writer(
+                            cast(IO[bytes], sink),  # it only calls write()
+                            write_return_read=True,
+                            closefd=False,
+                        )
+                        if encoding == "zstd"
+                        else sink
+                    )
+                    # chunked and hashed by a thread as it arrives, not read again afterwards
+                    follower = Follower(tmp)
+                    if expected is not None:  # hash along the announced list: no second cut
+                        digesting = DIGESTERS.submit(follower.verify, expected)
+                    else:
+                        digesting = DIGESTERS.submit(follower.digest)
+                    async for part in request.stream():
+                        if not part:
+                            continue  # the stream ends with an empty part; zstd wants none
+                        wire += len(part)
+                        inflate.write(part)
+                        out.flush()
+                        follower.publish(sink.written)
+                        progress.update(sink.written)
+                        if sink.written - flushed >= WRITEBACK_STEP:
+                            fsops.start_writeback(out.fileno(), flushed, sink.written - flushed)
+                            flushed = sink.written
+                follower.publish(sink.written, done=True)
+                try:
+                    digest: Digest | None = await anyio.to_thread.run_sync(digesting.result)
+                except ListMismatch:
+                    digest = None  # not the list announced: check_upload cuts the file itself
+                upload = [Upload(spec, tmp, wire, digest)]
+                (result,) = await anyio.to_thread.run_sync(apply, target, client, upload)
+            except zstandard.ZstdError as exc:
+                raise InvalidInput(
+                    f"upload of {path!r} is not a zstd stream this server takes: a valid one, "
+                    f"with a window of at most {MAX_WINDOW >> 20} MiB"
+                ) from exc
+            finally:
+                if follower is not None:
+                    follower.abort()  # no-op once done; else wakes the digesting thread to stop
+                tmp.unlink(missing_ok=True)
         return result.as_dict()
 
     @api.put(f"{PREFIX}/clients/{{client}}/lists/{{file_hash}}")
@@ -353,8 +406,10 @@ def router(target: Target, *, max_request: int, data_port: int | None = None) ->
     @api.put(f"{PREFIX}/clients/{{client}}/chunks")
     async def chunks(client: Client, request: Request) -> dict[str, Any]:
         """Stage a pack of chunks (each verified against its id) for the next commits."""
-        body = await read_body(request, pack_limit)
-        stored, wire = await anyio.to_thread.run_sync(target.chunks.receive, client, body)
+        total = _declared(request)
+        with transfers.tracking(client, *_device(request), "", total, "chunks") as progress:
+            body = await read_body(request, pack_limit, progress.update)
+            stored, wire = await anyio.to_thread.run_sync(target.chunks.receive, client, body)
         return {"stored": stored, "bytes": wire}
 
     return api
@@ -380,7 +435,7 @@ def build(ctx: AreaContext) -> WebParts:
         async def idle(caller: Caller) -> Summary:
             return {"server": "off: set [sync] root to receive clients here"}
 
-        return WebParts(summary=idle)
+        return WebParts(summary=idle, pages=page_router(on=False))
     try:
         store = svc.open_server(cfg.root)
     except UsageError as exc:
@@ -398,8 +453,12 @@ def build(ctx: AreaContext) -> WebParts:
     watch = SharedWatch(
         Sharing(store), interval=cfg.shared_rescan_seconds, keep_days=cfg.keep_versions_days
     )
+    api = APIRouter()
+    api.include_router(router(store, max_request=cfg.max_request_bytes))
+    api.include_router(api_router(Pages(store)))  # the page's JSON, for logged-in users
     return WebParts(
-        api=router(store, max_request=cfg.max_request_bytes),
+        api=api,
+        pages=page_router(on=True),
         startup=[_collector(store), watch.start],
         shutdown=[watch.stop, close],
         summary=summary,

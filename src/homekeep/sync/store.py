@@ -117,6 +117,17 @@ MIGRATIONS = (
     ALTER TABLE events ADD COLUMN device TEXT;
     CREATE INDEX events_path ON events(client, path, id);
     """,
+    # the devices that call for each folder (a token's name and an address): the sync page
+    """
+    CREATE TABLE contacts (
+        folder TEXT NOT NULL,
+        device TEXT NOT NULL,
+        address TEXT NOT NULL,
+        first_at TEXT NOT NULL,
+        last_at TEXT NOT NULL,
+        PRIMARY KEY (folder, device, address)
+    );
+    """,
 )
 
 # The device a request comes from (its X-Homekeep-Device header), for the history; set by
@@ -262,6 +273,57 @@ class ServerIndex:
             "SELECT * FROM events WHERE (? IS NULL OR client = ?) ORDER BY id DESC LIMIT ?",
             (client, client, limit),
         )
+
+    def history(
+        self, where: list[tuple[str, tuple[Any, ...]]], before: int | None, limit: int
+    ) -> list[sqlite3.Row]:
+        """Events matching every (SQL condition, its values), newest first, ``limit`` of
+        them from id ``before`` down. The conditions are the caller's constants."""
+        if before is not None:
+            where = [*where, ("id < ?", (before,))]
+        sql = "SELECT * FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(f"({c})" for c, _ in where)
+        args = [v for _, values in where for v in values]
+        return self.db.query(f"{sql} ORDER BY id DESC LIMIT ?", (*args, limit))
+
+    def folder_counts(self) -> list[sqlite3.Row]:
+        """Per folder (client): whether it is shared, files, bytes, and its last event's time."""
+        return self.db.query(
+            "SELECT c.name, f.name IS NOT NULL AS shared,"
+            " (SELECT COUNT(*) FROM entries e WHERE e.client = c.name AND e.kind = 'file')"
+            " AS files,"
+            " (SELECT COALESCE(SUM(e.size), 0) FROM entries e WHERE e.client = c.name) AS bytes,"
+            " (SELECT at FROM events v WHERE v.client = c.name ORDER BY v.id DESC LIMIT 1)"
+            " AS last_change"
+            " FROM clients c LEFT JOIN folders f ON f.name = c.name ORDER BY c.name"
+        )
+
+    def record_contact(self, folder: str, device: str, address: str, at: str) -> None:
+        """A device called for ``folder`` at ``at``."""
+        self.db.execute(
+            "INSERT INTO contacts (folder, device, address, first_at, last_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(folder, device, address)"
+            " DO UPDATE SET last_at = MAX(last_at, excluded.last_at)",
+            (folder, device, address, at, at),
+        )
+
+    def contacts(self, limit: int) -> list[sqlite3.Row]:
+        """The devices of every folder, last seen first."""
+        return self.db.query(
+            "SELECT folder, device, address, first_at, last_at FROM contacts"
+            " ORDER BY last_at DESC LIMIT ?",
+            (limit,),
+        )
+
+    def files_like(self, client: str, marker: str, limit: int) -> list[str]:
+        """Paths of files of ``client`` whose name holds ``marker`` (no wildcards in it)."""
+        rows = self.db.query(
+            "SELECT path FROM entries WHERE client = ? AND kind = 'file' AND instr(path, ?) > 0"
+            " ORDER BY path LIMIT ?",
+            (client, marker, limit),
+        )
+        return [str(r[0]) for r in rows]
 
     def last_event_at(self) -> str | None:
         row = self.db.query_one("SELECT at FROM events ORDER BY id DESC LIMIT 1")

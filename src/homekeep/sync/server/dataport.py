@@ -34,6 +34,7 @@ import ssl
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ from homekeep.sync.server import fsops
 from homekeep.sync.server.apply import Upload, apply
 from homekeep.sync.server.batch import FileSpec
 from homekeep.sync.server.target import Target
+from homekeep.sync.server.transfers import live
 from homekeep.sync.wire.chunking import Digest, ListMismatch, ListVerifier
 from homekeep.sync.wire.chunklist import Chunks
 from homekeep.sync.wire.protocol import check_access, check_hash, check_path, load_json
@@ -296,7 +298,8 @@ class DataPort:
             entry.sock.setblocking(True)
             entry.sock.settimeout(IDLE_TIMEOUT)
             header, rest = _parse_header(bytes(entry.data))
-            check_access(self.tokens.verify(header.token), header.client)
+            token = self.tokens.verify(header.token)
+            check_access(token, header.client)
             spec = FileSpec(
                 check_path(header.path),
                 header.size,
@@ -317,16 +320,23 @@ class DataPort:
             self._refuse(entry, HomekeepError("internal error; see the server log"))
             return
         self._forget(entry)
-        self._workers.submit(self._serve, entry.sock, header.client, spec, rest)
+        device = (header.client, token.name, entry.address)
+        contact = live(self.target).contacts.note(*device)
+        if contact is not None:
+            live(self.target).contacts.write(contact)
+        self._workers.submit(self._serve, entry.sock, device, spec, rest)
 
     # -- the upload threads ---------------------------------------------------------------
 
-    def _serve(self, conn: socket.socket, client: str, spec: FileSpec, rest: bytes) -> None:
+    def _serve(
+        self, conn: socket.socket, device: tuple[str, str, str], spec: FileSpec, rest: bytes
+    ) -> None:
+        """Run one upload for ``device`` (client, token name, address) and answer it."""
         key = threading.get_ident()
         with self._guard:
             self._open[key] = conn
         try:
-            answer: dict[str, Any] | None = self._upload(conn, client, spec, rest)
+            answer: dict[str, Any] | None = self._upload(conn, device, spec, rest)
         except HomekeepError as exc:
             answer = _error(exc)
         except (OSError, ssl.SSLError) as exc:
@@ -346,14 +356,17 @@ class DataPort:
             conn.close()
 
     def _upload(
-        self, conn: socket.socket, client: str, spec: FileSpec, rest: bytes
+        self, conn: socket.socket, device: tuple[str, str, str], spec: FileSpec, rest: bytes
     ) -> dict[str, Any]:
+        client = device[0]
         expected = self.target.chunks.pending_list(client, spec.hash, spec.size)
         _reply(conn, {"status": "continue"})
         tmp = self.target.temp_name()
+        transfers = live(self.target).transfers
         try:
-            digest = _receive(conn, tmp, rest, spec.size, expected)
-            (result,) = apply(self.target, client, [Upload(spec, tmp, spec.size, digest)])
+            with transfers.tracking(*device, spec.path, spec.size, "data port") as progress:
+                digest = _receive(conn, tmp, rest, spec.size, expected, progress.update)
+                (result,) = apply(self.target, client, [Upload(spec, tmp, spec.size, digest)])
         finally:
             tmp.unlink(missing_ok=True)
         return result.as_dict()
@@ -376,7 +389,12 @@ def _parse_header(data: bytes) -> tuple[DataHeader, bytes]:
 
 
 def _receive(
-    conn: socket.socket, tmp: Path, first: bytes, size: int, expected: Chunks | None
+    conn: socket.socket,
+    tmp: Path,
+    first: bytes,
+    size: int,
+    expected: Chunks | None,
+    progress: Callable[[int], None] | None = None,
 ) -> Digest | None:
     """Write ``size`` bytes from ``conn`` to ``tmp``, hashed along ``expected`` as they come.
 
@@ -401,6 +419,8 @@ def _receive(
                 if got - flushed >= WRITEBACK_STEP:
                     fsops.start_writeback(fd, flushed, got - flushed)
                     flushed = got
+                if progress is not None:
+                    progress(got)
             if got >= size:
                 break
             n = conn.recv_into(buf, min(READ_BLOCK, size - got))
