@@ -6,6 +6,7 @@ written to docs/screenshots/ for the README.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,13 @@ def test_play_seek_pause_volume_count_and_the_queue_comes_back(page: Page, playe
     assert status == 200
     assert [(t["title"], t["play_count"]) for t in recent["items"]] == [("Long", 1)]
 
+    # the page saves the position a moment after a seek: reload once the server holds it
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        saved = call(page, "GET", "/api/music/queue")[1]["position_ms"] / 1000
+        if abs(saved - (stopped_at - 10)) <= 2:
+            break
+        time.sleep(0.1)
     page.reload()
     page.wait_for_selector("#queue li.current:has-text('Long')")
     page.wait_for_function("document.getElementById('audio').currentTime > 100", timeout=20_000)

@@ -60,7 +60,7 @@ from homekeep.sync.wire.protocol import (
 )
 
 MAX_PACK_BYTES = 16 << 20
-MAX_WAIT = 30.0  # seconds a change long poll may be held
+MAX_WAIT = 9.0  # seconds a change long poll may be held (under common client timeouts)
 CHANGE_POLL = 0.1  # seconds between looks at a waited-on folder's change counter
 SMALL_BODY = 64 << 10  # a request that names a file
 WRITEBACK_STEP = 8 << 20

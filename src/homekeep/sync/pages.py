@@ -36,7 +36,7 @@ from homekeep.sync.server.transfers import live
 from homekeep.sync.wire.folder import VERSIONS
 from homekeep.sync.wire.protocol import check_client, check_path
 
-ONLINE_SECONDS = 60  # a watching client asks every 20 s: three missed calls is offline
+ONLINE_SECONDS = 60  # a watching client asks every 8 s: several missed calls is offline
 ACTIONS = ("create", "modify", "edit", "delete", "rename", "mkdir", "meta", "link", "dir")
 MAX_CONFLICTS = 500
 MAX_VERSIONS = 500

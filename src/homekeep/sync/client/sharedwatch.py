@@ -23,7 +23,7 @@ from homekeep.sync.client.watch import Events
 
 log = logging.getLogger(__name__)
 
-POLL_WAIT = 20.0  # seconds the server holds one long poll
+POLL_WAIT = 8.0  # seconds the server holds one long poll (it takes up to 9)
 
 
 class _RemotePoll(threading.Thread):
@@ -40,7 +40,6 @@ class _RemotePoll(threading.Thread):
         self.lock = threading.Lock()
         self.since = 0
         self.dirty = False
-        self.taken = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -58,20 +57,13 @@ class _RemotePoll(threading.Thread):
             if current > since:
                 with self.lock:
                     self.dirty = True
-                self.taken.clear()
+                    self.since = max(self.since, current)  # a pass starts after this
                 self.wakeup.set()
-                self.taken.wait(timeout=POLL_WAIT)  # until a pass has looked at it
 
     def take(self) -> bool:
         with self.lock:
             dirty, self.dirty = self.dirty, False
         return dirty
-
-    def seen(self, change: int) -> None:
-        """A pass began at ``change``: wait for what comes after it."""
-        with self.lock:
-            self.since = max(self.since, change)
-        self.taken.set()
 
 
 def watch_shared(
@@ -127,9 +119,7 @@ def _loop(
         local = events.take(settle) is not None
         if need or due or local or remote.take():
             try:
-                change = two.syncer.conn.changes(0, 0)
                 done = two.run(allow_mass_delete=allow_mass_delete)
-                remote.seen(change)
                 on_pass(done)
                 need, delay, last_full = False, 0.5, time.monotonic()
             except (AuthError, MassDelete):
