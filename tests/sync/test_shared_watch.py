@@ -9,7 +9,7 @@ from tests.sync.helpers import sync_server, wait_until
 from tests.sync.test_shared import tree
 from tests.sync.test_watch import watching
 
-LIVE = 15.0  # seconds a change may take to show up on a loaded test machine
+LIVE = 30.0  # seconds a change may take to show up on a loaded test machine
 
 
 def has_server_file(side: Path) -> bool:

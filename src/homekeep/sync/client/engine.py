@@ -318,9 +318,13 @@ class Syncer:
                 if digest is None:
                     bars.done(entry.size)
                     continue
-                # the file as read: a file that changed since the scan was read again with
-                # its new stat, and its size must be the one its chunks add up to
-                entry = read[1]
+                if read[1] != entry:
+                    # changed since the scan, so still being written: sent once it settles
+                    # (its watch event comes), never as a snapshot of a half-written file
+                    with self.rounds.state:
+                        summary.skipped += 1
+                    bars.done(entry.size)
+                    continue
                 if (
                     have is not None
                     and have.kind == "file"

@@ -144,7 +144,10 @@ class TwoWay:
                         spill_dir=self.index.lists,
                     )
                 except (FileChanged, OSError):
-                    continue  # being written: the next pass takes it
+                    # being written: a local change of unknown content, never a delete;
+                    # the sending half skips it until it settles
+                    out[path] = Version("file", None, entry.mtime_ns)
+                    continue
                 self.index.remember(
                     path, entry.size, entry.mtime_ns, entry.inode, digest.file_hash, digest.chunks
                 )
