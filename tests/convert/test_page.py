@@ -1,4 +1,7 @@
-"""The /convert/ page in a real headless Chromium, at desktop and phone size."""
+"""The /convert/ page in a real headless Chromium, at desktop and phone size.
+
+With ``HOMEKEEP_SCREENSHOTS=1`` the screenshots go to docs/screenshots/ for the README.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,8 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from tests.convert.conftest import Hosted, start
+from tests.core.test_pages import shots_dir
 from tests.support import CHROMIUM, CHROMIUM_ARGS, add_user
-
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def _row(page: Page, name: str, status: str) -> None:
@@ -41,7 +43,7 @@ def _ann(hosted: Hosted) -> None:
 def test_queue_page(hosted: Hosted, clips: dict[str, Path], tmp_path: Path) -> None:
     picture = tmp_path / "<b>sunset<i>.png"
     picture.write_bytes(clips["png"].read_bytes())
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = shots_dir(tmp_path)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -63,7 +65,7 @@ def test_queue_page(hosted: Hosted, clips: dict[str, Path], tmp_path: Path) -> N
             page.wait_for_selector("#status.error", timeout=20_000)
             assert "not a media file" in page.locator("#status").inner_text()
             page.wait_for_selector("#workers tbody tr", timeout=20_000)
-            page.screenshot(path=str(SHOTS / "convert-desktop.png"), full_page=True)
+            page.screenshot(path=str(shots / "convert-desktop.png"), full_page=True)
             item_id = failed.get_attribute("data-id")
             assert item_id is not None
             before = hosted.item(item_id)["version"]
@@ -82,7 +84,7 @@ def test_queue_page(hosted: Hosted, clips: dict[str, Path], tmp_path: Path) -> N
             queue = phone.locator("#queue").locator("xpath=..")
             assert queue.evaluate("e => e.scrollWidth <= e.clientWidth")
             assert phone.locator("#queue button[data-action=delete]").first.is_visible()
-            phone.screenshot(path=str(SHOTS / "convert-phone.png"), full_page=True)
+            phone.screenshot(path=str(shots / "convert-phone.png"), full_page=True)
         finally:
             browser.close()
 

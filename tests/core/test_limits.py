@@ -147,6 +147,29 @@ def test_an_idle_connection_is_closed_after_the_header_deadline(server: Server) 
         assert time.monotonic() - start < 6
 
 
+def test_an_idle_keep_alive_connection_outlives_the_clients_pool(server: Server) -> None:
+    """httpx drops an idle connection after 5 s; the server must keep it longer, or a
+    request sent just as both give up fails with a read error (a POST is not retried)."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with closing(_connect(server)) as sock:
+        sock.sendall(request)
+        assert _read_response(sock)[0] == 200
+        time.sleep(5.5)
+        sock.sendall(request)
+        assert _read_response(sock) == (200, {"status": "ok"})
+
+
+def test_an_idle_keep_alive_connection_closes_after_the_configured_time(tmp_path: Path) -> None:
+    env = {"HOMEKEEP_SERVER_KEEP_ALIVE_SECONDS": "1"}
+    with serve(tmp_path / "data", env=env) as short, closing(_connect(short)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_response(sock)[0] == 200
+        start = time.monotonic()
+        sock.settimeout(10)
+        assert sock.recv(100) == b""
+        assert 0.5 < time.monotonic() - start < 5
+
+
 def test_connections_past_the_bound_get_503(server: Server) -> None:
     with ExitStack() as stack:
         idle = []

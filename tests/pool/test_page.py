@@ -7,7 +7,6 @@ With ``HOMEKEEP_SCREENSHOTS=1`` the screenshots go to docs/screenshots/ for the 
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,8 +16,9 @@ import pytest
 from playwright.sync_api import Browser, Page, ViewportSize
 
 from homekeep.pool.client import Dispatch, RoomClient
+from tests.core.test_pages import shots_dir
 from tests.pool.conftest import pool_server
-from tests.support import ROOT, add_user, create_token, serve
+from tests.support import add_user, create_token, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -26,12 +26,6 @@ SIZES: dict[str, ViewportSize] = {
     "desktop": {"width": 1280, "height": 800},
     "phone": {"width": 390, "height": 844},
 }
-
-
-def shots_dir(tmp_path: Path) -> Path:
-    if os.environ.get("HOMEKEEP_SCREENSHOTS") == "1":
-        return ROOT / "docs" / "screenshots"
-    return tmp_path
 
 
 @contextmanager

@@ -98,6 +98,16 @@ class ServerSection(Section):
         le=100_000,
         description="Open connections the server accepts at once (503 past it).",
     )
+    keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        le=3600,
+        description=(
+            "How long an idle connection stays open for the next request. Longer than "
+            "clients keep theirs (5 s for httpx), so a client never reuses one the "
+            "server is closing."
+        ),
+    )
 
     def base_url(self, port: int | None = None) -> str:
         """Return the public base URL, without a trailing slash."""
@@ -114,6 +124,7 @@ class ServerSection(Section):
             max_header_count=self.max_header_count,
             header_timeout_seconds=self.header_timeout_seconds,
             max_connections=self.max_connections,
+            keep_alive_seconds=self.keep_alive_seconds,
         )
 
 

@@ -20,6 +20,10 @@ class Limits:
     max_header_count: int = 128
     header_timeout_seconds: float = 15.0
     max_connections: int = 512
+    # Past the 5 s idle expiry of httpx's pool (and uvicorn's own 5 s default): when both
+    # sides give up at once, a request sent on a connection the server is closing fails
+    # with a read error (a POST cannot be retried), so the client must always close first.
+    keep_alive_seconds: int = 75
 
 
 # The bounds of the numbers a request carries, stated in the types so the API schema says

@@ -220,6 +220,7 @@ def serve(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=limits.keep_alive_seconds,
         server_header=False,
         # Forwarded headers count only from [web] trusted_proxies (core/proxies.py);
         # uvicorn's own handling would believe them from any local process.
